@@ -1,0 +1,358 @@
+// Package api serves Herald's publish endpoint, POST /publish.
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heraldpush/herald/internal/httpjson"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/sse"
+)
+
+// MaxEventTypeLen is the longest event type accepted, in bytes.
+const MaxEventTypeLen = 256
+
+// ReservedTypePrefix starts the event types Herald itself sends.
+const ReservedTypePrefix = "herald."
+
+// Publisher serves POST /publish. Its fields must not change after the
+// first request.
+type Publisher struct {
+	Hub *hub.Hub
+	// MaxDataBytes bounds an event's data.
+	MaxDataBytes int
+	// MaxTopics bounds an event's topics.
+	MaxTopics int
+	// MaxBatch bounds the events of one batch request.
+	MaxBatch int
+	// Metrics, if set, time publishes and count rejections.
+	Metrics *metrics.Metrics
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Authorize, if set, decides whether the request may publish msg. It
+	// returns an *httpjson-style status error (see StatusError) to refuse.
+	Authorize func(r *http.Request, msg *pubsub.Message) error
+}
+
+// StatusError carries the HTTP status a refused request gets.
+type StatusError struct {
+	Status int
+	Msg    string
+	// RetryAfter, if positive, is sent as a Retry-After header (seconds).
+	RetryAfter int
+}
+
+func (e *StatusError) Error() string { return e.Msg }
+
+func badRequest(format string, args ...any) error {
+	return &StatusError{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Input is one event as a publisher sends it in JSON.
+type Input struct {
+	Topic   string          `json:"topic,omitempty"`
+	Topics  []string        `json:"topics,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	Event   string          `json:"event,omitempty"`
+	Retain  bool            `json:"retain,omitempty"`
+	Final   bool            `json:"final,omitempty"`
+	Private bool            `json:"private,omitempty"`
+}
+
+// Result is the answer to a publish.
+type Result struct {
+	ID string `json:"id"`
+}
+
+// BatchResult is the answer to a batch publish: the ids in request order.
+type BatchResult struct {
+	IDs []string `json:"ids"`
+}
+
+func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		return
+	}
+	msgs, batch, err := p.parse(w, r)
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	if p.Authorize != nil {
+		for _, m := range msgs {
+			if err := p.Authorize(r, m); err != nil {
+				p.fail(w, err)
+				return
+			}
+		}
+	}
+	ids := make([]string, 0, len(msgs))
+	for i, m := range msgs {
+		pos, err := p.Hub.Publish(r.Context(), m)
+		if err != nil {
+			if len(msgs) > 1 {
+				err = fmt.Errorf("event %d of the batch (the %d before it were published): %w", i, i, err)
+			}
+			p.fail(w, err)
+			return
+		}
+		ids = append(ids, pos.String())
+	}
+	if p.Metrics != nil {
+		p.Metrics.PublishDuration.Observe(time.Since(start).Seconds())
+	}
+	if batch {
+		httpjson.Write(w, http.StatusOK, BatchResult{IDs: ids})
+		return
+	}
+	httpjson.Write(w, http.StatusOK, Result{ID: ids[0]})
+}
+
+func (p *Publisher) fail(w http.ResponseWriter, err error) {
+	var se *StatusError
+	var mbe *http.MaxBytesError
+	status, msg := 0, err.Error()
+	switch {
+	case errors.As(err, &se):
+		status = se.Status
+		if se.RetryAfter > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(se.RetryAfter))
+		}
+	case errors.As(err, &mbe):
+		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit)
+	case errors.Is(err, pubsub.ErrTopicFinished):
+		status = http.StatusConflict
+	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	default:
+		status = http.StatusServiceUnavailable
+		p.logger().Error("publish failed", "err", err)
+	}
+	if p.Metrics != nil && status < 500 {
+		reason := "bad_request"
+		switch status {
+		case http.StatusUnauthorized:
+			reason = "unauthorized"
+		case http.StatusForbidden:
+			reason = "forbidden"
+		case http.StatusTooManyRequests:
+			reason = "limit"
+		case http.StatusRequestEntityTooLarge:
+			reason = "too_large"
+		}
+		p.Metrics.Rejected.WithLabelValues(reason).Inc()
+	}
+	httpjson.Error(w, status, msg)
+}
+
+func (p *Publisher) logger() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.Default()
+}
+
+func (p *Publisher) maxBatch() int {
+	if p.MaxBatch > 0 {
+		return p.MaxBatch
+	}
+	return 1000
+}
+
+// parse reads the request body into messages. batch reports a JSON array.
+func (p *Publisher) parse(w http.ResponseWriter, r *http.Request) (msgs []*pubsub.Message, batch bool, err error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil {
+		return nil, false, &StatusError{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: use application/x-www-form-urlencoded or application/json", ct)}
+	}
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		r.Body = http.MaxBytesReader(w, r.Body, int64(3*p.MaxDataBytes+64<<10))
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, false, err
+		}
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, false, badRequest("malformed form body: %v", err)
+		}
+		m, err := p.fromForm(vals)
+		if err != nil {
+			return nil, false, err
+		}
+		return []*pubsub.Message{m}, false, nil
+	case "application/json":
+		limit := int64(2*p.MaxDataBytes + 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, limit*int64(p.maxBatch()))
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, false, err
+		}
+		body = bytes.TrimSpace(body)
+		if len(body) > 0 && body[0] == '[' {
+			var ins []Input
+			if err := decodeStrict(body, &ins); err != nil {
+				return nil, true, err
+			}
+			if len(ins) == 0 || len(ins) > p.maxBatch() {
+				return nil, true, badRequest("a batch holds 1 to %d events, got %d", p.maxBatch(), len(ins))
+			}
+			msgs = make([]*pubsub.Message, 0, len(ins))
+			for i := range ins {
+				m, err := p.fromInput(&ins[i])
+				if err != nil {
+					return nil, true, badRequest("event %d: %v", i, err)
+				}
+				msgs = append(msgs, m)
+			}
+			return msgs, true, nil
+		}
+		if int64(len(body)) > limit {
+			return nil, false, &StatusError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body over %d bytes", limit)}
+		}
+		var in Input
+		if err := decodeStrict(body, &in); err != nil {
+			return nil, false, err
+		}
+		m, err := p.fromInput(&in)
+		if err != nil {
+			return nil, false, err
+		}
+		return []*pubsub.Message{m}, false, nil
+	}
+	return nil, false, &StatusError{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: use application/x-www-form-urlencoded or application/json", mt)}
+}
+
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return badRequest("malformed JSON: more than one value in the body")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("malformed JSON: trailing data after the value")
+	}
+	return nil
+}
+
+var formFields = map[string]bool{"topic": true, "data": true, "event": true, "retain": true, "final": true, "private": true}
+
+func (p *Publisher) fromForm(vals url.Values) (*pubsub.Message, error) {
+	for k := range vals {
+		if !formFields[k] {
+			return nil, badRequest("unknown field %q (known: topic, data, event, retain, final, private)", k)
+		}
+	}
+	for _, k := range []string{"data", "event", "retain", "final", "private"} {
+		if len(vals[k]) > 1 {
+			return nil, badRequest("field %q given %d times", k, len(vals[k]))
+		}
+	}
+	m := &pubsub.Message{Topics: vals["topic"], Type: vals.Get("event"), Data: vals.Get("data")}
+	var err error
+	if m.Retain, err = formBool(vals, "retain"); err != nil {
+		return nil, err
+	}
+	if m.Final, err = formBool(vals, "final"); err != nil {
+		return nil, err
+	}
+	if m.Private, err = formBool(vals, "private"); err != nil {
+		return nil, err
+	}
+	return m, p.validate(m)
+}
+
+func formBool(vals url.Values, key string) (bool, error) {
+	switch strings.ToLower(vals.Get(key)) {
+	case "", "false", "0", "off", "no":
+		return false, nil
+	case "true", "1", "on", "yes":
+		return true, nil
+	}
+	return false, badRequest("field %q: %q is not a boolean (true or false)", key, vals.Get(key))
+}
+
+func (p *Publisher) fromInput(in *Input) (*pubsub.Message, error) {
+	m := &pubsub.Message{Type: in.Event, Retain: in.Retain, Final: in.Final, Private: in.Private}
+	switch {
+	case in.Topic != "" && len(in.Topics) > 0:
+		return nil, badRequest(`give either "topic" or "topics", not both`)
+	case in.Topic != "":
+		m.Topics = []string{in.Topic}
+	default:
+		m.Topics = in.Topics
+	}
+	if len(in.Data) > 0 && string(in.Data) != "null" {
+		if in.Data[0] == '"' {
+			if err := json.Unmarshal(in.Data, &m.Data); err != nil {
+				return nil, badRequest("data: %v", err)
+			}
+		} else {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, in.Data); err != nil {
+				return nil, badRequest("data: %v", err)
+			}
+			m.Data = buf.String()
+		}
+	}
+	return m, p.validate(m)
+}
+
+// validate checks a message against the API's rules.
+func (p *Publisher) validate(m *pubsub.Message) error {
+	if len(m.Topics) == 0 {
+		return badRequest(`missing topic: give "topic" (or "topics" in JSON)`)
+	}
+	if p.MaxTopics > 0 && len(m.Topics) > p.MaxTopics {
+		return badRequest("too many topics: %d (limit %d)", len(m.Topics), p.MaxTopics)
+	}
+	seen := make(map[string]bool, len(m.Topics))
+	topics := m.Topics[:0:0]
+	for _, t := range m.Topics {
+		if err := hub.ValidateTopic(t); err != nil {
+			return badRequest("%v", err)
+		}
+		if !seen[t] {
+			seen[t] = true
+			topics = append(topics, t)
+		}
+	}
+	m.Topics = topics
+	if len(m.Type) > MaxEventTypeLen {
+		return badRequest("event type longer than %d bytes", MaxEventTypeLen)
+	}
+	if err := sse.ValidType(m.Type); err != nil {
+		return badRequest("invalid event type: it must not contain CR or LF")
+	}
+	if strings.HasPrefix(m.Type, ReservedTypePrefix) {
+		return badRequest("event type %q is reserved: types starting with %q are Herald's own", m.Type, ReservedTypePrefix)
+	}
+	if !utf8.ValidString(m.Type) || !utf8.ValidString(m.Data) {
+		return badRequest("event type and data must be valid UTF-8")
+	}
+	if len(m.Data) > p.MaxDataBytes {
+		return &StatusError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("data is %d bytes, over the limit of %d", len(m.Data), p.MaxDataBytes)}
+	}
+	return nil
+}

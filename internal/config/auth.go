@@ -1,0 +1,9 @@
+package config
+
+import "flag"
+
+// Auth configures token verification and access rules.
+type Auth struct{}
+
+func (c *Auth) register(fs *flag.FlagSet) {}
+func (c *Auth) validate() error           { return nil }

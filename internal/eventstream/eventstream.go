@@ -1,0 +1,280 @@
+// Package eventstream serves GET /events: it turns a request into a hub
+// subscription and writes it as a text/event-stream.
+package eventstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/heraldpush/herald/internal/httpjson"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/sse"
+)
+
+// Handler serves text/event-stream subscriptions. Its fields must not be
+// changed after the first request.
+type Handler struct {
+	Hub *hub.Hub
+	// Retry is the reconnection delay sent to clients.
+	Retry time.Duration
+	// KeepAlive is the interval of comment lines on an idle stream.
+	KeepAlive time.Duration
+	// WriteTimeout bounds each write; a client that cannot take one in time
+	// is cut off.
+	WriteTimeout time.Duration
+	// MaxTopics bounds the topics of one subscription.
+	MaxTopics int
+	// Metrics, if set, count connections and written events.
+	Metrics *metrics.Metrics
+	// Logger for connection events. Default slog.Default().
+	Logger *slog.Logger
+	// Access, if set, decides whether the request may subscribe to its
+	// topics. It returns the subscriber's private-event filter, or an HTTP
+	// status and message to refuse the request with.
+	Access func(r *http.Request, topics []string) (Access, error)
+}
+
+// Access is what an Access hook grants a subscriber.
+type Access struct {
+	// CanSeePrivate reports whether private events of a topic may be sent.
+	CanSeePrivate func(topic string) bool
+	// Expires, if not zero, is when the subscriber's credentials expire:
+	// the stream then gets a herald.auth-expired event and ends.
+	Expires time.Time
+}
+
+// HTTPError is an error with the status a handler should answer with.
+type HTTPError struct {
+	Status int
+	Msg    string
+}
+
+func (e *HTTPError) Error() string { return e.Msg }
+
+// Request holds what a subscription request asks for.
+type Request struct {
+	Topics      []string
+	LastEventID string
+}
+
+// ParseRequest reads the topics and the resume position of r: topics from
+// repeated "topic" query parameters, the position from the Last-Event-ID
+// header or else the lastEventID query parameter.
+func ParseRequest(r *http.Request, maxTopics int) (Request, error) {
+	q := r.URL.Query()
+	topics := q["topic"]
+	if len(topics) == 0 {
+		return Request{}, &HTTPError{http.StatusBadRequest, `missing "topic" query parameter`}
+	}
+	if maxTopics > 0 && len(topics) > maxTopics {
+		return Request{}, &HTTPError{http.StatusBadRequest, fmt.Sprintf("too many topics: %d (limit %d)", len(topics), maxTopics)}
+	}
+	for _, t := range topics {
+		if err := hub.ValidateTopic(t); err != nil {
+			return Request{}, &HTTPError{http.StatusBadRequest, err.Error()}
+		}
+	}
+	id := r.Header.Get("Last-Event-ID")
+	if id == "" {
+		id = q.Get("lastEventID")
+	}
+	return Request{Topics: topics, LastEventID: id}, nil
+}
+
+// AuthExpiredEventType is sent when the subscriber's token expires.
+const AuthExpiredEventType = "herald.auth-expired"
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+		return
+	}
+	req, err := ParseRequest(r, h.MaxTopics)
+	if err != nil {
+		h.reject(w, err)
+		return
+	}
+	var access Access
+	if h.Access != nil {
+		if access, err = h.Access(r, req.Topics); err != nil {
+			h.reject(w, err)
+			return
+		}
+	}
+	sub, err := h.Hub.Subscribe(r.Context(), hub.Request{Topics: req.Topics, LastEventID: req.LastEventID, CanSeePrivate: access.CanSeePrivate})
+	switch {
+	case errors.Is(err, hub.ErrFinished):
+		// The spec's way to make an EventSource stop reconnecting.
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case errors.Is(err, hub.ErrClosed):
+		w.Header().Set("Retry-After", "1")
+		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	case errors.Is(err, hub.ErrInvalidTopic):
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		h.logger().Error("subscribe failed", "err", err)
+		httpjson.Error(w, http.StatusServiceUnavailable, "history unavailable: "+err.Error())
+		return
+	}
+	defer sub.Close()
+	Stream(r.Context(), w, sub, StreamOptions{
+		Retry: h.Retry, KeepAlive: h.KeepAlive, WriteTimeout: h.WriteTimeout,
+		Expires: access.Expires, Metrics: h.Metrics, Logger: h.logger(),
+	})
+}
+
+func (h *Handler) reject(w http.ResponseWriter, err error) {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		if h.Metrics != nil {
+			h.Metrics.Rejected.WithLabelValues(reasonFor(he.Status)).Inc()
+		}
+		httpjson.Error(w, he.Status, he.Msg)
+		return
+	}
+	httpjson.Error(w, http.StatusBadRequest, err.Error())
+}
+
+func reasonFor(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return "limit"
+	}
+	return "bad_request"
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
+}
+
+// StreamOptions configure Stream.
+type StreamOptions struct {
+	Retry        time.Duration
+	KeepAlive    time.Duration
+	WriteTimeout time.Duration
+	// Expires, if set, ends the stream with a herald.auth-expired event.
+	Expires time.Time
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	// Preamble, if set, is written right after the headers (e.g. a
+	// greeting event of the demo).
+	Preamble []byte
+}
+
+// Stream writes sub to w as a text/event-stream until the subscription
+// ends, ctx ends, or a write fails. It sends the headers, flushes a comment
+// at once, then the retry hint, and keep-alive comments when idle.
+func Stream(ctx context.Context, w http.ResponseWriter, sub *hub.Subscription, o StreamOptions) {
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = 15 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	hdr.Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+
+	rc := http.NewResponseController(w)
+	var connected = []byte(": ok\n\n")
+	if o.Retry > 0 {
+		connected = sse.AppendRetry(connected, o.Retry)
+	}
+	connected = append(connected, o.Preamble...)
+	if o.Metrics != nil {
+		g := o.Metrics.Connections.WithLabelValues("sse")
+		g.Inc()
+		defer g.Dec()
+	}
+	write := func(b ...[]byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
+		for _, p := range b {
+			if _, err := w.Write(p); err != nil {
+				return false
+			}
+		}
+		return rc.Flush() == nil
+	}
+	if !write(connected) {
+		return
+	}
+
+	ka := time.NewTicker(o.KeepAlive)
+	defer ka.Stop()
+	var expired <-chan time.Time
+	if !o.Expires.IsZero() {
+		t := time.NewTimer(time.Until(o.Expires))
+		defer t.Stop()
+		expired = t.C
+	}
+	var (
+		batch []*hub.Event
+		bufs  [][]byte
+		wrote uint64
+	)
+	defer func() {
+		if o.Metrics != nil && wrote > 0 {
+			o.Metrics.Delivered.WithLabelValues("sse").Add(float64(wrote))
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ka.C:
+			if !write([]byte(":\n\n")) {
+				return
+			}
+			continue
+		case <-expired:
+			ev := sse.Event{Type: AuthExpiredEventType, Data: `{"reason":"token expired"}`}
+			b, _ := ev.AppendTo(nil)
+			write(b)
+			return
+		case <-sub.Ready():
+		}
+		var open bool
+		batch, open = sub.Pop(batch[:0])
+		if len(batch) > 0 && (open || hub.Graceful(sub.Err())) {
+			bufs = bufs[:0]
+			for _, ev := range batch {
+				bufs = append(bufs, ev.SSE())
+			}
+			clear(batch)
+			if !write(bufs...) {
+				return
+			}
+			wrote += uint64(len(bufs))
+			ka.Reset(o.KeepAlive)
+		}
+		if !open {
+			if err := sub.Err(); errors.Is(err, hub.ErrSlowConsumer) {
+				o.Logger.Info("slow subscriber cut off", "topics", sub.Topics())
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,38 @@
+// Package httpjson writes JSON responses and the JSON error bodies every
+// Herald endpoint answers bad requests with: {"error": "..."}.
+package httpjson
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// Write sends v as JSON with the given status.
+func Write(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error: cannot encode response"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// Error sends {"error": msg} with the given status.
+func Error(w http.ResponseWriter, status int, msg string) {
+	Write(w, status, ErrorBody{Error: msg})
+}
+
+// Errorf sends a formatted error message with the given status.
+func Errorf(w http.ResponseWriter, status int, format string, args ...any) {
+	Error(w, status, fmt.Sprintf(format, args...))
+}

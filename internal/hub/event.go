@@ -1,0 +1,128 @@
+package hub
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/sse"
+)
+
+// Kind tells what an Event is.
+type Kind uint8
+
+const (
+	// KindMessage is a published message.
+	KindMessage Kind = iota
+	// KindReset is a herald.reset event: the client may have missed events.
+	KindReset
+	// KindPosition carries only an id: the client's position after the
+	// prelude, so that a client that saw no event still resumes exactly.
+	KindPosition
+)
+
+// ResetEventType is the SSE event type of reset events.
+const ResetEventType = "herald.reset"
+
+// Reset reasons, the "reason" of a herald.reset event.
+const (
+	ReasonTruncated    = "history-truncated"
+	ReasonEpochChanged = "epoch-changed"
+	ReasonInvalidID    = "invalid-id"
+)
+
+// Reset is the data of a herald.reset event.
+type Reset struct {
+	Reason      string `json:"reason"`
+	LastEventID string `json:"lastEventId"`
+}
+
+// Event is one item of a subscription's stream. Events of published messages
+// are shared by every subscriber; their wire forms are computed once.
+type Event struct {
+	Kind  Kind
+	Msg   *pubsub.Message // KindMessage
+	Pos   pubsub.Position // KindPosition
+	Reset Reset           // KindReset
+
+	sseOnce  sync.Once
+	sse      []byte
+	jsonOnce sync.Once
+	json     []byte
+}
+
+// NewMessageEvent returns the Event for m.
+func NewMessageEvent(m *pubsub.Message) *Event {
+	return &Event{Kind: KindMessage, Msg: m}
+}
+
+// ID returns the event id a client sees, or "" for a reset.
+func (e *Event) ID() string {
+	switch e.Kind {
+	case KindMessage:
+		return e.Msg.Pos.String()
+	case KindPosition:
+		return e.Pos.String()
+	}
+	return ""
+}
+
+// SSE returns the event's text/event-stream form. It is computed once.
+func (e *Event) SSE() []byte {
+	e.sseOnce.Do(func() {
+		var err error
+		switch e.Kind {
+		case KindMessage:
+			ev := sse.Event{ID: e.Msg.Pos.String(), Type: e.Msg.Type, Data: e.Msg.Data}
+			e.sse, err = ev.AppendTo(nil)
+		case KindPosition:
+			e.sse, err = sse.AppendID(nil, e.Pos.String())
+		case KindReset:
+			data, _ := json.Marshal(e.Reset)
+			ev := sse.Event{Type: ResetEventType, Data: string(data)}
+			e.sse, err = ev.AppendTo(nil)
+		}
+		if err != nil {
+			// Publishers validate types and ids; reaching this is a bug.
+			panic("hub: unencodable event: " + err.Error())
+		}
+	})
+	return e.sse
+}
+
+// Frame is the JSON form of an event, as WebSocket clients receive it.
+type Frame struct {
+	Type   string   `json:"type"`             // "event", "reset" or "position"
+	ID     string   `json:"id,omitempty"`     // event id
+	Event  string   `json:"event,omitempty"`  // SSE event type, if set
+	Data   string   `json:"data,omitempty"`   // payload
+	Topics []string `json:"topics,omitempty"` // the message's topics
+	Reason string   `json:"reason,omitempty"` // reset reason
+	Last   string   `json:"lastEventId,omitempty"`
+	Final  bool     `json:"final,omitempty"`
+}
+
+// JSON returns the event's JSON frame. It is computed once.
+func (e *Event) JSON() []byte {
+	e.jsonOnce.Do(func() {
+		var f Frame
+		switch e.Kind {
+		case KindMessage:
+			f = Frame{Type: "event", ID: e.Msg.Pos.String(), Event: e.Msg.Type, Data: e.Msg.Data, Topics: e.Msg.Topics, Final: e.Msg.Final}
+		case KindPosition:
+			f = Frame{Type: "position", ID: e.Pos.String()}
+		case KindReset:
+			f = Frame{Type: "reset", Reason: e.Reset.Reason, Last: e.Reset.LastEventID}
+		}
+		e.json, _ = json.Marshal(f)
+	})
+	return e.json
+}
+
+// size is what the event counts against a queue's byte limit.
+func (e *Event) size() int {
+	if e.Kind == KindMessage {
+		return e.Msg.Size()
+	}
+	return 64
+}

@@ -1,0 +1,315 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/heraldpush/herald/pubsub"
+)
+
+// Errors returned by Subscribe and reported by Subscription.Err.
+var (
+	// ErrFinished: every topic of the subscription is finished and the
+	// client has its final events (HTTP: 204 No Content).
+	ErrFinished = errors.New("hub: topics finished")
+	// ErrSlowConsumer: the subscriber's queue overflowed; it was cut off
+	// and resumes from history when it reconnects.
+	ErrSlowConsumer = errors.New("hub: slow consumer")
+	// ErrClosed: the hub is shutting down.
+	ErrClosed = errors.New("hub: closed")
+	// ErrEpochChanged: the broker's log was lost or recreated while the
+	// subscription was open.
+	ErrEpochChanged = errors.New("hub: epoch changed")
+	// ErrKicked: an administrator ended the subscription.
+	ErrKicked = errors.New("hub: disconnected by an administrator")
+	// ErrInvalidTopic: a topic name is not acceptable.
+	ErrInvalidTopic = errors.New("invalid topic")
+)
+
+// MaxTopicLen is the longest topic name accepted, in bytes.
+const MaxTopicLen = 256
+
+// ValidateTopic reports whether s is an acceptable topic name: 1 to
+// MaxTopicLen bytes of valid UTF-8 without control characters.
+func ValidateTopic(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: empty", ErrInvalidTopic)
+	case len(s) > MaxTopicLen:
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidTopic, MaxTopicLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidTopic)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return fmt.Errorf("%w: contains control character %U", ErrInvalidTopic, r)
+		}
+	}
+	return nil
+}
+
+// Options configure a Hub. The zero value is valid.
+type Options struct {
+	// QueueBytes caps each subscriber's queue of undelivered events.
+	// Default 4 MiB.
+	QueueBytes int
+	// Logger receives the hub's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+const numShards = 64
+
+// Hub fans out a broker's messages to local subscriptions. Create one with
+// New, start it with Run. All methods are safe for concurrent use.
+type Hub struct {
+	broker     pubsub.Broker
+	queueBytes int
+	log        *slog.Logger
+	seed       maphash.Seed
+	shards     [numShards]shard
+
+	mu     sync.Mutex // guards closed and all
+	closed bool
+	all    map[*Subscription]struct{}
+
+	stats counters
+}
+
+type shard struct {
+	mu     sync.RWMutex
+	topics map[string]*topicSubs
+}
+
+type topicSubs struct {
+	subs []*Subscription
+	idx  map[*Subscription]int
+}
+
+// New returns a Hub over b.
+func New(b pubsub.Broker, opts *Options) *Hub {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 4 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	h := &Hub{broker: b, queueBytes: o.QueueBytes, log: o.Logger, seed: maphash.MakeSeed(), all: make(map[*Subscription]struct{})}
+	for i := range h.shards {
+		h.shards[i].topics = make(map[string]*topicSubs)
+	}
+	return h
+}
+
+// Broker returns the hub's broker.
+func (h *Hub) Broker() pubsub.Broker { return h.broker }
+
+// Run receives the broker's live messages until ctx ends. Subscriptions get
+// live events only while Run runs.
+func (h *Hub) Run(ctx context.Context) error {
+	return h.broker.Listen(ctx, h)
+}
+
+// Publish publishes m through the broker.
+func (h *Hub) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Position, error) {
+	pos, err := h.broker.Publish(ctx, m)
+	if err == nil {
+		h.stats.published.Add(1)
+	}
+	return pos, err
+}
+
+func (h *Hub) shard(topic string) *shard {
+	return &h.shards[maphash.String(h.seed, topic)%numShards]
+}
+
+// HandleMessage fans m out to the local subscribers of its topics. It
+// implements pubsub.Handler.
+func (h *Hub) HandleMessage(m *pubsub.Message) {
+	var ev *Event
+	for _, t := range m.Topics {
+		sh := h.shard(t)
+		sh.mu.RLock()
+		if ts := sh.topics[t]; ts != nil {
+			if ev == nil {
+				ev = NewMessageEvent(m)
+			}
+			for _, s := range ts.subs {
+				s.offer(ev)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}
+
+// HandleEpoch ends every subscription: their positions mean nothing in the
+// new epoch, and on reconnecting each client is told so. It implements
+// pubsub.Handler.
+func (h *Hub) HandleEpoch(epoch string) {
+	h.log.Warn("broker epoch changed: history was lost or recreated; ending all streams", "epoch", epoch)
+	for _, s := range h.subscriptions() {
+		s.end(ErrEpochChanged)
+	}
+}
+
+func (h *Hub) subscriptions() []*Subscription {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Subscription, 0, len(h.all))
+	for s := range h.all {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Close ends every subscription (they drain what is queued, then end) and
+// makes later Subscribe calls fail with ErrClosed.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	for _, s := range h.subscriptions() {
+		s.end(ErrClosed)
+	}
+}
+
+// Disconnect ends the subscriptions that follow topic (all of them when
+// topic is empty) and returns how many it ended.
+func (h *Hub) Disconnect(topic string) int {
+	n := 0
+	for _, s := range h.subscriptions() {
+		if topic == "" || s.follows(topic) {
+			s.end(ErrKicked)
+			n++
+		}
+	}
+	return n
+}
+
+// TopicCounts returns the number of local subscribers of each topic.
+func (h *Hub) TopicCounts() map[string]int {
+	out := make(map[string]int)
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for t, ts := range sh.topics {
+			out[t] = len(ts.subs)
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+func (h *Hub) register(s *Subscription) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrClosed
+	}
+	h.all[s] = struct{}{}
+	h.mu.Unlock()
+	for _, t := range s.topics {
+		sh := h.shard(t)
+		sh.mu.Lock()
+		ts := sh.topics[t]
+		if ts == nil {
+			ts = &topicSubs{idx: make(map[*Subscription]int)}
+			sh.topics[t] = ts
+		}
+		ts.idx[s] = len(ts.subs)
+		ts.subs = append(ts.subs, s)
+		sh.mu.Unlock()
+	}
+	h.stats.subscriptions.Add(1)
+	return nil
+}
+
+func (h *Hub) unregister(s *Subscription) {
+	h.mu.Lock()
+	_, ok := h.all[s]
+	delete(h.all, s)
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	for _, t := range s.topics {
+		sh := h.shard(t)
+		sh.mu.Lock()
+		if ts := sh.topics[t]; ts != nil {
+			if i, ok := ts.idx[s]; ok {
+				last := len(ts.subs) - 1
+				ts.subs[i] = ts.subs[last]
+				ts.idx[ts.subs[i]] = i
+				ts.subs[last] = nil
+				ts.subs = ts.subs[:last]
+				delete(ts.idx, s)
+			}
+			if len(ts.subs) == 0 {
+				delete(sh.topics, t)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	h.stats.subscriptions.Add(-1)
+}
+
+// Stats is a snapshot of the hub's counters.
+type Stats struct {
+	Subscriptions   int64            // open now
+	Published       uint64           // messages published through this hub
+	Delivered       uint64           // events handed to transports
+	Replayed        uint64           // events sent from history to resuming clients
+	Dropped         uint64           // events lost to slow consumers (they resume)
+	SlowDisconnects uint64           // subscribers cut off for falling behind
+	Resets          map[string]int64 // herald.reset events sent, by reason
+}
+
+type counters struct {
+	subscriptions  atomic.Int64
+	published      atomic.Uint64
+	delivered      atomic.Uint64
+	replayed       atomic.Uint64
+	dropped        atomic.Uint64
+	slow           atomic.Uint64
+	resetTruncated atomic.Int64
+	resetEpoch     atomic.Int64
+	resetInvalidID atomic.Int64
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	c := &h.stats
+	return Stats{
+		Subscriptions:   c.subscriptions.Load(),
+		Published:       c.published.Load(),
+		Delivered:       c.delivered.Load(),
+		Replayed:        c.replayed.Load(),
+		Dropped:         c.dropped.Load(),
+		SlowDisconnects: c.slow.Load(),
+		Resets: map[string]int64{
+			ReasonTruncated:    c.resetTruncated.Load(),
+			ReasonEpochChanged: c.resetEpoch.Load(),
+			ReasonInvalidID:    c.resetInvalidID.Load(),
+		},
+	}
+}
+
+func (c *counters) reset(reason string) {
+	switch reason {
+	case ReasonTruncated:
+		c.resetTruncated.Add(1)
+	case ReasonEpochChanged:
+		c.resetEpoch.Add(1)
+	case ReasonInvalidID:
+		c.resetInvalidID.Add(1)
+	}
+}

@@ -1,0 +1,392 @@
+// Package memory is Herald's default broker: an in-process log with bounded
+// history. Its epoch is new every time a Broker is created, so clients of a
+// restarted server are told that history was lost.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/heraldpush/herald/pubsub"
+)
+
+// Broker is an in-memory pubsub.Broker. Create one with New.
+//
+// Lock order: Broker.mu is held while the Handler's HandleMessage runs, so a
+// Handler must never call back into the Broker.
+type Broker struct {
+	retention pubsub.Retention
+	now       func() time.Time
+
+	mu        sync.Mutex
+	epoch     string
+	seq       uint64
+	topics    map[string]*topicLog
+	all       []*entry // every live entry in offset order (a queue: all[head:])
+	head      int
+	bytes     int64
+	forgotten uint64 // highest offset of any topic that was forgotten
+	handler   pubsub.Handler
+	closed    bool
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+var _ pubsub.Broker = (*Broker)(nil)
+var _ pubsub.Purger = (*Broker)(nil)
+
+type entry struct {
+	m    *pubsub.Message
+	size int
+	refs int // topic logs still holding it
+}
+
+type topicLog struct {
+	log      []*entry // in offset order
+	evicted  uint64   // highest offset evicted from this topic's log
+	retained *pubsub.Message
+	final    *pubsub.Message
+}
+
+// Options configure a Broker. The zero value is valid.
+type Options struct {
+	// Retention bounds history. Zero fields mean no limit of that kind.
+	Retention pubsub.Retention
+	// Epoch sets the log's epoch; empty means a new random one.
+	Epoch string
+	// SweepInterval is how often age-based retention runs. Default 1s.
+	SweepInterval time.Duration
+}
+
+// New returns a Broker. Call Close to stop its background sweeper.
+func New(opts *Options) *Broker {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Epoch == "" {
+		o.Epoch = pubsub.NewEpoch()
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = time.Second
+	}
+	b := &Broker{
+		retention: o.Retention,
+		now:       time.Now,
+		epoch:     o.Epoch,
+		topics:    make(map[string]*topicLog),
+		done:      make(chan struct{}),
+	}
+	if o.Retention.MaxAge > 0 {
+		b.wg.Add(1)
+		go b.sweeper(o.SweepInterval)
+	}
+	return b
+}
+
+// Epoch returns the log's epoch.
+func (b *Broker) Epoch() string { return b.epoch }
+
+// Publish appends m to the log and hands it to the Handler before returning.
+func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Position, error) {
+	if err := ctx.Err(); err != nil {
+		return pubsub.Position{}, err
+	}
+	if len(m.Topics) == 0 {
+		return pubsub.Position{}, fmt.Errorf("memory: publish: no topic")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return pubsub.Position{}, pubsub.ErrClosed
+	}
+	for _, t := range m.Topics {
+		if tl := b.topics[t]; tl != nil && tl.final != nil {
+			return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, t)
+		}
+	}
+	b.seq++
+	m.Pos = pubsub.Position{Epoch: b.epoch, Offset: b.seq}
+	m.Time = b.now()
+	e := &entry{m: m, size: m.Size(), refs: len(m.Topics)}
+	b.all = append(b.all, e)
+	b.bytes += int64(e.size)
+	for _, t := range m.Topics {
+		tl := b.topics[t]
+		if tl == nil {
+			tl = &topicLog{evicted: b.forgotten}
+			b.topics[t] = tl
+		}
+		tl.log = append(tl.log, e)
+		if m.Retain {
+			tl.retained = m
+		}
+		if m.Final {
+			tl.final = m
+		}
+		if max := b.retention.MaxEvents; max > 0 {
+			for len(tl.log) > max {
+				b.dropFront(tl)
+			}
+		}
+	}
+	if max := b.retention.MaxBytes; max > 0 {
+		for b.bytes > max && b.head < len(b.all) {
+			b.evictOldest()
+		}
+	}
+	if b.handler != nil {
+		b.handler.HandleMessage(m)
+	}
+	return m.Pos, nil
+}
+
+// dropFront evicts the oldest entry of one topic's log.
+func (b *Broker) dropFront(tl *topicLog) {
+	e := tl.log[0]
+	tl.log[0] = nil
+	tl.log = tl.log[1:]
+	tl.evicted = max(tl.evicted, e.m.Pos.Offset)
+	b.release(e)
+}
+
+func (b *Broker) release(e *entry) {
+	e.refs--
+	if e.refs == 0 {
+		b.bytes -= int64(e.size)
+	}
+}
+
+// evictOldest removes the oldest message of the whole log from every topic
+// that still holds it.
+func (b *Broker) evictOldest() {
+	e := b.all[b.head]
+	b.all[b.head] = nil
+	b.head++
+	if b.head > 1024 && b.head*2 > len(b.all) {
+		b.all = slices.Clone(b.all[b.head:])
+		b.head = 0
+	}
+	if e.refs == 0 {
+		return
+	}
+	for _, t := range e.m.Topics {
+		tl := b.topics[t]
+		if tl != nil && len(tl.log) > 0 && tl.log[0] == e {
+			b.dropFront(tl)
+		}
+	}
+}
+
+func (b *Broker) sweeper(every time.Duration) {
+	defer b.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+			b.sweep()
+		}
+	}
+}
+
+// sweep applies age-based retention and forgets finished or empty topics.
+func (b *Broker) sweep() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.retention.MaxAge <= 0 {
+		return
+	}
+	cutoff := b.now().Add(-b.retention.MaxAge)
+	for b.head < len(b.all) {
+		e := b.all[b.head]
+		if e.refs > 0 && !e.m.Time.Before(cutoff) {
+			break
+		}
+		b.evictOldest()
+	}
+	for name, tl := range b.topics {
+		finishedLongAgo := tl.final != nil && tl.final.Time.Before(cutoff)
+		empty := len(tl.log) == 0 && tl.retained == nil && tl.final == nil
+		if finishedLongAgo || empty {
+			for len(tl.log) > 0 {
+				b.dropFront(tl)
+			}
+			hi := tl.evicted
+			if tl.final != nil {
+				hi = max(hi, tl.final.Pos.Offset)
+			}
+			b.forgotten = max(b.forgotten, hi)
+			delete(b.topics, name)
+		}
+	}
+}
+
+// Read returns a snapshot for q.
+func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return pubsub.Snapshot{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return pubsub.Snapshot{}, pubsub.ErrClosed
+	}
+	snap := pubsub.Snapshot{Head: pubsub.Position{Epoch: b.epoch, Offset: b.seq}}
+	for _, t := range q.Topics {
+		if tl := b.topics[t]; tl != nil && tl.final != nil {
+			if snap.Finals == nil {
+				snap.Finals = make(map[string]pubsub.Position)
+			}
+			snap.Finals[t] = tl.final.Pos
+		}
+	}
+	if q.After == nil {
+		for _, t := range q.Topics {
+			if tl := b.topics[t]; tl != nil && tl.retained != nil && !slices.Contains(snap.Retained, tl.retained) {
+				snap.Retained = append(snap.Retained, tl.retained)
+			}
+		}
+		sort.Slice(snap.Retained, func(i, j int) bool { return snap.Retained[i].Pos.Offset < snap.Retained[j].Pos.Offset })
+		return snap, nil
+	}
+	after := q.After.Offset
+	if q.After.Epoch != b.epoch {
+		snap.EpochChanged = true
+		after = 0
+	}
+	var lists [][]*entry
+	for _, t := range q.Topics {
+		tl := b.topics[t]
+		if tl == nil {
+			if after < b.forgotten {
+				snap.Truncated = true
+			}
+			continue
+		}
+		if after < tl.evicted {
+			snap.Truncated = true
+		}
+		i := sort.Search(len(tl.log), func(i int) bool { return tl.log[i].m.Pos.Offset > after })
+		if i < len(tl.log) {
+			lists = append(lists, tl.log[i:])
+		}
+	}
+	snap.Events = merge(lists)
+	return snap, nil
+}
+
+// merge merges offset-ordered lists into one, each message once.
+func merge(lists [][]*entry) []*pubsub.Message {
+	switch len(lists) {
+	case 0:
+		return nil
+	case 1:
+		out := make([]*pubsub.Message, len(lists[0]))
+		for i, e := range lists[0] {
+			out[i] = e.m
+		}
+		return out
+	}
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]*pubsub.Message, 0, n)
+	for {
+		best := -1
+		for i, l := range lists {
+			if len(l) > 0 && (best < 0 || l[0].m.Pos.Offset < lists[best][0].m.Pos.Offset) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return out
+		}
+		m := lists[best][0].m
+		if len(out) == 0 || out[len(out)-1] != m {
+			out = append(out, m)
+		}
+		lists[best] = lists[best][1:]
+	}
+}
+
+// Listen hands every message published from now on to h until ctx ends or
+// the broker is closed.
+func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return pubsub.ErrClosed
+	}
+	b.handler = h
+	b.mu.Unlock()
+	select {
+	case <-ctx.Done():
+	case <-b.done:
+	}
+	b.mu.Lock()
+	if b.handler == h {
+		b.handler = nil
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// Purge removes topic's history and retained and final state. Subscribers
+// resuming from before the purge are told that history was truncated.
+func (b *Broker) Purge(ctx context.Context, topic string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tl := b.topics[topic]
+	if tl == nil {
+		return nil
+	}
+	for len(tl.log) > 0 {
+		b.dropFront(tl)
+	}
+	tl.evicted = b.seq
+	tl.retained, tl.final = nil, nil
+	return nil
+}
+
+// Stats describes the broker's history.
+type Stats struct {
+	Topics   int
+	Messages int
+	Bytes    int64
+}
+
+// Stats returns the current size of the history.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, e := range b.all[b.head:] {
+		if e.refs > 0 {
+			n++
+		}
+	}
+	return Stats{Topics: len(b.topics), Messages: n, Bytes: b.bytes}
+}
+
+// Close stops the broker; Listen returns and later calls fail with
+// pubsub.ErrClosed.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	b.mu.Unlock()
+	b.wg.Wait()
+	return nil
+}

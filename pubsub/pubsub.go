@@ -1,0 +1,227 @@
+// Package pubsub is the contract between Herald's hub and the engines that
+// store and carry its events: the [Message], its stream [Position], the
+// [Broker] interface, and the errors a broker returns.
+//
+// A broker keeps one ordered log per deployment. Every message gets the next
+// position in that log, whatever its topics, so one position tells where a
+// client that follows several topics stands. The log has an epoch, a random
+// value created with it: when the log is lost or recreated the epoch changes,
+// and a client that holds a position from another epoch is told so instead
+// of being silently shown a different history.
+//
+// Implementations live in their own packages (memory, bolt, redis, nats) so
+// that a program imports only the engines it uses; pubsubtest holds the
+// conformance suite every implementation passes.
+package pubsub
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Position is a place in a broker's log: the log's epoch and an offset in it.
+// Offsets start at 1; offset 0 means "before the first message".
+type Position struct {
+	Epoch  string
+	Offset uint64
+}
+
+// String returns the position as an event id: "<epoch>-<offset>".
+func (p Position) String() string {
+	return p.Epoch + "-" + strconv.FormatUint(p.Offset, 10)
+}
+
+// IsZero reports whether p is the zero Position.
+func (p Position) IsZero() bool { return p == Position{} }
+
+// ErrInvalidPosition is returned (wrapped) by ParsePosition.
+var ErrInvalidPosition = errors.New("pubsub: invalid position")
+
+// ParsePosition parses an event id made by Position.String.
+func ParsePosition(s string) (Position, error) {
+	i := strings.LastIndexByte(s, '-')
+	if i <= 0 || i == len(s)-1 {
+		return Position{}, fmt.Errorf("%w: %q", ErrInvalidPosition, s)
+	}
+	epoch := s[:i]
+	if !ValidEpoch(epoch) {
+		return Position{}, fmt.Errorf("%w: bad epoch in %q", ErrInvalidPosition, s)
+	}
+	off, err := strconv.ParseUint(s[i+1:], 10, 64)
+	if err != nil || s[i+1] == '+' {
+		return Position{}, fmt.Errorf("%w: bad offset in %q", ErrInvalidPosition, s)
+	}
+	return Position{Epoch: epoch, Offset: off}, nil
+}
+
+// ValidEpoch reports whether s can serve as an epoch: 1 to 64 ASCII letters,
+// digits or underscores.
+func ValidEpoch(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Message is one published event. A broker fills Pos and Time when it
+// accepts the message; after that a Message is shared and never modified.
+type Message struct {
+	// Topics the message is published to; at least one, no duplicates.
+	Topics []string
+	// Type is the SSE event type; empty means the default ("message").
+	Type string
+	// Data is the event's payload text.
+	Data string
+	// Retain makes the message the current state of each of its topics:
+	// new subscribers get it first.
+	Retain bool
+	// Final ends each of its topics: nothing may be published to them after
+	// it, and subscribers' streams end once they have it.
+	Final bool
+	// Private restricts delivery to subscribers authorised for one of the
+	// message's topics.
+	Private bool
+
+	// Pos is the message's position in the log, set by the broker.
+	Pos Position
+	// Time is when the broker accepted the message.
+	Time time.Time
+}
+
+// Size is the message's approximate memory footprint, used for byte limits.
+func (m *Message) Size() int {
+	n := len(m.Type) + len(m.Data) + len(m.Pos.Epoch) + 96
+	for _, t := range m.Topics {
+		n += len(t) + 16
+	}
+	return n
+}
+
+// HasTopic reports whether the message is published to topic.
+func (m *Message) HasTopic(topic string) bool {
+	for _, t := range m.Topics {
+		if t == topic {
+			return true
+		}
+	}
+	return false
+}
+
+// Query asks a broker for the state a new or resuming subscriber needs.
+type Query struct {
+	// Topics the subscriber follows.
+	Topics []string
+	// After is the subscriber's position. When nil the subscriber is new:
+	// the snapshot holds the retained messages and no history.
+	After *Position
+}
+
+// Snapshot is a consistent view of the log for a Query: every message of the
+// query's topics up to Head is either in Events (or Retained) or was published
+// before the subscriber's position, and every later one will be delivered live.
+type Snapshot struct {
+	// Head is the position of the newest message in the whole log when the
+	// snapshot was taken (offset 0 when the log is empty).
+	Head Position
+	// Events are the messages of the query's topics after Query.After, up to
+	// Head, in position order, each once even if it has several of the topics.
+	// When Query.After belongs to another epoch, Events start at the
+	// beginning of the log and EpochChanged is set.
+	Events []*Message
+	// Retained holds, when Query.After is nil, the latest retained message of
+	// each topic that has one, in position order.
+	Retained []*Message
+	// EpochChanged reports that Query.After is from another epoch.
+	EpochChanged bool
+	// Truncated reports that messages of a query topic after Query.After
+	// are no longer in the log.
+	Truncated bool
+	// Finals maps each finished query topic to its final message's position.
+	Finals map[string]Position
+}
+
+// Handler receives a broker's live messages. Calls are made from one
+// goroutine at a time, in position order, and must not block: the hub only
+// queues what it receives.
+type Handler interface {
+	// HandleMessage is called for every message published after Listen was
+	// called, on any node.
+	HandleMessage(m *Message)
+	// HandleEpoch is called when the log's epoch changes (its data was lost
+	// or recreated). Positions of the old epoch mean nothing in the new one.
+	HandleEpoch(epoch string)
+}
+
+// Broker stores messages in an ordered log with bounded history and delivers
+// them live. All methods are safe for concurrent use.
+//
+// Storing a message in history and delivering it live are atomic per log:
+// a message that a Read does not return (because it was published after the
+// snapshot's Head) is delivered to the Handler afterwards, and a message the
+// Handler receives before a Read is in that Read (unless evicted).
+type Broker interface {
+	// Publish appends m to the log, sets m.Pos and m.Time, and returns once
+	// the message is stored as durably as the broker promises. It returns
+	// ErrTopicFinished if one of m's topics is finished, ErrUnavailable
+	// (wrapped) if the engine cannot be reached.
+	Publish(ctx context.Context, m *Message) (Position, error)
+	// Read returns a snapshot for q.
+	Read(ctx context.Context, q Query) (Snapshot, error)
+	// Listen delivers live messages to h until ctx ends or the broker is
+	// closed. It is called once per broker. It returns nil when ctx ends.
+	Listen(ctx context.Context, h Handler) error
+	// Epoch returns the log's current epoch.
+	Epoch() string
+	// Close releases the broker's resources.
+	Close() error
+}
+
+// Purger is implemented by brokers that can drop a topic's history.
+type Purger interface {
+	// Purge removes the history and retained state of topic.
+	Purge(ctx context.Context, topic string) error
+}
+
+// Errors returned by brokers; check them with errors.Is.
+var (
+	// ErrTopicFinished: a final message was published to the topic already.
+	ErrTopicFinished = errors.New("pubsub: topic is finished")
+	// ErrUnavailable: the engine behind the broker cannot be reached.
+	ErrUnavailable = errors.New("pubsub: broker unavailable")
+	// ErrClosed: the broker was closed.
+	ErrClosed = errors.New("pubsub: broker closed")
+)
+
+// Retention bounds a broker's history. Zero fields mean no limit of that kind.
+type Retention struct {
+	// MaxEvents per topic.
+	MaxEvents int
+	// MaxAge of a message in history; finished topics are forgotten after it.
+	MaxAge time.Duration
+	// MaxBytes of history in all (approximate, by Message.Size).
+	MaxBytes int64
+}
+
+// NewEpoch returns a new random epoch: 10 lower-case letters and digits.
+func NewEpoch() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("pubsub: crypto/rand failed: " + err.Error())
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:])
+}
