@@ -1,0 +1,88 @@
+// Package apptest starts real Herald servers on loopback for tests.
+package apptest
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/internal/app"
+	"github.com/heraldpush/herald/internal/config"
+)
+
+// Server is a Herald server serving on a loopback port.
+type Server struct {
+	URL string
+	App *app.App
+	Cfg config.Server
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Config returns the server defaults, as `herald serve` with no flags has
+// them, except the listen address (127.0.0.1:0).
+func Config() config.Server {
+	var cfg config.Server
+	fs := flag.NewFlagSet("test", flag.PanicOnError)
+	cfg.Register(fs)
+	if err := fs.Parse(nil); err != nil {
+		panic(err)
+	}
+	cfg.Core.Addr = "127.0.0.1:0"
+	return cfg
+}
+
+// Logger returns a logger for tests: silent unless HERALD_TEST_LOG is set.
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("HERALD_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Start starts a server with the default configuration changed by mutate
+// (which may be nil). It is shut down gracefully when the test ends.
+func Start(t testing.TB, mutate func(*config.Server)) *Server {
+	t.Helper()
+	cfg := Config()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := app.New(context.Background(), cfg, Logger(t))
+	if err != nil {
+		t.Fatalf("apptest: new app: %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Core.Addr)
+	if err != nil {
+		a.Close()
+		t.Fatalf("apptest: listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{URL: "http://" + ln.Addr().String(), App: a, Cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- a.Serve(ctx, ln) }()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop shuts the server down gracefully and waits for it. It is idempotent.
+func (s *Server) Stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		panic("apptest: server did not stop within 30s")
+	}
+	s.App.Close()
+	http.DefaultClient.CloseIdleConnections()
+}
