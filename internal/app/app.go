@@ -30,8 +30,8 @@ type App struct {
 	handler http.Handler
 	ready   atomic.Bool
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 	closers []func() // run by Close, last first
 }
 
