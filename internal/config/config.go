@@ -17,6 +17,8 @@ import (
 // Server is the configuration of `herald serve`. Each feature's settings are
 // in a struct of their own, registered by its own file.
 type Server struct {
+	// File is the configuration file given with --config, if any.
+	File    string
 	Core    Core
 	History History
 	Limits  Limits
@@ -57,6 +59,7 @@ type Limits struct {
 
 // Register binds every server flag to c, with its default.
 func (c *Server) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.File, "config", "", "configuration file (YAML) whose keys are flag names; flags and environment variables win over it")
 	fs.StringVar(&c.Core.Addr, "addr", ":8080", "listen address (host:port)")
 	fs.StringVar(&c.Core.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.Core.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -134,9 +137,40 @@ func EnvName(flagName string) string {
 }
 
 // Parse parses args into fs, then sets every flag not given on the command
-// line from its environment variable, if set (getenv nil means os.Getenv).
-// Command-line flags win over the environment.
+// line from its environment variable, if set (getenv nil means os.Getenv),
+// then every flag still unset from the configuration file named by the
+// "config" flag, if fs has one and it is set. Precedence: flags, then
+// environment, then file, then defaults.
 func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := parseFlagsEnv(fs, args, getenv); err != nil {
+		return err
+	}
+	f := fs.Lookup("config")
+	if f == nil || f.Value.String() == "" {
+		return nil
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name := range envSet(fs, getenv) {
+		set[name] = true
+	}
+	return LoadFile(fs, f.Value.String(), set)
+}
+
+func envSet(fs *flag.FlagSet, getenv func(string) string) map[string]bool {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	out := make(map[string]bool)
+	fs.VisitAll(func(f *flag.Flag) {
+		if getenv(EnvName(f.Name)) != "" {
+			out[f.Name] = true
+		}
+	})
+	return out
+}
+
+func parseFlagsEnv(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -153,7 +187,7 @@ func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 		env := EnvName(f.Name)
 		if v := getenv(env); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: invalid value %q: %w", env, v, err))
+				errs = append(errs, fmt.Errorf("%s: invalid value %q: %s", env, v, reason(f, err)))
 			}
 		}
 	})
