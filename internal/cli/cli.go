@@ -12,6 +12,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/heraldpush/herald/internal/config"
 )
 
 // Env is what a command may use of the world.
@@ -120,7 +122,10 @@ func parseErr(err error) error {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return err
 	}
-	return &ExitError{Code: 2, Err: fmt.Errorf("%w: %v", errReported, err)}
+	if errors.Is(err, config.ErrUsage) {
+		return &ExitError{Code: 2, Err: fmt.Errorf("%w: %v", errReported, err)}
+	}
+	return &ExitError{Code: 2, Err: err}
 }
 
 func newLogger(w io.Writer, format, level string) *slog.Logger {

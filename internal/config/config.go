@@ -130,6 +130,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// ErrUsage wraps command-line syntax errors, which the flag package has
+// already reported on the flag set's output.
+var ErrUsage = errors.New("usage error")
+
 // EnvName returns the environment variable for a flag: HERALD_ and the flag
 // name in upper case with dashes as underscores.
 func EnvName(flagName string) string {
@@ -175,7 +179,10 @@ func parseFlagsEnv(fs *flag.FlagSet, args []string, getenv func(string) string) 
 		getenv = os.Getenv
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	set := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
