@@ -10,13 +10,21 @@ func init() {
 	register("version", "print the version, commit and Go version", runVersion)
 }
 
-// Version describes the running binary.
+// version may be set at build time:
+// -ldflags "-X github.com/heraldpush/herald/internal/cli.version=v1.2.3".
+var version string
+
+// Version describes the running binary: module version (or the one set at
+// build time), commit, and Go version.
 func Version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "herald (unknown version)"
 	}
 	v := bi.Main.Version
+	if version != "" {
+		v = version
+	}
 	if v == "" {
 		v = "(devel)"
 	}
