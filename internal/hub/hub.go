@@ -87,8 +87,9 @@ type shard struct {
 }
 
 type topicSubs struct {
-	subs []*Subscription
-	idx  map[*Subscription]int
+	subs      []*Subscription
+	idx       map[*Subscription]int
+	delivered atomic.Uint64 // messages of this topic fanned out here
 }
 
 // New returns a Hub over b.
@@ -143,6 +144,7 @@ func (h *Hub) HandleMessage(m *pubsub.Message) {
 			if ev == nil {
 				ev = NewMessageEvent(m)
 			}
+			ts.delivered.Add(1)
 			for _, s := range ts.subs {
 				s.offer(ev)
 			}
@@ -193,6 +195,29 @@ func (h *Hub) Disconnect(topic string) int {
 		}
 	}
 	return n
+}
+
+// TopicStat describes a topic with local subscribers.
+type TopicStat struct {
+	Topic       string
+	Subscribers int
+	// Messages fanned out to this topic's local subscribers since it last
+	// gained a first subscriber.
+	Messages uint64
+}
+
+// TopicStats returns the topics that have local subscribers.
+func (h *Hub) TopicStats() []TopicStat {
+	var out []TopicStat
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for t, ts := range sh.topics {
+			out = append(out, TopicStat{Topic: t, Subscribers: len(ts.subs), Messages: ts.delivered.Load()})
+		}
+		sh.mu.RUnlock()
+	}
+	return out
 }
 
 // TopicCounts returns the number of local subscribers of each topic.
