@@ -225,3 +225,17 @@ func NewEpoch() string {
 	}
 	return string(b[:])
 }
+
+// TopicInfo describes one topic's history in a broker.
+type TopicInfo struct {
+	Topic    string
+	Messages int  // messages held in history
+	Retained bool // has a retained message
+	Finished bool // a final message was published
+}
+
+// Inspector is implemented by brokers that can list the topics they hold.
+type Inspector interface {
+	// Topics describes every topic the broker holds history for.
+	Topics(ctx context.Context) ([]TopicInfo, error)
+}
