@@ -1,0 +1,143 @@
+// Package pubsubtest is the conformance suite every [pubsub.Broker] passes,
+// in the manner of testing/slogtest: an implementation's tests call [Run]
+// with a function that opens a fresh broker, and the suite checks the
+// contract written on the pubsub package:
+//
+//   - ordering: positions strictly increase in one log, per topic in
+//     publish order, live delivery in position order from one goroutine;
+//   - snapshots: Head, Events after a position for several topics (each
+//     message once), Retained, Finals, EpochChanged, Truncated;
+//   - the exact hand-over from Read to Listen under concurrent publishing,
+//     done as the hub does it (register, read, skip live messages at or
+//     below Head): no gap, no duplicate;
+//   - epochs, retention (per-topic count, age, total bytes) and truncation;
+//   - retained and final messages (ErrTopicFinished), Purge if implemented;
+//   - concurrency (run the suite with -race), cancellation, Close
+//     (ErrClosed afterwards) and goroutine leaks after Close;
+//   - optionally, a second node on the same log (Options.Peer) and a
+//     restart over the same storage (Options.Reopen).
+//
+// A typical use:
+//
+//	func TestConformance(t *testing.T) {
+//		pubsubtest.Run(t, func(t *testing.T, r pubsub.Retention) pubsub.Broker {
+//			return memory.New(&memory.Options{Retention: r})
+//		}, nil)
+//	}
+//
+// Run the suite's test alone in its package or at least not in parallel
+// with tests that start goroutines: the leak check compares the goroutines
+// alive before and after each broker's life.
+package pubsubtest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/pubsub"
+)
+
+// NewBroker opens a fresh broker for one test: its log is empty, shared with
+// no other test (use a unique key prefix, stream or file per call), and its
+// history is bounded by r.
+//
+// The suite closes the broker when the test ends, so Close must be safe to
+// call more than once. Resources the broker does not own (a shared client,
+// keys or files to delete) may be released with t.Cleanup: those cleanups
+// run after the suite has closed the broker.
+type NewBroker func(t *testing.T, r pubsub.Retention) pubsub.Broker
+
+// Options declare what a broker can do, and tune the suite. The zero value
+// (or nil) claims the full contract; every field's comment states its
+// default.
+type Options struct {
+	// NoMaxEvents declares that the broker does not enforce
+	// Retention.MaxEvents; the tests that need it are skipped. Default
+	// false.
+	NoMaxEvents bool
+	// NoMaxAge declares that the broker does not enforce Retention.MaxAge.
+	// Default false.
+	NoMaxAge bool
+	// NoMaxBytes declares that the broker does not enforce
+	// Retention.MaxBytes. Default false.
+	NoMaxBytes bool
+	// CoarseTruncation declares that the broker may report
+	// Snapshot.Truncated for a topic when older messages of other topics
+	// were evicted (a spurious reset, never a silent gap). Default false:
+	// truncation must be exact per topic.
+	CoarseTruncation bool
+
+	// Peer, when set, opens a second broker on the same log as b, as
+	// another node of a cluster would; the Peer tests check that both see
+	// one log. The suite closes it. Default nil: no Peer tests.
+	Peer func(t *testing.T, b pubsub.Broker) pubsub.Broker
+	// Reopen, when set, opens a new broker over the same storage as b,
+	// which the suite has closed, as a restarted process would; the Reopen
+	// tests check that the epoch, history, retained and final state
+	// survive. The suite closes it. Default nil: no Reopen tests.
+	Reopen func(t *testing.T, b pubsub.Broker) pubsub.Broker
+
+	// Wait bounds every wait for an asynchronous effect: live delivery,
+	// Listen returning, age-based eviction (on top of MaxAge). Default 10s.
+	Wait time.Duration
+	// SkipLeakCheck turns off the goroutine leak check (for example when
+	// the suite must run in parallel with other tests). Default false.
+	SkipLeakCheck bool
+	// LeakIgnore lists fully qualified functions (as in a stack trace,
+	// e.g. "github.com/x/y.(*Pool).reaper") whose goroutines the leak check
+	// ignores: goroutines of resources shared by every broker that outlive
+	// them by design. Default none.
+	LeakIgnore []string
+}
+
+type suite struct {
+	newBroker NewBroker
+	o         Options
+}
+
+type testCase struct {
+	name string
+	run  func(s *suite, t *testing.T)
+}
+
+// Run runs the conformance suite as subtests of t, opening a fresh broker
+// with newBroker for each. opts may be nil.
+func Run(t *testing.T, newBroker NewBroker, opts *Options) {
+	t.Helper()
+	s := &suite{newBroker: newBroker}
+	if opts != nil {
+		s.o = *opts
+	}
+	if s.o.Wait <= 0 {
+		s.o.Wait = 10 * time.Second
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.run(s, t) })
+	}
+}
+
+var cases = []testCase{
+	{"Epoch", (*suite).testEpoch},
+	{"PublishPositions", (*suite).testPublishPositions},
+	{"PublishRejectsNoTopic", (*suite).testPublishNoTopic},
+	{"Fields", (*suite).testFields},
+	{"Ordering", (*suite).testOrdering},
+	{"SnapshotEmpty", (*suite).testSnapshotEmpty},
+	{"SnapshotAfter", (*suite).testSnapshotAfter},
+	{"SnapshotRetained", (*suite).testSnapshotRetained},
+	{"SnapshotEpochChanged", (*suite).testSnapshotEpochChanged},
+	{"Final", (*suite).testFinal},
+	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
+	{"TruncationMaxBytes", (*suite).testTruncationMaxBytes},
+	{"TruncationMaxAge", (*suite).testTruncationMaxAge},
+	{"Purge", (*suite).testPurge},
+	{"Concurrency", (*suite).testConcurrency},
+	{"HandOver", (*suite).testHandOver},
+	{"Cancellation", (*suite).testCancellation},
+	{"ListenCancel", (*suite).testListenCancel},
+	{"Close", (*suite).testClose},
+	{"Leaks", (*suite).testLeaks},
+	{"PeerSharesLog", (*suite).testPeerSharesLog},
+	{"PeerHandOver", (*suite).testPeerHandOver},
+	{"Reopen", (*suite).testReopen},
+}
