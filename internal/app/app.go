@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/dashboard"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/pubsub"
@@ -30,9 +31,15 @@ type App struct {
 	handler http.Handler
 	ready   atomic.Bool
 
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closers []func() // run by Close, last first
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closers   []func() // run by Close, last first
+	shutdowns []func() // run by Shutdown
+
+	sampler *dashboard.Sampler
+	// dashboardGauges are extra values shown on the dashboard; features
+	// add theirs while mounting.
+	dashboardGauges map[string]func() float64
 }
 
 // New builds an App from cfg and starts its hub. The caller must Close it.
@@ -43,7 +50,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*App, error)
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log, dashboardGauges: make(map[string]func() float64)}
 	b, err := openBroker(ctx, &cfg, log)
 	if err != nil {
 		return nil, err
@@ -83,11 +90,18 @@ func (a *App) Metrics() *metrics.Metrics { return a.metrics }
 // onClose registers f to run when the App closes.
 func (a *App) onClose(f func()) { a.closers = append(a.closers, f) }
 
+// onShutdown registers f to run when the App starts shutting down: it must
+// end the feature's long-lived responses.
+func (a *App) onShutdown(f func()) { a.shutdowns = append(a.shutdowns, f) }
+
 // Shutdown ends every open stream (clients reconnect and resume) and stops
 // accepting subscriptions. It does not close the broker.
 func (a *App) Shutdown() {
 	a.ready.Store(false)
 	a.hub.Close()
+	for _, f := range a.shutdowns {
+		f()
+	}
 }
 
 // Close shuts the App down and releases the broker.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/pubsub"
@@ -21,4 +22,13 @@ func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubs
 		return memory.New(&memory.Options{Retention: ret}), nil
 	}
 	return nil, fmt.Errorf("--broker: unsupported broker %q (use memory)", cfg.Broker.URL)
+}
+
+// redactURL returns a broker URL without its password, for display.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }

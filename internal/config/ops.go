@@ -2,8 +2,18 @@ package config
 
 import "flag"
 
-// Ops configures the dashboard, the admin API and the config file.
-type Ops struct{}
+// Ops configures the dashboard and the admin API.
+type Ops struct {
+	// AdminToken guards the admin API and the dashboard. Without it they
+	// are open to loopback clients only.
+	AdminToken string
+	// Dashboard serves /dashboard even outside development mode.
+	Dashboard bool
+}
 
-func (c *Ops) register(fs *flag.FlagSet) {}
-func (c *Ops) validate() error           { return nil }
+func (c *Ops) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.AdminToken, "admin-token", "", "token for the admin API and the dashboard (Authorization: Bearer, or ?token= for the dashboard page); without it they answer loopback clients only")
+	fs.BoolVar(&c.Dashboard, "dashboard", false, "serve the live dashboard at /dashboard (always on in development mode, i.e. without JWT keys)")
+}
+
+func (c *Ops) validate() error { return nil }

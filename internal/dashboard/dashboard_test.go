@@ -1,0 +1,215 @@
+package dashboard_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/heraldpush/herald/internal/apptest"
+	"github.com/heraldpush/herald/internal/browsertest"
+	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/dashboard"
+	"github.com/heraldpush/herald/sse"
+)
+
+func publish(t *testing.T, base, topic, data string) {
+	t.Helper()
+	resp, err := http.PostForm(base+"/publish", map[string][]string{"topic": {topic}, "data": {data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("publish: %s", resp.Status)
+	}
+}
+
+// openStream subscribes to topic over SSE and keeps reading until the test ends.
+func openStream(t *testing.T, base, topic string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/events?topic="+topic, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+		}
+	}()
+	t.Cleanup(func() { cancel(); resp.Body.Close(); <-done })
+}
+
+func TestStreamSendsHistoryThenSamples(t *testing.T) {
+	srv := apptest.Start(t, nil)
+	openStream(t, srv.URL, "news")
+	publish(t, srv.URL, "news", "hello")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/dashboard/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("Content-Type = %q", ct)
+	}
+	var sawHistory bool
+	samples := 0
+	for ev, err := range sse.Read(resp.Body) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Type {
+		case "history":
+			var hist []dashboard.Sample
+			if err := json.Unmarshal([]byte(ev.Data), &hist); err != nil {
+				t.Fatal(err)
+			}
+			sawHistory = true
+		case "sample":
+			if !sawHistory {
+				t.Fatal("sample before history")
+			}
+			var s dashboard.Sample
+			if err := json.Unmarshal([]byte(ev.Data), &s); err != nil {
+				t.Fatal(err)
+			}
+			// Samples are taken every second; one taken before the
+			// subscription and the publish may not show them yet.
+			samples++
+			if s.Subscriptions == 1 && s.Connections["sse"] == 1 && s.Published == 1 && s.Epoch != "" &&
+				len(s.TopTopics) == 1 && s.TopTopics[0].Topic == "news" && s.TopTopics[0].Subscribers == 1 {
+				return
+			}
+			if samples == 3 {
+				t.Fatalf("samples do not reflect the server: %+v", s)
+			}
+		}
+	}
+	t.Fatal("stream ended before a sample")
+}
+
+func TestDashboardOffWithAuthUnlessEnabled(t *testing.T) {
+	// In development mode (the default) the dashboard is on.
+	srv := apptest.Start(t, nil)
+	resp, err := http.Get(srv.URL + "/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("dev mode /dashboard: %s", resp.Status)
+	}
+	// With an admin token, the dashboard wants it.
+	srv2 := apptest.Start(t, func(c *config.Server) { c.Ops.AdminToken = "tok"; c.Ops.Dashboard = true })
+	for _, tc := range []struct {
+		path string
+		want int
+	}{{"/dashboard", 401}, {"/dashboard?token=bad", 403}, {"/dashboard?token=tok", 200}} {
+		resp, err := http.Get(srv2.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %s, want %d", tc.path, resp.Status, tc.want)
+		}
+	}
+}
+
+func TestShutdownEndsDashboardStreams(t *testing.T) {
+	srv := apptest.Start(t, nil)
+	resp, err := http.Get(srv.URL + "/dashboard/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	done := make(chan struct{})
+	go func() {
+		for range sse.Read(resp.Body) {
+		}
+		close(done)
+	}()
+	srv.Stop()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("dashboard stream still open after shutdown")
+	}
+}
+
+// TestDashboardInChromium opens the dashboard in a real browser, checks that
+// live figures appear, and saves a screenshot (docs/img/dashboard.png) when
+// HERALD_UPDATE_SCREENSHOTS is set.
+func TestDashboardInChromium(t *testing.T) {
+	srv := apptest.Start(t, nil)
+	for _, topic := range []string{"orders", "orders", "prices", "chat/42"} {
+		openStream(t, srv.URL, topic)
+	}
+	stop := make(chan struct{})
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				topic := []string{"orders", "prices", "orders", "chat/42"}[i%4]
+				resp, err := http.PostForm(srv.URL+"/publish", map[string][]string{"topic": {topic}, "data": {"x"}})
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-pubDone }()
+
+	ctx := browsertest.New(t, 60*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/dashboard")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("state").textContent`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("subs").textContent`))
+		pub, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("pub").textContent`))
+		top, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("top").textContent`))
+		if state == "open" && subs == "4" && pub != "0" && pub != "–" && strings.Contains(top, "orders") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dashboard did not show live figures: state=%q subs=%q pub=%q top=%q", state, subs, pub, top)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if os.Getenv("HERALD_UPDATE_SCREENSHOTS") != "" {
+		time.Sleep(4 * time.Second) // let the charts fill a little
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", "dashboard.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
