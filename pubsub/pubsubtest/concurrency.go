@@ -165,6 +165,9 @@ func (s *suite) handOver(t *testing.T, pub, sub pubsub.Broker) {
 				published = append(published, m)
 				mu.Unlock()
 				count.Add(1)
+				// Leave room for subscribers to join mid-stream even
+				// on a very fast broker.
+				time.Sleep(100 * time.Microsecond)
 				for {
 					old := lastAcked.Load()
 					if pos.Offset <= old || lastAcked.CompareAndSwap(old, pos.Offset) {
@@ -186,7 +189,7 @@ func (s *suite) handOver(t *testing.T, pub, sub pubsub.Broker) {
 	for j := range subscribers {
 		subWG.Go(func() {
 			// Join spread over the publishing.
-			for count.Load() < int64(j*total/subscribers/2) {
+			for count.Load() < int64(j*total/subscribers) {
 				time.Sleep(time.Millisecond)
 			}
 			js := &joined{topics: []string{topics[j%len(topics)], topics[(j+1)%len(topics)]}}
@@ -218,8 +221,15 @@ func (s *suite) handOver(t *testing.T, pub, sub pubsub.Broker) {
 	if !rec.waitFor(t, published[len(published)-1].Pos, s.o.Wait) {
 		t.Fatalf("Listen: last message not received within %v", s.o.Wait)
 	}
+	var overlapping, withLive int
 	for j, js := range subs {
 		live := rec.take(js.live)
+		if len(live) > 0 && live[0].Pos.Offset <= js.snap.Head.Offset {
+			overlapping++
+		}
+		if len(live) > 0 && live[len(live)-1].Pos.Offset > js.snap.Head.Offset {
+			withLive++
+		}
 		if js.snap.Head.Offset < js.after {
 			t.Errorf("subscriber %d: Head %v before its position %d", j, js.snap.Head, js.after)
 		}
@@ -248,6 +258,7 @@ func (s *suite) handOver(t *testing.T, pub, sub pubsub.Broker) {
 				j, js.topics, js.after, js.snap.Head, len(got), len(want), firstDiff(offsets(got), offsets(want)))
 		}
 	}
+	t.Logf("%d of %d subscribers got live messages after their snapshot; %d had live messages at or below Head to skip", withLive, subscribers, overlapping)
 }
 
 // firstDiff describes where two offset lists first differ.
