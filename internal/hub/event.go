@@ -41,7 +41,7 @@ type Reset struct {
 // are shared by every subscriber; their wire forms are computed once.
 type Event struct {
 	Kind  Kind
-	Msg   *pubsub.Message // KindMessage
+	Msg   *pubsub.Message // KindMessage; on a KindPosition, the hidden final message it stands for
 	Pos   pubsub.Position // KindPosition
 	Reset Reset           // KindReset
 

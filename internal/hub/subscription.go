@@ -130,7 +130,15 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	s.open = open
 	replayed := 0
 	for _, m := range history {
-		if !s.visible(m) || s.ended {
+		if s.ended {
+			break
+		}
+		if !s.visible(m) {
+			if m.Final {
+				// The client may not see it but must learn the end.
+				prelude = append(prelude, hiddenFinal(m))
+				s.closeTopics(m)
+			}
 			continue
 		}
 		prelude = append(prelude, NewMessageEvent(m))
@@ -140,8 +148,20 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	if q.After != nil {
 		h.stats.replayed.Add(uint64(replayed))
 	}
-	if !s.ended && !endsAt(prelude, snap.Head) {
-		prelude = append(prelude, &Event{Kind: KindPosition, Pos: snap.Head})
+	if !s.ended {
+		// A topic whose final message is no longer in history (evicted)
+		// is finished all the same.
+		for t := range s.open {
+			if _, ok := snap.Finals[t]; ok {
+				delete(s.open, t)
+			}
+		}
+		if len(s.open) == 0 {
+			s.ended, s.err = true, ErrFinished
+			prelude = append(prelude, &Event{Kind: KindPosition, Pos: snap.Head})
+		} else if !endsAt(prelude, snap.Head) {
+			prelude = append(prelude, &Event{Kind: KindPosition, Pos: snap.Head})
+		}
 	}
 	// Keep the live events that came after the snapshot.
 	live := s.queue
@@ -184,6 +204,13 @@ func dedupe(topics []string) []string {
 		}
 	}
 	return out
+}
+
+// hiddenFinal stands for a final message the subscriber may not see: it
+// carries only the message's position (an id-only event), so that the
+// client's reconnect lands after the end.
+func hiddenFinal(m *pubsub.Message) *Event {
+	return &Event{Kind: KindPosition, Pos: m.Pos, Msg: m}
 }
 
 // visible reports whether the subscriber may see m.
@@ -230,8 +257,11 @@ func (s *Subscription) offer(ev *Event) {
 		s.last = m.Pos.Offset
 	}
 	if !s.visible(m) {
-		s.mu.Unlock()
-		return
+		if !m.Final {
+			s.mu.Unlock()
+			return
+		}
+		ev = hiddenFinal(m)
 	}
 	size := ev.size()
 	if s.qbytes+size > s.hub.queueBytes {
