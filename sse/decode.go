@@ -30,8 +30,9 @@ var ErrTooLarge = errors.New("sse: event too large")
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
-	// MaxEventSize limits one line and one event's data, in bytes.
-	// Zero means DefaultMaxEventSize.
+	// MaxEventSize limits the length of one line (without its line end)
+	// and the size of one event's data (its data lines, each with the LF
+	// that joins it to the next), in bytes. Zero means DefaultMaxEventSize.
 	MaxEventSize int
 
 	r       io.Reader
@@ -60,6 +61,15 @@ func NewDecoder(r io.Reader) *Decoder {
 // recent id field taken before a blank line, whether or not that blank line
 // dispatched an event.
 func (d *Decoder) LastEventID() string { return d.lastEventID }
+
+// SetLastEventID sets the stream's last event id before decoding starts, as
+// an EventSource carries it over when it reconnects: events that come
+// without an id field have it as their ID, and LastEventID returns it until
+// the stream sends an id of its own.
+func (d *Decoder) SetLastEventID(id string) {
+	d.idBuf = id
+	d.lastEventID = id
+}
 
 // Retry returns the reconnection time most recently set by a retry field, or
 // zero if the stream has not set one.
@@ -201,6 +211,13 @@ func (d *Decoder) readLine() ([]byte, error) {
 		if d.bomDone {
 			win := d.buf[d.start:d.end]
 			if i := indexLineEnd(win); i >= 0 {
+				if i > d.max() {
+					// Checked here as well as before a read, so that
+					// the limit does not depend on how the stream was
+					// split into reads.
+					d.err = fmt.Errorf("%w: line over %d bytes", ErrTooLarge, d.max())
+					return nil, d.err
+				}
 				line := win[:i]
 				d.start += i + 1
 				if win[i] == '\r' {
@@ -215,13 +232,13 @@ func (d *Decoder) readLine() ([]byte, error) {
 				return line, nil
 			}
 		}
+		if d.bomDone && d.end-d.start > d.max() {
+			d.err = fmt.Errorf("%w: line over %d bytes", ErrTooLarge, d.max())
+			return nil, d.err
+		}
 		if d.err != nil {
 			// A partial line at the end of the stream is discarded along
 			// with any pending event.
-			return nil, d.err
-		}
-		if d.end-d.start > d.max() {
-			d.err = fmt.Errorf("%w: line over %d bytes", ErrTooLarge, d.max())
 			return nil, d.err
 		}
 		d.fill()

@@ -1,0 +1,63 @@
+// Package errbody reads the explanation out of an HTTP error answer, for
+// Herald's Go clients.
+package errbody
+
+import (
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxRead bounds what Message reads of a body.
+const MaxRead = 4 << 10
+
+// Message reads the explanation of an error answer from resp's body (at
+// most MaxRead bytes of it): the "error" member of a JSON object, as Herald
+// sends, or else the start of a text body with its white space trimmed, or
+// else "".
+func Message(resp *http.Response) string {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxRead))
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
+	if isJSON {
+		var body struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(b, &body) == nil && body.Error != "" {
+			return body.Error
+		}
+	}
+	if mt != "" && !isJSON && !strings.HasPrefix(mt, "text/") {
+		return ""
+	}
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
+	if len(s) > 512 {
+		i := 512
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i] + "…"
+	}
+	return s
+}
+
+// RetryAfter parses a Retry-After header value, seconds or an HTTP date, as
+// a duration from now; zero when it is absent or invalid.
+func RetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,408 @@
+package sseclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"mime"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldpush/herald/sse"
+)
+
+// Defaults of Options.
+const (
+	// DefaultInitialDelay is the reconnection time before a server sets one
+	// with a retry field (browsers use a few seconds too).
+	DefaultInitialDelay = 3 * time.Second
+	// DefaultMaxDelay caps the exponential backoff.
+	DefaultMaxDelay = 30 * time.Second
+)
+
+// minBackoff is the least a failed attempt waits before the next, so that a
+// server that asked for "retry: 0" is not hammered while it is down.
+const minBackoff = 100 * time.Millisecond
+
+// Options configure a Client. A nil *Options means all defaults; New copies
+// the options and never modifies them.
+type Options struct {
+	// HTTPClient sends the requests. Default http.DefaultClient. Its Timeout
+	// should be zero: it would cut every stream off after that time (use
+	// IdleTimeout to detect dead connections instead).
+	HTTPClient *http.Client
+
+	// Header holds extra request headers, such as Authorization. The client
+	// sets Accept, Cache-Control and Last-Event-ID itself. Default none.
+	Header http.Header
+
+	// LastEventID is sent as the Last-Event-ID header of the first request,
+	// to resume a stream that an earlier Client read. Default empty: start
+	// at the live end of the stream.
+	LastEventID string
+
+	// InitialDelay is the reconnection time until the server sets one with
+	// a retry field. Default DefaultInitialDelay.
+	InitialDelay time.Duration
+
+	// MaxDelay caps the backoff between failed attempts. A longer retry
+	// field or Retry-After header from the server is still honoured.
+	// Default DefaultMaxDelay.
+	MaxDelay time.Duration
+
+	// IdleTimeout, if positive, ends a connection on which nothing arrived
+	// (not even a comment) for that long, and reconnects. Set it to a few
+	// times the server's keep-alive interval (Herald's is 15 s by default).
+	// Default zero: wait forever, as an EventSource does.
+	IdleTimeout time.Duration
+
+	// MaxEventSize limits one line and one event's data, in bytes. A larger
+	// event stops the client with an error wrapping sse.ErrTooLarge.
+	// Default sse.DefaultMaxEventSize.
+	MaxEventSize int
+
+	// OnState, if set, is called with every change of state and with every
+	// failed attempt: (Connecting, nil) before the first request,
+	// (Connecting, err) when a connection ends or an attempt fails, with why,
+	// (Open, nil) when the server accepted the stream, and (Closed, err) when
+	// the client stops, with the error Events yields last (nil after 204 No
+	// Content or when the caller stopped ranging). It is called from the
+	// goroutine ranging over Events and must not block for long; it may
+	// cancel the context passed to Events, e.g. to give up.
+	OnState func(state State, err error)
+}
+
+// State is the state of a Client, as an EventSource's readyState.
+type State int32
+
+const (
+	// Connecting: the client is connecting, or waiting to reconnect.
+	Connecting State = iota
+	// Open: the server accepted the stream and events flow.
+	Open
+	// Closed: the client is not running (before Events, or after it ends).
+	Closed
+)
+
+func (s State) String() string {
+	switch s {
+	case Connecting:
+		return "connecting"
+	case Open:
+		return "open"
+	case Closed:
+		return "closed"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// ErrBusy is yielded by Events when another iteration of the same Client is
+// running.
+var ErrBusy = errors.New("sseclient: Events is already running for this client")
+
+// errDone ends the loop after a 204 No Content; errStopped after the caller
+// stopped ranging.
+var (
+	errDone    = errors.New("sseclient: done")
+	errStopped = errors.New("sseclient: stopped")
+)
+
+// Client reads one event stream and reconnects to it. Create it with New.
+//
+// All methods may be called concurrently, except that Events runs one
+// iteration at a time: a call made while another iteration is running
+// yields ErrBusy. Once an iteration ended, Events may be called again and
+// resumes from LastEventID.
+type Client struct {
+	url  string
+	opts Options
+
+	running atomic.Bool
+	state   atomic.Int32
+	retry   atomic.Int64 // the server's reconnection time; -1 until it sets one
+
+	mu     sync.Mutex
+	lastID string
+}
+
+// New returns a Client for the stream at url. It does no I/O: a URL that
+// cannot be requested is reported by Events.
+func New(url string, opts *Options) *Client {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
+	}
+	o.Header = o.Header.Clone()
+	if o.InitialDelay <= 0 {
+		o.InitialDelay = DefaultInitialDelay
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = DefaultMaxDelay
+	}
+	c := &Client{url: url, opts: o, lastID: o.LastEventID}
+	c.state.Store(int32(Closed))
+	c.retry.Store(-1)
+	return c
+}
+
+// URL returns the stream's URL.
+func (c *Client) URL() string { return c.url }
+
+// State returns the client's current state.
+func (c *Client) State() State { return State(c.state.Load()) }
+
+// LastEventID returns the last event id the client has seen: the id of the
+// latest event Events yielded, or a later one the server sent in a block of
+// its own. It is what the client sends as Last-Event-ID when it reconnects.
+func (c *Client) LastEventID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastID
+}
+
+func (c *Client) setLastID(id string) {
+	c.mu.Lock()
+	c.lastID = id
+	c.mu.Unlock()
+}
+
+// Events returns an iterator over the events of the stream. It connects,
+// yields each dispatched event (whatever its type, comments excluded), and
+// reconnects when the connection ends, until one of these ends it:
+//
+//   - the server answers 204 No Content: the iteration ends without an error;
+//   - ctx ends: it yields ctx.Err();
+//   - the server answers with a status that is not retried (4xx other than
+//     408 and 429, or any other than 200, 204, 408, 429 and 5xx): it yields
+//     a *StatusError;
+//   - a 200 answer is not text/event-stream, an event is over MaxEventSize
+//     (an error wrapping sse.ErrTooLarge), or the request cannot be built;
+//   - the caller stops ranging.
+//
+// An error is yielded only as the last pair; transient failures are retried
+// and reported to Options.OnState, not yielded.
+func (c *Client) Events(ctx context.Context) iter.Seq2[sse.Event, error] {
+	return func(yield func(sse.Event, error) bool) {
+		if !c.running.CompareAndSwap(false, true) {
+			yield(sse.Event{}, ErrBusy)
+			return
+		}
+		defer c.running.Store(false)
+		err := c.run(ctx, yield)
+		switch {
+		case errors.Is(err, errStopped), errors.Is(err, errDone):
+			c.setState(Closed, nil)
+		default:
+			c.setState(Closed, err)
+			yield(sse.Event{}, err)
+		}
+	}
+}
+
+func (c *Client) setState(s State, err error) {
+	c.state.Store(int32(s))
+	if c.opts.OnState != nil {
+		c.opts.OnState(s, err)
+	}
+}
+
+// run connects and reconnects until the stream ends for good. It returns
+// errDone after a 204, errStopped when yield returned false, and otherwise
+// the error that stopped it.
+func (c *Client) run(ctx context.Context, yield func(sse.Event, error) bool) error {
+	var (
+		failures int   // attempts since the last open connection that failed
+		cause    error // why the previous connection or attempt ended
+		wait     time.Duration
+	)
+	for {
+		c.setState(Connecting, cause)
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		opened, err := c.connect(ctx, yield)
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, errStopped) {
+			return ctxErr
+		}
+		if !retryable(err) {
+			return err
+		}
+		if opened {
+			failures = 0
+		} else {
+			failures++
+		}
+		cause = err
+		wait = c.delay(failures, err)
+	}
+}
+
+// retryable reports whether the client reconnects after err.
+func retryable(err error) bool {
+	var se *StatusError
+	switch {
+	case errors.Is(err, errDone), errors.Is(err, errStopped), errors.Is(err, sse.ErrTooLarge), errors.Is(err, errPermanent):
+		return false
+	case errors.As(err, &se):
+		return se.Temporary()
+	}
+	return true
+}
+
+// errPermanent marks errors after which reconnecting cannot help.
+var errPermanent = errors.New("sseclient: permanent error")
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string       { return e.err.Error() }
+func (e *permanentError) Unwrap() []error     { return []error{e.err, errPermanent} }
+func permanent(format string, a ...any) error { return &permanentError{fmt.Errorf(format, a...)} }
+
+// delay returns how long to wait before the next attempt, given how many
+// attempts failed since the last open connection: the reconnection time,
+// doubled for each failed attempt after the first and capped at MaxDelay
+// (or the reconnection time, if longer); at least a 429 or 503 answer's
+// Retry-After; plus a random jitter of up to half of that.
+func (c *Client) delay(failures int, err error) time.Duration {
+	base := c.opts.InitialDelay
+	if r := c.retry.Load(); r >= 0 {
+		base = time.Duration(r)
+	}
+	d := base
+	if failures > 0 {
+		d = max(base, minBackoff)
+		limit := max(c.opts.MaxDelay, base)
+		for i := 1; i < failures && d < limit; i++ {
+			d *= 2
+		}
+		d = min(d, limit)
+	}
+	var se *StatusError
+	if errors.As(err, &se) && se.RetryAfter > d {
+		d = se.RetryAfter
+	}
+	if d > 0 {
+		d += rand.N(d/2 + 1)
+	}
+	return d
+}
+
+// connect makes one request and yields the events of its stream. opened
+// reports whether the server accepted the stream.
+func (c *Client) connect(ctx context.Context, yield func(sse.Event, error) bool) (opened bool, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	if err != nil {
+		return false, permanent("sseclient: %w", err)
+	}
+	for k, v := range c.opts.Header {
+		req.Header[k] = append([]string(nil), v...)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	lastID := c.LastEventID()
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+
+	var idle *idleReader
+	if d := c.opts.IdleTimeout; d > 0 {
+		idle = &idleReader{d: d, t: time.AfterFunc(d, func() { cancel(errIdle) })}
+		defer idle.t.Stop()
+	}
+	resp, err := c.opts.HTTPClient.Do(req)
+	if err != nil {
+		if errors.Is(context.Cause(ctx), errIdle) {
+			return false, fmt.Errorf("%w: no answer within %v", errIdle, c.opts.IdleTimeout)
+		}
+		return false, fmt.Errorf("sseclient: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNoContent:
+		return false, errDone
+	case resp.StatusCode != http.StatusOK:
+		return false, newStatusError(resp)
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		return false, permanent("sseclient: %s answered with Content-Type %q, not text/event-stream", c.url, resp.Header.Get("Content-Type"))
+	}
+	c.setState(Open, nil)
+
+	var body io.Reader = resp.Body
+	if idle != nil {
+		idle.t.Reset(idle.d)
+		idle.r = resp.Body
+		body = idle
+	}
+	dec := sse.NewDecoder(body)
+	dec.MaxEventSize = c.opts.MaxEventSize
+	dec.SetLastEventID(lastID)
+	var retry time.Duration
+	for {
+		ev, err := dec.Next()
+		if id := dec.LastEventID(); id != lastID {
+			lastID = id
+			c.setLastID(id)
+		}
+		// The decoder reports zero until the stream sets a retry field, so
+		// a "retry: 0" is seen only as a change from an earlier value on
+		// the same connection.
+		if r := dec.Retry(); r != retry {
+			retry = r
+			c.retry.Store(int64(r))
+		}
+		if err != nil {
+			switch {
+			case errors.Is(context.Cause(ctx), errIdle):
+				return true, fmt.Errorf("%w: nothing received for %v", errIdle, c.opts.IdleTimeout)
+			case errors.Is(err, io.EOF):
+				return true, errEnded
+			case errors.Is(err, sse.ErrTooLarge):
+				return true, fmt.Errorf("sseclient: %w", err)
+			}
+			return true, fmt.Errorf("sseclient: reading the stream: %w", err)
+		}
+		if !yield(ev, nil) {
+			return true, errStopped
+		}
+	}
+}
+
+var (
+	errIdle  = errors.New("sseclient: idle timeout")
+	errEnded = fmt.Errorf("sseclient: the server ended the stream: %w", io.EOF)
+)
+
+// idleReader restarts the idle timer whenever bytes arrive.
+type idleReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.t.Reset(r.d)
+	}
+	return n, err
+}
