@@ -1,0 +1,544 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/heraldpush/herald/pubsub"
+)
+
+// The file's layout, one bucket each:
+//
+//	meta      "epoch" → epoch; "seq" → last offset given; "forgotten" →
+//	          highest offset of any forgotten topic; "bytes" → history size
+//	          (by Message.Size); "version" → layoutVersion
+//	log       be64(offset) → record: the history, in offset order
+//	idx       lp(topic) be64(offset) → empty: each topic's offsets
+//	topics    topic → uvarint count, uvarint evicted: messages of the topic
+//	          in history, highest offset evicted from it
+//	retained  topic → record of its latest retained message
+//	finals    topic → record of its final message
+//	finq      be64(final time) topic → empty: finished topics by age
+//
+// lp(topic) is the topic's length as a uvarint followed by the topic, so that
+// no topic's keys are a prefix of another's.
+var (
+	bucketMeta     = []byte("meta")
+	bucketLog      = []byte("log")
+	bucketIdx      = []byte("idx")
+	bucketTopics   = []byte("topics")
+	bucketRetained = []byte("retained")
+	bucketFinals   = []byte("finals")
+	bucketFinq     = []byte("finq")
+
+	keyEpoch     = []byte("epoch")
+	keySeq       = []byte("seq")
+	keyForgotten = []byte("forgotten")
+	keyBytes     = []byte("bytes")
+	keyVersion   = []byte("version")
+)
+
+const layoutVersion = 1
+
+var allBuckets = [][]byte{bucketMeta, bucketLog, bucketIdx, bucketTopics, bucketRetained, bucketFinals, bucketFinq}
+
+// store is the log inside one transaction. Its counters are loaded from meta
+// and saved back by save (write transactions only).
+type store struct {
+	epoch                                          string
+	meta, log, idx, topics, retained, finals, finq *bbolt.Bucket
+	seq, forgotten                                 uint64
+	bytes                                          int64
+}
+
+// loadStore reads the log's state in tx. The buckets must exist.
+func loadStore(tx *bbolt.Tx) (*store, error) {
+	s := &store{
+		meta:     tx.Bucket(bucketMeta),
+		log:      tx.Bucket(bucketLog),
+		idx:      tx.Bucket(bucketIdx),
+		topics:   tx.Bucket(bucketTopics),
+		retained: tx.Bucket(bucketRetained),
+		finals:   tx.Bucket(bucketFinals),
+		finq:     tx.Bucket(bucketFinq),
+	}
+	if s.meta == nil || s.log == nil || s.idx == nil || s.topics == nil || s.retained == nil || s.finals == nil || s.finq == nil {
+		return nil, fmt.Errorf("bolt: missing bucket: not a herald data file")
+	}
+	s.epoch = string(s.meta.Get(keyEpoch))
+	s.seq = getUint(s.meta, keySeq)
+	s.forgotten = getUint(s.meta, keyForgotten)
+	s.bytes = int64(getUint(s.meta, keyBytes))
+	// The log is appended to in key order: full pages pack it best.
+	s.log.FillPercent = 0.9
+	return s, nil
+}
+
+// save writes the counters back to meta.
+func (s *store) save() error {
+	if err := s.meta.Put(keySeq, binary.AppendUvarint(nil, s.seq)); err != nil {
+		return err
+	}
+	if err := s.meta.Put(keyForgotten, binary.AppendUvarint(nil, s.forgotten)); err != nil {
+		return err
+	}
+	return s.meta.Put(keyBytes, binary.AppendUvarint(nil, uint64(max(s.bytes, 0))))
+}
+
+func getUint(b *bbolt.Bucket, key []byte) uint64 {
+	v, _ := binary.Uvarint(b.Get(key))
+	return v
+}
+
+// topicMeta is a topic's entry in the topics bucket.
+type topicMeta struct {
+	count   uint64 // messages of the topic in history
+	evicted uint64 // highest offset evicted from the topic's history
+}
+
+func (s *store) topicMeta(topic []byte) (topicMeta, bool) {
+	v := s.topics.Get(topic)
+	if v == nil {
+		return topicMeta{}, false
+	}
+	var tm topicMeta
+	var n int
+	tm.count, n = binary.Uvarint(v)
+	if n > 0 {
+		tm.evicted, _ = binary.Uvarint(v[n:])
+	}
+	return tm, true
+}
+
+func (s *store) putTopicMeta(topic []byte, tm topicMeta) error {
+	v := binary.AppendUvarint(nil, tm.count)
+	return s.topics.Put(topic, binary.AppendUvarint(v, tm.evicted))
+}
+
+func idxPrefix(topic []byte) []byte {
+	p := binary.AppendUvarint(make([]byte, 0, len(topic)+10), uint64(len(topic)))
+	return append(p, topic...)
+}
+
+func idxKey(topic []byte, off uint64) []byte {
+	return binary.BigEndian.AppendUint64(idxPrefix(topic), off)
+}
+
+func finqKey(t int64, topic []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(t)), topic...)
+}
+
+// errRefused wraps the errors that refuse one message without failing the
+// transaction.
+type errRefused struct{ err error }
+
+func (e errRefused) Error() string { return e.err.Error() }
+func (e errRefused) Unwrap() error { return e.err }
+
+// publish appends m at the next offset, with time now (Unix nanoseconds),
+// and applies per-topic retention. A refusal (a finished topic) is returned
+// as errRefused and changes nothing.
+func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
+	for i, t := range m.Topics {
+		if s.finals.Get([]byte(t)) != nil {
+			return errRefused{fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, t)}
+		}
+		if slices.Contains(m.Topics[:i], t) {
+			return errRefused{fmt.Errorf("bolt: publish: duplicate topic %q", t)}
+		}
+	}
+	s.seq++
+	m.Pos = pubsub.Position{Epoch: s.epoch, Offset: s.seq}
+	m.Time = unixTime(now)
+	rec := appendRecord(nil, m)
+	if err := s.log.Put(be64(s.seq), rec); err != nil {
+		return err
+	}
+	s.bytes += int64(m.Size())
+	for _, t := range m.Topics {
+		topic := []byte(t)
+		tm, ok := s.topicMeta(topic)
+		if !ok {
+			// A topic new to the log: clients whose position is older
+			// than a forgotten topic's messages may have missed some of
+			// this one's, if it existed before.
+			tm.evicted = s.forgotten
+		}
+		if err := s.idx.Put(idxKey(topic, s.seq), nil); err != nil {
+			return err
+		}
+		tm.count++
+		if m.Retain {
+			if err := s.retained.Put(topic, rec); err != nil {
+				return err
+			}
+		}
+		if m.Final {
+			if err := s.finals.Put(topic, rec); err != nil {
+				return err
+			}
+			if err := s.finq.Put(finqKey(now, topic), nil); err != nil {
+				return err
+			}
+		}
+		for maxEvents > 0 && tm.count > uint64(maxEvents) {
+			if err := s.evictFront(topic, &tm); err != nil {
+				return err
+			}
+		}
+		if err := s.putTopicMeta(topic, tm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// evictFront removes the oldest message of topic from its history.
+func (s *store) evictFront(topic []byte, tm *topicMeta) error {
+	p := idxPrefix(topic)
+	k, _ := s.idx.Cursor().Seek(p)
+	if k == nil || !bytes.HasPrefix(k, p) {
+		tm.count = 0
+		return nil
+	}
+	off, err := fromBE64(k[len(p):])
+	if err != nil {
+		return err
+	}
+	if err := s.idx.Delete(idxKey(topic, off)); err != nil {
+		return err
+	}
+	tm.count--
+	tm.evicted = max(tm.evicted, off)
+	return s.release(off)
+}
+
+// release deletes the record at off if no topic's history holds it any more.
+func (s *store) release(off uint64) error {
+	key := be64(off)
+	v := s.log.Get(key)
+	if v == nil {
+		return nil
+	}
+	r, err := parseRecord(v)
+	if err != nil {
+		return fmt.Errorf("offset %d: %w", off, err)
+	}
+	for _, t := range r.topics {
+		if s.idx.Get(idxKey(t, off)) != nil {
+			return nil
+		}
+	}
+	s.bytes -= r.size(s.epoch)
+	return s.log.Delete(key)
+}
+
+// oldest returns the offset and time of the oldest message in history.
+func (s *store) oldest() (off uint64, t int64, ok bool, err error) {
+	k, v := s.log.Cursor().First()
+	if k == nil {
+		return 0, 0, false, nil
+	}
+	if off, err = fromBE64(k); err != nil {
+		return 0, 0, false, err
+	}
+	r, err := parseRecord(v)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("offset %d: %w", off, err)
+	}
+	return off, r.time, true, nil
+}
+
+// evictOldest removes the oldest message of the log from every topic that
+// holds it, and forgets the topics left with nothing.
+func (s *store) evictOldest() (bool, error) {
+	k, v := s.log.Cursor().First()
+	if k == nil {
+		return false, nil
+	}
+	off, err := fromBE64(k)
+	if err != nil {
+		return false, err
+	}
+	r, err := parseRecord(v)
+	if err != nil {
+		return false, fmt.Errorf("offset %d: %w", off, err)
+	}
+	size := r.size(s.epoch)
+	topics := make([][]byte, len(r.topics))
+	for i, t := range r.topics {
+		topics[i] = bytes.Clone(t)
+	}
+	if err := s.log.Delete(be64(off)); err != nil {
+		return false, err
+	}
+	s.bytes -= size
+	for _, topic := range topics {
+		key := idxKey(topic, off)
+		if s.idx.Get(key) == nil {
+			continue
+		}
+		if err := s.idx.Delete(key); err != nil {
+			return false, err
+		}
+		tm, _ := s.topicMeta(topic)
+		tm.count = max(tm.count, 1) - 1
+		tm.evicted = max(tm.evicted, off)
+		if tm.count == 0 && s.retained.Get(topic) == nil && s.finals.Get(topic) == nil {
+			s.forgotten = max(s.forgotten, tm.evicted)
+			err = s.topics.Delete(topic)
+		} else {
+			err = s.putTopicMeta(topic, tm)
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// clearTopic removes topic's history, retained and final state, and
+// returns its meta and final offset (0 if none).
+func (s *store) clearTopic(topic []byte) (topicMeta, uint64, error) {
+	tm, _ := s.topicMeta(topic)
+	p := idxPrefix(topic)
+	var offs []uint64
+	c := s.idx.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		off, err := fromBE64(k[len(p):])
+		if err != nil {
+			return tm, 0, err
+		}
+		offs = append(offs, off)
+	}
+	for _, off := range offs {
+		if err := s.idx.Delete(idxKey(topic, off)); err != nil {
+			return tm, 0, err
+		}
+		if err := s.release(off); err != nil {
+			return tm, 0, err
+		}
+		tm.evicted = max(tm.evicted, off)
+	}
+	tm.count = 0
+	var final uint64
+	if v := s.finals.Get(topic); v != nil {
+		r, err := parseRecord(v)
+		if err != nil {
+			return tm, 0, err
+		}
+		final = r.offset
+		if err := s.finq.Delete(finqKey(r.time, topic)); err != nil {
+			return tm, 0, err
+		}
+		if err := s.finals.Delete(topic); err != nil {
+			return tm, 0, err
+		}
+	}
+	return tm, final, s.retained.Delete(topic)
+}
+
+// purge drops topic's history, retained and final state. Clients resuming
+// from before now are told their history was truncated.
+func (s *store) purge(topic []byte) error {
+	if _, ok := s.topicMeta(topic); !ok && s.retained.Get(topic) == nil && s.finals.Get(topic) == nil {
+		return nil
+	}
+	tm, _, err := s.clearTopic(topic)
+	if err != nil {
+		return err
+	}
+	tm.evicted = s.seq
+	return s.putTopicMeta(topic, tm)
+}
+
+// sweepDue reports whether sweep(cutoff) has anything to do.
+func (s *store) sweepDue(cutoff int64) (bool, error) {
+	_, t, ok, err := s.oldest()
+	if err != nil || ok && t < cutoff {
+		return err == nil, err
+	}
+	k, _ := s.finq.Cursor().First()
+	return k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff, nil
+}
+
+// sweep applies age-based retention: messages older than cutoff leave
+// history, topics finished before cutoff are forgotten.
+func (s *store) sweep(cutoff int64) error {
+	for {
+		_, t, ok, err := s.oldest()
+		if err != nil {
+			return err
+		}
+		if !ok || t >= cutoff {
+			break
+		}
+		if _, err := s.evictOldest(); err != nil {
+			return err
+		}
+	}
+	for {
+		k, _ := s.finq.Cursor().First()
+		if k == nil || len(k) < 8 || int64(binary.BigEndian.Uint64(k)) >= cutoff {
+			return nil
+		}
+		topic := bytes.Clone(k[8:])
+		if err := s.finq.Delete(bytes.Clone(k)); err != nil {
+			return err
+		}
+		tm, final, err := s.clearTopic(topic)
+		if err != nil {
+			return err
+		}
+		s.forgotten = max(s.forgotten, tm.evicted, final)
+		if err := s.topics.Delete(topic); err != nil {
+			return err
+		}
+	}
+}
+
+// enforceBytes evicts the oldest messages until history fits maxBytes.
+func (s *store) enforceBytes(maxBytes int64) error {
+	for maxBytes > 0 && s.bytes > maxBytes {
+		ok, err := s.evictOldest()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			s.bytes = 0
+			return nil
+		}
+	}
+	return nil
+}
+
+// trimTopics applies maxEvents to every topic (after a restart with a lower
+// limit).
+func (s *store) trimTopics(maxEvents int) error {
+	if maxEvents <= 0 {
+		return nil
+	}
+	var over [][]byte
+	err := s.topics.ForEach(func(k, v []byte) error {
+		if n, _ := binary.Uvarint(v); n > uint64(maxEvents) {
+			over = append(over, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, topic := range over {
+		tm, _ := s.topicMeta(topic)
+		for tm.count > uint64(maxEvents) {
+			if err := s.evictFront(topic, &tm); err != nil {
+				return err
+			}
+		}
+		if err := s.putTopicMeta(topic, tm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshot reads the state a subscriber needs (see pubsub.Snapshot).
+func (s *store) snapshot(q pubsub.Query) (pubsub.Snapshot, error) {
+	snap := pubsub.Snapshot{Head: pubsub.Position{Epoch: s.epoch, Offset: s.seq}}
+	for _, t := range q.Topics {
+		if v := s.finals.Get([]byte(t)); v != nil {
+			r, err := parseRecord(v)
+			if err != nil {
+				return snap, fmt.Errorf("final of %q: %w", t, err)
+			}
+			if snap.Finals == nil {
+				snap.Finals = make(map[string]pubsub.Position)
+			}
+			snap.Finals[t] = pubsub.Position{Epoch: s.epoch, Offset: r.offset}
+		}
+	}
+	if q.After == nil {
+		for _, t := range q.Topics {
+			v := s.retained.Get([]byte(t))
+			if v == nil {
+				continue
+			}
+			r, err := parseRecord(v)
+			if err != nil {
+				return snap, fmt.Errorf("retained of %q: %w", t, err)
+			}
+			if !slices.ContainsFunc(snap.Retained, func(m *pubsub.Message) bool { return m.Pos.Offset == r.offset }) {
+				snap.Retained = append(snap.Retained, r.message(s.epoch))
+			}
+		}
+		slices.SortFunc(snap.Retained, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
+		return snap, nil
+	}
+	after := q.After.Offset
+	if q.After.Epoch != s.epoch {
+		snap.EpochChanged = true
+		after = 0
+	}
+	var offs []uint64
+	c := s.idx.Cursor()
+	for _, t := range q.Topics {
+		topic := []byte(t)
+		tm, ok := s.topicMeta(topic)
+		if !ok && after < s.forgotten || ok && after < tm.evicted {
+			snap.Truncated = true
+		}
+		p := idxPrefix(topic)
+		for k, _ := c.Seek(idxKey(topic, after+1)); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			off, err := fromBE64(k[len(p):])
+			if err != nil {
+				return snap, err
+			}
+			offs = append(offs, off)
+		}
+	}
+	slices.Sort(offs)
+	offs = slices.Compact(offs)
+	snap.Events = make([]*pubsub.Message, 0, len(offs))
+	for _, off := range offs {
+		v := s.log.Get(be64(off))
+		if v == nil {
+			return snap, fmt.Errorf("%w: offset %d indexed but not in the log", errCorrupt, off)
+		}
+		m, err := decodeMessage(v, s.epoch)
+		if err != nil {
+			return snap, fmt.Errorf("offset %d: %w", off, err)
+		}
+		snap.Events = append(snap.Events, m)
+	}
+	return snap, nil
+}
+
+// topicInfos lists the topics the log holds, sorted by name.
+func (s *store) topicInfos() ([]pubsub.TopicInfo, error) {
+	var out []pubsub.TopicInfo
+	err := s.topics.ForEach(func(k, v []byte) error {
+		n, _ := binary.Uvarint(v)
+		out = append(out, pubsub.TopicInfo{
+			Topic:    string(k),
+			Messages: int(n),
+			Retained: s.retained.Get(k) != nil,
+			Finished: s.finals.Get(k) != nil,
+		})
+		return nil
+	})
+	return out, err
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
