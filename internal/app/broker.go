@@ -17,7 +17,7 @@ func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubs
 	switch cfg.Broker.URL {
 	case "", "memory":
 		if cfg.Broker.DataDir != "" {
-			return nil, fmt.Errorf("--data-dir: the durable store is not available yet")
+			return openDurable(cfg.Broker.DataDir, ret, log)
 		}
 		return memory.New(&memory.Options{Retention: ret}), nil
 	}
