@@ -463,7 +463,10 @@ func TestPublishToFinishedTopicIs409(t *testing.T) {
 
 func TestFinishedTopicsForgottenAfterRetention(t *testing.T) {
 	const maxAge = 200 * time.Millisecond
-	srv := start(t, func(c *config.Server) { c.History.MaxAge = maxAge })
+	srv := start(t, func(c *config.Server) {
+		c.History.MaxAge = maxAge
+		c.Chat.Retention = maxAge // may not exceed it
+	})
 	mustPublish(t, srv.URL, msg("job", "50%", "retain"))
 	fin := mustPublish(t, srv.URL, msg("job", "done", "final"))
 	if status, _ := publish(t, srv.URL, msg("job", "x")); status != http.StatusConflict {

@@ -1,0 +1,402 @@
+// Package demo serves Herald's built-in demo: the Spring SseEmitter demo of
+// the article Herald grew from (subscribe, broadcast, a simulated task with
+// progress), rebuilt on Herald's hub so that its events have real ids,
+// resume exactly, and a task's progress is retained.
+//
+// Every demo event is an ordinary hub message: broadcasts go to the topic
+// "demo"; each task's PROGRESS events go to "demo" and to the task's own
+// topic "demo/task/<n>" (one message, one id), retained on both; its
+// COMPLETE event is published to "demo" (retained) and, as the final event,
+// to "demo/task/<n>". GET /sse/subscribe follows "demo", or with ?task=n one
+// task, so a page can follow the task it started without mixing it with
+// others.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/heraldpush/herald/internal/eventstream"
+	"github.com/heraldpush/herald/internal/httpjson"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/sse"
+)
+
+// Topic is the demo's topic: broadcasts and the events of every task.
+const Topic = "demo"
+
+// TaskTopic returns the topic of task n's own events.
+func TaskTopic(n int) string { return "demo/task/" + strconv.Itoa(n) }
+
+// The demo's event types and texts, as the seed article has them.
+const (
+	TypeConnected = "CONNECTED"
+	TypeBroadcast = "BROADCAST"
+	TypeProgress  = "PROGRESS"
+	TypeComplete  = "COMPLETE"
+
+	ConnectedText = "You are successfully connected to SSE server!"
+	CompleteText  = "Task completed successfully!"
+	StartedText   = "Task started!"
+)
+
+// TaskHeader is the response header of /sse/start-task that names the task
+// started (its number n: follow it at /sse/subscribe?task=n).
+const TaskHeader = "Herald-Demo-Task"
+
+// Options configure a Demo. Hub is required; zero values of the others mean
+// their defaults.
+type Options struct {
+	Hub *hub.Hub
+	// TaskInterval is the time between two progress steps. Default 1s.
+	TaskInterval time.Duration
+	// MaxTasks bounds the tasks running at once. Default 100.
+	MaxTasks int
+	// MaxDataBytes bounds a broadcast message. Default 1 MiB.
+	MaxDataBytes int
+	// Retry, KeepAlive and WriteTimeout are the stream settings of
+	// /sse/subscribe, as for /events.
+	Retry, KeepAlive, WriteTimeout time.Duration
+	// Metrics, if set, count the demo's connections with the others.
+	Metrics *metrics.Metrics
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Demo serves the demo's endpoints and runs its tasks. Create it with New,
+// Register its routes, and Close it to stop the tasks.
+type Demo struct {
+	o         Options
+	connected []byte // the CONNECTED greeting, encoded once
+
+	ctx    context.Context // ends when the Demo closes; tasks stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	last    int           // number of the last task started
+	running map[int]*task // by number
+}
+
+type task struct {
+	n        int
+	progress int // last percentage published; -1 before the first
+}
+
+// New returns a Demo.
+func New(o Options) *Demo {
+	if o.TaskInterval <= 0 {
+		o.TaskInterval = time.Second
+	}
+	if o.MaxTasks <= 0 {
+		o.MaxTasks = 100
+	}
+	if o.MaxDataBytes <= 0 {
+		o.MaxDataBytes = 1 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	greeting := sse.Event{Type: TypeConnected, Data: ConnectedText}
+	connected, err := greeting.AppendTo(nil)
+	if err != nil {
+		panic("demo: " + err.Error())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Demo{o: o, connected: connected, ctx: ctx, cancel: cancel, running: make(map[int]*task)}
+}
+
+// Register adds the demo's routes to mux: the page at / and its files,
+// /sse/subscribe, /sse/broadcast, /sse/start-task and /sse/tasks.
+func (d *Demo) Register(mux *http.ServeMux) error {
+	if err := registerPage(mux); err != nil {
+		return err
+	}
+	mux.HandleFunc("/sse/subscribe", d.subscribe)
+	mux.HandleFunc("/sse/broadcast", d.broadcast)
+	mux.HandleFunc("/sse/start-task", d.startTask)
+	mux.HandleFunc("/sse/tasks", d.tasks)
+	return nil
+}
+
+// Close stops the running tasks and waits for them. Later task requests get
+// 503.
+func (d *Demo) Close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+}
+
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m || (m == http.MethodGet && r.Method == http.MethodHead) {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	httpjson.Errorf(w, http.StatusMethodNotAllowed, "method not allowed: use %s", strings.Join(methods, " or "))
+	return false
+}
+
+func text(w http.ResponseWriter, s string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(s))
+}
+
+// subscribe serves GET /sse/subscribe: the CONNECTED greeting, then the
+// demo topic (or, with ?task=n, task n's topic) as a resumable stream.
+func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+		return
+	}
+	q := r.URL.Query()
+	topic := Topic
+	if vs, ok := q["task"]; ok {
+		n, err := strconv.Atoi(vs[0])
+		if len(vs) != 1 || err != nil || n < 1 {
+			httpjson.Errorf(w, http.StatusBadRequest, "task: want one positive task number, got %q", strings.Join(vs, ","))
+			return
+		}
+		over, err := d.taskOver(r.Context(), n)
+		switch {
+		case errors.Is(err, errNoTask):
+			httpjson.Errorf(w, http.StatusNotFound, "no such task: %d", n)
+			return
+		case err != nil:
+			httpjson.Errorf(w, http.StatusServiceUnavailable, "history unavailable: %v", err)
+			return
+		case over:
+			finished(w)
+			return
+		}
+		topic = TaskTopic(n)
+	}
+	lastID := r.Header.Get("Last-Event-ID")
+	if lastID == "" {
+		lastID = q.Get("lastEventID")
+	}
+	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: lastID})
+	switch {
+	case errors.Is(err, hub.ErrFinished):
+		finished(w)
+		return
+	case errors.Is(err, hub.ErrClosed):
+		w.Header().Set("Retry-After", "1")
+		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	case err != nil:
+		d.o.Logger.Error("demo: subscribe failed", "err", err)
+		httpjson.Errorf(w, http.StatusServiceUnavailable, "history unavailable: %v", err)
+		return
+	}
+	defer sub.Close()
+	eventstream.Stream(r.Context(), w, sub, eventstream.StreamOptions{
+		Retry: d.o.Retry, KeepAlive: d.o.KeepAlive, WriteTimeout: d.o.WriteTimeout,
+		Metrics: d.o.Metrics, Logger: d.o.Logger, Preamble: d.connected,
+	})
+}
+
+// finished answers a subscription to a finished task: 204 No Content, which
+// makes an EventSource stop reconnecting.
+func finished(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+var errNoTask = errors.New("no such task")
+
+// taskOver reports whether task n has ended so long ago that its topic is
+// forgotten (the stream would never end: answer 204 at once). It returns
+// errNoTask for a task that was never started.
+func (d *Demo) taskOver(ctx context.Context, n int) (bool, error) {
+	d.mu.Lock()
+	last := d.last
+	_, running := d.running[n]
+	d.mu.Unlock()
+	switch {
+	case n > last:
+		return false, errNoTask
+	case running:
+		return false, nil
+	}
+	// A task leaves the running set after its final event, so a finished
+	// task's topic has a final position unless it was forgotten.
+	snap, err := d.o.Hub.Broker().Read(ctx, pubsub.Query{Topics: []string{TaskTopic(n)}})
+	if err != nil {
+		return false, err
+	}
+	_, remembered := snap.Finals[TaskTopic(n)]
+	return !remembered, nil
+}
+
+// broadcast serves GET and POST /sse/broadcast?message=X.
+func (d *Demo) broadcast(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet, http.MethodPost) {
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, int64(3*d.o.MaxDataBytes+64<<10))
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			httpjson.Errorf(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", mbe.Limit)
+			return
+		}
+		httpjson.Errorf(w, http.StatusBadRequest, "malformed form: %v", err)
+		return
+	}
+	vals := r.Form["message"]
+	switch {
+	case len(vals) == 0:
+		httpjson.Error(w, http.StatusBadRequest, `missing "message" parameter, e.g. /sse/broadcast?message=hello`)
+		return
+	case len(vals) > 1:
+		httpjson.Errorf(w, http.StatusBadRequest, `"message" given %d times`, len(vals))
+		return
+	case vals[0] == "":
+		httpjson.Error(w, http.StatusBadRequest, `"message" is empty (an event with empty data is not dispatched by EventSource)`)
+		return
+	case !utf8.ValidString(vals[0]):
+		httpjson.Error(w, http.StatusBadRequest, `"message" is not valid UTF-8`)
+		return
+	case len(vals[0]) > d.o.MaxDataBytes:
+		httpjson.Errorf(w, http.StatusRequestEntityTooLarge, `"message" is %d bytes, over the limit of %d`, len(vals[0]), d.o.MaxDataBytes)
+		return
+	}
+	msg := vals[0]
+	if _, err := d.o.Hub.Publish(r.Context(), &pubsub.Message{Topics: []string{Topic}, Type: TypeBroadcast, Data: msg}); err != nil {
+		d.publishFailed(w, err)
+		return
+	}
+	text(w, "Broadcast message: "+msg)
+}
+
+func (d *Demo) publishFailed(w http.ResponseWriter, err error) {
+	d.o.Logger.Warn("demo: publish failed", "err", err)
+	w.Header().Set("Retry-After", "1")
+	httpjson.Errorf(w, http.StatusServiceUnavailable, "cannot publish: %v", err)
+}
+
+// startTask serves GET and POST /sse/start-task.
+func (d *Demo) startTask(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet, http.MethodPost) {
+		return
+	}
+	d.mu.Lock()
+	switch {
+	case d.closed:
+		d.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	case len(d.running) >= d.o.MaxTasks:
+		d.mu.Unlock()
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(d.o.TaskInterval.Seconds()))))
+		httpjson.Errorf(w, http.StatusTooManyRequests, "too many tasks running (limit %d); try again later", d.o.MaxTasks)
+		return
+	}
+	d.last++
+	t := &task{n: d.last, progress: -1}
+	d.running[t.n] = t
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go d.run(t)
+	w.Header().Set(TaskHeader, strconv.Itoa(t.n))
+	text(w, StartedText)
+}
+
+// run simulates a task as the seed does: every interval a PROGRESS event,
+// 0% to 100% by tens, then COMPLETE. It stops when the Demo closes.
+func (d *Demo) run(t *task) {
+	defer d.wg.Done()
+	defer func() {
+		d.mu.Lock()
+		delete(d.running, t.n)
+		d.mu.Unlock()
+	}()
+	tick := time.NewTicker(d.o.TaskInterval)
+	defer tick.Stop()
+	both := []string{Topic, TaskTopic(t.n)}
+	for p := 0; p <= 100; p += 10 {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		m := &pubsub.Message{Topics: both, Type: TypeProgress, Data: fmt.Sprintf("%d%% completed", p), Retain: true}
+		if !d.publish(t, m) {
+			return
+		}
+		d.mu.Lock()
+		t.progress = p
+		d.mu.Unlock()
+	}
+	// The task's own topic ends with its COMPLETE event; the demo topic
+	// goes on, so it gets a COMPLETE event of its own.
+	if !d.publish(t, &pubsub.Message{Topics: []string{Topic}, Type: TypeComplete, Data: CompleteText, Retain: true}) {
+		return
+	}
+	d.publish(t, &pubsub.Message{Topics: []string{TaskTopic(t.n)}, Type: TypeComplete, Data: CompleteText, Retain: true, Final: true})
+}
+
+func (d *Demo) publish(t *task, m *pubsub.Message) bool {
+	if _, err := d.o.Hub.Publish(d.ctx, m); err != nil {
+		if d.ctx.Err() == nil {
+			d.o.Logger.Warn("demo: task stopped: publish failed", "task", t.n, "err", err)
+		}
+		return false
+	}
+	return true
+}
+
+// TaskInfo describes a running task in the answer of GET /sse/tasks.
+type TaskInfo struct {
+	Task  int    `json:"task"`
+	Topic string `json:"topic"`
+	// Progress is the last percentage published; absent before the first.
+	Progress *int `json:"progress,omitempty"`
+}
+
+// TasksResult is the answer of GET /sse/tasks.
+type TasksResult struct {
+	Tasks []TaskInfo `json:"tasks"`
+}
+
+// tasks serves GET /sse/tasks: the running tasks, oldest first.
+func (d *Demo) tasks(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	d.mu.Lock()
+	out := TasksResult{Tasks: make([]TaskInfo, 0, len(d.running))}
+	for _, t := range d.running {
+		info := TaskInfo{Task: t.n, Topic: TaskTopic(t.n)}
+		if t.progress >= 0 {
+			p := t.progress
+			info.Progress = &p
+		}
+		out.Tasks = append(out.Tasks, info)
+	}
+	d.mu.Unlock()
+	sort.Slice(out.Tasks, func(i, j int) bool { return out.Tasks[i].Task < out.Tasks[j].Task })
+	httpjson.Write(w, http.StatusOK, out)
+}
