@@ -187,6 +187,18 @@ type Broker interface {
 	Close() error
 }
 
+// ListenNotifier is implemented by brokers that can tell when a Listen call
+// has taken effect. Until then a message may be stored without reaching the
+// Handler, so a subscriber whose snapshot was read before would miss it
+// live: the hub waits for Listening before it reads a subscriber's snapshot.
+// A broker whose Listen cannot miss messages published after it was called
+// need not implement it.
+type ListenNotifier interface {
+	// Listening returns a channel that is closed once Listen delivers
+	// every message published from then on to its Handler.
+	Listening() <-chan struct{}
+}
+
 // Purger is implemented by brokers that can drop a topic's history.
 type Purger interface {
 	// Purge removes the history and retained state of topic.

@@ -18,26 +18,47 @@ import (
 //
 // Lock order: Broker.mu is held while the Handler's HandleMessage runs, so a
 // Handler must never call back into the Broker.
+//
+// Truncation is exact per topic: each topic remembers the highest offset it
+// evicted. A topic with no history, retained or final message left is
+// forgotten, and a tombstone keeps that offset; only when more than
+// MaxTombstones topics have been forgotten are the oldest tombstones folded
+// into one watermark that applies to every unknown topic (a client may then
+// get a spurious history-truncated reset, never a silent gap).
 type Broker struct {
 	retention pubsub.Retention
 	now       func() time.Time
+	maxTombs  int
 
 	mu        sync.Mutex
 	epoch     string
 	seq       uint64
 	topics    map[string]*topicLog
-	all       []*entry // every live entry in offset order (a queue: all[head:])
+	all       []*entry // entries in offset order (a queue: all[head:]), some no longer held
 	head      int
+	live      int // entries of all[head:] that some topic still holds
 	bytes     int64
-	forgotten uint64 // highest offset of any topic that was forgotten
+	tombs     map[string]uint64 // forgotten topic → highest offset it evicted
+	tombOrder []tomb            // tombstones, oldest first (may hold stale ones)
+	forgotten uint64            // highest offset of the topics whose tombstones were dropped
 	handler   pubsub.Handler
 	closed    bool
 	done      chan struct{}
+	listening chan struct{}
+	listenOne sync.Once
 	wg        sync.WaitGroup
 }
 
-var _ pubsub.Broker = (*Broker)(nil)
-var _ pubsub.Purger = (*Broker)(nil)
+type tomb struct {
+	topic string
+	hi    uint64
+}
+
+var (
+	_ pubsub.Broker         = (*Broker)(nil)
+	_ pubsub.Purger         = (*Broker)(nil)
+	_ pubsub.ListenNotifier = (*Broker)(nil)
+)
 
 type entry struct {
 	m    *pubsub.Message
@@ -60,6 +81,9 @@ type Options struct {
 	Epoch string
 	// SweepInterval is how often age-based retention runs. Default 1s.
 	SweepInterval time.Duration
+	// MaxTombstones bounds how many forgotten topics keep their own
+	// truncation offset (see Broker). Default 65536.
+	MaxTombstones int
 }
 
 // New returns a Broker. Call Close to stop its background sweeper.
@@ -74,12 +98,18 @@ func New(opts *Options) *Broker {
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
 	}
+	if o.MaxTombstones <= 0 {
+		o.MaxTombstones = 1 << 16
+	}
 	b := &Broker{
 		retention: o.Retention,
 		now:       time.Now,
+		maxTombs:  o.MaxTombstones,
 		epoch:     o.Epoch,
 		topics:    make(map[string]*topicLog),
+		tombs:     make(map[string]uint64),
 		done:      make(chan struct{}),
+		listening: make(chan struct{}),
 	}
 	if o.Retention.MaxAge > 0 {
 		b.wg.Add(1)
@@ -114,11 +144,13 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	m.Time = b.now()
 	e := &entry{m: m, size: m.Size(), refs: len(m.Topics)}
 	b.all = append(b.all, e)
+	b.live++
 	b.bytes += int64(e.size)
 	for _, t := range m.Topics {
 		tl := b.topics[t]
 		if tl == nil {
-			tl = &topicLog{evicted: b.forgotten}
+			tl = &topicLog{evicted: b.evictedOf(t)}
+			delete(b.tombs, t)
 			b.topics[t] = tl
 		}
 		tl.log = append(tl.log, e)
@@ -139,6 +171,7 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 			b.evictOldest()
 		}
 	}
+	b.compact()
 	if b.handler != nil {
 		b.handler.HandleMessage(m)
 	}
@@ -158,11 +191,30 @@ func (b *Broker) release(e *entry) {
 	e.refs--
 	if e.refs == 0 {
 		b.bytes -= int64(e.size)
+		b.live--
+		e.m = nil // the entry may wait in b.all for a while: free the message now
 	}
 }
 
+// compact drops from b.all the entries no topic holds any more, once they
+// are the majority: without it, a log bounded only per topic (no age or
+// byte limit) would keep an entry for every message ever published.
+func (b *Broker) compact() {
+	n := len(b.all) - b.head
+	if dead := n - b.live; dead < 1024 || dead*2 < n {
+		return
+	}
+	kept := make([]*entry, 0, b.live+b.live/2)
+	for _, e := range b.all[b.head:] {
+		if e.refs > 0 {
+			kept = append(kept, e)
+		}
+	}
+	b.all, b.head = kept, 0
+}
+
 // evictOldest removes the oldest message of the whole log from every topic
-// that still holds it.
+// that still holds it, and forgets the topics it leaves empty.
 func (b *Broker) evictOldest() {
 	e := b.all[b.head]
 	b.all[b.head] = nil
@@ -174,10 +226,56 @@ func (b *Broker) evictOldest() {
 	if e.refs == 0 {
 		return
 	}
-	for _, t := range e.m.Topics {
+	topics := e.m.Topics
+	for _, t := range topics {
 		tl := b.topics[t]
 		if tl != nil && len(tl.log) > 0 && tl.log[0] == e {
 			b.dropFront(tl)
+			if tl.empty() {
+				b.forget(t, tl)
+			}
+		}
+	}
+}
+
+// empty reports whether the topic holds nothing: no history, no retained or
+// final message.
+func (tl *topicLog) empty() bool {
+	return len(tl.log) == 0 && tl.retained == nil && tl.final == nil
+}
+
+// evictedOf returns the highest offset evicted from topic, which is not
+// held (a forgotten or never seen topic).
+func (b *Broker) evictedOf(topic string) uint64 {
+	if hi, ok := b.tombs[topic]; ok {
+		return hi
+	}
+	return b.forgotten
+}
+
+// forget drops topic, keeping in a tombstone the highest offset a client
+// must have seen to have missed none of its messages.
+func (b *Broker) forget(topic string, tl *topicLog) {
+	for len(tl.log) > 0 {
+		b.dropFront(tl)
+	}
+	hi := tl.evicted
+	if tl.final != nil {
+		hi = max(hi, tl.final.Pos.Offset)
+	}
+	delete(b.topics, topic)
+	if hi <= b.forgotten {
+		return // the watermark says as much
+	}
+	b.tombs[topic] = hi
+	b.tombOrder = append(b.tombOrder, tomb{topic, hi})
+	for len(b.tombOrder) > b.maxTombs {
+		old := b.tombOrder[0]
+		b.tombOrder[0] = tomb{}
+		b.tombOrder = b.tombOrder[1:]
+		if hi, ok := b.tombs[old.topic]; ok && hi == old.hi {
+			delete(b.tombs, old.topic)
+			b.forgotten = max(b.forgotten, old.hi)
 		}
 	}
 }
@@ -213,19 +311,11 @@ func (b *Broker) sweep() {
 	}
 	for name, tl := range b.topics {
 		finishedLongAgo := tl.final != nil && tl.final.Time.Before(cutoff)
-		empty := len(tl.log) == 0 && tl.retained == nil && tl.final == nil
-		if finishedLongAgo || empty {
-			for len(tl.log) > 0 {
-				b.dropFront(tl)
-			}
-			hi := tl.evicted
-			if tl.final != nil {
-				hi = max(hi, tl.final.Pos.Offset)
-			}
-			b.forgotten = max(b.forgotten, hi)
-			delete(b.topics, name)
+		if finishedLongAgo || tl.empty() {
+			b.forget(name, tl)
 		}
 	}
+	b.compact()
 }
 
 // Read returns a snapshot for q.
@@ -265,7 +355,7 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 	for _, t := range q.Topics {
 		tl := b.topics[t]
 		if tl == nil {
-			if after < b.forgotten {
+			if after < b.evictedOf(t) {
 				snap.Truncated = true
 			}
 			continue
@@ -327,6 +417,7 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	}
 	b.handler = h
 	b.mu.Unlock()
+	b.listenOne.Do(func() { close(b.listening) })
 	select {
 	case <-ctx.Done():
 	case <-b.done:
@@ -339,8 +430,14 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	return nil
 }
 
-// Purge removes topic's history and retained and final state. Subscribers
-// resuming from before the purge are told that history was truncated.
+// Listening returns a channel that is closed once Listen has registered its
+// Handler: every message published from then on reaches it. It implements
+// pubsub.ListenNotifier.
+func (b *Broker) Listening() <-chan struct{} { return b.listening }
+
+// Purge removes topic's history and retained and final state, and forgets
+// the topic. Subscribers resuming from before the purge are told that
+// history was truncated.
 func (b *Broker) Purge(ctx context.Context, topic string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -348,11 +445,10 @@ func (b *Broker) Purge(ctx context.Context, topic string) error {
 	if tl == nil {
 		return nil
 	}
-	for len(tl.log) > 0 {
-		b.dropFront(tl)
-	}
 	tl.evicted = b.seq
 	tl.retained, tl.final = nil, nil
+	b.forget(topic, tl)
+	b.compact()
 	return nil
 }
 
@@ -367,13 +463,7 @@ type Stats struct {
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := 0
-	for _, e := range b.all[b.head:] {
-		if e.refs > 0 {
-			n++
-		}
-	}
-	return Stats{Topics: len(b.topics), Messages: n, Bytes: b.bytes}
+	return Stats{Topics: len(b.topics), Messages: b.live, Bytes: b.bytes}
 }
 
 // Close stops the broker; Listen returns and later calls fail with
