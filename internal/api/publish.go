@@ -53,6 +53,11 @@ type StatusError struct {
 	Msg    string
 	// RetryAfter, if positive, is sent as a Retry-After header (seconds).
 	RetryAfter int
+	// Code, if set, goes in the JSON body's "code" (e.g. "token_expired").
+	Code string
+	// Reason, if set, labels the rejection in metrics instead of one
+	// derived from Status.
+	Reason string
 }
 
 func (e *StatusError) Error() string { return e.Msg }
@@ -127,10 +132,10 @@ func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Publisher) fail(w http.ResponseWriter, err error) {
 	var se *StatusError
 	var mbe *http.MaxBytesError
-	status, msg := 0, err.Error()
+	status, msg, code, reason := 0, err.Error(), "", ""
 	switch {
 	case errors.As(err, &se):
-		status = se.Status
+		status, code, reason = se.Status, se.Code, se.Reason
 		if se.RetryAfter > 0 {
 			w.Header().Set("Retry-After", fmt.Sprint(se.RetryAfter))
 		}
@@ -146,20 +151,22 @@ func (p *Publisher) fail(w http.ResponseWriter, err error) {
 		p.logger().Error("publish failed", "err", err)
 	}
 	if p.Metrics != nil && status < 500 {
-		reason := "bad_request"
-		switch status {
-		case http.StatusUnauthorized:
+		switch {
+		case reason != "":
+		case status == http.StatusUnauthorized:
 			reason = "unauthorized"
-		case http.StatusForbidden:
+		case status == http.StatusForbidden:
 			reason = "forbidden"
-		case http.StatusTooManyRequests:
+		case status == http.StatusTooManyRequests:
 			reason = "limit"
-		case http.StatusRequestEntityTooLarge:
+		case status == http.StatusRequestEntityTooLarge:
 			reason = "too_large"
+		default:
+			reason = "bad_request"
 		}
 		p.Metrics.Rejected.WithLabelValues(reason).Inc()
 	}
-	httpjson.Error(w, status, msg)
+	httpjson.ErrorCode(w, status, code, msg)
 }
 
 func (p *Publisher) logger() *slog.Logger {
@@ -325,7 +332,7 @@ func (p *Publisher) validate(m *pubsub.Message) error {
 		return badRequest(`missing topic: give "topic" (or "topics" in JSON)`)
 	}
 	if p.MaxTopics > 0 && len(m.Topics) > p.MaxTopics {
-		return badRequest("too many topics: %d (limit %d)", len(m.Topics), p.MaxTopics)
+		return &StatusError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topics: %d (limit %d)", len(m.Topics), p.MaxTopics), Reason: "max_topics"}
 	}
 	seen := make(map[string]bool, len(m.Topics))
 	topics := m.Topics[:0:0]

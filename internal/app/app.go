@@ -36,6 +36,9 @@ type App struct {
 	closers   []func() // run by Close, last first
 	shutdowns []func() // run by Shutdown
 
+	// sec holds authentication, CORS and limits (security.go).
+	sec *security
+
 	sampler *dashboard.Sampler
 	// dashboardGauges are extra values shown on the dashboard; features
 	// add theirs while mounting.
@@ -68,6 +71,10 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*App, error)
 			log.Error("broker listener stopped", "err", err)
 		}
 	}()
+	if err := a.initSecurity(runCtx); err != nil {
+		a.Close()
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	if err := a.mount(runCtx, mux); err != nil {
 		a.Close()

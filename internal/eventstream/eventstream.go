@@ -52,6 +52,11 @@ type Access struct {
 type HTTPError struct {
 	Status int
 	Msg    string
+	// Code, if set, goes in the JSON body's "code" (e.g. "token_expired").
+	Code string
+	// Reason, if set, labels the rejection in metrics instead of one
+	// derived from Status.
+	Reason string
 }
 
 func (e *HTTPError) Error() string { return e.Msg }
@@ -69,14 +74,14 @@ func ParseRequest(r *http.Request, maxTopics int) (Request, error) {
 	q := r.URL.Query()
 	topics := q["topic"]
 	if len(topics) == 0 {
-		return Request{}, &HTTPError{http.StatusBadRequest, `missing "topic" query parameter`}
+		return Request{}, &HTTPError{Status: http.StatusBadRequest, Msg: `missing "topic" query parameter`}
 	}
 	if maxTopics > 0 && len(topics) > maxTopics {
-		return Request{}, &HTTPError{http.StatusBadRequest, fmt.Sprintf("too many topics: %d (limit %d)", len(topics), maxTopics)}
+		return Request{}, &HTTPError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topics: %d (limit %d)", len(topics), maxTopics), Reason: "max_topics"}
 	}
 	for _, t := range topics {
 		if err := hub.ValidateTopic(t); err != nil {
-			return Request{}, &HTTPError{http.StatusBadRequest, err.Error()}
+			return Request{}, &HTTPError{Status: http.StatusBadRequest, Msg: err.Error()}
 		}
 	}
 	id := r.Header.Get("Last-Event-ID")
@@ -137,9 +142,13 @@ func (h *Handler) reject(w http.ResponseWriter, err error) {
 	var he *HTTPError
 	if errors.As(err, &he) {
 		if h.Metrics != nil {
-			h.Metrics.Rejected.WithLabelValues(reasonFor(he.Status)).Inc()
+			reason := he.Reason
+			if reason == "" {
+				reason = reasonFor(he.Status)
+			}
+			h.Metrics.Rejected.WithLabelValues(reason).Inc()
 		}
-		httpjson.Error(w, he.Status, he.Msg)
+		httpjson.ErrorCode(w, he.Status, he.Code, he.Msg)
 		return
 	}
 	httpjson.Error(w, http.StatusBadRequest, err.Error())

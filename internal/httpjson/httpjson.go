@@ -25,6 +25,9 @@ func Write(w http.ResponseWriter, status int, v any) {
 // ErrorBody is the body of every error response.
 type ErrorBody struct {
 	Error string `json:"error"`
+	// Code, when set, is a stable machine-readable reason (e.g.
+	// "token_expired").
+	Code string `json:"code,omitempty"`
 }
 
 // Error sends {"error": msg} with the given status.
@@ -35,4 +38,9 @@ func Error(w http.ResponseWriter, status int, msg string) {
 // Errorf sends a formatted error message with the given status.
 func Errorf(w http.ResponseWriter, status int, format string, args ...any) {
 	Error(w, status, fmt.Sprintf(format, args...))
+}
+
+// ErrorCode sends {"error": msg, "code": code} with the given status.
+func ErrorCode(w http.ResponseWriter, status int, code, msg string) {
+	Write(w, status, ErrorBody{Error: msg, Code: code})
 }

@@ -1,0 +1,25 @@
+// Package auth turns the credentials of an HTTP request into what it may do.
+//
+// A request carries a JSON Web Token (see [TokenFromRequest] for where it is
+// looked for). A [Verifier] checks the token's signature with a configured
+// key — an HMAC secret, a public key, or the keys of a JWKS URL, fetched and
+// cached by a [JWKS] — and its registered claims (exp, nbf, aud, iss), and
+// returns a [Grant]: the topics the holder may publish to and subscribe to.
+//
+// Permissions are written as Mercure writes them, so existing token issuers
+// work unchanged:
+//
+//	{"mercure": {"publish": ["orders/*"], "subscribe": ["orders/42", "news"]}}
+//
+// Each entry is a topic selector, compiled by a [Compiler] into a [Matcher].
+// The default compiler, [Patterns], knows exact topics, "*" (every topic) and
+// glob patterns ("orders/*", "orgs/7/**"); see [CompilePattern]. A Mercure
+// endpoint plugs its URI-template matcher in with a [CompilerFunc] that falls
+// back to [Patterns].
+//
+// [Authorizer] puts the pieces together for one server: separate verifiers
+// for publishers and subscribers, and whether anonymous subscribers are
+// allowed. Errors are [*Error] values carrying the HTTP status (401 for a
+// missing, invalid or expired token; 403 for a token that does not cover a
+// topic) and a stable code.
+package auth
