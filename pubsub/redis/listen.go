@@ -1,0 +1,161 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/heraldpush/herald/pubsub"
+)
+
+// listenBlock is how long one XREAD waits for news. It bounds how long
+// Listen takes to notice that its context ended (go-redis cannot interrupt
+// a blocked read), and how often an idle node checks the epoch.
+const listenBlock = time.Second
+
+// listenBatch is the most log entries one XREAD returns.
+const listenBatch = 512
+
+// Listen delivers every message published after it was called, on any node,
+// to h, in position order, until ctx ends or the broker is closed. It reads
+// the log stream with XREAD BLOCK: no polling, one reader per node.
+//
+// When Redis lost the log (its epoch changed) it calls h.HandleEpoch with
+// the new epoch and delivers the new log from its start. When this node
+// missed messages because the log was trimmed past them while it could not
+// read (it was cut off from Redis for longer than history lasts), it calls
+// h.HandleEpoch with the unchanged epoch: subscribers must resume from
+// history. While Redis cannot be reached it retries with backoff.
+func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
+	if b.closed.Load() {
+		return pubsub.ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.life, cancel)()
+	l := &listener{b: b, h: h, epoch: b.Epoch()}
+	l.run(ctx)
+	return nil
+}
+
+type listener struct {
+	b         *Broker
+	h         pubsub.Handler
+	epoch     string
+	cursor    uint64 // offset of the last message delivered (or skipped)
+	lastEpoch string // id of the last epoch announcement seen
+	started   bool
+	recheck   bool // the epoch must be checked before the next read
+}
+
+func (l *listener) run(ctx context.Context) {
+	log := l.b.o.Logger
+	backoff := time.Duration(0)
+	failing := false
+	for ctx.Err() == nil {
+		err := l.step(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if !failing {
+				log.Warn("redis: live delivery interrupted; retrying", "err", err)
+				failing = true
+			}
+			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			l.recheck = true
+			continue
+		}
+		if failing {
+			log.Info("redis: live delivery resumed")
+			failing = false
+		}
+		backoff = 0
+	}
+}
+
+// step checks the epoch when needed, then reads and delivers one batch.
+func (l *listener) step(ctx context.Context) error {
+	if !l.started || l.recheck {
+		st, err := l.b.start(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st.epoch != l.epoch:
+			l.b.o.Logger.Warn("redis: the log's epoch changed: Redis lost Herald's data or the log was recreated", "old", l.epoch, "new", st.epoch)
+			l.b.setEpoch(st.epoch)
+			l.epoch = st.epoch
+			l.cursor = 0 // deliver the new log from its start
+			l.h.HandleEpoch(st.epoch)
+		case !l.started:
+			l.cursor = st.head
+		}
+		if !l.started {
+			l.lastEpoch = st.lastEpoch
+		}
+		l.started, l.recheck = true, false
+	}
+	k := l.b.keys(l.epoch)
+	streams, err := l.b.rdb.XRead(ctx, &goredis.XReadArgs{
+		Streams: []string{k.log, l.b.epochs, strconv.FormatUint(l.cursor, 10) + "-0", l.lastEpoch},
+		Count:   listenBatch,
+		Block:   listenBlock,
+	}).Result()
+	if errors.Is(err, goredis.Nil) {
+		l.recheck = true // idle: make sure the log still exists
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, s := range streams {
+		if s.Stream == l.b.epochs {
+			if n := len(s.Messages); n > 0 {
+				l.lastEpoch = s.Messages[n-1].ID
+				l.recheck = true
+			}
+			continue
+		}
+		for _, xm := range s.Messages {
+			if err := l.deliver(xm); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *listener) deliver(xm goredis.XMessage) error {
+	seq, err := strconv.ParseUint(strings.TrimSuffix(xm.ID, "-0"), 10, 64)
+	if err != nil {
+		return fmt.Errorf("redis: log entry with id %q", xm.ID)
+	}
+	if seq <= l.cursor {
+		return nil
+	}
+	if seq != l.cursor+1 {
+		l.b.o.Logger.Warn("redis: this node missed live messages (the log was trimmed past them); ending streams so that clients resume from history",
+			"from", l.cursor+1, "to", seq-1)
+		l.h.HandleEpoch(l.epoch)
+	}
+	l.cursor = seq
+	ms, _ := strconv.ParseUint(str(xm.Values["t"]), 10, 64)
+	m, err := decode(l.epoch, seq, ms, str(xm.Values["m"]))
+	if err != nil {
+		l.b.o.Logger.Error("redis: skipping an undecodable log entry", "err", err)
+		return nil
+	}
+	l.h.HandleMessage(m)
+	return nil
+}

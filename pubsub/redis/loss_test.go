@@ -1,0 +1,223 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/redis"
+)
+
+// handler records what Listen delivers.
+type handler struct {
+	mu     sync.Mutex
+	msgs   []*pubsub.Message
+	epochs []string
+	change chan struct{}
+}
+
+func newHandler() *handler { return &handler{change: make(chan struct{}, 1000)} }
+
+func (h *handler) HandleMessage(m *pubsub.Message) {
+	h.mu.Lock()
+	h.msgs = append(h.msgs, m)
+	h.mu.Unlock()
+	h.change <- struct{}{}
+}
+
+func (h *handler) HandleEpoch(e string) {
+	h.mu.Lock()
+	h.epochs = append(h.epochs, e)
+	h.mu.Unlock()
+	h.change <- struct{}{}
+}
+
+// wait waits until cond (called with h.mu held) holds.
+func (h *handler) wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		h.mu.Lock()
+		ok := cond()
+		h.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-h.change:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// settle publishes probes on pub until h received one (the listener
+// started), then forgets them.
+func settle(t *testing.T, pub pubsub.Broker, h *handler) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := pub.Publish(context.Background(), &pubsub.Message{Topics: []string{"probe"}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		h.mu.Lock()
+		n := len(h.msgs)
+		h.msgs = nil
+		h.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the listener received nothing")
+		}
+	}
+}
+
+func listen(t *testing.T, b pubsub.Broker, h pubsub.Handler) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Listen(ctx, h) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Listen: %v", err)
+		}
+	})
+}
+
+// TestDataLoss: when Redis loses Herald's keys, the log gets a new epoch,
+// every node's listener is told (HandleEpoch), publishing goes on in the new
+// epoch, and a resuming client's snapshot says EpochChanged.
+func TestDataLoss(t *testing.T) {
+	needRedis(t)
+	p := uniquePrefix(t)
+	a := open(t, p, pubsub.Retention{})
+	defer a.Close()
+	b := open(t, p, pubsub.Retention{})
+	defer b.Close()
+	hb := newHandler()
+	listen(t, b, hb)
+
+	ctx := context.Background()
+	old := a.Epoch()
+	m1 := &pubsub.Message{Topics: []string{"x"}, Data: "1"}
+	settle(t, a, hb)
+	if _, err := a.Publish(ctx, m1); err != nil {
+		t.Fatal(err)
+	}
+	hb.wait(t, "the first message", func() bool { return len(hb.msgs) == 1 })
+
+	deleteKeys(t, p) // Redis lost everything (FLUSHDB, restart without persistence)
+
+	m2 := &pubsub.Message{Topics: []string{"x"}, Data: "2"}
+	if _, err := a.Publish(ctx, m2); err != nil {
+		t.Fatal(err)
+	}
+	if m2.Pos.Epoch == old || m2.Pos.Offset != 1 {
+		t.Fatalf("first message after the loss at %v, want offset 1 of a new epoch (old %q)", m2.Pos, old)
+	}
+	hb.wait(t, "HandleEpoch and the message of the new epoch", func() bool {
+		return len(hb.epochs) == 1 && len(hb.msgs) == 2
+	})
+	if hb.epochs[0] != m2.Pos.Epoch || hb.msgs[1].Pos != m2.Pos {
+		t.Fatalf("epochs %v, messages %v %v; want epoch %q then %v", hb.epochs, hb.msgs[0].Pos, hb.msgs[1].Pos, m2.Pos.Epoch, m2.Pos)
+	}
+	if b.Epoch() != m2.Pos.Epoch {
+		t.Errorf("node b Epoch() = %q, want %q", b.Epoch(), m2.Pos.Epoch)
+	}
+	snap, err := b.Read(ctx, pubsub.Query{Topics: []string{"x"}, After: &m1.Pos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.EpochChanged || len(snap.Events) != 1 || snap.Events[0].Data != "2" {
+		t.Fatalf("resume from the old epoch: EpochChanged=%v events=%d, want true and the new message", snap.EpochChanged, len(snap.Events))
+	}
+}
+
+// TestDataLossWithoutPublish: an idle node notices a lost log by itself.
+func TestDataLossWithoutPublish(t *testing.T) {
+	needRedis(t)
+	p := uniquePrefix(t)
+	b := open(t, p, pubsub.Retention{})
+	defer b.Close()
+	h := newHandler()
+	listen(t, b, h)
+	old := b.Epoch()
+	time.Sleep(100 * time.Millisecond)
+	deleteKeys(t, p)
+	h.wait(t, "HandleEpoch", func() bool { return len(h.epochs) == 1 })
+	if h.epochs[0] == old || b.Epoch() != h.epochs[0] {
+		t.Fatalf("HandleEpoch(%q), Epoch() %q; old epoch %q", h.epochs[0], b.Epoch(), old)
+	}
+}
+
+// TestUnavailable: with Redis unreachable, opening and publishing fail with
+// ErrUnavailable rather than hanging or losing the message silently.
+func TestUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = redis.Open(ctx, "redis://"+addr+"/0?max_retries=0&dial_timeout=1s", nil)
+	if !errors.Is(err, pubsub.ErrUnavailable) {
+		t.Fatalf("Open on a closed port: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestGap: a node that missed messages because the log was trimmed past
+// them (it was cut off for longer than history lasts) tells its handler to
+// resync with HandleEpoch(unchanged epoch).
+func TestGap(t *testing.T) {
+	needRedis(t)
+	p := uniquePrefix(t)
+	pub := open(t, p, pubsub.Retention{MaxBytes: 4 << 10})
+	defer pub.Close()
+	sub := open(t, p, pubsub.Retention{MaxBytes: 4 << 10})
+	defer sub.Close()
+	ctx := context.Background()
+	h := &slowHandler{handler: newHandler(), gate: make(chan struct{}), blocked: make(chan struct{})}
+	listen(t, sub, h)
+	settle(t, pub, h.handler)
+	// The listener blocks in HandleMessage of "block" while far more than
+	// MaxBytes is published: the log drops what it has not read yet.
+	if _, err := pub.Publish(ctx, &pubsub.Message{Topics: []string{"g"}, Data: "block"}); err != nil {
+		t.Fatal(err)
+	}
+	<-h.blocked
+	big := make([]byte, 1000)
+	for i := range 40 {
+		if _, err := pub.Publish(ctx, &pubsub.Message{Topics: []string{"g"}, Data: string(big)}); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	close(h.gate)
+	h.wait(t, "a resync (HandleEpoch with the same epoch)", func() bool { return len(h.epochs) > 0 })
+	if h.epochs[0] != sub.Epoch() {
+		t.Fatalf("HandleEpoch(%q), want the unchanged epoch %q", h.epochs[0], sub.Epoch())
+	}
+}
+
+// slowHandler blocks on the message "block" until gate is closed.
+type slowHandler struct {
+	*handler
+	gate    chan struct{}
+	blocked chan struct{}
+}
+
+func (h *slowHandler) HandleMessage(m *pubsub.Message) {
+	if m.Data == "block" {
+		close(h.blocked)
+		<-h.gate
+	}
+	h.handler.HandleMessage(m)
+}

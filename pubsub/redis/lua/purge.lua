@@ -1,0 +1,19 @@
+-- purge drops a topic's history, retained and final state. Subscribers
+-- from before are told their history was truncated.
+-- KEYS: 1 meta, 2 wm, 3 topics, 4 ret, 5 fin, 6 the topic's index stream
+-- ARGV: 1 expected epoch, 2 topic name
+local meta, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local cur = redis.call('HGET', meta, 'epoch')
+if cur ~= ARGV[1] then
+  return {'epoch', cur or ''}
+end
+local name = ARGV[2]
+if redis.call('ZSCORE', topics, name) or redis.call('HEXISTS', ret, name) == 1 then
+  local head = num(redis.call('HGET', meta, 'seq'))
+  redis.call('DEL', KEYS[6])
+  redis.call('HSET', wm, name, head)
+  redis.call('ZADD', topics, head, name)
+  redis.call('HDEL', ret, name)
+  redis.call('HDEL', fin, name)
+end
+return {'ok'}
