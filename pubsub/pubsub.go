@@ -160,6 +160,10 @@ type Handler interface {
 	HandleMessage(m *Message)
 	// HandleEpoch is called when the log's epoch changes (its data was lost
 	// or recreated). Positions of the old epoch mean nothing in the new one.
+	// A broker may also call it with the unchanged epoch when it could not
+	// deliver some live messages to this node (for example, the node was
+	// cut off from the engine for longer than the engine keeps them): the
+	// handler must then have its subscribers resume from history.
 	HandleEpoch(epoch string)
 }
 
