@@ -582,7 +582,7 @@ func TestDeadClientIsDetectedByPing(t *testing.T) {
 			frames <- f
 		}
 	}()
-	<-frames // position
+	<-frames                           // position
 	time.Sleep(500 * time.Millisecond) // ten ping intervals
 	id := publish(t, srv, `{"topic":"p","data":"alive"}`)
 	if f, ok := <-frames; !ok || f.ID != id {
