@@ -2,10 +2,81 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"time"
+
+	"github.com/heraldpush/herald/internal/chat"
+	"github.com/heraldpush/herald/internal/eventstream"
+	"github.com/heraldpush/herald/internal/llm"
+	"github.com/heraldpush/herald/internal/llm/demo"
+	"github.com/heraldpush/herald/internal/llm/openai"
 )
 
-// mountChat registers the chat endpoints (not built yet).
+// mountChat registers resumable AI chat streaming: POST /chat, the chat
+// page at GET /chat, GET /chat/stream/{id} and POST /chat/stream/{id}/cancel.
+// Generations are stopped (their streams end with an error event that keeps
+// the partial answer) when the App closes.
 func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
+	c := &a.cfg.Chat
+	if !c.Enabled {
+		return nil
+	}
+	if h := a.cfg.History; h.MaxAge > 0 && c.Retention > h.MaxAge {
+		return fmt.Errorf("--chat-retention (%s) is longer than --history-max-age (%s): the history would forget answers first", c.Retention, h.MaxAge)
+	}
+	var provider llm.Provider
+	if c.LLMBaseURL == "" {
+		provider = demo.New(&demo.Options{Delay: c.LLMDemoDelay})
+	} else {
+		p, err := openai.New(openai.Options{BaseURL: c.LLMBaseURL, APIKey: c.LLMAPIKey, Model: c.LLMModel, Timeout: c.LLMTimeout})
+		if err != nil {
+			return err
+		}
+		provider = p
+	}
+	svc, err := chat.New(chat.Options{
+		Hub:      a.hub,
+		Provider: provider,
+		Limits: chat.Limits{
+			MaxPromptBytes:         int(c.MaxPromptBytes),
+			MaxMessages:            c.MaxMessages,
+			MaxConcurrent:          c.MaxConcurrent,
+			MaxConcurrentPerClient: c.MaxConcurrentPerClient,
+			MaxTokens:              c.MaxTokens,
+			MaxDuration:            c.MaxDuration,
+			AllowedModels:          c.LLMAllowedModels,
+		},
+		HistoryMaxEvents: a.cfg.History.MaxEvents,
+		Retention:        c.Retention,
+		Stream: eventstream.StreamOptions{
+			Retry: a.cfg.Core.Retry, KeepAlive: a.cfg.Core.KeepAlive, WriteTimeout: a.cfg.Core.WriteTimeout,
+			Metrics: a.metrics, Logger: a.log,
+		},
+		// Behind a trusted reverse proxy, the client is the one it names.
+		ClientKey:  func(r *http.Request) string { return a.sec.ips.IP(r).String() },
+		Registerer: a.metrics.Registry,
+		Logger:     a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.onClose(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), max(a.cfg.Core.ShutdownTimeout, 5*time.Second))
+		defer cancel()
+		if err := svc.Close(cctx); err != nil {
+			a.log.Warn("chat shutdown", "err", err)
+		}
+	})
+	a.log.Info("chat enabled", "provider", provider.Name(), "model", provider.Model())
+
+	mux.HandleFunc("GET /chat", chat.HandlePage)
+	mux.HandleFunc("POST /chat", svc.HandleCreate)
+	mux.HandleFunc("/chat", chat.MethodNotAllowed("GET, POST"))
+	mux.HandleFunc("GET /chat/{file}", chat.HandleAsset)
+	mux.HandleFunc("GET /chat/stream/{id}", svc.HandleStream)
+	mux.HandleFunc("/chat/stream/{id}", chat.MethodNotAllowed("GET"))
+	mux.HandleFunc("POST /chat/stream/{id}/cancel", svc.HandleCancel)
+	mux.HandleFunc("/chat/stream/{id}/cancel", chat.MethodNotAllowed("POST"))
 	return nil
 }
