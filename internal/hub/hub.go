@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/sse"
 )
 
 // Errors returned by Subscribe and reported by Subscription.Err.
@@ -30,6 +31,9 @@ var (
 	ErrKicked = errors.New("hub: disconnected by an administrator")
 	// ErrInvalidTopic: a topic name is not acceptable.
 	ErrInvalidTopic = errors.New("invalid topic")
+	// ErrInvalidMessage: a message cannot be published as it is (its event
+	// type would break the wire format).
+	ErrInvalidMessage = errors.New("invalid message")
 )
 
 // MaxTopicLen is the longest topic name accepted, in bytes.
@@ -74,6 +78,11 @@ type Hub struct {
 	seed       maphash.Seed
 	shards     [numShards]shard
 
+	// listening, if the broker can tell, is closed once Run's Listen has
+	// taken effect; Subscribe waits for it (see pubsub.ListenNotifier).
+	listening <-chan struct{}
+	done      chan struct{} // closed by Close
+
 	mu     sync.Mutex // guards closed and all
 	closed bool
 	all    map[*Subscription]struct{}
@@ -104,7 +113,10 @@ func New(b pubsub.Broker, opts *Options) *Hub {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &Hub{broker: b, queueBytes: o.QueueBytes, log: o.Logger, seed: maphash.MakeSeed(), all: make(map[*Subscription]struct{})}
+	h := &Hub{broker: b, queueBytes: o.QueueBytes, log: o.Logger, seed: maphash.MakeSeed(), all: make(map[*Subscription]struct{}), done: make(chan struct{})}
+	if ln, ok := b.(pubsub.ListenNotifier); ok {
+		h.listening = ln.Listening()
+	}
 	for i := range h.shards {
 		h.shards[i].topics = make(map[string]*topicSubs)
 	}
@@ -115,13 +127,53 @@ func New(b pubsub.Broker, opts *Options) *Hub {
 func (h *Hub) Broker() pubsub.Broker { return h.broker }
 
 // Run receives the broker's live messages until ctx ends. Subscriptions get
-// live events only while Run runs.
+// live events only while Run runs: when the broker implements
+// pubsub.ListenNotifier, Subscribe waits until Run listens.
 func (h *Hub) Run(ctx context.Context) error {
 	return h.broker.Listen(ctx, h)
 }
 
-// Publish publishes m through the broker.
+// waitListening returns once the broker delivers live messages to the hub
+// (at once if the broker cannot tell), or with an error when ctx ends or
+// the hub closes first.
+func (h *Hub) waitListening(ctx context.Context) error {
+	if h.listening == nil {
+		return nil
+	}
+	select {
+	case <-h.listening:
+		return nil
+	default:
+	}
+	select {
+	case <-h.listening:
+		return nil
+	case <-h.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("hub: waiting for the broker to listen: %w", ctx.Err())
+	}
+}
+
+// Publish publishes m through the broker. It refuses, with ErrInvalidTopic
+// or ErrInvalidMessage, a message that could not be delivered: one without
+// a topic, with an invalid topic, or with an event type containing a line
+// break. Duplicate topics are dropped.
 func (h *Hub) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Position, error) {
+	if len(m.Topics) == 0 {
+		return pubsub.Position{}, fmt.Errorf("%w: no topic", ErrInvalidTopic)
+	}
+	for _, t := range m.Topics {
+		if err := ValidateTopic(t); err != nil {
+			return pubsub.Position{}, err
+		}
+	}
+	if err := sse.ValidType(m.Type); err != nil {
+		return pubsub.Position{}, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if d := dedupe(m.Topics); len(d) != len(m.Topics) {
+		m.Topics = d
+	}
 	pos, err := h.broker.Publish(ctx, m)
 	if err == nil {
 		h.stats.published.Add(1)
@@ -177,7 +229,10 @@ func (h *Hub) subscriptions() []*Subscription {
 // makes later Subscribe calls fail with ErrClosed.
 func (h *Hub) Close() {
 	h.mu.Lock()
-	h.closed = true
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+	}
 	h.mu.Unlock()
 	for _, s := range h.subscriptions() {
 		s.end(ErrClosed)

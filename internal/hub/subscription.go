@@ -47,7 +47,10 @@ type Subscription struct {
 // Subscribe registers a subscription and computes its prelude. It returns
 // ErrFinished when every topic is finished and the client already has the
 // final events, ErrClosed when the hub is closing, and the broker's error if
-// the snapshot cannot be read. The caller must Close the subscription.
+// the snapshot cannot be read. If the broker can tell (see
+// pubsub.ListenNotifier), it first waits until Run listens, so that no
+// message published after the snapshot is missed. The caller must Close
+// the subscription.
 func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error) {
 	topics := dedupe(req.Topics)
 	if len(topics) == 0 {
@@ -72,6 +75,9 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 			pos = pubsub.Position{}
 		}
 		q.After = &pos
+	}
+	if err := h.waitListening(ctx); err != nil {
+		return nil, err
 	}
 	if err := h.register(s); err != nil {
 		return nil, err
@@ -125,43 +131,58 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	if q.After == nil {
 		history = snap.Retained
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.open = open
+	// The prelude is built before taking s.mu: live messages are offered
+	// under the broker's lock, and a long replay must not hold up the
+	// publisher.
+	finished := false
+	closeTopics := func(m *pubsub.Message) {
+		if !m.Final {
+			return
+		}
+		for _, t := range m.Topics {
+			delete(open, t)
+		}
+		finished = len(open) == 0
+	}
 	replayed := 0
 	for _, m := range history {
-		if s.ended {
+		if finished {
 			break
 		}
 		if !s.visible(m) {
 			if m.Final {
 				// The client may not see it but must learn the end.
 				prelude = append(prelude, hiddenFinal(m))
-				s.closeTopics(m)
+				closeTopics(m)
 			}
 			continue
 		}
 		prelude = append(prelude, NewMessageEvent(m))
 		replayed++
-		s.closeTopics(m)
+		closeTopics(m)
 	}
 	if q.After != nil {
 		h.stats.replayed.Add(uint64(replayed))
 	}
-	if !s.ended {
+	if !finished {
 		// A topic whose final message is no longer in history (evicted)
 		// is finished all the same.
-		for t := range s.open {
+		for t := range open {
 			if _, ok := snap.Finals[t]; ok {
-				delete(s.open, t)
+				delete(open, t)
 			}
 		}
-		if len(s.open) == 0 {
-			s.ended, s.err = true, ErrFinished
-			prelude = append(prelude, &Event{Kind: KindPosition, Pos: snap.Head})
-		} else if !endsAt(prelude, snap.Head) {
+		finished = len(open) == 0
+		if finished || !endsAt(prelude, snap.Head) {
 			prelude = append(prelude, &Event{Kind: KindPosition, Pos: snap.Head})
 		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open = open
+	if finished && !s.ended {
+		s.ended, s.err = true, ErrFinished
 	}
 	// Keep the live events that came after the snapshot.
 	live := s.queue
@@ -315,13 +336,14 @@ func (s *Subscription) Ready() <-chan struct{} { return s.notify }
 // the subscription has ended and nothing more is queued; Err then tells why.
 func (s *Subscription) Pop(dst []*Event) (events []*Event, open bool) {
 	s.mu.Lock()
+	n := len(s.queue)
 	dst = append(dst, s.queue...)
 	clear(s.queue)
 	s.queue = s.queue[:0]
 	s.qbytes = 0
 	open = !s.ended
 	s.mu.Unlock()
-	s.hub.stats.delivered.Add(uint64(len(dst)))
+	s.hub.stats.delivered.Add(uint64(n))
 	return dst, open
 }
 
