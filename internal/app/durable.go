@@ -10,16 +10,13 @@ import (
 	"github.com/heraldpush/herald/pubsub/bolt"
 )
 
-// dataFileName is the file, in --data-dir, that holds the durable log.
-const dataFileName = "herald.db"
-
 // openDurable opens the embedded durable store in dir (--data-dir),
 // creating the directory if needed.
 func openDurable(dir string, ret pubsub.Retention, log *slog.Logger) (pubsub.Broker, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)
 	}
-	path := filepath.Join(dir, dataFileName)
+	path := filepath.Join(dir, bolt.FileName)
 	b, err := bolt.Open(path, &bolt.Options{Retention: ret, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir: %w", err)

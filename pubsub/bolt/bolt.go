@@ -17,6 +17,9 @@ import (
 	"github.com/heraldpush/herald/pubsub"
 )
 
+// FileName is the name of the file herald serve keeps in its --data-dir.
+const FileName = "herald.db"
+
 // Options configure a Broker. A nil *Options means all defaults.
 type Options struct {
 	// Retention bounds history. Zero fields mean no limit of that kind.
@@ -583,4 +586,32 @@ func (b *Broker) Close() error {
 		return fmt.Errorf("bolt: close: %w", err)
 	}
 	return nil
+}
+
+// ResetEpoch gives the log in the file at path a new random epoch, keeping
+// its history, and returns the epoch. Run it after restoring a backup:
+// clients that saw events the backup does not have hold positions that the
+// restored log would give to other events, and the new epoch makes them
+// reset instead of resuming silently past a gap. The file must not be in
+// use.
+func ResetEpoch(path string) (string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("bolt: %w", err)
+	}
+	b := &Broker{path: path, o: Options{LockTimeout: time.Second}}
+	if err := b.open(); err != nil {
+		return "", err
+	}
+	defer b.db.Close()
+	epoch := pubsub.NewEpoch()
+	err := b.db.Update(func(tx *bbolt.Tx) error {
+		if _, err := loadStore(tx); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyEpoch, []byte(epoch))
+	})
+	if err != nil {
+		return "", fmt.Errorf("bolt: reset epoch of %s: %w", path, err)
+	}
+	return epoch, b.db.Close()
 }

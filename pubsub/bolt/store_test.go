@@ -244,3 +244,40 @@ func TestCancelledPublishNotStored(t *testing.T) {
 	}
 	t.Logf("%d of 800 publishes succeeded", len(acked))
 }
+
+// TestResetEpoch: after a restore, a new epoch makes every earlier position
+// a reset, and history is kept under the new epoch.
+func TestResetEpoch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "herald.db")
+	b := openT(t, path, bolt.Options{})
+	m := &pubsub.Message{Topics: []string{"r"}, Data: "kept"}
+	if _, err := b.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bolt.ResetEpoch(path); err == nil {
+		t.Fatal("ResetEpoch of a file in use succeeded")
+	}
+	old := b.Epoch()
+	b.Close()
+	epoch, err := bolt.ResetEpoch(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epoch == old || !pubsub.ValidEpoch(epoch) {
+		t.Fatalf("new epoch %q (old %q)", epoch, old)
+	}
+	b2 := openT(t, path, bolt.Options{})
+	if b2.Epoch() != epoch {
+		t.Fatalf("epoch after reset %q, want %q", b2.Epoch(), epoch)
+	}
+	snap, err := b2.Read(context.Background(), pubsub.Query{Topics: []string{"r"}, After: &m.Pos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.EpochChanged || len(snap.Events) != 1 || snap.Events[0].Data != "kept" || snap.Events[0].Pos.Epoch != epoch {
+		t.Fatalf("resume from the old epoch: EpochChanged=%v events=%v", snap.EpochChanged, snap.Events)
+	}
+	if _, err := bolt.ResetEpoch(filepath.Join(t.TempDir(), "missing.db")); err == nil {
+		t.Fatal("ResetEpoch of a missing file succeeded")
+	}
+}
