@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -41,6 +42,7 @@ const (
 	reasonHeaderTooLarge    = "header_too_large"
 	reasonHeaderTimeout     = "header_timeout"
 	reasonBadPath           = "bad_path"
+	reasonBodyTimeout       = "body_timeout"
 	reasonOriginForbidden   = "origin_forbidden"
 	reasonLoopbackOnly      = "loopback_only"
 	codeRateLimited         = "rate_limited"
@@ -401,9 +403,52 @@ func (a *App) sanitize(next http.Handler) http.Handler {
 			a.reject(w, http.StatusBadRequest, reasonBadPath, "bad_path", msg)
 			return
 		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = a.bodyDeadline(w, r.Body)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// bodyDeadline bounds the time to receive body (--read-body-timeout): a
+// client that trickles or stalls its body gets 408 instead of holding a
+// handler forever. The deadline is lifted once the body is read, so that a
+// response streamed after it (chat) is not cut.
+func (a *App) bodyDeadline(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(a.cfg.HTTP.ReadBodyTimeout)); err != nil {
+		return body
+	}
+	return &deadlineBody{ReadCloser: body, rc: rc, timeout: a.cfg.HTTP.ReadBodyTimeout}
+}
+
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	done    bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !b.done {
+		b.done = true
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The deadline stays: the server's attempt to drain the rest
+			// of the body then fails at once and the connection closes.
+			// The handler counts it in metrics under the reason.
+			return n, &api.StatusError{Status: http.StatusRequestTimeout, Code: "body_timeout", Reason: reasonBodyTimeout,
+				Msg: fmt.Sprintf("request body not received within %s (--read-body-timeout)", b.timeout)}
+		}
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// Close leaves the deadline in place when the body was not read to its
+// end: the server may still drain the rest, and that must not wait for a
+// stalled client. (The server sets new deadlines for the next request.)
+func (b *deadlineBody) Close() error { return b.ReadCloser.Close() }
 
 func headerSize(r *http.Request) int {
 	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4

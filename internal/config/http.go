@@ -14,7 +14,9 @@ import (
 // HTTP configures TLS, HTTP/2, CORS and connection limits.
 type HTTP struct {
 	ReadHeaderTimeout time.Duration
-	IdleTimeout       time.Duration
+	// ReadBodyTimeout bounds the time to receive a request's body.
+	ReadBodyTimeout time.Duration
+	IdleTimeout     time.Duration
 	// MaxHeaderBytes bounds a request's line and headers (431 beyond).
 	MaxHeaderBytes ByteSize
 
@@ -50,6 +52,7 @@ type HTTP struct {
 
 func (c *HTTP) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time allowed to read a request's headers (slowloris guard)")
+	fs.DurationVar(&c.ReadBodyTimeout, "read-body-timeout", 30*time.Second, "time allowed to receive a request's body (slow-body guard; 408 beyond); streams without a body are not affected")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection (not a stream) stays open")
 	c.MaxHeaderBytes = 64 << 10
 	fs.Var(&c.MaxHeaderBytes, "max-header-bytes", "largest request line plus headers accepted (431 beyond)")
@@ -68,8 +71,8 @@ func (c *HTTP) register(fs *flag.FlagSet) {
 
 func (c *HTTP) validate() error {
 	var errs []error
-	if c.ReadHeaderTimeout <= 0 {
-		errs = append(errs, errors.New("--read-header-timeout: must be positive"))
+	if c.ReadHeaderTimeout <= 0 || c.ReadBodyTimeout <= 0 {
+		errs = append(errs, errors.New("--read-header-timeout, --read-body-timeout: must be positive"))
 	}
 	if c.IdleTimeout < 0 {
 		errs = append(errs, errors.New("--idle-timeout: must not be negative"))
