@@ -51,11 +51,18 @@ func Logger(t testing.TB) *slog.Logger {
 // (which may be nil). It is shut down gracefully when the test ends.
 func Start(t testing.TB, mutate func(*config.Server)) *Server {
 	t.Helper()
+	return StartLogger(t, Logger(t), mutate)
+}
+
+// StartLogger is Start with the server logging to log. With a TLS
+// certificate configured, the server's URL is https.
+func StartLogger(t testing.TB, log *slog.Logger, mutate func(*config.Server)) *Server {
+	t.Helper()
 	cfg := Config()
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	a, err := app.New(context.Background(), cfg, Logger(t))
+	a, err := app.New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("apptest: new app: %v", err)
 	}
@@ -65,7 +72,11 @@ func Start(t testing.TB, mutate func(*config.Server)) *Server {
 		t.Fatalf("apptest: listen: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{URL: "http://" + ln.Addr().String(), App: a, Cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	scheme := "http://"
+	if cfg.HTTP.TLSCert != "" {
+		scheme = "https://"
+	}
+	s := &Server{URL: scheme + ln.Addr().String(), App: a, Cfg: cfg, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- a.Serve(ctx, ln) }()
 	t.Cleanup(s.Stop)
 	return s
