@@ -143,7 +143,7 @@ func (d *Demo) Close() {
 
 func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	for _, m := range methods {
-		if r.Method == m || (m == http.MethodGet && r.Method == http.MethodHead) {
+		if r.Method == m { // not HEAD: GET /sse/broadcast and /sse/start-task act
 			return true
 		}
 	}

@@ -301,9 +301,16 @@ func TestBroadcastBadInput(t *testing.T) {
 		{"body too large", http.MethodPost, "/sse/broadcast", form, "message=" + strings.Repeat("x", 200<<10), http.StatusRequestEntityTooLarge, "bytes"},
 		{"malformed form", http.MethodPost, "/sse/broadcast", form, "message=%zz", http.StatusBadRequest, "malformed"},
 		{"PUT", http.MethodPut, "/sse/broadcast?message=x", "", "", http.StatusMethodNotAllowed, "GET or POST"},
+		{"HEAD", http.MethodHead, "/sse/broadcast?message=x", "", "", http.StatusMethodNotAllowed, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, h, body := call(t, tc.method, srv.URL+tc.url, tc.contentType, tc.body)
+			if tc.method == http.MethodHead { // no body; above all, no broadcast
+				if status != tc.status {
+					t.Fatalf("HEAD: status %d, want %d", status, tc.status)
+				}
+				return
+			}
 			expectJSONError(t, status, h, body, tc.status, tc.mention)
 			if tc.status == http.StatusMethodNotAllowed && h.Get("Allow") != "GET, POST" {
 				t.Fatalf("Allow %q", h.Get("Allow"))
