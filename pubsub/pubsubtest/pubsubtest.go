@@ -128,6 +128,7 @@ var cases = []testCase{
 	{"SnapshotEpochChanged", (*suite).testSnapshotEpochChanged},
 	{"Final", (*suite).testFinal},
 	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
+	{"StateOutlivesHistory", (*suite).testStateOutlivesHistory},
 	{"TruncationMaxBytes", (*suite).testTruncationMaxBytes},
 	{"TruncationMaxAge", (*suite).testTruncationMaxAge},
 	{"Purge", (*suite).testPurge},

@@ -63,6 +63,36 @@ func (s *suite) testTruncationMaxEvents(t *testing.T) {
 	checkMessages(t, "ma+mb from start", snap.Events, sortByPos(append(append([]*pubsub.Message{}, bs...), as[15:]...)))
 }
 
+// testStateOutlivesHistory: a retained message is its topic's state, not
+// history: evicting it from history keeps it for new subscribers.
+func (s *suite) testStateOutlivesHistory(t *testing.T) {
+	if s.o.NoMaxEvents {
+		t.Skip("broker declares NoMaxEvents")
+	}
+	b := s.open(t, pubsub.Retention{MaxEvents: 2})
+	r := msg("state", "st")
+	r.Retain = true
+	publish(t, b, r)
+	f := msg("end", "fn")
+	f.Final = true
+	publish(t, b, f)
+	for i := range 5 {
+		publish(t, b, msg(fmt.Sprint(i), "st"))
+	}
+	snap := read(t, b, at(b.Epoch(), 0), "st")
+	if n := len(snap.Events); n != 2 || snap.Events[0].Pos.Offset <= r.Pos.Offset {
+		t.Fatalf("history of st: %v, want the 2 newest messages", offsets(snap.Events))
+	}
+	snap = read(t, b, nil, "st", "fn")
+	checkMessages(t, "retained after its message left history", snap.Retained, []*pubsub.Message{r})
+	if snap.Finals["fn"] != f.Pos {
+		t.Errorf("Finals %v, want fn at %v", snap.Finals, f.Pos)
+	}
+	if _, err := b.Publish(context.Background(), msg("late", "fn")); !isFinished(err) {
+		t.Errorf("Publish to a finished topic: %v, want ErrTopicFinished", err)
+	}
+}
+
 // testTruncationMaxBytes: a bound on the whole history's size keeps the
 // newest messages, and reports truncation to clients from before them.
 func (s *suite) testTruncationMaxBytes(t *testing.T) {
