@@ -83,13 +83,16 @@ func (p *Policy) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r) // without CORS headers the browser hides the answer
 			return
 		}
-		if p.Listed(origin) {
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Allow-Credentials", "true")
-		} else {
-			h.Set("Access-Control-Allow-Origin", "*")
+		allow := func() {
+			if p.Listed(origin) {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Set("Access-Control-Allow-Credentials", "true")
+			} else {
+				h.Set("Access-Control-Allow-Origin", "*")
+			}
 		}
 		if !preflight {
+			allow()
 			h.Set("Access-Control-Expose-Headers", strings.Join(ExposedHeaders, ", "))
 			next.ServeHTTP(w, r)
 			return
@@ -116,6 +119,7 @@ func (p *Policy) Handler(next http.Handler) http.Handler {
 				reqHeaders = append(reqHeaders, name)
 			}
 		}
+		allow()
 		h.Set("Access-Control-Allow-Methods", "GET, POST")
 		if len(reqHeaders) > 0 {
 			h.Set("Access-Control-Allow-Headers", strings.Join(reqHeaders, ", "))
