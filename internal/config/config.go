@@ -232,10 +232,11 @@ func Redacted(fs *flag.FlagSet) map[string]string {
 	return out
 }
 
-// IsSecret reports whether the flag holds a secret (a key, token or password).
+// IsSecret reports whether the flag holds a secret (a key, token or
+// password): its name ends in "key", "token", "secret" or "password".
 func IsSecret(flagName string) bool {
 	for _, s := range []string{"key", "token", "secret", "password"} {
-		if strings.Contains(flagName, s) && !strings.HasSuffix(flagName, "-file") && !strings.HasSuffix(flagName, "-alg") {
+		if strings.HasSuffix(flagName, s) {
 			return true
 		}
 	}
