@@ -29,7 +29,10 @@ func Path() string {
 // New starts a headless Chromium and returns a chromedp context for a new
 // tab, valid until the test ends (or timeout passes). Without a browser the
 // test fails in CI (CI set) and is skipped, saying why, elsewhere.
-func New(t testing.TB, timeout time.Duration) context.Context {
+//
+// Extra allocator options (e.g. chromedp.IgnoreCertErrors for a test
+// certificate) are applied after the defaults.
+func New(t testing.TB, timeout time.Duration, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := Path()
 	if path == "" {
@@ -53,6 +56,7 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	tab, cancelTab := chromedp.NewContext(actx)
 	// The first run starts the browser, which lives as long as the context
