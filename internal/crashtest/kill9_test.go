@@ -1,7 +1,8 @@
-// Package crashtest checks what survives a crash of `herald serve
-// --data-dir`: it runs the real binary, kills it with SIGKILL while clients
-// publish, restarts it on the same directory, and checks that every publish
-// that was acknowledged is still there and resumable in the same epoch.
+// Package crashtest checks what survives a restart or a crash of `herald
+// serve --data-dir`: it runs the real binary, kills it with SIGKILL while
+// clients publish, restarts it on the same directory, and checks that every
+// publish that was acknowledged is still there and resumable in the same
+// epoch.
 package crashtest
 
 import (
