@@ -41,9 +41,17 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 
 // parse parses args into fs and checks the common flags. The server comes
 // from --server, else HERALD_SERVER, else the default.
+// Help goes to standard output; a flag error is reported once, on standard
+// error, with a pointer to the help.
 func (c *clientFlags) parse(fs *flag.FlagSet, env *Env, args []string) error {
-	if err := parseErr(fs.Parse(args)); err != nil {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		usage()
 		return err
+	} else if err != nil {
+		return usageErr("%v (see 'herald %s --help')", err, fs.Name())
 	}
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
