@@ -249,3 +249,8 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func jsonBody(v any) io.ReadCloser {
+	b, _ := json.Marshal(v)
+	return io.NopCloser(bytes.NewReader(b))
+}
