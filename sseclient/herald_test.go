@@ -155,52 +155,71 @@ func publish(ctx context.Context, pub *client.Client, topic, data string, opts *
 }
 
 // TestRestartInProcess stops a Herald server mid-stream and starts a new
-// one on the same address. The in-memory history is lost with the first
-// (the epoch changes), so the client must get herald.reset epoch-changed,
-// then everything the new server has, exactly once.
+// one on the same address. In memory, the history is lost with the first
+// server (the epoch changes), so the client must get herald.reset
+// epoch-changed, then everything the new server has, exactly once. With a
+// durable store (--data-dir) the client resumes with no reset, no loss and
+// no duplicate.
 func TestRestartInProcess(t *testing.T) {
-	srv := apptest.Start(t, fastRetry)
-	hc := newTransport(t)
-	onState, open := opened()
-	c := sseclient.New(srv.URL+"/events?topic=t", &sseclient.Options{HTTPClient: hc, InitialDelay: 10 * time.Millisecond, OnState: onState})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	r := startReader(ctx, c)
-	waitOpen(t, open)
+	for _, durable := range []bool{false, true} {
+		t.Run(map[bool]string{false: "memory", true: "durable"}[durable], func(t *testing.T) {
+			dir := t.TempDir()
+			setup := func(addr string) func(*config.Server) {
+				return func(cfg *config.Server) {
+					fastRetry(cfg)
+					if addr != "" {
+						cfg.Core.Addr = addr
+					}
+					if durable {
+						cfg.Broker.DataDir = dir
+					}
+				}
+			}
+			srv := apptest.Start(t, setup(""))
+			hc := newTransport(t)
+			onState, open := opened()
+			c := sseclient.New(srv.URL+"/events?topic=t", &sseclient.Options{HTTPClient: hc, InitialDelay: 10 * time.Millisecond, OnState: onState})
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			r := startReader(ctx, c)
+			waitOpen(t, open)
 
-	publishRange(t, client.New(srv.URL, &client.Options{HTTPClient: hc}), "t", 1, 10)
-	r.waitFor(t, "event 10", lastData("10"))
-	lastBefore := c.LastEventID()
+			publishRange(t, client.New(srv.URL, &client.Options{HTTPClient: hc}), "t", 1, 10)
+			r.waitFor(t, "event 10", lastData("10"))
+			lastBefore := c.LastEventID()
 
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	srv.Stop()
-	// The publisher's idle connection died with the server (a POST on it
-	// would fail, and is not retried: it is not idempotent).
-	hc.CloseIdleConnections()
-	srv2 := apptest.Start(t, func(cfg *config.Server) { fastRetry(cfg); cfg.Core.Addr = addr })
-	// Published before the client is back: it gets these from history.
-	publishRange(t, client.New(srv2.URL, &client.Options{HTTPClient: hc}), "t", 11, 20)
-	evs := r.waitFor(t, "event 20", lastData("20"))
-	cancel()
-	<-r.done
+			srv.Stop()
+			// The publisher's idle connection died with the server (a POST
+			// on it would fail, and is not retried: it is not idempotent).
+			hc.CloseIdleConnections()
+			srv2 := apptest.Start(t, setup(strings.TrimPrefix(srv.URL, "http://")))
+			// Published before the client is back: it gets these from history.
+			publishRange(t, client.New(srv2.URL, &client.Options{HTTPClient: hc}), "t", 11, 20)
+			evs := r.waitFor(t, "event 20", lastData("20"))
+			cancel()
+			<-r.done
 
-	var resets []sseclient.Reset
-	at := -1
-	for i, ev := range evs {
-		if rs, ok := sseclient.AsReset(ev); ok {
-			resets = append(resets, rs)
-			at = i
-		}
-	}
-	if len(resets) != 1 || resets[0].Reason != sseclient.ReasonEpochChanged || resets[0].LastEventID != lastBefore {
-		t.Fatalf("resets %+v, want one epoch-changed from %q", resets, lastBefore)
-	}
-	if evs[at-1].Data != "10" || evs[at+1].Data != "11" {
-		t.Errorf("the reset is not between 10 and 11: %q, %q", evs[at-1].Data, evs[at+1].Data)
-	}
-	checkSequence(t, evs, 1, 20)
-	if r.err != context.Canceled {
-		t.Errorf("the iteration ended with %v, want context.Canceled", r.err)
+			var resets []sseclient.Reset
+			at := -1
+			for i, ev := range evs {
+				if rs, ok := sseclient.AsReset(ev); ok {
+					resets = append(resets, rs)
+					at = i
+				}
+			}
+			switch {
+			case durable && len(resets) != 0:
+				t.Fatalf("resets %+v, want none: the history survived", resets)
+			case !durable && (len(resets) != 1 || resets[0].Reason != sseclient.ReasonEpochChanged || resets[0].LastEventID != lastBefore):
+				t.Fatalf("resets %+v, want one epoch-changed from %q", resets, lastBefore)
+			case !durable && (evs[at-1].Data != "10" || evs[at+1].Data != "11"):
+				t.Errorf("the reset is not between 10 and 11: %q, %q", evs[at-1].Data, evs[at+1].Data)
+			}
+			checkSequence(t, evs, 1, 20)
+			if r.err != context.Canceled {
+				t.Errorf("the iteration ended with %v, want context.Canceled", r.err)
+			}
+		})
 	}
 }
 
