@@ -54,7 +54,7 @@ func (s *suite) testConcurrency(t *testing.T) {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-time.After(time.Millisecond):
 				}
 				snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"call"}, After: at(e, 0)})
 				if err != nil {
