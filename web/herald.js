@@ -374,14 +374,18 @@ export class Herald extends EventTarget {
     link.dead = true;
     clearTimeout(link.timer);
     if (link.kind === 'websocket' && !info.finished) {
+      // A WebSocket that cannot open, or dies without a close frame soon
+      // after opening, is what proxies that do not pass WebSockets do. A
+      // close with a code from the server (shutdown, kicked, ...) is not.
+      const broken = !link.opened || info.timeout || info.code === 1006 || info.code === undefined;
       const unstable = !link.ready || Date.now() - link.readyAt < this.#o.wsStableTime;
-      if (unstable) {
+      if (broken && unstable) {
         if (++this.#wsFailures >= this.#o.wsFailuresBeforeFallback) {
           this.#wsFailures = 0;
           this.#wsBlockedUntil = Date.now() + this.#o.wsRetryInterval;
           this.#emit('error', { message: 'WebSocket keeps failing: using SSE for now', transport: 'websocket', code: info.code });
         }
-      } else {
+      } else if (!unstable) {
         this.#wsFailures = 0;
       }
     }
@@ -634,7 +638,6 @@ class WsLink extends Link {
     };
     ws.onclose = (e) => {
       if (this.dead) return;
-      this.dead = true;
       const finished = (e.code === 1000 && e.reason === 'finished') || e.code === 4204;
       this.sink.end(this, { finished, code: e.code, reason: e.reason, opened: this.opened });
     };

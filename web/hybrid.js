@@ -15,7 +15,7 @@ for (const k of ['rttThreshold', 'lossThreshold', 'probeInterval', 'probeSamples
 const $ = (id) => document.getElementById(id);
 const herald = new Herald('', options);
 // For tests and the curious: the client and what it saw.
-const state = { herald, received: [], transports: [], resets: [], sent: [] };
+const state = { herald, received: [], transports: [], resets: [], sent: [], errors: [] };
 window.hybrid = state;
 
 const names = { websocket: 'WebSocket', sse: 'SSE' };
@@ -61,6 +61,10 @@ herald.on('network', (n) => {
   $('rtt').textContent = Number.isFinite(n.rtt) ? `${Math.round(n.rtt)} ms` : '∞';
   $('loss').textContent = `${Math.round(n.loss * 100)} %`;
   $('weak').textContent = n.weak ? 'weak' : 'good';
+});
+herald.on('error', (e) => {
+  state.errors.push(e);
+  item($('transports'), `${new Date().toLocaleTimeString()} ${e.message}`, 'reset');
 });
 for (const ev of ['open', 'close', 'error']) herald.on(ev, refresh);
 setInterval(refresh, 500);
