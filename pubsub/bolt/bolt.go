@@ -551,7 +551,8 @@ type Stats struct {
 	FileBytes int64 // size of the file
 }
 
-// Stats returns the log's current size.
+// Stats returns the log's current size. It counts the log's records, so it
+// is meant for tests and tools, not for hot paths.
 func (b *Broker) Stats() (Stats, error) {
 	b.closeMu.RLock()
 	defer b.closeMu.RUnlock()
