@@ -1,6 +1,10 @@
 package config
 
-import "flag"
+import (
+	"errors"
+	"flag"
+	"strings"
+)
 
 // Broker selects the engine behind the hub.
 type Broker struct {
@@ -15,4 +19,15 @@ func (c *Broker) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory for durable history (embedded store); empty keeps history in memory")
 }
 
-func (c *Broker) validate() error { return nil }
+func (c *Broker) validate() error {
+	switch {
+	case c.URL == "" || c.URL == "memory":
+	case strings.HasPrefix(c.URL, "redis://"), strings.HasPrefix(c.URL, "rediss://"), strings.HasPrefix(c.URL, "nats://"), strings.HasPrefix(c.URL, "tls://"):
+		if c.DataDir != "" {
+			return errors.New("data-dir: only for the embedded broker (--broker memory); " + c.URL[:strings.Index(c.URL, ":")] + " keeps history in its own engine")
+		}
+	default:
+		return errors.New("broker: " + c.URL + " is not memory, redis://host:port/db or nats://host:port")
+	}
+	return nil
+}
