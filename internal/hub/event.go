@@ -49,6 +49,14 @@ type Event struct {
 	sse      []byte
 	jsonOnce sync.Once
 	json     []byte
+
+	memoMu sync.Mutex
+	memo   []memoEntry
+}
+
+type memoEntry struct {
+	key any
+	val []byte
 }
 
 // NewMessageEvent returns the Event for m.
@@ -90,16 +98,26 @@ func (e *Event) SSE() []byte {
 	return e.sse
 }
 
-// Frame is the JSON form of an event, as WebSocket clients receive it.
+// Frame is the JSON form of an event, as WebSocket clients receive it (one
+// text frame each; docs/protocol.md has the schema with the frames the
+// transport adds):
+//
+//	{"type":"event","id":"<epoch>-<n>","event":"price","data":"...","final":true}
+//	{"type":"position","id":"<epoch>-<n>"}
+//	{"type":"reset","reason":"history-truncated","lastEventId":"<the id the client sent>"}
+//
+// An event frame carries what the SSE event carries (id, event type, data)
+// and, on a final message, final: true. Like SSE it does not name the
+// message's topics: a subscriber of one topic must not learn the others a
+// message was published to.
 type Frame struct {
-	Type   string   `json:"type"`             // "event", "reset" or "position"
-	ID     string   `json:"id,omitempty"`     // event id
-	Event  string   `json:"event,omitempty"`  // SSE event type, if set
-	Data   string   `json:"data,omitempty"`   // payload
-	Topics []string `json:"topics,omitempty"` // the message's topics
-	Reason string   `json:"reason,omitempty"` // reset reason
-	Last   string   `json:"lastEventId,omitempty"`
-	Final  bool     `json:"final,omitempty"`
+	Type   string `json:"type"`                  // "event", "reset" or "position"
+	ID     string `json:"id,omitempty"`          // event id (event, position)
+	Event  string `json:"event,omitempty"`       // event type; absent for the default
+	Data   string `json:"data,omitempty"`        // payload, as published
+	Reason string `json:"reason,omitempty"`      // reset reason
+	Last   string `json:"lastEventId,omitempty"` // reset: the id the client resumed from
+	Final  bool   `json:"final,omitempty"`       // the message ends its topics
 }
 
 // JSON returns the event's JSON frame. It is computed once.
@@ -108,7 +126,7 @@ func (e *Event) JSON() []byte {
 		var f Frame
 		switch e.Kind {
 		case KindMessage:
-			f = Frame{Type: "event", ID: e.Msg.Pos.String(), Event: e.Msg.Type, Data: e.Msg.Data, Topics: e.Msg.Topics, Final: e.Msg.Final}
+			f = Frame{Type: "event", ID: e.Msg.Pos.String(), Event: e.Msg.Type, Data: e.Msg.Data, Final: e.Msg.Final}
 		case KindPosition:
 			f = Frame{Type: "position", ID: e.Pos.String()}
 		case KindReset:
@@ -117,6 +135,24 @@ func (e *Event) JSON() []byte {
 		e.json, _ = json.Marshal(f)
 	})
 	return e.json
+}
+
+// Memo returns the bytes f computes for key, calling f once per event and
+// key: a transport with a wire format of its own (the Mercure endpoint)
+// encodes an event once for all its subscribers, as SSE and JSON do. key
+// must be comparable; use an unexported type of the calling package so that
+// transports cannot collide. f must not call Memo on the same event.
+func (e *Event) Memo(key any, f func() []byte) []byte {
+	e.memoMu.Lock()
+	defer e.memoMu.Unlock()
+	for _, m := range e.memo {
+		if m.key == key {
+			return m.val
+		}
+	}
+	v := f()
+	e.memo = append(e.memo, memoEntry{key, v})
+	return v
 }
 
 // size is what the event counts against a queue's byte limit.

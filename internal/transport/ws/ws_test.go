@@ -33,7 +33,7 @@ type frame struct {
 	ID          string   `json:"id"`
 	Event       string   `json:"event"`
 	Data        string   `json:"data"`
-	Topics      []string `json:"topics"`
+	Topics      []string `json:"topics"` // never sent: must stay nil
 	Final       bool     `json:"final"`
 	Reason      string   `json:"reason"`
 	LastEventID string   `json:"lastEventId"`
@@ -195,12 +195,12 @@ func TestLiveEventsHaveTheSSEIds(t *testing.T) {
 	}
 	id := publish(t, srv, `{"topic":"a","event":"price","data":{"eur":1.08}}`)
 	f := read(t, c)
-	want := frame{Type: "event", ID: id, Event: "price", Data: `{"eur":1.08}`, Topics: []string{"a"}}
+	want := frame{Type: "event", ID: id, Event: "price", Data: `{"eur":1.08}`}
 	if fmt.Sprint(f) != fmt.Sprint(want) {
 		t.Fatalf("got %+v, want %+v", f, want)
 	}
 	id2 := publish(t, srv, `{"topics":["b","c"],"data":"multi\nline"}`)
-	if f := read(t, c); f.ID != id2 || f.Data != "multi\nline" || f.Event != "" {
+	if f := read(t, c); f.ID != id2 || f.Data != "multi\nline" || f.Event != "" || f.Topics != nil {
 		t.Fatalf("got %+v", f)
 	}
 }
@@ -702,5 +702,29 @@ func TestSendWebhookFlag(t *testing.T) {
 	}
 	if p := <-got; p["transport"] != "ws" || p["id"] != ack.ID || p["topic"] != "x" {
 		t.Fatalf("backend got %v, want the ws message published as %s", p, ack.ID)
+	}
+}
+
+// A WebSocket outlives the server's header, body and idle timeouts: they
+// are for requests, not for upgraded connections.
+func TestConnectionOutlivesServerTimeouts(t *testing.T) {
+	srv := apptest.Start(t, func(c *config.Server) {
+		c.HTTP.ReadHeaderTimeout = 100 * time.Millisecond
+		c.HTTP.ReadBodyTimeout = 100 * time.Millisecond
+		c.HTTP.IdleTimeout = 100 * time.Millisecond
+		c.WS.PingInterval = 50 * time.Millisecond
+	})
+	c := dial(t, srv, "topic=long")
+	read(t, c)
+	for i := range 5 {
+		time.Sleep(150 * time.Millisecond)
+		write(t, c, fmt.Sprintf(`{"type":"ping","t":%d}`, i))
+		if f := read(t, c); f.Type != "pong" || f.T != float64(i) {
+			t.Fatalf("after %d ms: %+v", (i+1)*150, f)
+		}
+	}
+	id := publish(t, srv, `{"topic":"long","data":"still here"}`)
+	if f := read(t, c); f.ID != id {
+		t.Fatalf("got %+v", f)
 	}
 }
