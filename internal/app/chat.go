@@ -53,6 +53,12 @@ func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
 			Retry: a.cfg.Core.Retry, KeepAlive: a.cfg.Core.KeepAlive, WriteTimeout: a.cfg.Core.WriteTimeout,
 			Metrics: a.metrics, Logger: a.log,
 		},
+		// Starting, watching and stopping an answer needs what subscribing
+		// to its topic needs (nothing in development mode).
+		Access: func(r *http.Request, topic string) error {
+			_, err := a.subscribeAccess(r, []string{topic})
+			return err
+		},
 		// Behind a trusted reverse proxy, the client is the one it names.
 		ClientKey:  func(r *http.Request) string { return a.sec.ips.IP(r).String() },
 		Registerer: a.metrics.Registry,

@@ -59,7 +59,12 @@ func (s *Service) HandleCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	started, err := s.Start(r.Context(), s.client(r), req.Conversation, llm.Request{Model: req.Model, Messages: req.Messages, MaxTokens: req.MaxTokens})
+	id := newID()
+	if err := s.allow(r, id); err != nil {
+		s.fail(w, err)
+		return
+	}
+	started, err := s.start(r.Context(), id, s.client(r), req.Conversation, llm.Request{Model: req.Model, Messages: req.Messages, MaxTokens: req.MaxTokens})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -148,6 +153,10 @@ func (s *Service) HandleStream(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !validID(id) {
 		s.fail(w, ErrNotFound)
+		return
+	}
+	if err := s.allow(r, id); err != nil {
+		s.fail(w, err)
 		return
 	}
 	ctx := r.Context()
@@ -240,6 +249,10 @@ func (s *Service) HandleCancel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, ErrNotFound)
 		return
 	}
+	if err := s.allow(r, id); err != nil {
+		s.fail(w, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	if err := s.Stop(ctx, id); err != nil {
@@ -257,12 +270,30 @@ func MethodNotAllowed(allow string) http.HandlerFunc {
 	}
 }
 
+// allow applies the Access hook to stream id.
+func (s *Service) allow(r *http.Request, id string) error {
+	if s.access == nil {
+		return nil
+	}
+	if err := s.access(r, TopicPrefix+id); err != nil {
+		var he *eventstream.HTTPError
+		if errors.As(err, &he) {
+			return he
+		}
+		return &statusError{http.StatusForbidden, err.Error()}
+	}
+	return nil
+}
+
 // fail answers err with its status and a JSON body.
 func (s *Service) fail(w http.ResponseWriter, err error) {
 	var se *statusError
+	var he *eventstream.HTTPError
 	switch {
 	case errors.As(err, &se):
 		httpjson.Error(w, se.status, se.msg)
+	case errors.As(err, &he):
+		httpjson.ErrorCode(w, he.Status, he.Code, he.Msg)
 	case errors.Is(err, ErrNotFound):
 		httpjson.Error(w, http.StatusNotFound, "no such chat stream (unknown id, or forgotten after --chat-retention)")
 	case errors.Is(err, ErrFinished):

@@ -105,6 +105,10 @@ type Options struct {
 	Retention time.Duration
 	// Stream configures the text/event-stream responses.
 	Stream eventstream.StreamOptions
+	// Access, if set, decides whether a request may start (POST /chat),
+	// watch or cancel the stream of topic. It returns an error to refuse:
+	// an *eventstream.HTTPError chooses the status, anything else is 403.
+	Access func(r *http.Request, topic string) error
 	// ClientKey identifies a request's client for the per-client limit.
 	// Default: the IP address of the connection's peer.
 	ClientKey func(r *http.Request) string
@@ -154,6 +158,7 @@ type Service struct {
 	log      *slog.Logger
 	metrics  *metrics
 	client   func(*http.Request) string
+	access   func(*http.Request, string) error
 
 	mu        sync.Mutex // guards the fields below
 	gens      map[string]*generation
@@ -206,7 +211,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		hub: o.Hub, provider: o.Provider, limits: o.Limits, histMax: o.HistoryMaxEvents,
 		keep: o.Retention, stream: o.Stream, log: o.Logger,
-		gens: make(map[string]*generation), perClient: make(map[string]int), client: o.ClientKey,
+		gens: make(map[string]*generation), perClient: make(map[string]int), client: o.ClientKey, access: o.Access,
 	}
 	if s.client == nil {
 		s.client = clientAddr
@@ -237,13 +242,17 @@ type Started struct {
 // stopped, or the service closes; ctx only carries values (it may be a
 // request's context: its cancellation does not stop the generation).
 func (s *Service) Start(ctx context.Context, client, conversation string, req llm.Request) (*Started, error) {
+	return s.start(ctx, newID(), client, conversation, req)
+}
+
+func (s *Service) start(ctx context.Context, id, client, conversation string, req llm.Request) (*Started, error) {
 	if req.Model == "" {
 		req.Model = s.provider.Model()
 	}
 	if req.MaxTokens <= 0 || req.MaxTokens > s.limits.MaxTokens {
 		req.MaxTokens = s.limits.MaxTokens
 	}
-	g := &generation{id: newID(), client: client, model: req.Model, conversation: conversation, done: make(chan struct{})}
+	g := &generation{id: id, client: client, model: req.Model, conversation: conversation, done: make(chan struct{})}
 	g.topic = TopicPrefix + g.id
 	// Every event of the topic comes after the log's head now.
 	snap, err := s.hub.Broker().Read(ctx, pubsub.Query{Topics: []string{g.topic}})
@@ -332,6 +341,11 @@ func (s *Service) run(ctx context.Context, g *generation, req llm.Request) {
 		if c.Text == "" {
 			continue
 		}
+		if tokens >= req.MaxTokens {
+			// The upstream does not respect max_tokens: cut it off.
+			finish = "length"
+			break
+		}
 		tokens++
 		piece := lines.normalize(c.Text)
 		text.WriteString(piece)
@@ -339,10 +353,6 @@ func (s *Service) run(ctx context.Context, g *generation, req llm.Request) {
 			flush()
 		}
 		if pubErr != nil {
-			break
-		}
-		if tokens >= req.MaxTokens {
-			finish = "length"
 			break
 		}
 	}

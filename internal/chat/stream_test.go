@@ -234,10 +234,9 @@ func TestLongAnswerFitsTheHistory(t *testing.T) {
 			t.Fatal("herald.reset: history did not reach back")
 		}
 	}
-	waitFor(t, "upstream finished", func() bool { return up.Completed() == 1 })
 	s := follow(t, srv.URL, id, lastID, 0)
 	got = append(got, s.tokens...)
-	if s.resets != 0 || s.done == nil {
+	if s.resets != 0 || s.done == nil || s.done.FinishReason != "stop" {
 		t.Fatalf("resets %d, done %v", s.resets, s.done != nil)
 	}
 	if text := strings.Join(got, ""); text != up.Script().Text() {

@@ -53,6 +53,9 @@ type Script struct {
 	Token func(i int) string
 	// Delay is the wait before each chunk.
 	Delay time.Duration
+	// Ready, if set, is called after the response headers and before the
+	// first token; the stream waits until it returns.
+	Ready func()
 	// FinishReason of the last chunk; default "stop".
 	FinishReason string
 	// Usage, when set, is sent in a last chunk with no choices, as OpenAI
@@ -243,6 +246,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !send(chunk(map[string]any{"role": "assistant", "content": ""}, nil, nil)) {
 		abort()
 		return
+	}
+	if sc.Ready != nil {
+		sc.Ready()
 	}
 	n := sc.count()
 	for i := 0; i <= n; i++ {
