@@ -14,11 +14,11 @@ import (
 func TestUpstreamFailuresBecomeErrorEvents(t *testing.T) {
 	toks := tokens(40)
 	tests := []struct {
-		name     string
-		script   openaitest.Script
-		wantMsg  string
-		partial  int // tokens before the failure
-		aborted  bool
+		name    string
+		script  openaitest.Script
+		wantMsg string
+		partial int // tokens before the failure
+		aborted bool
 	}{
 		{"error status", openaitest.Script{Status: 401, ErrorBody: `{"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}}`}, "401 Unauthorized: Incorrect API key provided", 0, false},
 		{"server error", openaitest.Script{Status: 500, ErrorBody: `{"error":"boom"}`}, "500 Internal Server Error: boom", 0, false},
