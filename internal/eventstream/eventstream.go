@@ -185,6 +185,11 @@ type StreamOptions struct {
 	// Preamble, if set, is written right after the headers (e.g. a
 	// greeting event of the demo).
 	Preamble []byte
+	// Encode, if set, gives each event's wire form in place of Event.SSE
+	// (the Mercure endpoint writes publishers' ids and retry fields); an
+	// event it returns nil for is not written. Use hub.Event.Memo in it
+	// to encode an event once for all subscribers.
+	Encode func(*hub.Event) []byte
 }
 
 // Stream writes sub to w as a text/event-stream until the subscription
@@ -270,7 +275,11 @@ func Stream(ctx context.Context, w http.ResponseWriter, sub *hub.Subscription, o
 		if len(batch) > 0 && (open || hub.Graceful(sub.Err())) {
 			bufs = bufs[:0]
 			for _, ev := range batch {
-				bufs = append(bufs, ev.SSE())
+				if o.Encode == nil {
+					bufs = append(bufs, ev.SSE())
+				} else if b := o.Encode(ev); b != nil {
+					bufs = append(bufs, b)
+				}
 			}
 			clear(batch)
 			if !write(bufs...) {

@@ -21,6 +21,16 @@ type Request struct {
 	// CanSeePrivate reports whether the subscriber may receive private
 	// messages of topic. Nil means it may receive none.
 	CanSeePrivate func(topic string) bool
+	// Match, if set, decides which messages of the subscription's topics
+	// the subscriber gets, in place of the default rule (public messages,
+	// and private ones of a topic CanSeePrivate allows): a transport with
+	// topic selectors of its own (the Mercure endpoint's URI templates)
+	// follows a wider topic and narrows it with Match. It is called for
+	// history and live messages alike, with hub locks held: it must be
+	// fast, must not block, and must be safe for concurrent use. A final
+	// message it refuses still ends its topics (the client gets an id-only
+	// event in its place).
+	Match func(m *pubsub.Message) bool
 }
 
 // Subscription is one subscriber's stream: a prelude, then live events.
@@ -32,6 +42,7 @@ type Subscription struct {
 	hub           *Hub
 	topics        []string
 	canSeePrivate func(string) bool
+	match         func(*pubsub.Message) bool
 	notify        chan struct{}
 
 	mu        sync.Mutex
@@ -61,7 +72,7 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 			return nil, err
 		}
 	}
-	s := &Subscription{hub: h, topics: topics, canSeePrivate: req.CanSeePrivate, notify: make(chan struct{}, 1)}
+	s := &Subscription{hub: h, topics: topics, canSeePrivate: req.CanSeePrivate, match: req.Match, notify: make(chan struct{}, 1)}
 
 	var (
 		q      = pubsub.Query{Topics: topics}
@@ -236,6 +247,9 @@ func hiddenFinal(m *pubsub.Message) *Event {
 
 // visible reports whether the subscriber may see m.
 func (s *Subscription) visible(m *pubsub.Message) bool {
+	if s.match != nil {
+		return s.match(m)
+	}
 	if !m.Private {
 		return true
 	}
