@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Matcher reports whether a topic is selected. Implementations must be safe
@@ -69,13 +70,15 @@ func CompilePattern(selector string) (Matcher, error) {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidSelector)
 	case len(selector) > MaxSelectorLen:
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidSelector, MaxSelectorLen)
+	case !utf8.ValidString(selector):
+		return nil, fmt.Errorf("%w: not valid UTF-8", ErrInvalidSelector)
 	case selector == "*":
 		return anyTopic{}, nil
 	case !strings.Contains(selector, "*"):
 		return exact(selector), nil
 	}
 	var b strings.Builder
-	b.WriteString(`^`)
+	b.WriteString(`(?s)^`)
 	rest := selector
 	for rest != "" {
 		i := strings.IndexByte(rest, '*')

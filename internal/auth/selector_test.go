@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/heraldpush/herald/internal/auth"
 )
@@ -46,7 +47,7 @@ func TestCompilePattern(t *testing.T) {
 }
 
 func TestCompilePatternRejects(t *testing.T) {
-	for _, sel := range []string{"", strings.Repeat("a", auth.MaxSelectorLen+1)} {
+	for _, sel := range []string{"", strings.Repeat("a", auth.MaxSelectorLen+1), "\xd0*", "a\xff"} {
 		if _, err := auth.CompilePattern(sel); !errors.Is(err, auth.ErrInvalidSelector) {
 			t.Errorf("CompilePattern(%.20q) = %v, want ErrInvalidSelector", sel, err)
 		}
@@ -129,7 +130,7 @@ func FuzzSelector(f *testing.F) {
 		}
 		m, err := auth.CompilePattern(sel)
 		if err != nil {
-			if sel != "" {
+			if sel != "" && utf8.ValidString(sel) {
 				t.Fatalf("CompilePattern(%q): %v", sel, err)
 			}
 			return
