@@ -1,0 +1,86 @@
+// Package nats is a pubsub.Broker on NATS JetStream (nats-server 2.9 or
+// later): several Herald nodes share one log, kept in one JetStream
+// stream, with live delivery from one consumer per node.
+//
+// # Design
+//
+// The log is one stream (Options.Stream, default "HERALD"). The stream
+// sequence is the position's offset, so a client following several topics
+// resumes from one number. Each topic has a subject,
+// "<Stream>.t.<topic in base64url>": the encoding makes any topic (dots,
+// spaces, '*', '>') one valid subject token.
+//
+// Each Publish stores exactly one message, so that it has one position
+// whatever its topics: it goes on the subject of its first topic, with all
+// its topics, type, flags and data in the payload. JetStream acknowledges
+// it before Publish returns. To find the message under its other topics,
+// the state bucket (a JetStream key-value bucket, "<Stream>_state") holds,
+// per topic, the other subjects that carry messages of it ("x.<topic>");
+// that entry is written before the message, so the index never lags the
+// stream. A Read of a topic reads its own subject and the subjects of its
+// index, by subject filter, from the client's position up to Head, keeping
+// the messages that have one of the query's topics.
+//
+// Head is the stream's last sequence when a Read starts; the stream only
+// grows, so every message up to Head is read (or reported evicted), and
+// every later one reaches each node's listener afterwards: each node reads
+// the whole stream once with an ephemeral consumer that starts after the
+// last sequence it delivered, and the hub fans out locally.
+//
+// # Truncation
+//
+// Retention maps to the stream's limits: Retention.MaxEvents to
+// MaxMsgsPerSubject, MaxAge to MaxAge, MaxBytes to MaxBytes (JetStream
+// counts subject, headers and payload, which Message.Size approximates).
+// JetStream does not say what it evicted, so each message carries, in a
+// header, the sequence of the previous message on its subject (or, on a
+// subject that was empty, a bound: the stream's first sequence then, since
+// its older messages left with the oldest of the stream). Publishes on a
+// subject are chained with Nats-Expected-Last-Subject-Sequence (optimistic
+// concurrency between nodes), so the chain is exact. A client at position
+// p is told history was truncated when the first message kept after p on a
+// subject it reads names a predecessor after p, or when the subject is empty
+// and the stream's first sequence is past p. For a topic's own subject that
+// is exact; for the other subjects of its index it is coarse (an evicted
+// message there may not have had the topic): a spurious reset, never a
+// silent gap. Per-topic count limits apply to the subject a message is
+// stored on: a message published to [a b] counts against a's limit.
+//
+// # Retained and final state
+//
+// A retained message is also written to the state bucket ("r.<topic>",
+// newest wins); a new subscriber gets the newer of that and the topic's
+// newest message. Retained state outlives the message's eviction from the
+// stream. A topic is finished when the newest message on its subject is
+// final. For a multi-topic final message, a marker message on each other
+// topic's subject finishes it too (markers are not events; they take
+// sequence numbers, so offsets may skip). Publishing to a finished topic
+// fails with ErrTopicFinished: atomically for the message's first topic
+// (the chained publish sees the final message), by a check just before
+// publishing for its other topics.
+//
+// # Epochs
+//
+// The epoch is derived from the stream's creation time: every node computes
+// the same one. When the stream is deleted, or the server lost its storage,
+// the next node to need it creates it again: a new epoch. Listeners notice
+// (their consumer disappears) and call Handler.HandleEpoch; the hub ends
+// its streams, and clients reconnect and get a herald.reset with reason
+// epoch-changed. A restarted server with its storage keeps the stream and
+// the epoch: clients resume exactly.
+//
+// A listener that misses messages (they left the stream before it read
+// them) calls HandleEpoch with the unchanged epoch: subscribers resume
+// from history. While NATS cannot be reached, Publish and Read fail with
+// errors wrapping pubsub.ErrUnavailable (the HTTP API answers 503) within
+// Options.Timeout, and listeners retry with backoff.
+//
+// # Limits
+//
+// A Read costs a few JetStream requests per topic (newest message, index,
+// first message after the position) plus one per message for short
+// replays and a consumer for long ones. NATS's max_payload (1 MB by
+// default) bounds one message: keep Herald's --max-data-bytes below it or
+// raise it. Stream Replicas (Options.Replicas) give durability across a
+// NATS cluster; a message is acknowledged once the stream's quorum has it.
+package nats

@@ -1,0 +1,160 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/internal/codec"
+)
+
+// listenHeartbeat is how often the server signals an idle consumer: a
+// consumer lost (stream deleted, server restarted) is noticed within about
+// twice that.
+const listenHeartbeat = time.Second
+
+// Listen delivers every message published after it was called, on any node,
+// to h, in position order, until ctx ends or the broker is closed. Each node
+// reads the whole stream once, with an ephemeral consumer that starts after
+// the last sequence it delivered; the hub fans out locally.
+//
+// When the stream was deleted or lost (its epoch changed) Listen recreates
+// it, calls h.HandleEpoch with the new epoch and delivers the new stream from
+// its start. When this node missed messages because they left the stream
+// before it could read them, it calls h.HandleEpoch with the unchanged
+// epoch: subscribers must resume from history. While NATS cannot be reached
+// it retries with backoff.
+func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
+	if b.closed.Load() {
+		return pubsub.ErrClosed
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(b.life, cancel)()
+	l := &listener{b: b, h: h, epoch: b.Epoch()}
+	l.run(ctx)
+	return nil
+}
+
+type listener struct {
+	b       *Broker
+	h       pubsub.Handler
+	epoch   string
+	cursor  uint64 // stream sequence of the last message delivered (or skipped)
+	started bool
+}
+
+func (l *listener) run(ctx context.Context) {
+	log := l.b.o.Logger
+	backoff := time.Duration(0)
+	failing := false
+	for ctx.Err() == nil {
+		delivered, err := l.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if delivered {
+			backoff = 0
+			if failing {
+				log.Info("nats: live delivery resumed")
+				failing = false
+			}
+		}
+		if err != nil && !failing {
+			log.Warn("nats: live delivery interrupted; retrying", "err", err)
+			failing = true
+		}
+		backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// session checks the stream (and its epoch), then consumes it from the
+// cursor until an error. It reports whether it delivered anything.
+func (l *listener) session(ctx context.Context) (bool, error) {
+	cctx, cancel := l.b.bound(ctx)
+	info, err := l.b.ensureStream(cctx, false)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	epoch := epochOf(info)
+	switch {
+	case epoch != l.epoch:
+		l.b.o.Logger.Warn("nats: the log's epoch changed: the stream was deleted or lost and created again", "old", l.epoch, "new", epoch)
+		l.epoch, l.cursor, l.started = epoch, 0, true
+		l.h.HandleEpoch(epoch)
+	case !l.started:
+		l.cursor, l.started = info.State.LastSeq, true
+	}
+	s, _, _ := l.b.current()
+	cctx, cancel = l.b.bound(ctx)
+	cons, err := s.CreateConsumer(cctx, jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       l.cursor + 1,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("create consumer: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
+		cancel()
+	}()
+	it, err := cons.Messages(jetstream.PullHeartbeat(listenHeartbeat), jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	if err != nil {
+		return false, fmt.Errorf("consume: %w", err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	delivered := false
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
+				return delivered, nil
+			}
+			return delivered, err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		seq := md.Sequence.Stream
+		if seq <= l.cursor {
+			continue
+		}
+		if seq != l.cursor+1 {
+			l.b.o.Logger.Warn("nats: this node missed live messages (they left the stream before it read them); ending streams so that clients resume from history",
+				"from", l.cursor+1, "to", seq-1)
+			l.h.HandleEpoch(l.epoch)
+		}
+		l.cursor = seq
+		delivered = true
+		if msg.Headers().Get(hdrMarker) != "" {
+			continue
+		}
+		m, err := codec.Decode(msg.Data())
+		if err != nil {
+			l.b.o.Logger.Error("nats: skipping an undecodable message", "seq", seq, "err", err)
+			continue
+		}
+		m.Pos = pubsub.Position{Epoch: l.epoch, Offset: seq}
+		m.Time = md.Timestamp
+		l.h.HandleMessage(m)
+	}
+}
