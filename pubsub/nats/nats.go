@@ -720,7 +720,7 @@ func (b *Broker) read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 	}
 	topics := dedupe(q.Topics)
 	lasts := make(map[string]*jetstream.RawStreamMsg) // subject -> newest message
-	var subjects []string                              // to read, each once
+	var subjects []string                             // to read, each once
 	seen := make(map[uint64]bool)
 	for _, topic := range topics {
 		subject := b.subject(topic)
