@@ -49,6 +49,7 @@ type Decoder struct {
 	idBuf       string
 	lastEventID string
 	retry       time.Duration
+	hasRetry    bool
 	sawID       bool
 }
 
@@ -74,6 +75,10 @@ func (d *Decoder) SetLastEventID(id string) {
 // Retry returns the reconnection time most recently set by a retry field, or
 // zero if the stream has not set one.
 func (d *Decoder) Retry() time.Duration { return d.retry }
+
+// HasRetry reports whether the stream has set the reconnection time with a
+// retry field, which tells "retry: 0" from no retry field at all.
+func (d *Decoder) HasRetry() bool { return d.hasRetry }
 
 // Next returns the next dispatched event. It returns io.EOF when the stream
 // ends cleanly (a pending, undispatched event is discarded then, as the
@@ -160,6 +165,7 @@ func (d *Decoder) processLine(line []byte) error {
 	case fieldRetry:
 		if ms, ok := parseDigits(value); ok {
 			d.retry = time.Duration(ms) * time.Millisecond
+			d.hasRetry = true
 		}
 	}
 	return nil

@@ -39,3 +39,23 @@ func TestDecoderSetLastEventID(t *testing.T) {
 		})
 	}
 }
+
+func TestDecoderHasRetry(t *testing.T) {
+	for _, tt := range []struct {
+		stream string
+		want   bool
+	}{
+		{"data: a\n\n", false},
+		{"retry: x\ndata: a\n\n", false},
+		{"retry: 0\ndata: a\n\n", true},
+		{"retry: 10\n\nretry: 0\n\ndata: a\n\n", true},
+	} {
+		d := NewDecoder(strings.NewReader(tt.stream))
+		if _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if d.HasRetry() != tt.want || d.Retry() != 0 {
+			t.Errorf("%q: HasRetry() = %v, Retry() = %v; want %v, 0", tt.stream, d.HasRetry(), d.Retry(), tt.want)
+		}
+	}
+}

@@ -473,3 +473,54 @@ func (f *failingBody) RoundTrip(req *http.Request) (*http.Response, error) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+func TestEmptyConnectionsBackOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A server that accepts and at once closes, having said retry: 0:
+		// the client must not hammer it.
+		s := &script{steps: []step{sseOK("retry: 0\n\n"), sseOK(": hi\n\n"), sseOK(""), sseOK("data: a\n\n"), sseOK("")}}
+		c := New("http://herald.test/", &Options{HTTPClient: &http.Client{Transport: s}})
+		if data, err := collect(t.Context(), c); err != nil || strings.Join(data, ",") != "a" {
+			t.Fatalf("got %q, %v", data, err)
+		}
+		want := []time.Duration{minBackoff, 2 * minBackoff, 4 * minBackoff, 0, minBackoff}
+		gaps := s.gaps()
+		if len(gaps) != len(want) {
+			t.Fatalf("gaps %v, want %v", gaps, want)
+		}
+		for i := range want {
+			within(t, fmt.Sprintf("reconnection %d", i+1), gaps[i], want[i])
+		}
+	})
+}
+
+func TestIdleTimeoutExcludesCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{steps: []step{
+			{status: 200, header: map[string]string{"Content-Type": "text/event-stream"}, body: []string{"data: a\n\n", "data: b\n\n"}, hang: true},
+		}}
+		c := New("http://herald.test/", &Options{HTTPClient: &http.Client{Transport: s}, IdleTimeout: 30 * time.Second})
+		var data []string
+		for ev, err := range c.Events(t.Context()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, ev.Data)
+			time.Sleep(time.Minute) // a slow caller, longer than the idle timeout
+		}
+		if strings.Join(data, ",") != "a,b" || len(s.reqs) != 2 {
+			t.Errorf("events %q over %d requests; want a,b over 2 (the stream, then 204)", data, len(s.reqs))
+		}
+	})
+}
+
+func TestNotHTTP(t *testing.T) {
+	for _, url := range []string{"ftp://herald.test/", "localhost:8080/events", "/events", "http://"} {
+		s := &script{}
+		c := New(url, &Options{HTTPClient: &http.Client{Transport: s}})
+		_, err := collect(t.Context(), c)
+		if err == nil || !strings.Contains(err.Error(), "not an http or https URL") || len(s.reqs) != 0 {
+			t.Errorf("%q: err = %v after %d requests; want a permanent error at once", url, err, len(s.reqs))
+		}
+	}
+}

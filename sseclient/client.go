@@ -219,7 +219,7 @@ func (c *Client) setState(s State, err error) {
 // the error that stopped it.
 func (c *Client) run(ctx context.Context, yield func(sse.Event, error) bool) error {
 	var (
-		failures int   // attempts since the last open connection that failed
+		failures int   // attempts that failed since the last one that delivered an event
 		cause    error // why the previous connection or attempt ended
 		wait     time.Duration
 	)
@@ -237,14 +237,16 @@ func (c *Client) run(ctx context.Context, yield func(sse.Event, error) bool) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		opened, err := c.connect(ctx, yield)
+		delivered, err := c.connect(ctx, yield)
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, errStopped) {
 			return ctxErr
 		}
 		if !retryable(err) {
 			return err
 		}
-		if opened {
+		// A connection that delivered nothing counts as a failure, so
+		// that a server that accepts and at once closes is not hammered.
+		if delivered {
 			failures = 0
 		} else {
 			failures++
@@ -276,7 +278,7 @@ func (e *permanentError) Unwrap() []error     { return []error{e.err, errPermane
 func permanent(format string, a ...any) error { return &permanentError{fmt.Errorf(format, a...)} }
 
 // delay returns how long to wait before the next attempt, given how many
-// attempts failed since the last open connection: the reconnection time,
+// attempts failed since the last that delivered an event: the reconnection time,
 // doubled for each failed attempt after the first and capped at MaxDelay
 // (or the reconnection time, if longer); at least a 429 or 503 answer's
 // Retry-After; plus a random jitter of up to half of that.
@@ -304,14 +306,17 @@ func (c *Client) delay(failures int, err error) time.Duration {
 	return d
 }
 
-// connect makes one request and yields the events of its stream. opened
-// reports whether the server accepted the stream.
-func (c *Client) connect(ctx context.Context, yield func(sse.Event, error) bool) (opened bool, err error) {
+// connect makes one request and yields the events of its stream. delivered
+// reports whether it yielded at least one event.
+func (c *Client) connect(ctx context.Context, yield func(sse.Event, error) bool) (delivered bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
 		return false, permanent("sseclient: %w", err)
+	}
+	if (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return false, permanent("sseclient: %q is not an http or https URL", c.url)
 	}
 	for k, v := range c.opts.Header {
 		req.Header[k] = append([]string(nil), v...)
@@ -356,33 +361,36 @@ func (c *Client) connect(ctx context.Context, yield func(sse.Event, error) bool)
 	dec := sse.NewDecoder(body)
 	dec.MaxEventSize = c.opts.MaxEventSize
 	dec.SetLastEventID(lastID)
-	var retry time.Duration
 	for {
 		ev, err := dec.Next()
 		if id := dec.LastEventID(); id != lastID {
 			lastID = id
 			c.setLastID(id)
 		}
-		// The decoder reports zero until the stream sets a retry field, so
-		// a "retry: 0" is seen only as a change from an earlier value on
-		// the same connection.
-		if r := dec.Retry(); r != retry {
-			retry = r
-			c.retry.Store(int64(r))
+		if dec.HasRetry() {
+			c.retry.Store(int64(dec.Retry()))
 		}
 		if err != nil {
 			switch {
 			case errors.Is(context.Cause(ctx), errIdle):
-				return true, fmt.Errorf("%w: nothing received for %v", errIdle, c.opts.IdleTimeout)
+				return delivered, fmt.Errorf("%w: nothing received for %v", errIdle, c.opts.IdleTimeout)
 			case errors.Is(err, io.EOF):
-				return true, errEnded
+				return delivered, errEnded
 			case errors.Is(err, sse.ErrTooLarge):
-				return true, fmt.Errorf("sseclient: %w", err)
+				return delivered, fmt.Errorf("sseclient: %w", err)
 			}
-			return true, fmt.Errorf("sseclient: reading the stream: %w", err)
+			return delivered, fmt.Errorf("sseclient: reading the stream: %w", err)
+		}
+		delivered = true
+		// The time the caller takes over an event is not idle time.
+		if idle != nil {
+			idle.t.Stop()
 		}
 		if !yield(ev, nil) {
 			return true, errStopped
+		}
+		if idle != nil {
+			idle.t.Reset(idle.d)
 		}
 	}
 }
