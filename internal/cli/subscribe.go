@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +126,7 @@ func (f *follower) run(ctx context.Context, cl *client.Client, lastID string) er
 			return fmt.Errorf("subscribe%s: %w", f.which(), err)
 		}
 		if r, ok := sseclient.AsReset(ev); ok {
-			f.p.warn("herald.reset%s (%s): the server cannot promise that no event after %q was missed", f.which(), r.Reason, r.LastEventID)
+			f.p.warn("herald.reset (%s)%s: events after %q may have been missed", r.Reason, f.which(), r.LastEventID)
 		}
 		if err := f.p.print(ev, topic); err != nil {
 			return err
@@ -150,7 +151,7 @@ func (f *follower) onState(s sseclient.State, err error) {
 			return
 		}
 		if !f.lost {
-			f.p.warn("connection lost%s: %v; reconnecting", f.which(), err)
+			f.p.warn("connection lost%s: %s; reconnecting", f.which(), strings.TrimPrefix(err.Error(), "sseclient: "))
 			f.lost = true
 		}
 	}
