@@ -49,6 +49,14 @@ type Event struct {
 	sse      []byte
 	jsonOnce sync.Once
 	json     []byte
+
+	memoMu sync.Mutex
+	memo   []memoEntry
+}
+
+type memoEntry struct {
+	key any
+	val []byte
 }
 
 // NewMessageEvent returns the Event for m.
@@ -127,6 +135,24 @@ func (e *Event) JSON() []byte {
 		e.json, _ = json.Marshal(f)
 	})
 	return e.json
+}
+
+// Memo returns the bytes f computes for key, calling f once per event and
+// key: a transport with a wire format of its own (the Mercure endpoint)
+// encodes an event once for all its subscribers, as SSE and JSON do. key
+// must be comparable; use an unexported type of the calling package so that
+// transports cannot collide. f must not call Memo on the same event.
+func (e *Event) Memo(key any, f func() []byte) []byte {
+	e.memoMu.Lock()
+	defer e.memoMu.Unlock()
+	for _, m := range e.memo {
+		if m.key == key {
+			return m.val
+		}
+	}
+	v := f()
+	e.memo = append(e.memo, memoEntry{key, v})
+	return v
 }
 
 // size is what the event counts against a queue's byte limit.
