@@ -29,7 +29,7 @@ func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
 	if c.LLMBaseURL == "" {
 		provider = demo.New(&demo.Options{Delay: c.LLMDemoDelay})
 	} else {
-		p, err := openai.New(openai.Options{BaseURL: c.LLMBaseURL, APIKey: c.LLMAPIKey, Model: c.LLMModel, Timeout: c.LLMTimeout})
+		p, err := openai.New(openai.Options{BaseURL: c.LLMBaseURL, APIKey: c.LLMAPIKey, Model: c.LLMModel, Timeout: c.LLMTimeout, MaxTokensField: c.LLMMaxTokensField})
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,8 @@ type Chat struct {
 	LLMModel string
 	// LLMAllowedModels are further models a client may ask for by name.
 	LLMAllowedModels Strings
+	// LLMMaxTokensField names the request field of the token limit.
+	LLMMaxTokensField string
 	// LLMTimeout bounds the wait for the upstream's answer and then for
 	// each of its chunks.
 	LLMTimeout time.Duration
@@ -54,6 +56,7 @@ func (c *Chat) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LLMAPIKey, "llm-api-key", "", "API key sent to the upstream as a bearer token (prefer the environment variable)")
 	fs.StringVar(&c.LLMModel, "llm-model", "", "default model of the upstream, e.g. gpt-4o-mini or llama3.2 (required with --llm-base-url)")
 	fs.Var(&c.LLMAllowedModels, "llm-allowed-models", "further models clients may ask for with \"model\" (comma-separated; the default model is always allowed)")
+	fs.StringVar(&c.LLMMaxTokensField, "llm-max-tokens-field", "max_tokens", "request field that carries --chat-max-tokens upstream: max_tokens, max_completion_tokens (OpenAI reasoning models) or none")
 	fs.DurationVar(&c.LLMTimeout, "llm-timeout", 60*time.Second, "how long to wait for the upstream's answer, and then for each chunk of it, before failing the generation")
 	fs.DurationVar(&c.LLMDemoDelay, "llm-demo-delay", 30*time.Millisecond, "mean delay between two tokens of the built-in demo model")
 	c.MaxPromptBytes = 32 << 10
@@ -79,6 +82,11 @@ func (c *Chat) validate() error {
 		if c.LLMModel == "" {
 			errs = append(errs, errors.New("llm-model: required with --llm-base-url (e.g. gpt-4o-mini for OpenAI, llama3.2 for Ollama)"))
 		}
+	}
+	switch c.LLMMaxTokensField {
+	case "max_tokens", "max_completion_tokens", "none":
+	default:
+		errs = append(errs, fmt.Errorf("llm-max-tokens-field: %q is not max_tokens, max_completion_tokens or none", c.LLMMaxTokensField))
 	}
 	positive := map[string]time.Duration{"llm-timeout": c.LLMTimeout, "chat-max-duration": c.MaxDuration, "chat-retention": c.Retention}
 	for _, name := range sortedKeys(positive) {

@@ -65,6 +65,7 @@ func TestChatValidate(t *testing.T) {
 		{[]string{"--chat-max-tokens", "0"}, "chat-max-tokens"},
 		{[]string{"--chat-max-concurrent-per-client", "-1"}, "must be positive"},
 		{[]string{"--chat-retention", "0s"}, "chat-retention"},
+		{[]string{"--llm-max-tokens-field", "max_length"}, "llm-max-tokens-field"},
 	}
 	for _, tt := range tests {
 		c, _, err := chatFlags(t, tt.args, nil)

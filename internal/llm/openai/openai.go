@@ -42,6 +42,12 @@ type Options struct {
 	// read of the stream: an upstream that goes quiet for longer fails the
 	// answer. Default DefaultTimeout.
 	Timeout time.Duration
+	// MaxTokensField is the request field that carries the answer's token
+	// limit: "max_tokens" (the default, understood by every compatible
+	// server), "max_completion_tokens" (required by OpenAI's reasoning
+	// models) or "none" (not sent; the chat service still cuts the answer
+	// off at its limit).
+	MaxTokensField string
 	// Client sends the requests. Default: a client of its own, with a
 	// clone of http.DefaultTransport (so proxy variables apply).
 	Client *http.Client
@@ -55,6 +61,7 @@ type Provider struct {
 	apiKey    string
 	model     string
 	timeout   time.Duration
+	maxField  string
 	client    *http.Client
 	ownClient bool
 }
@@ -70,7 +77,15 @@ func New(o Options) (*Provider, error) {
 	if o.Model == "" {
 		return nil, errors.New("openai: no model: set one, e.g. gpt-4o-mini (OpenAI) or llama3.2 (Ollama)")
 	}
+	switch o.MaxTokensField {
+	case "":
+		o.MaxTokensField = "max_tokens"
+	case "max_tokens", "max_completion_tokens", "none":
+	default:
+		return nil, fmt.Errorf("openai: max tokens field %q: want max_tokens, max_completion_tokens or none", o.MaxTokensField)
+	}
 	p := &Provider{
+		maxField: o.MaxTokensField,
 		endpoint: strings.TrimRight(o.BaseURL, "/") + "/chat/completions",
 		apiKey:   o.APIKey,
 		model:    o.Model,
@@ -108,6 +123,7 @@ type request struct {
 	Stream        bool          `json:"stream"`
 	StreamOptions streamOptions `json:"stream_options"`
 	MaxTokens     int           `json:"max_tokens,omitempty"`
+	MaxCompletion int           `json:"max_completion_tokens,omitempty"`
 }
 
 type streamOptions struct {
@@ -162,10 +178,14 @@ func (p *Provider) stream(parent context.Context, req llm.Request, yield func(ll
 	if model == "" {
 		model = p.model
 	}
-	body, err := json.Marshal(request{
-		Model: model, Messages: req.Messages, Stream: true,
-		StreamOptions: streamOptions{IncludeUsage: true}, MaxTokens: req.MaxTokens,
-	})
+	body := request{Model: model, Messages: req.Messages, Stream: true, StreamOptions: streamOptions{IncludeUsage: true}}
+	switch p.maxField {
+	case "max_tokens":
+		body.MaxTokens = req.MaxTokens
+	case "max_completion_tokens":
+		body.MaxCompletion = req.MaxTokens
+	}
+	b, err := json.Marshal(body)
 	if err != nil {
 		return fmt.Errorf("openai: encode request: %w", err)
 	}
@@ -175,7 +195,7 @@ func (p *Provider) stream(parent context.Context, req llm.Request, yield func(ll
 	idle := time.AfterFunc(p.timeout, func() { cancel(&timeoutError{d: p.timeout, started: started.Load()}) })
 	defer idle.Stop()
 
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("openai: %w", err)
 	}

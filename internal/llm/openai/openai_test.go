@@ -204,12 +204,32 @@ func TestBreakAbortsTheUpstream(t *testing.T) {
 	waitFor(t, func() bool { return up.Aborted() == 1 })
 }
 
+func TestMaxTokensField(t *testing.T) {
+	for _, field := range []string{"max_tokens", "max_completion_tokens", "none"} {
+		up := openaitest.New(t, openaitest.Script{Tokens: []string{"x"}})
+		p, err := openai.New(openai.Options{BaseURL: up.BaseURL(), Model: "m", MaxTokensField: field})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := run(context.Background(), p, question); r.err != nil {
+			t.Fatal(r.err)
+		}
+		p.Close()
+		got := up.Requests()[0]
+		want := map[string][2]int{"max_tokens": {77, 0}, "max_completion_tokens": {0, 77}, "none": {0, 0}}[field]
+		if got.MaxTokens != want[0] || got.MaxCompletionTokens != want[1] {
+			t.Errorf("%s: upstream got max_tokens %d, max_completion_tokens %d", field, got.MaxTokens, got.MaxCompletionTokens)
+		}
+	}
+}
+
 func TestOptions(t *testing.T) {
 	for _, o := range []openai.Options{
 		{BaseURL: "", Model: "m"},
 		{BaseURL: "ftp://x/v1", Model: "m"},
 		{BaseURL: "localhost:11434", Model: "m"},
 		{BaseURL: "http://localhost:11434/v1"},
+		{BaseURL: "http://localhost:11434/v1", Model: "m", MaxTokensField: "max_length"},
 	} {
 		if _, err := openai.New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)

@@ -100,11 +100,13 @@ func (s *Script) token(i int) string {
 
 // Request is a chat completions request as the fake upstream received it.
 type Request struct {
-	Model         string        `json:"model"`
-	Messages      []llm.Message `json:"messages"`
-	Stream        bool          `json:"stream"`
-	MaxTokens     int           `json:"max_tokens"`
-	StreamOptions *struct {
+	Model     string        `json:"model"`
+	Messages  []llm.Message `json:"messages"`
+	Stream    bool          `json:"stream"`
+	MaxTokens int           `json:"max_tokens"`
+	// MaxCompletionTokens is max_completion_tokens (OpenAI's newer name).
+	MaxCompletionTokens int `json:"max_completion_tokens"`
+	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	// Authorization is the request's Authorization header.
