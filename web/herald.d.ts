@@ -138,7 +138,10 @@ export interface HeraldEventMap {
 
 /** A message the server refused (status 4xx), or a closed client (status 0). */
 export class HeraldError extends Error {
+  /** The HTTP-like status (0 for a closed client). */
   readonly status: number;
+  /** The server's machine-readable reason, if it gave one (e.g. "token_expired"). */
+  readonly code: string;
 }
 
 export class Herald extends EventTarget {

@@ -41,10 +41,11 @@ const MODES = ['auto', 'websocket', 'sse'];
 
 /** Error of a message the server refused (status 4xx) or of a closed client. */
 export class HeraldError extends Error {
-  constructor(message, status = 0) {
+  constructor(message, status = 0, code = '') {
     super(message);
     this.name = 'HeraldError';
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -515,7 +516,7 @@ export class Herald extends EventTarget {
     }
     if (this.#queue[0] !== item || item.link !== 'http') return;
     if (status === 200) this.#acked(item, body);
-    else if (status >= 400 && status < 500 && status !== 408 && status !== 429) this.#refused(item, body.error || `status ${status}`, status);
+    else if (status >= 400 && status < 500 && status !== 408 && status !== 429) this.#refused(item, body.error || `status ${status}`, status, body.code);
     else {
       if (status === 0) this.#trouble();
       this.#retry(item, 'http');
@@ -530,7 +531,7 @@ export class Herald extends EventTarget {
     }
     clearTimeout(item.timer);
     if (f.type === 'ack') this.#acked(item, f);
-    else if (f.status >= 400 && f.status < 500) this.#refused(item, f.error, f.status);
+    else if (f.status >= 400 && f.status < 500 && f.status !== 408 && f.status !== 429) this.#refused(item, f.error, f.status, f.code);
     else this.#retry(item, link);
   }
 
@@ -540,9 +541,9 @@ export class Herald extends EventTarget {
     this.#pump();
   }
 
-  #refused(item, message, status) {
+  #refused(item, message, status, code) {
     this.#queue.shift();
-    item.reject(new HeraldError(message, status));
+    item.reject(new HeraldError(message, status, code || ''));
     this.#pump();
   }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/heraldpush/herald/internal/httpjson"
 )
@@ -96,8 +97,11 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &e) {
 		e = &Error{Status: http.StatusInternalServerError, Msg: fmt.Sprint(err)}
 	}
-	if e.Status == http.StatusServiceUnavailable {
+	switch {
+	case e.RetryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	case e.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	}
-	httpjson.Error(w, e.Status, e.Msg)
+	httpjson.ErrorCode(w, e.Status, e.Code, e.Msg)
 }

@@ -61,12 +61,20 @@ type Ack struct {
 type Error struct {
 	Status int
 	Msg    string
+	// Code, if set, is a machine-readable reason from the policy (e.g.
+	// "token_expired"), sent as the JSON body's "code".
+	Code string
+	// RetryAfter, if positive, is how many seconds to wait before retrying.
+	RetryAfter int
 }
 
 func (e *Error) Error() string { return e.Msg }
 
-// Retryable reports whether retrying the message may succeed.
-func (e *Error) Retryable() bool { return e.Status >= 500 }
+// Retryable reports whether retrying the message may succeed: a 5xx, 408
+// or 429.
+func (e *Error) Retryable() bool {
+	return e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests
+}
 
 func errorf(status int, format string, args ...any) *Error {
 	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
@@ -249,7 +257,7 @@ func checkEventType(t string) error {
 func statusError(err error, def int) *Error {
 	var se *api.StatusError
 	if errors.As(err, &se) {
-		return &Error{Status: se.Status, Msg: se.Msg}
+		return &Error{Status: se.Status, Msg: se.Msg, Code: se.Code, RetryAfter: se.RetryAfter}
 	}
 	var e *Error
 	if errors.As(err, &e) {

@@ -39,6 +39,7 @@ type (
 		Type   string `json:"type"` // "error"
 		MsgID  string `json:"msgId,omitempty"`
 		Status int    `json:"status"`
+		Code   string `json:"code,omitempty"` // the policy's reason, e.g. "token_expired"
 		Error  string `json:"error"`
 	}
 	pongFrame struct {

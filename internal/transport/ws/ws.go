@@ -176,9 +176,13 @@ func (h *Handler) reject(w http.ResponseWriter, err error) {
 	var he *eventstream.HTTPError
 	if errors.As(err, &he) {
 		if h.Metrics != nil {
-			h.Metrics.Rejected.WithLabelValues(rejectReason(he.Status)).Inc()
+			reason := he.Reason
+			if reason == "" {
+				reason = rejectReason(he.Status)
+			}
+			h.Metrics.Rejected.WithLabelValues(reason).Inc()
 		}
-		httpjson.Error(w, he.Status, he.Msg)
+		httpjson.ErrorCode(w, he.Status, he.Code, he.Msg)
 		return
 	}
 	httpjson.Error(w, http.StatusBadRequest, err.Error())
@@ -473,12 +477,12 @@ func (cn *conn) deliver() {
 		case m := <-cn.work:
 			ack, err := cn.h.Send.Deliver(cn.ctx, cn.r, "ws", m)
 			if err != nil {
-				status := http.StatusInternalServerError
+				f := errorFrame{Type: "error", MsgID: m.MsgID, Status: http.StatusInternalServerError, Error: err.Error()}
 				var se *send.Error
 				if errors.As(err, &se) {
-					status = se.Status
+					f.Status, f.Code = se.Status, se.Code
 				}
-				cn.replyError(m.MsgID, status, "%v", err)
+				cn.reply(f)
 				continue
 			}
 			cn.reply(ackFrame{Type: "ack", MsgID: ack.MsgID, ID: ack.ID, Duplicate: ack.Duplicate})
