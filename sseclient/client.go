@@ -37,8 +37,10 @@ type Options struct {
 	// IdleTimeout to detect dead connections instead).
 	HTTPClient *http.Client
 
-	// Header holds extra request headers, such as Authorization. The client
-	// sets Accept, Cache-Control and Last-Event-ID itself. Default none.
+	// Header holds extra request headers, such as Authorization, sent with
+	// every request. The client sets Accept, Cache-Control and Last-Event-ID
+	// itself. Default none. For credentials that expire, give an HTTPClient
+	// whose Transport sets fresh ones on each request instead.
 	Header http.Header
 
 	// LastEventID is sent as the Last-Event-ID header of the first request,
