@@ -1,0 +1,271 @@
+package nats_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/heraldpush/herald/pubsub"
+)
+
+// embedded runs an in-process nats-server with JetStream on a fixed port
+// and storage directory, so that it can be stopped and started again.
+type embedded struct {
+	t    *testing.T
+	dir  string
+	port int
+	srv  *server.Server
+}
+
+func startEmbedded(t *testing.T) *embedded {
+	t.Helper()
+	e := &embedded{t: t, dir: t.TempDir(), port: server.RANDOM_PORT}
+	e.start()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *embedded) start() {
+	e.t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: e.port, JetStream: true, StoreDir: e.dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		e.t.Fatal("embedded nats-server not ready")
+	}
+	e.srv = srv
+	e.port = srv.Addr().(*net.TCPAddr).Port
+}
+
+func (e *embedded) stop() {
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+		e.srv = nil
+	}
+}
+
+func (e *embedded) url() string { return "nats://" + net.JoinHostPort("127.0.0.1", itoa(e.port)) }
+
+func itoa(n int) string {
+	b := []byte{}
+	for n > 0 || len(b) == 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
+
+// handler records what Listen delivers.
+type handler struct {
+	mu     sync.Mutex
+	msgs   []*pubsub.Message
+	epochs []string
+	change chan struct{}
+}
+
+func newHandler() *handler { return &handler{change: make(chan struct{}, 1)} }
+
+func (h *handler) HandleMessage(m *pubsub.Message) {
+	h.mu.Lock()
+	h.msgs = append(h.msgs, m)
+	h.mu.Unlock()
+	h.signal()
+}
+
+func (h *handler) HandleEpoch(e string) {
+	h.mu.Lock()
+	h.epochs = append(h.epochs, e)
+	h.mu.Unlock()
+	h.signal()
+}
+
+func (h *handler) signal() {
+	select {
+	case h.change <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until cond (called with h.mu held) holds.
+func (h *handler) wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		h.mu.Lock()
+		ok := cond()
+		h.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-h.change:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func listen(t *testing.T, b pubsub.Broker, h pubsub.Handler) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Listen(ctx, h) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Listen: %v", err)
+		}
+	})
+}
+
+// settle publishes probes on pub until h received one, then forgets them.
+func settle(t *testing.T, pub pubsub.Broker, h *handler) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := pub.Publish(context.Background(), &pubsub.Message{Topics: []string{"probe"}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		h.mu.Lock()
+		n := len(h.msgs)
+		h.msgs = nil
+		h.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the listener received nothing")
+		}
+	}
+}
+
+func publish(t *testing.T, b pubsub.Broker, data string, topics ...string) *pubsub.Message {
+	t.Helper()
+	m := &pubsub.Message{Topics: topics, Data: data}
+	if _, err := b.Publish(context.Background(), m); err != nil {
+		t.Fatalf("Publish %q: %v", data, err)
+	}
+	return m
+}
+
+// TestRestartKeepsEpoch: a NATS server restarted with its storage keeps
+// the stream: same epoch, history intact, listeners go on without a reset
+// and publishing while it is down fails with ErrUnavailable.
+func TestRestartKeepsEpoch(t *testing.T) {
+	e := startEmbedded(t)
+	b := open(t, e.url(), "RESTART", pubsub.Retention{})
+	defer b.Close()
+	h := newHandler()
+	listen(t, b, h)
+	settle(t, b, h)
+	m1 := publish(t, b, "before", "r")
+	h.wait(t, "the first message", func() bool { return len(h.msgs) == 1 })
+
+	e.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := b.Publish(ctx, &pubsub.Message{Topics: []string{"r"}, Data: "while down"})
+	if !errors.Is(err, pubsub.ErrUnavailable) {
+		t.Fatalf("Publish while NATS is down: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 7*time.Second {
+		t.Errorf("Publish while NATS is down took %v", d)
+	}
+	e.start()
+
+	var m2 *pubsub.Message
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m := &pubsub.Message{Topics: []string{"r"}, Data: "after"}
+		if _, err := b.Publish(context.Background(), m); err == nil {
+			m2 = m
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("cannot publish after the restart")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m2.Pos.Epoch != m1.Pos.Epoch || m2.Pos.Offset <= m1.Pos.Offset {
+		t.Fatalf("after the restart: %v, want the same epoch after %v", m2.Pos, m1.Pos)
+	}
+	h.wait(t, "the message published after the restart", func() bool { return len(h.msgs) == 2 })
+	if len(h.epochs) != 0 {
+		t.Errorf("HandleEpoch called %v on a restart that kept the stream", h.epochs)
+	}
+	snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"r"}, After: &pubsub.Position{Epoch: m1.Pos.Epoch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.EpochChanged || snap.Truncated || len(snap.Events) != 2 {
+		t.Fatalf("history after the restart: %d events, EpochChanged=%v Truncated=%v; want 2, false, false", len(snap.Events), snap.EpochChanged, snap.Truncated)
+	}
+}
+
+// TestStorageLost: a NATS server restarted without its storage has lost
+// the stream: it is created again with a new epoch, and listeners are told.
+func TestStorageLost(t *testing.T) {
+	e := startEmbedded(t)
+	b := open(t, e.url(), "LOST", pubsub.Retention{})
+	defer b.Close()
+	h := newHandler()
+	listen(t, b, h)
+	settle(t, b, h)
+	m1 := publish(t, b, "before", "l")
+
+	e.stop()
+	if err := os.RemoveAll(e.dir); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	h.wait(t, "HandleEpoch", func() bool { return len(h.epochs) == 1 })
+	if h.epochs[0] == m1.Pos.Epoch {
+		t.Fatalf("HandleEpoch(%q): the old epoch", h.epochs[0])
+	}
+	m2 := publish(t, b, "after", "l")
+	if m2.Pos.Epoch != h.epochs[0] {
+		t.Fatalf("published at %v, want epoch %q", m2.Pos, h.epochs[0])
+	}
+	h.wait(t, "the message of the new epoch", func() bool { return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == m2.Pos })
+	snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"l"}, After: &m1.Pos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.EpochChanged || len(snap.Events) != 1 || snap.Events[0].Data != "after" {
+		t.Fatalf("resume from the old epoch: EpochChanged=%v, %d events; want true and the new message", snap.EpochChanged, len(snap.Events))
+	}
+}
+
+// TestStreamDeleted: deleting the stream (on the shared server) is a new
+// epoch for every node.
+func TestStreamDeleted(t *testing.T) {
+	needNATS(t)
+	name := uniqueStream(t, natsURL())
+	a := open(t, natsURL(), name, pubsub.Retention{})
+	defer a.Close()
+	b := open(t, natsURL(), name, pubsub.Retention{})
+	defer b.Close()
+	h := newHandler()
+	listen(t, b, h)
+	settle(t, a, h)
+	old := publish(t, a, "old", "d")
+	deleteStream(t, natsURL(), name)
+	h.wait(t, "HandleEpoch", func() bool { return len(h.epochs) == 1 })
+	m := publish(t, a, "new", "d")
+	if m.Pos.Epoch == old.Pos.Epoch || m.Pos.Epoch != h.epochs[0] {
+		t.Fatalf("published at %v after the stream was deleted; old epoch %q, listener's new epoch %q", m.Pos, old.Pos.Epoch, h.epochs[0])
+	}
+	h.wait(t, "the message of the new epoch", func() bool { return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == m.Pos })
+}
