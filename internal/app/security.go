@@ -208,6 +208,14 @@ func (a *App) grant(r *http.Request, role auth.Role) (*auth.Grant, error) {
 	return st.grant[role], st.err[role]
 }
 
+// setSelectorCompiler makes token claims' topic selectors compile with c
+// from now on. A feature that understands more selectors (the Mercure
+// endpoint: URI templates) calls it while mounting, with a compiler that
+// falls back to auth.Patterns. Such a feature reuses this file's policy
+// through grant (the verified token of a request, for a role),
+// sec.anonSubscribers, subscribeAccess and publishAccess.
+func (a *App) setSelectorCompiler(c auth.Compiler) { a.sec.authz.SetCompiler(c) }
+
 // subscribeAccess decides whether r may subscribe to topics. A valid token
 // that covers a topic sees its private events too; a request without a
 // token gets public events only, if anonymous subscribers are allowed.

@@ -67,3 +67,14 @@ func (a *Authorizer) Authenticate(ctx context.Context, r *http.Request, role Rol
 	g.Source = src
 	return g, nil
 }
+
+// SetCompiler makes both verifiers compile the selectors of tokens' claims
+// with c (e.g. a Mercure endpoint adding URI templates). Call it before the
+// Authorizer is in use.
+func (a *Authorizer) SetCompiler(c Compiler) {
+	for _, v := range []*Verifier{a.Publisher, a.Subscriber} {
+		if v != nil {
+			v.compiler = c
+		}
+	}
+}
