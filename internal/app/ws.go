@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,15 @@ func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
 	if cfg.WS.SendWebhook != "" {
 		svc.Webhook = &send.Webhook{URL: cfg.WS.SendWebhook, Timeout: cfg.WS.SendWebhookTimeout}
 	}
+	// Pages of the origins CORS lets in may open WebSockets too. "*" does
+	// not count: a browser sends cookies with every WebSocket handshake, so
+	// any origin would be every site acting with the user's cookies.
+	origins := append([]string(nil), cfg.WS.Origins...)
+	for _, o := range cfg.HTTP.CORSOrigins {
+		if o != "*" {
+			origins = append(origins, strings.TrimRight(o, "/"))
+		}
+	}
 	maxFrame := int64(cfg.WS.MaxFrameBytes)
 	if maxFrame == 0 {
 		maxFrame = 2*int64(cfg.Limits.MaxDataBytes) + 64<<10
@@ -54,7 +64,7 @@ func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
 		WriteTimeout:   cfg.Core.WriteTimeout,
 		ResumeTimeout:  cfg.WS.ResumeTimeout,
 		MaxFrameBytes:  maxFrame,
-		OriginPatterns: cfg.WS.Origins,
+		OriginPatterns: origins,
 		Disabled:       cfg.WS.Disable,
 		Metrics:        a.metrics,
 		Logger:         a.log.With("component", "ws"),

@@ -46,7 +46,7 @@ func (c *WS) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PingTimeout, "ws-ping-timeout", 10*time.Second, "how long a WebSocket pong may take before the connection is closed as dead")
 	fs.DurationVar(&c.ResumeTimeout, "ws-resume-timeout", 10*time.Second, "how long /ws?resume=frame waits for the client's first \"resume\" frame")
 	fs.Var(&c.MaxFrameBytes, "ws-max-frame-bytes", "largest WebSocket frame accepted from a client (0: max-data-bytes + 64KiB)")
-	fs.Var(&c.Origins, "ws-origin", "cross-origin host pattern allowed to open a WebSocket, e.g. app.example.com or *.example.com (repeatable; the server's own host is always allowed)")
+	fs.Var(&c.Origins, "ws-origin", "cross-origin host pattern allowed to open a WebSocket, e.g. app.example.com or *.example.com (repeatable; the server's own host and the exact --cors-origins are always allowed)")
 
 	fs.StringVar(&c.SendWebhook, "send-webhook", "", "URL of the application backend that receives every client message (WebSocket \"send\" frame or POST /send) as a JSON POST")
 	fs.DurationVar(&c.SendWebhookTimeout, "send-webhook-timeout", 5*time.Second, "timeout of one --send-webhook request")

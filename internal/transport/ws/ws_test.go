@@ -431,6 +431,35 @@ func TestOversizedFrameClosesWith1009(t *testing.T) {
 	}
 }
 
+func TestCrossOrigin(t *testing.T) {
+	srv := apptest.Start(t, func(c *config.Server) {
+		c.HTTP.CORSOrigins = config.Strings{"https://app.example", "*"}
+		c.WS.Origins = config.Strings{"*.example.org"}
+	})
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"https://app.example", true},       // --cors-origins
+		{"https://chat.example.org", true},  // --ws-origin pattern
+		{"http://app.example", false},       // another scheme is another origin
+		{"https://evil.example.net", false}, // "*" in --cors-origins does not open WebSockets
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, resp, err := websocket.Dial(ctx, wsURL(srv, "topic=a"), &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {tc.origin}}})
+		cancel()
+		if tc.ok != (err == nil) {
+			t.Errorf("origin %s: %v, want allowed=%v", tc.origin, err, tc.ok)
+		}
+		if c != nil {
+			c.CloseNow()
+		}
+		if !tc.ok && (resp == nil || resp.StatusCode != http.StatusForbidden) {
+			t.Errorf("origin %s: %v, want 403", tc.origin, resp)
+		}
+	}
+}
+
 func TestBadRequestsGetJSONErrors(t *testing.T) {
 	srv := apptest.Start(t, nil)
 	upgrade := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-WebSocket-Version": {"13"}, "Sec-WebSocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}
