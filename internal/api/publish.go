@@ -28,6 +28,12 @@ const MaxEventTypeLen = 256
 // ReservedTypePrefix starts the event types Herald itself sends.
 const ReservedTypePrefix = "herald."
 
+// MaxBatchBodyBytes bounds the body of a JSON batch (an array of events),
+// unless one event's limit (twice --max-data-bytes plus 64 KiB, for JSON
+// escaping) is larger. Each event of the batch is also held to
+// --max-data-bytes.
+const MaxBatchBodyBytes = 64 << 20
+
 // Publisher serves POST /publish. Its fields must not change after the
 // first request.
 type Publisher struct {
@@ -208,10 +214,14 @@ func (p *Publisher) parse(w http.ResponseWriter, r *http.Request) (msgs []*pubsu
 		return []*pubsub.Message{m}, false, nil
 	case "application/json":
 		limit := int64(2*p.MaxDataBytes + 64<<10)
-		r.Body = http.MaxBytesReader(w, r.Body, limit*int64(p.maxBatch()))
+		r.Body = http.MaxBytesReader(w, r.Body, max(limit, min(limit*int64(p.maxBatch()), MaxBatchBodyBytes)))
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			return nil, false, err
+		}
+		if !utf8.Valid(body) {
+			// encoding/json would silently turn invalid bytes into U+FFFD.
+			return nil, false, badRequest("malformed JSON: the body is not valid UTF-8")
 		}
 		body = bytes.TrimSpace(body)
 		if len(body) > 0 && body[0] == '[' {
@@ -226,6 +236,13 @@ func (p *Publisher) parse(w http.ResponseWriter, r *http.Request) (msgs []*pubsu
 			for i := range ins {
 				m, err := p.fromInput(&ins[i])
 				if err != nil {
+					var se *StatusError
+					if errors.As(err, &se) {
+						// Keep the status (e.g. 413 for data over the limit).
+						e := *se
+						e.Msg = fmt.Sprintf("event %d: %s", i, se.Msg)
+						return nil, true, &e
+					}
 					return nil, true, badRequest("event %d: %v", i, err)
 				}
 				msgs = append(msgs, m)
