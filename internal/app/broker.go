@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/memory"
+	natsbroker "github.com/heraldpush/herald/pubsub/nats"
+	redisbroker "github.com/heraldpush/herald/pubsub/redis"
 )
 
 // openBroker opens the broker cfg.Broker names.
@@ -21,7 +24,21 @@ func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubs
 		}
 		return memory.New(&memory.Options{Retention: ret}), nil
 	}
-	return nil, fmt.Errorf("--broker: unsupported broker %q (use memory)", cfg.Broker.URL)
+	switch u := cfg.Broker.URL; {
+	case strings.HasPrefix(u, "redis://"), strings.HasPrefix(u, "rediss://"):
+		b, err := redisbroker.Open(ctx, u, &redisbroker.Options{Prefix: cfg.Broker.Prefix, Retention: ret, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("--broker %s: %w", redactURL(u), err)
+		}
+		return b, nil
+	case strings.HasPrefix(u, "nats://"), strings.HasPrefix(u, "tls://"):
+		b, err := natsbroker.Open(ctx, u, &natsbroker.Options{Stream: cfg.Broker.Stream, Retention: ret, Replicas: cfg.Broker.Replicas, Timeout: cfg.Broker.Timeout, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("--broker %s: %w", redactURL(u), err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("--broker: unsupported broker %q (use memory, redis://host:port/db or nats://host:port)", redactURL(cfg.Broker.URL))
 }
 
 // redactURL returns a broker URL without its password, for display.

@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"strings"
+	"time"
 )
 
 // Broker selects the engine behind the hub.
@@ -12,11 +14,23 @@ type Broker struct {
 	URL string
 	// DataDir, when set with the memory broker, keeps history on disk.
 	DataDir string
+	// Prefix starts every Redis key of the deployment (redis:// only).
+	Prefix string
+	// Stream names the JetStream stream (nats:// only).
+	Stream string
+	// Replicas of the JetStream stream in a NATS cluster (nats:// only).
+	Replicas int
+	// Timeout bounds each broker request (nats:// only).
+	Timeout time.Duration
 }
 
 func (c *Broker) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "broker", "memory", "event broker: memory, redis://host:port/db or nats://host:port")
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory for durable history (embedded store); empty keeps history in memory")
+	fs.StringVar(&c.Prefix, "broker-prefix", "herald", "Redis broker: prefix of every key (all nodes of a deployment use the same; keys are {prefix}:...)")
+	fs.StringVar(&c.Stream, "broker-stream", "HERALD", "NATS broker: JetStream stream name (all nodes of a deployment use the same; subjects are <stream>.>)")
+	fs.IntVar(&c.Replicas, "broker-replicas", 1, "NATS broker: replicas of the stream in a JetStream cluster")
+	fs.DurationVar(&c.Timeout, "broker-timeout", 5*time.Second, "NATS broker: deadline of each publish or read while NATS is unreachable (then 503)")
 }
 
 func (c *Broker) validate() error {
@@ -29,5 +43,30 @@ func (c *Broker) validate() error {
 	default:
 		return errors.New("broker: " + c.URL + " is not memory, redis://host:port/db or nats://host:port")
 	}
-	return nil
+	var errs []error
+	if c.Prefix == "" || strings.ContainsAny(c.Prefix, "{}") {
+		errs = append(errs, fmt.Errorf("broker-prefix: %q must be non-empty without '{' or '}'", c.Prefix))
+	}
+	if !validStream(c.Stream) {
+		errs = append(errs, fmt.Errorf("broker-stream: %q: use 1 to 128 letters, digits, '-' or '_'", c.Stream))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("broker-replicas: %d is not between 1 and 5", c.Replicas))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("broker-timeout: must be positive, got %s", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+func validStream(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
