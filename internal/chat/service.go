@@ -376,9 +376,9 @@ func (s *Service) run(ctx context.Context, g *generation, req llm.Request) {
 		data = Error{Message: "the answer could not be stored: " + pubErr.Error()}
 	case stopped:
 		data = Done{FinishReason: "stopped", Stopped: true}
-	case errors.Is(cause, errShutdown):
+	case streamErr != nil && errors.Is(cause, errShutdown):
 		typ, data = EventError, Error{Message: errShutdown.Error()}
-	case errors.As(cause, &tooLong):
+	case streamErr != nil && errors.As(cause, &tooLong):
 		typ, data = EventError, Error{Message: tooLong.Error()}
 	case streamErr != nil:
 		typ, data = EventError, Error{Message: streamErr.Error()}
