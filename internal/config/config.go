@@ -29,6 +29,7 @@ type Server struct {
 	Chat    Chat
 	Demo    Demo
 	Ops     Ops
+	Mercure Mercure
 }
 
 // Core holds the basic server settings.
@@ -87,6 +88,7 @@ func (c *Server) Register(fs *flag.FlagSet) {
 	c.Chat.register(fs)
 	c.Demo.register(fs)
 	c.Ops.register(fs)
+	c.Mercure.register(fs)
 }
 
 // Validate checks values that a flag's type cannot.
@@ -117,7 +119,7 @@ func (c *Server) Validate() error {
 	if c.Limits.MaxTopics <= 0 || c.Limits.MaxBatch <= 0 {
 		errs = append(errs, errors.New("max-topics, max-batch: must be positive"))
 	}
-	errs = append(errs, c.Broker.validate(), c.Auth.validate(), c.HTTP.validate(), c.WS.validate(), c.Chat.validate(), c.Demo.validate(), c.Ops.validate())
+	errs = append(errs, c.Broker.validate(), c.Auth.validate(), c.HTTP.validate(), c.WS.validate(), c.Chat.validate(), c.Demo.validate(), c.Ops.validate(), c.Mercure.validate())
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,165 @@
+package mercure
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/memory"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestEnvelope(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		meta meta
+		data string
+	}{
+		{"no meta: data as is", meta{}, "plain"},
+		{"id", meta{ID: "urn:uuid:1"}, `{"a":1}`},
+		{"id with reserved characters", meta{ID: "a&b=c d%\u00e9"}, "x"},
+		{"retry", meta{Retry: 3 * time.Second}, ""},
+		{"both, data with newlines", meta{ID: "x", Retry: time.Millisecond}, "line1\nline2\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stored := wrap(tc.meta, tc.data)
+			if tc.meta == (meta{}) && stored != tc.data {
+				t.Fatalf("data without meta was wrapped: %q", stored)
+			}
+			m, data := unwrap(stored)
+			if m != tc.meta || data != tc.data {
+				t.Fatalf("unwrap(wrap) = %+v %q, want %+v %q", m, data, tc.meta, tc.data)
+			}
+			msg := &pubsub.Message{Data: stored, Pos: pubsub.Position{Epoch: "e", Offset: 3}}
+			want := tc.meta.ID
+			if want == "" {
+				want = "e-3"
+			}
+			if got := eventID(msg); got != want {
+				t.Fatalf("eventID = %q, want %q", got, want)
+			}
+		})
+	}
+	// Data that is not an envelope, or a broken one, is the update's own.
+	for _, s := range []string{"", "mercure:id=x\n", envelopePrefix + "id=x", envelopePrefix + "%zz\nd"} {
+		if m, data := unwrap(s); m != (meta{}) || data != s {
+			t.Errorf("unwrap(%q) = %+v %q", s, m, data)
+		}
+	}
+}
+
+func TestIndex(t *testing.T) {
+	x := newIndex(3)
+	pos := func(n uint64) pubsub.Position { return pubsub.Position{Epoch: "e", Offset: n} }
+	if !x.reserve("a") || x.reserve("a") {
+		t.Fatal("a second reservation of an id in progress was granted")
+	}
+	x.release("a")
+	if !x.reserve("a") {
+		t.Fatal("released id cannot be reserved")
+	}
+	x.put("a", pos(1))
+	if x.reserve("a") {
+		t.Fatal("a known id was reserved again")
+	}
+	x.put("b", pos(2))
+	x.put("c", pos(3))
+	x.put("a", pos(1)) // the follower sees it again: no change
+	x.put("d", pos(4)) // evicts the oldest, a
+	if _, ok := x.get("a"); ok {
+		t.Error("the oldest id was not forgotten")
+	}
+	for id, want := range map[string]uint64{"b": 2, "c": 3, "d": 4} {
+		if p, ok := x.get(id); !ok || p != pos(want) {
+			t.Errorf("get(%q) = %v %v, want %v", id, p, ok, pos(want))
+		}
+	}
+	x.put("c", pos(9)) // an id reused later: the newest wins
+	if p, _ := x.get("c"); p != pos(9) {
+		t.Errorf("reused id: %v", p)
+	}
+	x.clear()
+	if x.len() != 0 {
+		t.Error("clear left ids")
+	}
+	// Eviction keeps the order slice bounded.
+	big := newIndex(10)
+	for i := range 10000 {
+		big.put(fmt.Sprint(i), pos(uint64(i+1)))
+	}
+	if big.len() != 10 || len(big.order)-big.head != 10 || len(big.order) > 3000 {
+		t.Errorf("after 10000 puts: %d ids, order %d (head %d)", big.len(), len(big.order), big.head)
+	}
+}
+
+// newHub runs a hub over a memory broker until the test ends.
+func newHub(t *testing.T) *hub.Hub {
+	t.Helper()
+	b := memory.New(&memory.Options{Epoch: "epoch1"})
+	h := hub.New(b, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	t.Cleanup(func() { h.Close(); cancel(); <-done; b.Close() })
+	return h
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// Ids of updates that reach the broker some other way than this node's
+// publish handler (another node, or before this node started) resolve
+// through the follower, or through the lookup's read of what the follower
+// has not seen yet.
+func TestIndexFollowsTheLog(t *testing.T) {
+	h := newHub(t)
+	ctx := context.Background()
+	other := func(id, data string) pubsub.Position {
+		m := &pubsub.Message{Topics: []string{"t", HubTopic}, Data: wrap(meta{ID: id}, data)}
+		p, err := h.Publish(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	before := other("before-start", "x")
+	h.Publish(ctx, &pubsub.Message{Topics: []string{"t", HubTopic}, Data: "no id"})
+
+	x := newIndex(100)
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { x.follow(fctx, h, quiet()); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	if p, ok := x.lookup(ctx, h.Broker(), "before-start"); !ok || p != before {
+		t.Fatalf("lookup of an id published before the follower started: %v %v, want %v", p, ok, before)
+	}
+	later := other("later", "y")
+	if p, ok := x.lookup(ctx, h.Broker(), "later"); !ok || p != later {
+		t.Fatalf("lookup right after a publish elsewhere: %v %v, want %v", p, ok, later)
+	}
+	// The follower gets there too, without lookups.
+	third := other("third", "z")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if p, ok := x.get("third"); ok && p == third {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the follower did not index an id published on the log")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, ok := x.lookup(ctx, h.Broker(), "never-published"); ok {
+		t.Fatal("an unknown id resolved")
+	}
+}

@@ -1,0 +1,223 @@
+package mercure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/internal/eventstream"
+	"github.com/heraldpush/herald/internal/httpjson"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/sse"
+)
+
+// subscription is what a subscribe request asks for.
+type subscription struct {
+	selectors []*Selector
+	// topics are the Herald topics the hub subscription follows: the exact
+	// selectors, and HubTopic when a selector is a template or "*".
+	topics []string
+}
+
+// parseSelectors reads the "topic" query parameters of a subscribe request.
+func (h *Handler) parseSelectors(q map[string][]string) (*subscription, error) {
+	raw := q["topic"]
+	switch {
+	case len(raw) == 0:
+		return nil, badRequest(`missing "topic" query parameter: give one per topic selector (an IRI, a URI template, or *)`)
+	case len(raw) > h.o.MaxTopics:
+		return nil, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topic selectors: %d (limit %d)", len(raw), h.o.MaxTopics), Reason: "max_topics"}
+	}
+	s := &subscription{}
+	wide := false
+	for _, t := range raw {
+		if slices.ContainsFunc(s.selectors, func(x *Selector) bool { return x.String() == t }) {
+			continue
+		}
+		sel, err := compileCached(t)
+		if err != nil {
+			return nil, badRequest(fmt.Sprintf("topic selector %q: %v", t, err))
+		}
+		s.selectors = append(s.selectors, sel)
+		if !sel.Exact() {
+			wide = true
+			continue
+		}
+		if err := hub.ValidateTopic(t); err != nil {
+			return nil, badRequest(fmt.Sprintf("topic %q: %v", t, err))
+		}
+		s.topics = append(s.topics, t)
+	}
+	if wide && !slices.Contains(s.topics, HubTopic) {
+		s.topics = append(s.topics, HubTopic)
+	}
+	return s, nil
+}
+
+// match returns the hub's Match rule for a subscriber: an update is
+// delivered when one of its topics (canonical or alternate) is selected by
+// one of the subscriber's selectors and, for a private update, when one of
+// its topics is selected by the token's mercure.subscribe claim. HubTopic
+// is never matched against.
+func (s *subscription) match(claim auth.Selectors) func(*pubsub.Message) bool {
+	return func(m *pubsub.Message) bool {
+		subscribed := false
+		for _, t := range m.Topics {
+			if t == HubTopic {
+				continue
+			}
+			for _, sel := range s.selectors {
+				if sel.Match(t) {
+					subscribed = true
+					break
+				}
+			}
+			if subscribed {
+				break
+			}
+		}
+		if !subscribed {
+			return false
+		}
+		if !m.Private {
+			return true
+		}
+		for _, t := range m.Topics {
+			if t != HubTopic && claim.Match(t) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// encKey keys the Mercure wire form of events in hub.Event.Memo.
+type encKey struct{}
+
+// encode returns an event's wire form for Mercure subscribers: a message
+// carries its publisher's id (or Herald's position) and retry field.
+func encode(ev *hub.Event) []byte {
+	if ev.Kind != hub.KindMessage {
+		return ev.SSE()
+	}
+	return ev.Memo(encKey{}, func() []byte {
+		m := ev.Msg
+		mt, data := unwrap(m.Data)
+		id := mt.ID
+		if id == "" {
+			id = m.Pos.String()
+		}
+		e := sse.Event{ID: id, Type: m.Type, Data: data, Retry: mt.Retry}
+		b, err := e.AppendTo(nil)
+		if err != nil {
+			// Publishers' ids and types are checked; this is a message
+			// stored by something else: send it with Herald's id.
+			e.ID = m.Pos.String()
+			e.Type = ""
+			b, _ = e.AppendTo(nil)
+		}
+		return b
+	})
+}
+
+// subscribe serves GET /.well-known/mercure.
+func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
+	q, err := queryValues(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	g, err := h.authenticate(r, auth.RoleSubscriber)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if g.Anonymous && !h.o.AnonymousSubscribers {
+		h.fail(w, auth.TokenRequired())
+		return
+	}
+	s, err := h.parseSelectors(q)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+
+	// Resume position: the Last-Event-ID header wins over the lastEventID
+	// query parameter.
+	requested := r.Header.Get("Last-Event-ID")
+	if requested == "" {
+		requested = q.Get("lastEventID")
+	}
+	lastID := requested
+	switch {
+	case requested == EarliestID:
+		lastID = pubsub.Position{Epoch: h.o.Hub.Broker().Epoch()}.String()
+	case requested != "":
+		if pos, ok := h.index.lookup(r.Context(), h.o.Hub.Broker(), requested); ok {
+			lastID = pos.String()
+		}
+	}
+
+	if h.o.Subscriptions {
+		me := h.subs.add(s, g)
+		h.announce(r.Context(), me, true)
+		defer func() {
+			h.subs.remove(me)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+			defer cancel()
+			h.announce(ctx, me, false)
+		}()
+	}
+
+	sub, err := h.o.Hub.Subscribe(r.Context(), hub.Request{Topics: s.topics, LastEventID: lastID, Match: s.match(g.subscribe)})
+	switch {
+	case errors.Is(err, hub.ErrFinished):
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case errors.Is(err, hub.ErrClosed):
+		h.fail(w, &Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1})
+		return
+	case errors.Is(err, hub.ErrInvalidTopic):
+		h.fail(w, badRequest(err.Error()))
+		return
+	case err != nil:
+		h.log.Error("mercure subscribe failed", "err", err)
+		httpjson.Error(w, http.StatusServiceUnavailable, "history unavailable: "+err.Error())
+		return
+	}
+	defer sub.Close()
+
+	// The prelude is queued: it tells whether the resume is exact, which
+	// the Last-Event-ID response header must say before the body starts.
+	prelude, _ := sub.Pop(nil)
+	if requested != "" {
+		got := requested
+		if requested == EarliestID || len(prelude) > 0 && prelude[0].Kind == hub.KindReset {
+			got = EarliestID
+		}
+		w.Header().Set("Last-Event-ID", got)
+	}
+	var pre []byte
+	for _, ev := range prelude {
+		if ev.Kind == hub.KindReset && requested == EarliestID {
+			continue // "all you have" was asked for: not a loss
+		}
+		pre = append(pre, encode(ev)...)
+	}
+	eventstream.Stream(r.Context(), w, sub, eventstream.StreamOptions{
+		Retry:        h.o.Retry,
+		KeepAlive:    h.o.KeepAlive,
+		WriteTimeout: h.o.WriteTimeout,
+		Expires:      g.Expires,
+		Metrics:      h.o.Metrics,
+		Logger:       h.log,
+		Preamble:     pre,
+		Encode:       encode,
+	})
+}
