@@ -277,6 +277,9 @@ func (a *App) publishAccess(r *http.Request, m *pubsub.Message) error {
 		}
 	}
 	if identity == "" {
+		if st.ip.IsLoopback() {
+			return nil // local processes are not rate-limited (see guard)
+		}
 		identity = "ip:" + st.ip.String()
 	}
 	if !st.rateCharged.Swap(true) {
@@ -355,14 +358,19 @@ func (a *App) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		release, ok := a.sec.perIP.Acquire(st.ip.String())
-		if !ok {
-			w.Header().Set("Retry-After", "1")
-			a.reject(w, http.StatusTooManyRequests, reasonPerIP, codeTooManyConnections,
-				fmt.Sprintf("too many concurrent requests from your address (limit %d, --max-connections-per-ip)", a.cfg.HTTP.MaxConnectionsPerIP))
-			return
+		// Loopback clients are local processes (or a local proxy that
+		// --trusted-proxies does not name, whose users would otherwise
+		// all share one address's limit): no per-address limit.
+		if !st.ip.IsLoopback() {
+			release, ok := a.sec.perIP.Acquire(st.ip.String())
+			if !ok {
+				w.Header().Set("Retry-After", "1")
+				a.reject(w, http.StatusTooManyRequests, reasonPerIP, codeTooManyConnections,
+					fmt.Sprintf("too many concurrent requests from your address (limit %d, --max-connections-per-ip)", a.cfg.HTTP.MaxConnectionsPerIP))
+				return
+			}
+			defer release()
 		}
-		defer release()
 		if id := a.identity(r); id != "" {
 			release, ok := a.sec.perSubject.Acquire(id)
 			if !ok {

@@ -17,34 +17,83 @@ import (
 
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/sse"
 )
 
 func TestConnectionsPerIP(t *testing.T) {
-	srv := startWith(t, func(c *config.Server) { c.HTTP.MaxConnectionsPerIP = 2 })
-	a := subscribe(t, srv.URL, "", viaNone, "", "a")
-	subscribe(t, srv.URL, "", viaNone, "", "b")
-	s, resp, b := open(t, srv.URL, "", viaNone, "", "c")
-	if s != nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || decodeErr(t, b).Code != "too_many_connections" {
+	srv := startWith(t, func(c *config.Server) {
+		c.HTTP.MaxConnectionsPerIP = 2
+		c.HTTP.TrustedProxies = config.Strings{"127.0.0.1"}
+	})
+	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
+	a := openWith(t, srv.URL, from("203.0.113.1"), "a")
+	if a == nil {
+		t.Fatal("first stream refused")
+	}
+	if openWith(t, srv.URL, from("203.0.113.1"), "b") == nil {
+		t.Fatal("second stream refused")
+	}
+	resp, b := streamReq(t, srv.URL, from("203.0.113.1"), "c")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || decodeErr(t, b).Code != "too_many_connections" {
 		t.Fatalf("third stream: %d %s", resp.StatusCode, b)
 	}
-	// Probes are not limited.
-	if resp, _ := do(t, mustReq(t, http.MethodGet, srv.URL+"/healthz")); resp.StatusCode != 200 {
+	// Another address, loopback clients and probes are not limited.
+	if openWith(t, srv.URL, from("203.0.113.2"), "c") == nil {
+		t.Fatal("another address refused")
+	}
+	for i := 0; i < 3; i++ {
+		subscribe(t, srv.URL, "", viaNone, "", "local")
+	}
+	r := mustReq(t, http.MethodGet, srv.URL+"/healthz")
+	r.Header = from("203.0.113.1")
+	if resp, _ := do(t, r); resp.StatusCode != 200 {
 		t.Fatalf("healthz at the limit: %d", resp.StatusCode)
 	}
 	waitMetric(t, srv, "max_connections_per_ip", 1)
 	// A slot frees when a stream ends.
 	a.close()
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s, _, _ := open(t, srv.URL, "", viaNone, "", "c")
-		if s != nil {
-			break
-		}
+	for openWith(t, srv.URL, from("203.0.113.1"), "c") == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("slot not released after the stream ended")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// streamReq requests GET /events with extra headers; on 200 the caller
+// gets the open response (closed when the test ends).
+func streamReq(t *testing.T, base string, h http.Header, topics ...string) (*http.Response, []byte) {
+	t.Helper()
+	req := mustReq(t, http.MethodGet, eventsURL(base, topics...))
+	req.Header = h
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// openWith opens a stream with extra headers; nil if it was refused.
+func openWith(t *testing.T, base string, h http.Header, topics ...string) *stream {
+	t.Helper()
+	resp, _ := streamReq(t, base, h, topics...)
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	return &stream{resp: resp, cancel: func() {}, events: closedEvents()}
+}
+
+func closedEvents() chan sse.Event {
+	ch := make(chan sse.Event)
+	close(ch)
+	return ch
 }
 
 func TestConnectionsPerSubject(t *testing.T) {
@@ -101,7 +150,16 @@ func TestPublishRate(t *testing.T) {
 	if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 2 {
 		t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
 	}
-	// A batch counts as one request, and another subject has its own budget.
+	// Anonymous loopback clients (development mode's local publishers)
+	// are not rate-limited.
+	plain := startWith(t, func(c *config.Server) {
+		c.HTTP.PublishRate = 1
+		c.HTTP.PublishBurst = 1
+	})
+	for i := 0; i < 5; i++ {
+		mustPublish(t, plain.URL, "", map[string]any{"topic": "a", "data": "x"})
+	}
+	// Another subject has its own budget.
 	status, b := publish(t, srv.URL, other, map[string]any{"topic": "a", "data": "x"})
 	if status != 200 {
 		t.Fatalf("other subject: %d %s", status, b)
