@@ -250,8 +250,9 @@ func (w *jsonErrors) flush() {
 }
 
 // conn is one WebSocket connection. Its goroutines: serve (the writer: it
-// owns the subscription and writes every frame), the reader, the send
-// worker (delivers client messages in order) and the pinger.
+// owns the subscription, writes every frame and starts the pings), the
+// reader, and, from the first client message on, the send worker (delivers
+// client messages in order). A ping in flight has a goroutine of its own.
 type conn struct {
 	h        *Handler
 	c        *websocket.Conn
@@ -260,6 +261,8 @@ type conn struct {
 
 	ctx    context.Context // ends when the connection is gone or done
 	cancel context.CancelFunc
+	wg     sync.WaitGroup // the goroutines besides serve
+	worker sync.Once      // starts deliver
 
 	out    chan []byte        // frames for the writer: acks, errors, pongs
 	work   chan *send.Message // client messages for the worker
@@ -275,11 +278,8 @@ func (cn *conn) serve(req eventstream.Request, resumeFrame bool, access eventstr
 		g.Inc()
 		defer g.Dec()
 	}
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); cn.read(resumeFrame) }()
-	go func() { defer wg.Done(); cn.deliver() }()
-	go func() { defer wg.Done(); cn.ping() }()
+	cn.wg.Add(1)
+	go func() { defer cn.wg.Done(); cn.read(resumeFrame) }()
 
 	code, reason := cn.run(req, resumeFrame, access)
 	if code == 0 {
@@ -288,7 +288,7 @@ func (cn *conn) serve(req eventstream.Request, resumeFrame bool, access eventstr
 		_ = cn.c.Close(code, reason)
 	}
 	cn.cancel()
-	wg.Wait()
+	cn.wg.Wait()
 }
 
 // run writes the subscription until it ends and returns the close code
@@ -327,10 +327,14 @@ func (cn *conn) run(req eventstream.Request, resumeFrame bool, access eventstrea
 		defer t.Stop()
 		expired = t.C
 	}
+	ticker := time.NewTicker(or(h.PingInterval, 25*time.Second))
+	defer ticker.Stop()
 	var (
-		batch  []*hub.Event
-		frames [][]byte
-		wrote  uint64
+		batch    []*hub.Event
+		frames   [][]byte
+		wrote    uint64
+		pinging  bool
+		pingDone = make(chan error, 1)
 	)
 	defer func() {
 		if h.Metrics != nil && wrote > 0 {
@@ -345,6 +349,20 @@ func (cn *conn) run(req eventstream.Request, resumeFrame bool, access eventstrea
 			return CloseGoingAway, "server shutting down"
 		case f := <-cn.out:
 			if cn.write(f) != nil {
+				return 0, ""
+			}
+			continue
+		case <-ticker.C:
+			if !pinging {
+				pinging = true
+				cn.wg.Add(1)
+				go func() { defer cn.wg.Done(); pingDone <- cn.ping() }()
+			}
+			continue
+		case err := <-pingDone:
+			pinging = false
+			if err != nil {
+				h.logger().Info("websocket client did not answer a ping; closing", "err", err)
 				return 0, ""
 			}
 			continue
@@ -452,6 +470,11 @@ func (cn *conn) read(awaitResume bool) {
 				continue
 			}
 			m := &send.Message{ClientID: cn.clientID, MsgID: f.MsgID, Topic: f.Topic, Event: f.Event, Data: f.Data}
+			cn.worker.Do(func() {
+				// The reader is counted in wg: this Add cannot race Wait.
+				cn.wg.Add(1)
+				go func() { defer cn.wg.Done(); cn.deliver() }()
+			})
 			select {
 			case cn.work <- m:
 			case <-cn.ctx.Done():
@@ -490,27 +513,9 @@ func (cn *conn) deliver() {
 	}
 }
 
-// ping pings the client every PingInterval; a pong that does not come in
-// PingTimeout ends the connection.
-func (cn *conn) ping() {
-	h := cn.h
-	t := time.NewTicker(or(h.PingInterval, 25*time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-cn.ctx.Done():
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(cn.ctx, or(h.PingTimeout, 10*time.Second))
-		err := cn.c.Ping(ctx)
-		cancel()
-		if err != nil {
-			if cn.ctx.Err() == nil {
-				h.logger().Info("websocket client did not answer a ping; closing", "err", err)
-			}
-			cn.cancel()
-			return
-		}
-	}
+// ping sends one ping and waits PingTimeout for the pong.
+func (cn *conn) ping() error {
+	ctx, cancel := context.WithTimeout(cn.ctx, or(cn.h.PingTimeout, 10*time.Second))
+	defer cancel()
+	return cn.c.Ping(ctx)
 }

@@ -142,7 +142,7 @@ func write(t *testing.T, c *websocket.Conn, v any) {
 	}
 }
 
-func publish(t *testing.T, srv *apptest.Server, body string) string {
+func publish(t testing.TB, srv *apptest.Server, body string) string {
 	t.Helper()
 	resp, err := http.Post(srv.URL+"/publish", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -577,7 +577,7 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 			t.Fatalf("healthy subscriber got %+v", f)
 		}
 	}
-	waitFor(t, "the slow connection to end", func() bool { return srv.App.Hub().Stats().Subscriptions == 1 })
+	waitFor(t, "the slow connection to end", func() bool { return srv.App.Hub().TopicCounts()["slow"] == 1 })
 	id := publish(t, srv, `{"topic":"slow","data":"after"}`)
 	if f := read(t, healthy); f.ID != id {
 		t.Fatalf("healthy subscriber got %+v after the cut-off", f)
@@ -591,8 +591,8 @@ func TestDeadClientIsDetectedByPing(t *testing.T) {
 	})
 	// A client that never reads never answers pings.
 	dial(t, srv, "topic=p")
-	waitFor(t, "the subscription", func() bool { return srv.App.Hub().Stats().Subscriptions == 1 })
-	waitFor(t, "the dead connection to be closed", func() bool { return srv.App.Hub().Stats().Subscriptions == 0 })
+	waitFor(t, "the subscription", func() bool { return srv.App.Hub().TopicCounts()["p"] == 1 })
+	waitFor(t, "the dead connection to be closed", func() bool { return srv.App.Hub().TopicCounts()["p"] == 0 })
 
 	// A client that reads answers them and stays.
 	c := dial(t, srv, "topic=p")
