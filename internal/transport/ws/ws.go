@@ -299,14 +299,22 @@ func (cn *conn) run(req eventstream.Request, resumeFrame bool, access eventstrea
 	if resumeFrame {
 		t := time.NewTimer(or(h.ResumeTimeout, 10*time.Second))
 		defer t.Stop()
-		select {
-		case lastID = <-cn.resume:
-		case <-t.C:
-			return CloseResumeTimeout, "no resume frame"
-		case <-cn.ctx.Done():
-			return 0, ""
-		case <-h.base.Done():
-			return CloseGoingAway, "server shutting down"
+	wait:
+		for {
+			select {
+			case lastID = <-cn.resume:
+				break wait
+			case f := <-cn.out: // answers to frames sent before the resume
+				if cn.write(f) != nil {
+					return 0, ""
+				}
+			case <-t.C:
+				return CloseResumeTimeout, "no resume frame"
+			case <-cn.ctx.Done():
+				return 0, ""
+			case <-h.base.Done():
+				return CloseGoingAway, "server shutting down"
+			}
 		}
 	}
 	sub, err := h.Hub.Subscribe(cn.ctx, hub.Request{Topics: req.Topics, LastEventID: lastID, CanSeePrivate: access.CanSeePrivate})

@@ -251,6 +251,19 @@ func TestResume(t *testing.T) {
 	})
 }
 
+func TestFramesBeforeTheResumeFrameAreAnswered(t *testing.T) {
+	srv := apptest.Start(t, nil)
+	c := dial(t, srv, "topic=early&resume=frame")
+	write(t, c, `{"type":"ping","t":1}`)
+	if f := read(t, c); f.Type != "pong" {
+		t.Fatalf("got %+v, want a pong before the resume", f)
+	}
+	write(t, c, `{"type":"resume","lastEventId":null}`)
+	if f := read(t, c); f.Type != "position" {
+		t.Fatalf("got %+v, want a position", f)
+	}
+}
+
 func TestResumeFrameTimeout(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Server) { c.WS.ResumeTimeout = 100 * time.Millisecond })
 	c := dial(t, srv, "topic=r&resume=frame")
