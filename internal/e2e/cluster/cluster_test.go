@@ -348,4 +348,3 @@ func (e *natsEngine) lose(t *testing.T) {
 	}
 	e.start(t)
 }
-

@@ -386,4 +386,3 @@ func topicsFor(i int) []string {
 
 // eventData is the data of event i of a phase.
 func eventData(phase string, i int) string { return fmt.Sprintf("%s-%04d", phase, i) }
-
