@@ -225,7 +225,7 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 		}
 		u.meta.ID = id
 	}
-	if rs := form.Get("retry"); rs != "" || len(form["retry"]) > 0 {
+	if rs := form.Get("retry"); rs != "" { // empty: no retry, as Mercure reads it
 		ms, err := parseDigits(rs)
 		if err != nil {
 			return nil, badRequest(fmt.Sprintf("invalid retry %q: %v", rs, err))

@@ -1,0 +1,241 @@
+package mercure_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldpush/herald/internal/apptest"
+	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/sse"
+)
+
+// Separate keys for publishers and subscribers, as Mercure recommends.
+const (
+	pubKey = "publisher-secret-of-at-least-32-bytes-0123"
+	subKey = "subscriber-secret-of-at-least-32-bytes-012"
+)
+
+// hubPath is the Mercure endpoint.
+const hubPath = "/.well-known/mercure"
+
+// startHub starts a Herald with publisher and subscriber keys, the
+// subscriptions API on, and anonymous subscribers allowed.
+func startHub(t *testing.T, mutate func(*config.Server)) *apptest.Server {
+	t.Helper()
+	return apptest.Start(t, func(c *config.Server) {
+		c.Auth.Publisher.Key = pubKey
+		c.Auth.Subscriber.Key = subKey
+		c.Auth.AllowAnonymous = true
+		c.Mercure.Subscriptions = true
+		c.Core.KeepAlive = time.Hour
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+// token signs a token with key carrying a mercure claim.
+func token(t testing.TB, key string, claim auth.MercureClaim, mutate ...func(*jwt.RegisteredClaims)) string {
+	t.Helper()
+	c := &auth.Claims{Mercure: &claim}
+	for _, f := range mutate {
+		f(&c.RegisteredClaims)
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// publisher returns a token that may publish to every topic.
+func publisher(t testing.TB) string {
+	return token(t, pubKey, auth.MercureClaim{Publish: []string{"*"}})
+}
+
+// post sends a publish form with the token in a header (none if empty).
+func post(t testing.TB, base, tok string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+hubPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return do(t, req)
+}
+
+// publish publishes and returns the update's id.
+func publish(t testing.TB, base string, form url.Values) string {
+	t.Helper()
+	resp, body := post(t, base, publisher(t), form)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("publish %v: %d %s", form, resp.StatusCode, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Fatalf("publish answer Content-Type %q, want text/plain", ct)
+	}
+	if body == "" {
+		t.Fatal("publish answered an empty id")
+	}
+	return body
+}
+
+func form(kv ...string) url.Values {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return v
+}
+
+func do(t testing.TB, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, string(b)
+}
+
+// errorOf decodes a JSON error body.
+func errorOf(t testing.TB, body string) string {
+	t.Helper()
+	var e struct{ Error string }
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
+		t.Fatalf("not a JSON error body: %q", body)
+	}
+	return e.Error
+}
+
+// sub describes a subscribe request.
+type sub struct {
+	topics []string
+	// tok goes in the Authorization header, the cookie or the query
+	// parameter, as how says.
+	tok, how string
+	// lastID goes in the Last-Event-ID header; queryID in lastEventID.
+	lastID, queryID string
+	cookie          string // cookie name (default mercureAuthorization)
+}
+
+// stream is an open subscription read in a goroutine.
+type stream struct {
+	resp   *http.Response
+	cancel context.CancelFunc
+	events chan sse.Event
+}
+
+// open requests a subscription; on anything but 200 it returns the
+// response and its body.
+func open(t *testing.T, base string, s sub) (*stream, *http.Response, string) {
+	t.Helper()
+	q := url.Values{"topic": s.topics}
+	if s.queryID != "" {
+		q.Set("lastEventID", s.queryID)
+	}
+	if s.how == "query" {
+		q.Set("authorization", s.tok)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+hubPath+"?"+q.Encode(), nil)
+	switch s.how {
+	case "header":
+		req.Header.Set("Authorization", "Bearer "+s.tok)
+	case "cookie":
+		name := s.cookie
+		if name == "" {
+			name = "mercureAuthorization"
+		}
+		req.AddCookie(&http.Cookie{Name: name, Value: s.tok})
+	}
+	if s.lastID != "" {
+		req.Header.Set("Last-Event-ID", s.lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("subscribe %v: %v", s.topics, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		return nil, resp, string(b)
+	}
+	st := &stream{resp: resp, cancel: cancel, events: make(chan sse.Event, 1024)}
+	go func() {
+		defer close(st.events)
+		for ev, err := range sse.Read(resp.Body) {
+			if err != nil {
+				return
+			}
+			st.events <- ev
+		}
+	}()
+	t.Cleanup(st.close)
+	return st, resp, ""
+}
+
+// subscribe opens a subscription that must succeed.
+func subscribe(t *testing.T, base string, s sub) *stream {
+	t.Helper()
+	st, resp, body := open(t, base, s)
+	if st == nil {
+		t.Fatalf("subscribe %+v: %d %s", s, resp.StatusCode, body)
+	}
+	return st
+}
+
+func (s *stream) close() {
+	s.cancel()
+	s.resp.Body.Close()
+	for range s.events {
+	}
+}
+
+func (s *stream) next(t *testing.T) sse.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			t.Fatal("stream ended while an event was expected")
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10s")
+	}
+	return sse.Event{}
+}
+
+// until returns the events before the first whose data is marker.
+func (s *stream) until(t *testing.T, marker string) []sse.Event {
+	t.Helper()
+	var out []sse.Event
+	for {
+		ev := s.next(t)
+		if ev.Data == marker {
+			return out
+		}
+		out = append(out, ev)
+	}
+}
+
+// datas returns the data of events, joined with spaces.
+func datas(evs []sse.Event) string {
+	var s []string
+	for _, ev := range evs {
+		s = append(s, ev.Data)
+	}
+	return strings.Join(s, " ")
+}
