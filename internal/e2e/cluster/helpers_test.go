@@ -27,8 +27,13 @@ import (
 	"github.com/heraldpush/herald/sse"
 )
 
-// heraldBin is the herald binary built by TestMain.
-var heraldBin string
+// binDir holds the herald binary, built on first use.
+var (
+	binDir    string
+	buildOnce sync.Once
+	heraldBin string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "herald-cluster-")
@@ -36,16 +41,28 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	heraldBin = filepath.Join(dir, "herald")
-	out, err := exec.Command("go", "build", "-o", heraldBin, "github.com/heraldpush/herald/cmd/herald").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// herald returns the herald binary, building it the first time.
+func herald(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		bin := filepath.Join(binDir, "herald")
+		out, err := exec.Command("go", "build", "-o", bin, "github.com/heraldpush/herald/cmd/herald").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		heraldBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return heraldBin
 }
 
 // skipOrFail skips the test when a service it needs is absent, unless CI is
@@ -75,7 +92,7 @@ func startNode(t *testing.T, name string, args ...string) *node {
 	t.Helper()
 	n := &node{name: name, done: make(chan struct{})}
 	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--publish-rate", "0", "--shutdown-timeout", "2s"}, args...)
-	n.cmd = exec.Command(heraldBin, args...)
+	n.cmd = exec.Command(herald(t), args...)
 	n.cmd.Env = append(os.Environ(), "HERALD_LOG_REQUESTS=false")
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
