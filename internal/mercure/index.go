@@ -25,13 +25,31 @@ type index struct {
 	order   []string // insertion order, for eviction; order[head:] are live
 	head    int
 	seen    pubsub.Position // the follower's position in HubTopic
+
+	// ready is closed once the follower has read the history that was in
+	// the log when it started.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 func newIndex(max int) *index {
 	if max <= 0 {
 		max = 100000
 	}
-	return &index{max: max, ids: make(map[string]pubsub.Position), pending: make(map[string]bool)}
+	return &index{max: max, ids: make(map[string]pubsub.Position), pending: make(map[string]bool), ready: make(chan struct{})}
+}
+
+// waitReady returns once the follower has indexed the history the log had
+// when it started (so that an id published before this node started is
+// known), or after timeout, or when ctx ends.
+func (x *index) waitReady(ctx context.Context, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-x.ready:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // reserve claims id for a publish in progress. It reports false when id is
@@ -193,6 +211,8 @@ func (x *index) follow(ctx context.Context, h *hub.Hub, log *slog.Logger) {
 				}
 			}
 			clear(batch)
+			// The first batch holds the whole prelude: the history.
+			x.readyOnce.Do(func() { close(x.ready) })
 		}
 		err = sub.Err()
 		sub.Close()

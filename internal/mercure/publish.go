@@ -80,6 +80,9 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, err)
 			return
 		}
+		// After a start, ids published before it are known once the
+		// follower has read the history.
+		h.index.waitReady(r.Context(), 5*time.Second)
 		if !h.index.reserve(id) {
 			h.fail(w, &Error{Status: http.StatusConflict, Code: "id_conflict", Msg: fmt.Sprintf("event id %q was already used: publisher-chosen ids must be unique, or resuming from them would be ambiguous", id)})
 			return
