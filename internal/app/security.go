@@ -105,7 +105,7 @@ func (a *App) initSecurity(ctx context.Context) error {
 			}
 			o.Key = bytes.TrimRight(b, "\r\n")
 		default:
-			o.JWKS = auth.NewJWKS(k.JWKSURL, &auth.JWKSOptions{TTL: c.Auth.JWKSCacheTTL, Logger: a.log})
+			o.JWKS = auth.NewJWKS(k.JWKSURL, &auth.JWKSOptions{TTL: c.Auth.JWKSCacheTTL, MinRefresh: c.Auth.JWKSMinRefresh, Logger: a.log})
 			// Fetch at start so that the first subscribers do not wait;
 			// a failure is logged and retried when tokens arrive.
 			a.wg.Add(1)

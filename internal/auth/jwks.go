@@ -157,9 +157,14 @@ func (j *JWKS) fetch(ctx context.Context, force bool) error {
 	j.lastAttempt = time.Now()
 	j.mu.Unlock()
 
-	// The fetch outlives the request that started it, so that a client
-	// hanging up does not abort it for everyone waiting.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// A fetch caused by a token outlives the request that started it, so
+	// that a client hanging up does not abort it for everyone waiting; a
+	// forced one (Refresh) ends with its context.
+	base := ctx
+	if !force {
+		base = context.WithoutCancel(ctx)
+	}
+	fctx, cancel := context.WithTimeout(base, 10*time.Second)
 	keys, err := j.download(fctx)
 	cancel()
 

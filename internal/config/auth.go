@@ -26,6 +26,9 @@ type Auth struct {
 	AllowAnonymous bool
 	// JWKSCacheTTL is how long a fetched JWKS is used before refetching.
 	JWKSCacheTTL time.Duration
+	// JWKSMinRefresh is the shortest interval between two fetches of a
+	// JWKS caused by unknown key ids.
+	JWKSMinRefresh time.Duration
 }
 
 // JWTKey is one way to verify tokens: a secret or PEM public key (inline or
@@ -76,6 +79,7 @@ func (c *Auth) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Leeway, "jwt-leeway", 0, "clock skew tolerated when checking exp and nbf")
 	fs.BoolVar(&c.AllowAnonymous, "allow-anonymous", false, "with a key configured, let subscribers without a token in (they get public events only)")
 	fs.DurationVar(&c.JWKSCacheTTL, "jwks-cache-ttl", time.Hour, "how long a fetched JWKS is used before it is fetched again (unknown key ids refetch sooner)")
+	fs.DurationVar(&c.JWKSMinRefresh, "jwks-min-refresh", 30*time.Second, "shortest interval between two JWKS fetches caused by tokens with unknown key ids (rotation; flood guard)")
 }
 
 var jwtAlgs = map[string]bool{
@@ -130,8 +134,8 @@ func checkJWKSURL(s string) error {
 
 func (c *Auth) validate() error {
 	errs := []error{c.JWT.validate(""), c.Publisher.validate("publisher-"), c.Subscriber.validate("subscriber-")}
-	if c.Leeway < 0 || c.JWKSCacheTTL <= 0 {
-		errs = append(errs, errors.New("--jwt-leeway must not be negative and --jwks-cache-ttl must be positive"))
+	if c.Leeway < 0 || c.JWKSCacheTTL <= 0 || c.JWKSMinRefresh <= 0 {
+		errs = append(errs, errors.New("--jwt-leeway must not be negative, --jwks-cache-ttl and --jwks-min-refresh must be positive"))
 	}
 	if !c.DevMode() && !c.SubscriberKey().IsSet() && !c.AllowAnonymous {
 		errs = append(errs, errors.New("a publisher key is configured but no subscriber key: set --subscriber-jwt-key (or --jwt-key, --jwks-url), or --allow-anonymous to let subscribers in without a token"))
