@@ -26,6 +26,7 @@ func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubs
 	}
 	switch u := cfg.Broker.URL; {
 	case strings.HasPrefix(u, "redis://"), strings.HasPrefix(u, "rediss://"):
+		redisbroker.LogTo(log)
 		b, err := redisbroker.Open(ctx, u, &redisbroker.Options{Prefix: cfg.Broker.Prefix, Retention: ret, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("--broker %s: %w", redactURL(u), err)

@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 
@@ -56,4 +58,16 @@ func NewClient(rawURL string) (goredis.UniversalClient, error) {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
 	return goredis.NewClient(o), nil
+}
+
+// LogTo sends go-redis's own log lines (connection pool retries, dial
+// failures) to log at debug level instead of standard error: the broker
+// reports what matters (publishes failing, live delivery interrupted). go-redis
+// has one logger per process, so this affects every Redis client in it.
+func LogTo(log *slog.Logger) { goredis.SetLogger(slogPrinter{log}) }
+
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Printf(ctx context.Context, format string, v ...any) {
+	p.log.DebugContext(ctx, "go-redis: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
