@@ -355,11 +355,20 @@ func (b *Broker) subjectState(subject string) *subjectState {
 	defer b.subjMu.Unlock()
 	ss := b.subjects[subject]
 	if ss == nil {
+		if len(b.subjects) >= maxCachedSubjects {
+			// Forgetting is always safe: a state is reloaded when needed,
+			// and the stream checks every chained publish.
+			clear(b.subjects)
+			b.indexed.Clear()
+		}
 		ss = &subjectState{}
 		b.subjects[subject] = ss
 	}
 	return ss
 }
+
+// maxCachedSubjects bounds what a node remembers of subjects.
+const maxCachedSubjects = 1 << 16
 
 // lastOn returns the newest message on subject, or nil.
 func lastOn(ctx context.Context, s jetstream.Stream, subject string) (*jetstream.RawStreamMsg, error) {
