@@ -127,7 +127,7 @@ func TestBadInput(t *testing.T) {
 	if n := srv.App.Hub().Stats().Published; n != 0 {
 		t.Errorf("%d events published by bad requests", n)
 	}
-	if n := srv.App.Hub().Stats().Subscriptions; n != 0 {
+	if n := subscribers(srv, "a"); n != 0 {
 		t.Errorf("%d subscriptions open after bad requests", n)
 	}
 	// Every refusal is counted.

@@ -337,14 +337,25 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// noOpenStreams waits until the server has no subscription and no open SSE
-// connection left: none leaked.
-func noOpenStreams(t *testing.T, c *http.Client, srv *apptest.Server) {
+// noOpenStreams waits until the server has no subscription to topics and
+// no open SSE connection left: none leaked. (Other features may hold
+// subscriptions of their own, so only the test's topics are counted.)
+func noOpenStreams(t *testing.T, c *http.Client, srv *apptest.Server, topics ...string) {
 	t.Helper()
 	eventually(t, "every subscription to close", func() bool {
-		return srv.App.Hub().Stats().Subscriptions == 0 &&
-			metricValue(metrics(t, c, srv.URL), `herald_connections{transport="sse"}`) == "0"
+		counts := srv.App.Hub().TopicCounts()
+		for _, topic := range topics {
+			if counts[topic] != 0 {
+				return false
+			}
+		}
+		return metricValue(metrics(t, c, srv.URL), `herald_connections{transport="sse"}`) == "0"
 	})
+}
+
+// subscribers returns the number of subscriptions to topic.
+func subscribers(srv *apptest.Server, topic string) int {
+	return srv.App.Hub().TopicCounts()[topic]
 }
 
 func mustJSON(t *testing.T, b []byte, v any) {

@@ -43,7 +43,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if _, err := conn.Write([]byte("GET /events?topic=s HTTP/1.1\r\nHost: herald\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the slow client's subscription", func() bool { return srv.App.Hub().Stats().Subscriptions == 2 })
+	eventually(t, "the slow client's subscription", func() bool { return subscribers(srv, "s") == 2 })
 
 	data := strings.Repeat("x", 16<<10)
 	var ids []string
@@ -113,7 +113,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	}
 	fast.close()
 	r.close()
-	noOpenStreams(t, c, srv)
+	noOpenStreams(t, c, srv, "s")
 }
 
 // A client whose connection is gone frees its subscription at once (the
@@ -126,5 +126,33 @@ func TestClientGoneFreesSubscription(t *testing.T) {
 		resp.Body.Close()
 		cancel()
 	}
-	noOpenStreams(t, c, srv)
+	noOpenStreams(t, c, srv, "gone")
+}
+
+// TestWriteDeadline: a client that stops reading is cut off by the
+// per-write deadline (--write-timeout) even when its queue never overflows,
+// so a stuck connection cannot hold a stream forever.
+func TestWriteDeadline(t *testing.T) {
+	srv := start(t, func(c *config.Server) {
+		c.Core.WriteTimeout = 300 * time.Millisecond
+		c.Limits.QueueBytes = 1 << 30 // the queue never overflows
+	})
+	c := newClient(t)
+	stuck, cancel := open(t, c, eventsURL(srv.URL, "w"), "")
+	defer cancel()
+	defer stuck.Body.Close()
+	eventually(t, "the subscription", func() bool { return subscribers(srv, "w") == 1 })
+	data := strings.Repeat("z", 64<<10)
+	for i := 0; subscribers(srv, "w") == 1; i++ {
+		if i == 2000 {
+			t.Fatal("128 MB written to a client that does not read, and its stream is still open")
+		}
+		publish(t, c, srv.URL, data, "w")
+		if i%50 == 49 {
+			time.Sleep(100 * time.Millisecond) // give the write deadline a chance
+		}
+	}
+	if st := srv.App.Hub().Stats(); st.SlowDisconnects != 0 {
+		t.Errorf("cut off by the queue (%d), not by the write deadline", st.SlowDisconnects)
+	}
 }

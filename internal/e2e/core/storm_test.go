@@ -32,7 +32,7 @@ func TestExactResumeUnderReconnectStorm(t *testing.T) {
 	const (
 		subscribers = 200
 		publishers  = 4
-		perPub      = 100 // events per publisher
+		perPub      = 75 // events per publisher
 	)
 	srv := start(t, nil)
 	pubc := newClient(t)
@@ -161,7 +161,7 @@ func TestExactResumeUnderReconnectStorm(t *testing.T) {
 	if totalReconnects < subscribers*5 {
 		t.Errorf("only %d reconnects: the test did not stress the hand-over", totalReconnects)
 	}
-	noOpenStreams(t, subc, srv)
+	noOpenStreams(t, subc, srv, "x", "y")
 }
 
 // follow subscribes to topics and reads events until "end", dropping the
@@ -192,7 +192,7 @@ func follow(ctx context.Context, c *http.Client, base string, topics []string, r
 			return got, reconnects, fmt.Errorf("status %d: %s", resp.StatusCode, body)
 		}
 		br := bufio.NewReader(resp.Body)
-		budget := 1 + rnd.IntN(30)
+		budget := 1 + rnd.IntN(40)
 		done := false
 		for budget > 0 && !done {
 			b, err := readBlock(br)
