@@ -18,6 +18,16 @@ import (
 // update's other topics, never against HubTopic.
 const HubTopic = "/.well-known/mercure"
 
+// SubscriptionsTopic is the Herald topic every subscription event carries
+// beside its own, for the same purpose as HubTopic: template and "*"
+// subscriptions follow it too when subscriptions are on. Keeping them
+// apart leaves HubTopic's history (bounded per topic) to updates.
+const SubscriptionsTopic = "/.well-known/mercure/subscriptions"
+
+// hubTopic reports whether t is one of the endpoint's own topics, which
+// selectors are never matched against.
+func hubTopic(t string) bool { return t == HubTopic || t == SubscriptionsTopic }
+
 // envelopePrefix starts the data of a stored update that carries a
 // publisher's id or retry. 0xFF never occurs in UTF-8 text, and update data
 // must be UTF-8, so the prefix cannot be confused with an update's own data.

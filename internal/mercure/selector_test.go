@@ -120,6 +120,7 @@ func TestSubscriptionMatch(t *testing.T) {
 		{"alternate topic matches", sub("https://ex.com/alt"), nil, msg(false, "https://ex.com/canonical", "https://ex.com/alt"), true},
 		{"star, public", sub("*"), nil, msg(false, "anything"), true},
 		{"star does not match the hub topic alone", sub("*"), nil, &pubsub.Message{Topics: []string{HubTopic}}, false},
+		{"star does not match the subscriptions topic alone", sub("*"), nil, &pubsub.Message{Topics: []string{SubscriptionsTopic}}, false},
 		{"hub topic as an exact selector matches nothing", sub(HubTopic), nil, msg(false, "x"), false},
 		{"private, no token", sub("*"), nil, msg(true, "https://ex.com/a"), false},
 		{"private, claim selects the topic", sub("https://ex.com/{x}"), claim("https://ex.com/a"), msg(true, "https://ex.com/a"), true},
@@ -141,6 +142,10 @@ func TestSubscriptionMatch(t *testing.T) {
 // Exact selectors become hub topics; templates and "*" make the
 // subscription follow HubTopic; duplicates count once.
 func TestParseSelectors(t *testing.T) {
+	withSubs := &Handler{o: Options{MaxTopics: 3, Subscriptions: true}}
+	if s, err := withSubs.parseSelectors(map[string][]string{"topic": {"a/{b}"}}); err != nil || strings.Join(s.topics, " ") != HubTopic+" "+SubscriptionsTopic {
+		t.Fatalf("with subscriptions on, a template follows %v (%v)", s.topics, err)
+	}
 	h := &Handler{o: Options{MaxTopics: 3}}
 	for _, tc := range []struct {
 		name      string

@@ -20,12 +20,17 @@ import (
 type subscription struct {
 	selectors []*Selector
 	// topics are the Herald topics the hub subscription follows: the exact
-	// selectors, and HubTopic when a selector is a template or "*".
+	// selectors, and HubTopic (and SubscriptionsTopic) when a selector is
+	// a template or "*".
 	topics []string
 }
 
 // parseSelectors reads the "topic" query parameters of a subscribe request.
 func (h *Handler) parseSelectors(q map[string][]string) (*subscription, error) {
+	wideTopics := []string{HubTopic}
+	if h.o.Subscriptions {
+		wideTopics = append(wideTopics, SubscriptionsTopic)
+	}
 	raw := q["topic"]
 	switch {
 	case len(raw) == 0:
@@ -53,8 +58,12 @@ func (h *Handler) parseSelectors(q map[string][]string) (*subscription, error) {
 		}
 		s.topics = append(s.topics, t)
 	}
-	if wide && !slices.Contains(s.topics, HubTopic) {
-		s.topics = append(s.topics, HubTopic)
+	if wide {
+		for _, t := range wideTopics {
+			if !slices.Contains(s.topics, t) {
+				s.topics = append(s.topics, t)
+			}
+		}
 	}
 	return s, nil
 }
@@ -62,13 +71,13 @@ func (h *Handler) parseSelectors(q map[string][]string) (*subscription, error) {
 // match returns the hub's Match rule for a subscriber: an update is
 // delivered when one of its topics (canonical or alternate) is selected by
 // one of the subscriber's selectors and, for a private update, when one of
-// its topics is selected by the token's mercure.subscribe claim. HubTopic
-// is never matched against.
+// its topics is selected by the token's mercure.subscribe claim. The
+// endpoint's own topics are never matched against.
 func (s *subscription) match(claim auth.Selectors) func(*pubsub.Message) bool {
 	return func(m *pubsub.Message) bool {
 		subscribed := false
 		for _, t := range m.Topics {
-			if t == HubTopic {
+			if hubTopic(t) {
 				continue
 			}
 			for _, sel := range s.selectors {
@@ -88,7 +97,7 @@ func (s *subscription) match(claim auth.Selectors) func(*pubsub.Message) bool {
 			return true
 		}
 		for _, t := range m.Topics {
-			if t != HubTopic && claim.Match(t) {
+			if !hubTopic(t) && claim.Match(t) {
 				return true
 			}
 		}
@@ -158,6 +167,12 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	case requested == EarliestID:
 		lastID = pubsub.Position{Epoch: h.o.Hub.Broker().Epoch()}.String()
 	case requested != "":
+		// Herald's own ids of the current epoch are positions already
+		// (publishers cannot choose ids of that form); others may be
+		// publishers' ids.
+		if p, err := pubsub.ParsePosition(requested); err == nil && p.Epoch == h.o.Hub.Broker().Epoch() {
+			break
+		}
 		if pos, ok := h.index.lookup(r.Context(), h.o.Hub.Broker(), requested); ok {
 			lastID = pos.String()
 		}

@@ -295,10 +295,9 @@ func TestReconnectGetsWhatWasMissed(t *testing.T) {
 // back to the client's id, the client is told (herald.reset) and gets what
 // is left, never a silent gap.
 func TestResumeBeyondHistory(t *testing.T) {
-	srv := startHub(t, func(c *config.Server) {
-		c.History.MaxEvents = 3
-		c.Mercure.Subscriptions = false // their events would take history places
-	})
+	// Subscriptions are on: their events have a topic of their own and
+	// take no place in the updates' history.
+	srv := startHub(t, func(c *config.Server) { c.History.MaxEvents = 3 })
 	for _, id := range []string{"h1", "h2", "h3", "h4", "h5"} {
 		publish(t, srv.URL, form("topic", "https://example.com/h/"+id, "id", id, "data", id))
 	}

@@ -114,7 +114,7 @@ func (r *registry) list() []*subscriber {
 }
 
 // announce publishes a subscription event for each of me's selectors: a
-// private update on the subscription's IRI (and HubTopic) whose data is its
+// private update on the subscription's IRI (and SubscriptionsTopic) whose data is its
 // JSON-LD document. A selector too long for its IRI to be a Herald topic
 // gets no event.
 func (h *Handler) announce(ctx context.Context, me *subscriber, active bool) {
@@ -124,7 +124,7 @@ func (h *Handler) announce(ctx context.Context, me *subscriber, active bool) {
 			continue
 		}
 		data, _ := json.Marshal(doc)
-		m := &pubsub.Message{Topics: []string{doc.ID, HubTopic}, Data: string(data), Private: true}
+		m := &pubsub.Message{Topics: []string{doc.ID, SubscriptionsTopic}, Data: string(data), Private: true}
 		if _, err := h.o.Hub.Publish(ctx, m); err != nil {
 			h.log.Warn("mercure: cannot publish a subscription event", "topic", doc.ID, "active", active, "err", err)
 		}
