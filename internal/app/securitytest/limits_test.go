@@ -255,3 +255,26 @@ func mustReq(t testing.TB, method, u string) *http.Request {
 	}
 	return r
 }
+
+// TestPostureIsLogged checks the start-up log says which posture the
+// server runs in.
+func TestPostureIsLogged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*config.Server)
+		want   string
+	}{
+		{"development mode", nil, "DEVELOPMENT MODE"},
+		{"keyed", func(c *config.Server) { c.Auth.JWT.Key = secret }, "token authentication on"},
+		{"subscriber key only", func(c *config.Server) { c.Auth.Subscriber.Key = secret }, "no publisher key: only loopback clients may publish"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf syncBuffer
+			srv := apptest.StartLogger(t, slog.New(slog.NewTextHandler(&buf, nil)), tc.mutate)
+			srv.Stop()
+			if !strings.Contains(buf.String(), tc.want) {
+				t.Fatalf("log lacks %q:\n%s", tc.want, buf.String())
+			}
+		})
+	}
+}
