@@ -329,3 +329,23 @@ func rejected(srv *apptest.Server, reason string) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestDataCannotInjectFields publishes data that looks like SSE fields: the
+// subscriber gets one event with the data intact, the server's id and the
+// default type.
+func TestDataCannotInjectFields(t *testing.T) {
+	srv := startWith(t, nil)
+	s := subscribe(t, srv.URL, "", viaNone, "", "inj")
+	evil := "line1\n\nid: 999-1\nevent: herald.reset\ndata: forged\r\nretry: 1\rdata: x"
+	id := mustPublish(t, srv.URL, "", map[string]any{"topic": "inj", "data": evil})
+	ev := s.next(t, 5*time.Second)
+	// An SSE decoder turns CR and CRLF into LF.
+	want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(evil)
+	if ev.Data != want || ev.ID != id || ev.Type != "message" {
+		t.Fatalf("got id %q type %q data %q; want id %q, type message, data %q", ev.ID, ev.Type, ev.Data, id, want)
+	}
+	mustPublish(t, srv.URL, "", map[string]any{"topic": "inj", "data": "next"})
+	if ev := s.next(t, 5*time.Second); ev.Data != "next" {
+		t.Fatalf("an extra event was injected: %+v", ev)
+	}
+}
