@@ -17,8 +17,9 @@ import (
 // twice that.
 const listenHeartbeat = time.Second
 
-// Listen delivers every message published after it was called, on any node,
-// to h, in position order, until ctx ends or the broker is closed. Each node
+// Listen delivers every message published after it was called (in fact
+// after the Broker was created, or after the previous Listen stopped), on
+// any node, to h, in position order, until ctx ends or the broker is closed. Each node
 // reads the whole stream once, with an ephemeral consumer that starts after
 // the last sequence it delivered; the hub fans out locally.
 //
@@ -35,17 +36,22 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.life, cancel)()
-	l := &listener{b: b, h: h, epoch: b.Epoch()}
+	b.mu.Lock()
+	from := b.listenFrom
+	b.mu.Unlock()
+	l := &listener{b: b, h: h, epoch: from.epoch, cursor: from.offset}
 	l.run(ctx)
+	b.mu.Lock()
+	b.listenFrom = position{epoch: l.epoch, offset: l.cursor}
+	b.mu.Unlock()
 	return nil
 }
 
 type listener struct {
-	b       *Broker
-	h       pubsub.Handler
-	epoch   string
-	cursor  uint64 // stream sequence of the last message delivered (or skipped)
-	started bool
+	b      *Broker
+	h      pubsub.Handler
+	epoch  string
+	cursor uint64 // stream sequence of the last message delivered (or skipped)
 }
 
 func (l *listener) run(ctx context.Context) {
@@ -87,13 +93,10 @@ func (l *listener) session(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	epoch := epochOf(info)
-	switch {
-	case epoch != l.epoch:
+	if epoch != l.epoch {
 		l.b.o.Logger.Warn("nats: the log's epoch changed: the stream was deleted or lost and created again", "old", l.epoch, "new", epoch)
-		l.epoch, l.cursor, l.started = epoch, 0, true
+		l.epoch, l.cursor = epoch, 0
 		l.h.HandleEpoch(epoch)
-	case !l.started:
-		l.cursor, l.started = info.State.LastSeq, true
 	}
 	s, _, _ := l.b.current()
 	cctx, cancel = l.b.bound(ctx)

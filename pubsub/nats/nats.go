@@ -69,6 +69,10 @@ type Broker struct {
 	kv     jetstream.KeyValue
 	epoch  string
 
+	// listenFrom is where the next Listen starts: the head when the broker
+	// was created, then where the last Listen stopped (guarded by mu).
+	listenFrom position
+
 	subjMu   sync.Mutex
 	subjects map[string]*subjectState
 	indexed  sync.Map // "<topic>\x00<subject>" -> struct{}: index entries known to exist
@@ -77,6 +81,11 @@ type Broker struct {
 	stop      context.CancelFunc
 	closed    atomic.Bool
 	closeOnce sync.Once
+}
+
+type position struct {
+	epoch  string
+	offset uint64
 }
 
 // subjectState is what this node knows of a subject's newest message. Its
@@ -133,10 +142,12 @@ func New(ctx context.Context, nc *natsgo.Conn, opts *Options) (*Broker, error) {
 	b.life, b.stop = context.WithCancel(context.Background())
 	cctx, cancel := b.bound(ctx)
 	defer cancel()
-	if _, err := b.ensureStream(cctx, true); err != nil {
+	info, err := b.ensureStream(cctx, true)
+	if err != nil {
 		b.stop()
 		return nil, b.fail(ctx, "open", err)
 	}
+	b.listenFrom = position{epoch: epochOf(info), offset: info.State.LastSeq}
 	return b, nil
 }
 

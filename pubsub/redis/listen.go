@@ -21,8 +21,9 @@ const listenBlock = time.Second
 // listenBatch is the most log entries one XREAD returns.
 const listenBatch = 512
 
-// Listen delivers every message published after it was called, on any node,
-// to h, in position order, until ctx ends or the broker is closed. It reads
+// Listen delivers every message published after it was called (in fact
+// after the Broker was created, or after the previous Listen stopped), on
+// any node, to h, in position order, until ctx ends or the broker is closed. It reads
 // the log stream with XREAD BLOCK: no polling, one reader per node.
 //
 // When Redis lost the log (its epoch changed) it calls h.HandleEpoch with
@@ -38,8 +39,10 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.life, cancel)()
-	l := &listener{b: b, h: h, epoch: b.Epoch()}
+	from := b.listenFrom.Load()
+	l := &listener{b: b, h: h, epoch: from.epoch, cursor: from.offset}
 	l.run(ctx)
+	b.listenFrom.Store(&position{epoch: l.epoch, offset: l.cursor})
 	return nil
 }
 
@@ -91,15 +94,12 @@ func (l *listener) step(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case st.epoch != l.epoch:
+		if st.epoch != l.epoch {
 			l.b.o.Logger.Warn("redis: the log's epoch changed: Redis lost Herald's data or the log was recreated", "old", l.epoch, "new", st.epoch)
 			l.b.setEpoch(st.epoch)
 			l.epoch = st.epoch
 			l.cursor = 0 // deliver the new log from its start
 			l.h.HandleEpoch(st.epoch)
-		case !l.started:
-			l.cursor = st.head
 		}
 		if !l.started {
 			l.lastEpoch = st.lastEpoch
