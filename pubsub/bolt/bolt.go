@@ -70,12 +70,16 @@ type Broker struct {
 
 	hmu     sync.Mutex
 	handler pubsub.Handler
+
+	listening  chan struct{} // closed once Listen has set a handler
+	listenOnce sync.Once
 }
 
 var (
-	_ pubsub.Broker    = (*Broker)(nil)
-	_ pubsub.Purger    = (*Broker)(nil)
-	_ pubsub.Inspector = (*Broker)(nil)
+	_ pubsub.Broker         = (*Broker)(nil)
+	_ pubsub.Purger         = (*Broker)(nil)
+	_ pubsub.Inspector      = (*Broker)(nil)
+	_ pubsub.ListenNotifier = (*Broker)(nil)
 )
 
 // op is one request to the writer.
@@ -140,6 +144,7 @@ func Open(path string, opts *Options) (*Broker, error) {
 	b.ops = make(chan *op, o.MaxBatch)
 	b.stop = make(chan struct{})
 	b.done = make(chan struct{})
+	b.listening = make(chan struct{})
 	go b.run()
 	return b, nil
 }
@@ -504,6 +509,7 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.hmu.Lock()
 	b.handler = h
 	b.hmu.Unlock()
+	b.listenOnce.Do(func() { close(b.listening) })
 	select {
 	case <-ctx.Done():
 	case <-b.stop:
@@ -515,6 +521,11 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.hmu.Unlock()
 	return nil
 }
+
+// Listening returns a channel that is closed once Listen has set its
+// Handler: every message committed from then on reaches it. It implements
+// pubsub.ListenNotifier.
+func (b *Broker) Listening() <-chan struct{} { return b.listening }
 
 // Purge removes topic's history, retained and final state. Subscribers
 // resuming from before the purge are told that history was truncated.
