@@ -64,8 +64,8 @@ func (c *HTTP) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConnections, "max-connections", 100000, "most open TCP connections; more are refused with 503 (0: no limit)")
 	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 1000, "most concurrent requests (an open stream counts as one) from one client address; more get 429 (0: no limit)")
 	fs.IntVar(&c.MaxConnectionsPerSubject, "max-connections-per-subject", 100, "most concurrent requests (an open stream counts as one) per token subject; more get 429 (0: no limit)")
-	fs.Float64Var(&c.PublishRate, "publish-rate", 100, "publish requests per second allowed per token subject (per client address without a token); more get 429 with Retry-After (0: no limit)")
-	fs.IntVar(&c.PublishBurst, "publish-burst", 200, "publish requests allowed in a burst above --publish-rate")
+	fs.Float64Var(&c.PublishRate, "publish-rate", 1000, "publish requests per second allowed per token subject (per client address without a token); more get 429 with Retry-After (0: no limit)")
+	fs.IntVar(&c.PublishBurst, "publish-burst", 2000, "publish requests allowed in a burst above --publish-rate")
 	fs.BoolVar(&c.LogRequests, "log-requests", true, "log every request (credentials in query strings are redacted)")
 }
 
