@@ -77,6 +77,12 @@
 //
 // # Limits
 //
+// The state bucket belongs to the stream: delete both or neither. If the
+// bucket alone is lost, the broker creates it again, but retained messages
+// and the index of multi-topic messages are gone: a Read may then miss
+// multi-topic messages under their other topics. Deleting the stream (a new
+// epoch) is the clean way to start over.
+//
 // A Read costs a few JetStream requests per topic (newest message, index,
 // first message after the position) plus one per message for short
 // replays and a consumer for long ones. NATS's max_payload (1 MB by

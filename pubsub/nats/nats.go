@@ -279,21 +279,57 @@ func (b *Broker) ensureStream(ctx context.Context, configure bool) (*jetstream.S
 		b.forgetSubjects()
 	}
 	if configure || needKV {
-		kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      b.o.Stream + "_state",
-			Description: "Herald retained messages and topic index",
-			History:     1,
-			Storage:     cfg.Storage,
-			Replicas:    b.o.Replicas,
-		})
-		if err != nil {
+		if _, err := b.openBucket(ctx); err != nil {
 			return nil, err
 		}
-		b.mu.Lock()
-		b.kv = kv
-		b.mu.Unlock()
 	}
 	return info, nil
+}
+
+// kvGet reads key from the state bucket, creating the bucket again if it
+// is missing (deleted, or lost with the server's storage).
+func (b *Broker) kvGet(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	_, kv, _ := b.current()
+	// A get from a bucket that is gone waits for its whole deadline (the
+	// client retries "no responders"): try briefly first.
+	gctx, cancel := context.WithTimeout(ctx, time.Second)
+	entry, err := kv.Get(gctx, key)
+	cancel()
+	if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || ctx.Err() != nil {
+		return entry, err
+	}
+	if _, ierr := b.js.KeyValue(ctx, b.o.Stream+"_state"); missingBucket(ierr) {
+		b.o.Logger.Warn("nats: the state bucket is missing; creating it again (retained messages and the topic index were lost)", "bucket", b.o.Stream+"_state")
+		if kv, err = b.openBucket(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return kv.Get(ctx, key)
+}
+
+// openBucket creates (or opens) the state bucket.
+func (b *Broker) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	cfg := b.streamConfig()
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      b.o.Stream + "_state",
+		Description: "Herald retained messages and topic index",
+		History:     1,
+		Storage:     cfg.Storage,
+		Replicas:    b.o.Replicas,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.kv = kv
+	b.mu.Unlock()
+	return kv, nil
+}
+
+func missingBucket(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamNotFound
 }
 
 // epochOf derives the epoch from the stream's creation time: every node
@@ -599,7 +635,7 @@ func (b *Broker) index(ctx context.Context, topic, subject string) error {
 	_, kv, epoch := b.current()
 	key := stateKey("x", topic)
 	for range 20 {
-		entry, err := kv.Get(ctx, key)
+		entry, err := b.kvGet(ctx, key)
 		var rev uint64
 		var subjects []string
 		switch {
@@ -649,7 +685,7 @@ func (b *Broker) storeRetained(ctx context.Context, epoch, topic string, seq uin
 	val := fmt.Appendf(nil, "%s %d %d ", epoch, seq, t.UnixNano())
 	val = append(val, blob...)
 	for range 20 {
-		entry, err := kv.Get(ctx, key)
+		entry, err := b.kvGet(ctx, key)
 		var rev uint64
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -769,7 +805,7 @@ func (b *Broker) read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		if !slices.Contains(subjects, subject) {
 			subjects = append(subjects, subject)
 		}
-		entry, err := kv.Get(ctx, stateKey("x", topic))
+		entry, err := b.kvGet(ctx, stateKey("x", topic))
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
@@ -932,7 +968,7 @@ func (b *Broker) scan(ctx context.Context, s jetstream.Stream, subject string, f
 // of the bucket's and the subject's newest message if that is retained.
 func (b *Broker) retained(ctx context.Context, kv jetstream.KeyValue, epoch, topic string, last *jetstream.RawStreamMsg, head uint64) (*pubsub.Message, error) {
 	var best *pubsub.Message
-	entry, err := kv.Get(ctx, stateKey("r", topic))
+	entry, err := b.kvGet(ctx, stateKey("r", topic))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:

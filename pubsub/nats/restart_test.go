@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/pubsub"
 )
@@ -287,4 +289,33 @@ func TestListenStartsAtCreation(t *testing.T) {
 	h := newHandler()
 	listen(t, b, h)
 	h.wait(t, "the message published before Listen started", func() bool { return len(h.msgs) == 1 && h.msgs[0].Pos == m.Pos })
+}
+
+// TestBucketLost: when the state bucket alone is gone, it is created again
+// and retained state works on.
+func TestBucketLost(t *testing.T) {
+	needNATS(t)
+	name := uniqueStream(t, natsURL())
+	b := open(t, natsURL(), name, pubsub.Retention{})
+	defer b.Close()
+	nc, err := natsgo.Connect(natsURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := js.DeleteKeyValue(context.Background(), name+"_state"); err != nil {
+		t.Fatal(err)
+	}
+	r := &pubsub.Message{Topics: []string{"k", "k2"}, Data: "state", Retain: true}
+	if _, err := b.Publish(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"k2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Retained) != 1 || snap.Retained[0].Data != "state" {
+		t.Fatalf("retained after the bucket was lost: %+v", snap.Retained)
+	}
 }
