@@ -255,3 +255,22 @@ type Inspector interface {
 	// Topics describes every topic the broker holds history for.
 	Topics(ctx context.Context) ([]TopicInfo, error)
 }
+
+// MetaPrefix starts the Data of a message that carries protocol metadata
+// ahead of its payload, as one line: "\xff<protocol>:<metadata>\n<payload>"
+// (the Mercure endpoint stores a publisher's event id and retry this way).
+// 0xFF never occurs in UTF-8 text, and payloads are UTF-8, so metadata
+// cannot be mistaken for a payload.
+const MetaPrefix = "\xff"
+
+// Payload returns the message's data without a metadata line (see
+// MetaPrefix): the text subscribers receive.
+func (m *Message) Payload() string {
+	if !strings.HasPrefix(m.Data, MetaPrefix) {
+		return m.Data
+	}
+	if _, payload, ok := strings.Cut(m.Data, "\n"); ok {
+		return payload
+	}
+	return m.Data
+}

@@ -81,7 +81,7 @@ func (e *Event) SSE() []byte {
 		var err error
 		switch e.Kind {
 		case KindMessage:
-			ev := sse.Event{ID: e.Msg.Pos.String(), Type: e.Msg.Type, Data: e.Msg.Data}
+			ev := sse.Event{ID: e.Msg.Pos.String(), Type: e.Msg.Type, Data: e.Msg.Payload()}
 			e.sse, err = ev.AppendTo(nil)
 		case KindPosition:
 			e.sse, err = sse.AppendID(nil, e.Pos.String())
@@ -126,7 +126,7 @@ func (e *Event) JSON() []byte {
 		var f Frame
 		switch e.Kind {
 		case KindMessage:
-			f = Frame{Type: "event", ID: e.Msg.Pos.String(), Event: e.Msg.Type, Data: e.Msg.Data, Final: e.Msg.Final}
+			f = Frame{Type: "event", ID: e.Msg.Pos.String(), Event: e.Msg.Type, Data: e.Msg.Payload(), Final: e.Msg.Final}
 		case KindPosition:
 			f = Frame{Type: "position", ID: e.Pos.String()}
 		case KindReset:

@@ -31,7 +31,7 @@ func hubTopic(t string) bool { return t == HubTopic || t == SubscriptionsTopic }
 // envelopePrefix starts the data of a stored update that carries a
 // publisher's id or retry. 0xFF never occurs in UTF-8 text, and update data
 // must be UTF-8, so the prefix cannot be confused with an update's own data.
-const envelopePrefix = "\xffmercure:"
+const envelopePrefix = pubsub.MetaPrefix + "mercure:"
 
 // meta is what a Mercure update carries that a Herald message has no field
 // for: the publisher's event id and the retry delay.

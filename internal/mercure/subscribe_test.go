@@ -372,13 +372,19 @@ func TestHeraldAndMercureShareTopics(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	publish(t, srv.URL, form("topic", "shared", "data", "from mercure"))
+	// An update with a publisher's id and retry stores them ahead of its
+	// data; Herald's subscribers get the data alone.
+	publish(t, srv.URL, form("topic", "shared", "data", "with id", "id", "urn:uuid:1", "retry", "900"))
+	want := []string{"from mercure", "with id"}
 	for ev, err := range sse.Read(resp.Body) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ev.Data != "from mercure" {
-			t.Fatalf("Herald subscriber got %+v", ev)
+		if ev.Data != want[0] {
+			t.Fatalf("Herald subscriber got %+v, want data %q", ev, want[0])
 		}
-		break
+		if want = want[1:]; len(want) == 0 {
+			break
+		}
 	}
 }
