@@ -77,6 +77,7 @@ func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
 	a.log.Info("chat enabled", "provider", provider.Name(), "model", provider.Model())
 
 	mux.HandleFunc("GET /chat", chat.HandlePage)
+	a.dashboardGauges["chat_generations"] = func() float64 { return float64(svc.Running()) }
 	mux.HandleFunc("POST /chat", svc.HandleCreate)
 	mux.HandleFunc("/chat", chat.MethodNotAllowed("GET, POST"))
 	mux.HandleFunc("GET /chat/{file}", chat.HandleAsset)

@@ -97,7 +97,8 @@ func TestStreamSendsHistoryThenSamples(t *testing.T) {
 			for _, tr := range s.TopTopics {
 				news = news || tr.Topic == "news" && tr.Subscribers == 1
 			}
-			if s.Subscriptions >= 1 && s.Connections["sse"] == 1 && s.Published == 1 && s.Epoch != "" && news {
+			_, chat := s.Gauges["chat_generations"]
+			if s.Subscriptions >= 1 && s.Connections["sse"] == 1 && s.Published == 1 && s.Epoch != "" && news && chat {
 				return
 			}
 			if samples == 3 {
