@@ -36,6 +36,13 @@ func main() {
 				http.Error(w, "missing topic", http.StatusBadRequest)
 				return nil, false
 			}
+			// go-sse sends the response head with the first event; send it
+			// now, as Herald does, so that a subscriber knows it is
+			// connected (and the benchmark can start publishing).
+			w.Header().Set("Content-Type", "text/event-stream")
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				return nil, false
+			}
 			return topics, true
 		},
 	}
