@@ -13,7 +13,7 @@ import (
 // endpoints in its own file.
 func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 	cfg := &a.cfg
-	mux.Handle("/events", &eventstream.Handler{
+	events := &eventstream.Handler{
 		Hub:          a.hub,
 		Retry:        cfg.Core.Retry,
 		KeepAlive:    cfg.Core.KeepAlive,
@@ -22,6 +22,15 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 		Metrics:      a.metrics,
 		Logger:       a.log,
 		Access:       a.subscribeAccess,
+	}
+	mux.Handle("/events", events)
+	// Streams on the lean path (hijacked HTTP/1.1 connections) are not
+	// requests http.Server.Shutdown waits for: wait for them here, once
+	// the hub is closed.
+	a.onShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Core.ShutdownTimeout)
+		defer cancel()
+		_ = events.Shutdown(ctx)
 	})
 	mux.Handle("/publish", &api.Publisher{
 		Hub:          a.hub,

@@ -29,6 +29,7 @@ import (
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/limit"
+	"github.com/heraldpush/herald/internal/reqlife"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -358,6 +359,10 @@ func (a *App) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// A slot is held until the request ends: when the handler returns
+		// or, for a stream handed over to the lean SSE path, when the
+		// stream ends (see reqlife).
+		life := reqlife.From(r.Context())
 		// Loopback clients are local processes (or a local proxy that
 		// --trusted-proxies does not name, whose users would otherwise
 		// all share one address's limit): no per-address limit.
@@ -369,7 +374,11 @@ func (a *App) guard(next http.Handler) http.Handler {
 					fmt.Sprintf("too many concurrent requests from your address (limit %d, --max-connections-per-ip)", a.cfg.HTTP.MaxConnectionsPerIP))
 				return
 			}
-			defer release()
+			if life != nil {
+				life.OnEnd(release)
+			} else {
+				defer release()
+			}
 		}
 		if id := a.identity(r); id != "" {
 			release, ok := a.sec.perSubject.Acquire(id)
@@ -379,7 +388,11 @@ func (a *App) guard(next http.Handler) http.Handler {
 					fmt.Sprintf("too many concurrent requests for this token's subject (limit %d, --max-connections-per-subject)", a.cfg.HTTP.MaxConnectionsPerSubject))
 				return
 			}
-			defer release()
+			if life != nil {
+				life.OnEnd(release)
+			} else {
+				defer release()
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -511,6 +524,11 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
+		// The request ends when the handler returns or, for a stream
+		// handed over to the lean SSE path, when the stream ends: the log
+		// line (and the middleware's slots, see guard) wait for that.
+		ctx, life := reqlife.New(r.Context())
+		r = r.WithContext(ctx)
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -522,16 +540,24 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 				}
 			}
 			if a.cfg.HTTP.LogRequests {
+				// Only these values are kept for a detached stream: not
+				// the request or the ResponseWriter, which hold
+				// net/http's buffers.
 				level := slog.LevelInfo
 				if rec.status >= 500 {
 					level = slog.LevelError
 				}
-				a.log.LogAttrs(r.Context(), level, "request",
-					slog.String("method", r.Method), slog.String("url", auth.Redacted(r.URL)),
-					slog.Int("status", rec.statusCode()), slog.Int64("bytes", rec.bytes),
-					slog.Duration("duration", time.Since(start)), slog.String("client", a.sec.ips.IP(r).String()),
-					slog.String("proto", r.Proto))
+				attrs := []slog.Attr{slog.String("method", r.Method), slog.String("url", auth.Redacted(r.URL)),
+					slog.Int("status", rec.statusCode()), {}, {}, slog.String("client", a.sec.ips.IP(r).String()),
+					slog.String("proto", r.Proto)}
+				wrote := rec.bytes
+				life.OnEnd(func() {
+					attrs[3] = slog.Int64("bytes", wrote+life.Bytes())
+					attrs[4] = slog.Duration("duration", time.Since(start))
+					a.log.LogAttrs(context.Background(), level, "request", attrs...)
+				})
 			}
+			life.Returned()
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/heraldpush/herald/internal/httpjson"
@@ -18,6 +19,11 @@ import (
 
 // Handler serves text/event-stream subscriptions. Its fields must not be
 // changed after the first request.
+//
+// Cleartext HTTP/1.1 subscriptions take the lean path (see lean.go): the
+// connection is hijacked once subscribed, and an idle stream holds no
+// goroutine, buffer or timer. Those streams outlive their requests: after
+// closing the hub, call Shutdown to wait for them to end.
 type Handler struct {
 	Hub *hub.Hub
 	// Retry is the reconnection delay sent to clients.
@@ -37,6 +43,10 @@ type Handler struct {
 	// topics. It returns the subscriber's private-event filter, or an HTTP
 	// status and message to refuse the request with.
 	Access func(r *http.Request, topics []string) (Access, error)
+
+	// The lean path (lean.go) for cleartext HTTP/1.1 subscriptions.
+	leanOnce sync.Once
+	lean     *leanState
 }
 
 // Access is what an Access hook grants a subscriber.
@@ -130,6 +140,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger().Error("subscribe failed", "err", err)
 		httpjson.Error(w, http.StatusServiceUnavailable, "history unavailable: "+err.Error())
 		return
+	}
+	if h.serveLean(w, r, sub, access) {
+		return // the lean path owns sub and the connection now
 	}
 	defer sub.Close()
 	Stream(r.Context(), w, sub, StreamOptions{

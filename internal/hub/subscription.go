@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/heraldpush/herald/pubsub"
 )
@@ -44,6 +45,7 @@ type Subscription struct {
 	canSeePrivate func(string) bool
 	match         func(*pubsub.Message) bool
 	notify        chan struct{}
+	wake          atomic.Pointer[func()] // see Notify
 
 	mu        sync.Mutex
 	queue     []*Event
@@ -323,6 +325,19 @@ func (s *Subscription) signal() {
 	case s.notify <- struct{}{}:
 	default:
 	}
+	if f := s.wake.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// Notify makes the subscription call f, besides signalling Ready, each
+// time events are queued or the subscription ends: a transport that serves
+// many subscriptions without a goroutine each (the lean SSE path) uses it
+// instead of waiting on Ready. f runs with hub locks held: it must be fast,
+// must not block and must not call the subscription's methods. Events may
+// be queued before Notify takes effect: call Pop once after it.
+func (s *Subscription) Notify(f func()) {
+	s.wake.Store(&f)
 }
 
 // end ends the subscription with err once what is queued has been taken.
