@@ -39,6 +39,10 @@ import (
 //     whose socket buffer is full gets a goroutine of its own until the rest
 //     is written, with the write deadline (--write-timeout) of the standard
 //     path.
+//   - Coalescing: a connection woken less than coalesceWindow after its
+//     last write waits for the rest of the window (one timer for all), so
+//     that a busy topic's events go out several to a write instead of one
+//     syscall each; an event after a quiet spell goes out at once.
 //   - Keep-alives: one timer wheel per handler, not a ticker per connection.
 //   - Dead peers: on Linux one epoll set watches every lean connection for
 //     the peer's FIN or RST; elsewhere a small goroutine per connection
@@ -71,6 +75,10 @@ type leanState struct {
 	nextID  uint64
 	drained chan struct{} // closed when conns empties (Shutdown waits on it)
 	watch   epoll         // dead-peer watcher (see lean_linux.go)
+
+	lmu        sync.Mutex // guards later and laterTimer
+	later      []*leanConn
+	laterTimer *time.Timer // armed while later is not empty
 
 	qmu        sync.Mutex // guards the ready queue and the workers
 	queue      []*leanConn
@@ -126,13 +134,25 @@ type leanConn struct {
 	expired   atomic.Bool  // the subscriber's credentials expired
 	kaDue     atomic.Bool  // a keep-alive is due
 	lastWrite atomic.Int64 // wheel tick of the last write
+	wroteAt   atomic.Int64 // clock() at the last write
 
 	// Owned by whoever holds the connection busy.
 	wrote uint64 // events written
 	bytes int64  // body bytes written (without chunk framing)
 }
 
+// coalesceWindow is how long after a write a connection's next write
+// waits, so that events arriving meanwhile share it.
+const coalesceWindow = time.Millisecond
+
+// clockBase makes clock monotonic.
+var clockBase = time.Now()
+
+// clock returns monotonic nanoseconds.
+func clock() int64 { return int64(time.Since(clockBase)) }
+
 var (
+	crlf           = []byte("\r\n")
 	keepAliveChunk = []byte("3\r\n:\n\n\r\n")
 	lastChunk      = []byte("0\r\n\r\n")
 	authExpired    = func() []byte {
@@ -244,7 +264,11 @@ func (c *leanConn) wake() {
 	case stIdle:
 		c.state = stQueued
 		c.mu.Unlock()
-		c.l.enqueue(c)
+		if clock()-c.wroteAt.Load() < int64(coalesceWindow) {
+			c.l.enqueueLater(c)
+		} else {
+			c.l.enqueue(c)
+		}
 		return
 	case stBusy:
 		c.dirty = true
@@ -331,6 +355,7 @@ func (c *leanConn) flush(p []byte, payload int, ending bool) {
 	}
 	c.bytes += int64(payload)
 	c.lastWrite.Store(c.l.wheel.now.Load())
+	c.wroteAt.Store(clock())
 	c.release()
 }
 
@@ -396,6 +421,46 @@ func (l *leanState) enqueue(c *leanConn) {
 	}
 }
 
+// enqueueLater queues c when the coalescing window ends.
+func (l *leanState) enqueueLater(c *leanConn) {
+	l.lmu.Lock()
+	l.later = append(l.later, c)
+	if len(l.later) == 1 {
+		if l.laterTimer == nil {
+			l.laterTimer = time.AfterFunc(coalesceWindow, l.flushLater)
+		} else {
+			l.laterTimer.Reset(coalesceWindow)
+		}
+	}
+	l.lmu.Unlock()
+}
+
+// flushLater moves the connections that waited for their window to the
+// ready queue.
+func (l *leanState) flushLater() {
+	l.lmu.Lock()
+	later := l.later
+	l.later = nil
+	l.lmu.Unlock()
+	if len(later) == 0 {
+		return
+	}
+	l.qmu.Lock()
+	l.queue = append(l.queue, later...)
+	spawn := min(l.maxWorkers-l.workers, (len(later)+grab-1)/grab)
+	l.workers += spawn
+	l.qmu.Unlock()
+	for range spawn {
+		go l.work()
+	}
+	clear(later)
+	l.lmu.Lock()
+	if l.later == nil {
+		l.later = later[:0]
+	}
+	l.lmu.Unlock()
+}
+
 // grab is how many ready connections a worker takes at a time.
 const grab = 64
 
@@ -442,10 +507,12 @@ type worker struct {
 	l     *leanState
 	conns []*leanConn
 	batch []*hub.Event
-	buf   []byte
+
+	parts [][]byte // what serve writes: chunk header, events, ...
+	hdr   []byte
+	iov   []syscall.Iovec
 
 	// The state of one raw write (see rawWrite).
-	p     []byte
 	n     int
 	err   error
 	write func(fd uintptr) bool
@@ -457,14 +524,24 @@ func newWorker(l *leanState) *worker {
 	return w
 }
 
-// rawWrite writes w.p to fd without blocking: it stops when the socket
-// buffer is full (EAGAIN).
+// rawWrite writes w.parts to fd without blocking: it stops when the
+// socket buffer is full (EAGAIN). w.n counts the bytes written.
 func (w *worker) rawWrite(fd uintptr) bool {
-	for len(w.p) > 0 {
-		n, err := rawWriteFD(int(fd), w.p)
+	parts := w.parts
+	for len(parts) > 0 {
+		iov := w.iov[:0]
+		for _, p := range parts[:min(len(parts), maxIovecs)] {
+			if len(p) > 0 {
+				v := syscall.Iovec{Base: &p[0]}
+				v.SetLen(len(p))
+				iov = append(iov, v)
+			}
+		}
+		w.iov = iov
+		n, err := writev(int(fd), iov)
+		clear(iov) // no pointers kept into the events
 		if n > 0 {
 			w.n += n
-			w.p = w.p[n:]
 		}
 		if err == syscall.EINTR {
 			continue
@@ -473,10 +550,18 @@ func (w *worker) rawWrite(fd uintptr) bool {
 			if err != syscall.EAGAIN {
 				w.err = err
 			}
-			break
+			return true
 		}
 		if n <= 0 {
-			break
+			return true // nothing left to write (empty parts), or stuck
+		}
+		// Skip what was written; a partial write means the buffer is full.
+		for n > 0 && len(parts) > 0 {
+			if n < len(parts[0]) {
+				return true
+			}
+			n -= len(parts[0])
+			parts = parts[1:]
 		}
 	}
 	return true
@@ -490,11 +575,13 @@ func (w *worker) serve(c *leanConn) (handedOn bool) {
 		c.teardown()
 		return true
 	}
-	buf := w.buf[:0]
+	// What is due is gathered in w.parts, the events' shared bytes
+	// included, and written with one writev(2): no copy.
+	parts := w.parts[:0]
 	payload, ending := 0, false
 	if c.expired.Load() {
-		buf = appendChunk(buf, authExpired)
-		buf = append(buf, lastChunk...)
+		w.hdr = appendChunk(w.hdr[:0], authExpired)
+		parts = append(parts, w.hdr, lastChunk)
 		payload, ending = len(authExpired), true
 	} else {
 		var open bool
@@ -503,51 +590,62 @@ func (w *worker) serve(c *leanConn) (handedOn bool) {
 			for _, ev := range w.batch {
 				payload += len(ev.SSE())
 			}
-			buf = strconv.AppendUint(buf, uint64(payload), 16)
-			buf = append(buf, '\r', '\n')
+			w.hdr = strconv.AppendUint(w.hdr[:0], uint64(payload), 16)
+			w.hdr = append(w.hdr, '\r', '\n')
+			parts = append(parts, w.hdr)
 			for _, ev := range w.batch {
-				buf = append(buf, ev.SSE()...)
+				parts = append(parts, ev.SSE())
 			}
-			buf = append(buf, '\r', '\n')
+			parts = append(parts, crlf)
 			c.wrote += uint64(len(w.batch))
 		}
-		clear(w.batch)
-		if c.kaDue.Swap(false) && len(buf) == 0 && open {
-			buf = append(buf, keepAliveChunk...)
+		if c.kaDue.Swap(false) && len(parts) == 0 && open {
+			parts = append(parts, keepAliveChunk)
 			payload = 3
 		}
 		if !open {
 			if errors.Is(c.sub.Err(), hub.ErrSlowConsumer) {
 				w.l.log.Info("slow subscriber cut off", "topics", c.sub.Topics())
 			}
-			buf = append(buf, lastChunk...)
+			parts = append(parts, lastChunk)
 			ending = true
 		}
 	}
-	if cap(buf) <= 64<<10 {
-		w.buf = buf
-	} else {
-		w.buf = nil // do not keep a big batch's buffer
-	}
-	if len(buf) == 0 {
+	w.parts = parts
+	defer func() {
+		clear(w.batch)
+		clear(w.parts)
+	}()
+	if len(parts) == 0 {
 		return false
+	}
+	total := 0
+	for _, p := range parts {
+		total += len(p)
 	}
 	n, err := 0, error(nil)
 	if c.raw != nil {
-		w.p, w.n, w.err = buf, 0, nil
+		w.n, w.err = 0, nil
 		if err = c.raw.Write(w.write); err == nil {
 			n, err = w.n, w.err
 		}
-		w.p = nil
 	}
 	switch {
 	case err != nil:
 		c.teardown()
 		return true
-	case n < len(buf):
+	case n < total:
 		// The socket buffer is full: the rest is written with a
 		// deadline by a goroutine of the connection's own.
-		rest := append([]byte(nil), buf[n:]...)
+		rest := make([]byte, 0, total-n)
+		for _, p := range parts {
+			if n >= len(p) {
+				n -= len(p)
+				continue
+			}
+			rest = append(rest, p[n:]...)
+			n = 0
+		}
 		go c.flush(rest, payload, ending)
 		return true
 	case ending:
@@ -557,6 +655,7 @@ func (w *worker) serve(c *leanConn) (handedOn bool) {
 	}
 	c.bytes += int64(payload)
 	c.lastWrite.Store(w.l.wheel.now.Load())
+	c.wroteAt.Store(clock())
 	return false
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"github.com/heraldpush/herald/internal/reqlife"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/memory"
+	"github.com/heraldpush/herald/sse"
 )
 
 // rawStream is a subscription read over a plain TCP connection, so that
@@ -383,4 +385,50 @@ func TestStandardPathWhereLeanCannot(t *testing.T) {
 			t.Fatalf("body %q", b[:n])
 		}
 	})
+}
+
+// TestLeanPartialWrites: a subscriber that reads late, through a small
+// receive buffer, still gets every event exactly once and in order, across
+// writes cut short by a full socket buffer.
+func TestLeanPartialWrites(t *testing.T) {
+	e := newLeanEnv(t, &hub.Options{QueueBytes: 64 << 20}, func(h *eventstream.Handler) { h.WriteTimeout = 10 * time.Second })
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A fixed receive buffer (no autotuning), big enough to stay clear of
+	// the kernel's small-window stalls on loopback; the 6 MB published
+	// exceed it and the server's send buffer (4 MB at most).
+	c.(*net.TCPConn).SetReadBuffer(256 << 10)
+	io.WriteString(c, "GET /events?topic=p HTTP/1.1\r\nHost: test\r\n\r\n")
+	eventually(t, "the subscriber", func() bool { return e.hub.TopicCounts()["p"] == 1 })
+	const n = 8000
+	for i := range n {
+		e.publish(t, "p", fmt.Sprintf("%d-%s", i+1, strings.Repeat("w", 700)))
+	}
+	time.Sleep(100 * time.Millisecond) // let the buffers fill
+	if e.hub.Stats().SlowDisconnects != 0 {
+		t.Fatal("cut off")
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 1
+	for ev, err := range sse.Read(resp.Body) {
+		if err != nil {
+			t.Fatalf("after %d events: %v", next-1, err)
+		}
+		if ev.Data == "" {
+			continue
+		}
+		if want := fmt.Sprintf("%d-", next); !strings.HasPrefix(ev.Data, want) {
+			t.Fatalf("event %q, want %q...", ev.Data[:min(len(ev.Data), 12)], want)
+		}
+		if next++; next > n {
+			break
+		}
+	}
 }

@@ -7,17 +7,20 @@ import (
 	"unsafe"
 )
 
-// rawWriteFD is write(2) on a non-blocking socket without the scheduler's
+// maxIovecs is the most buffers one writev takes (IOV_MAX is 1024).
+const maxIovecs = 1024
+
+// writev is writev(2) on a non-blocking socket without the scheduler's
 // entersyscall/exitsyscall: it never blocks, and a worker writing to many
 // sockets in a row would otherwise have its P retaken by sysmon and handed
 // to another thread over and over.
-func rawWriteFD(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
+func writev(fd int, iov []syscall.Iovec) (int, error) {
+	if len(iov) == 0 {
 		return 0, nil
 	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	if e != 0 {
-		return int(n), e
+		return 0, e
 	}
 	return int(n), nil
 }
