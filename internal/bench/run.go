@@ -308,18 +308,24 @@ func publishLoop(ctx context.Context, cfg *Config, client *http.Client, run stri
 	buf := make([]byte, 0, cfg.Size+64)
 	var body bytes.Buffer
 	batch := make([]batchEvent, 0, cfg.Batch)
+	raw, isRaw := newRawPublisher(cfg.Server)
+	if isRaw {
+		defer raw.close()
+	}
 	for {
 		if pace(ctx) != nil {
 			return
 		}
 		topicIdx := int((seq + int64(pub)) % int64(cfg.Topics))
-		var req *http.Request
+		ctype := "application/x-www-form-urlencoded"
+		body.Reset()
 		if cfg.Batch == 1 {
 			seq++
 			buf = payload(buf, pub, seq, cfg.Size)
-			form := url.Values{"topic": {topicName(run, topicIdx)}, "data": {string(buf)}}
-			req, _ = http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, cfg.Server+"/publish", bytes.NewBufferString(form.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			body.WriteString("topic=")
+			body.WriteString(url.QueryEscape(topicName(run, topicIdx)))
+			body.WriteString("&data=")
+			body.WriteString(url.QueryEscape(string(buf)))
 		} else {
 			batch = batch[:0]
 			for i := 0; i < cfg.Batch; i++ {
@@ -327,25 +333,38 @@ func publishLoop(ctx context.Context, cfg *Config, client *http.Client, run stri
 				buf = payload(buf, pub, seq, cfg.Size)
 				batch = append(batch, batchEvent{Topic: topicName(run, topicIdx), Data: string(buf)})
 			}
-			body.Reset()
 			json.NewEncoder(&body).Encode(batch)
-			req, _ = http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, cfg.Server+"/publish", bytes.NewReader(body.Bytes()))
-			req.Header.Set("Content-Type", "application/json")
+			ctype = "application/json"
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			ctr.pubErrors.Add(int64(cfg.Batch))
-			continue
+		var (
+			status int
+			err    error
+		)
+		if isRaw {
+			status, err = raw.publish(ctx, ctype, body.Bytes())
+		} else {
+			status, err = clientPublish(ctx, client, cfg.Server, ctype, body.Bytes())
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
+		if err != nil || status != http.StatusOK {
 			ctr.pubErrors.Add(int64(cfg.Batch))
 			continue
 		}
 		ctr.published.Add(int64(cfg.Batch))
 		ctr.perTopic[topicIdx].Add(int64(cfg.Batch))
 	}
+}
+
+// clientPublish publishes with net/http's client (https servers).
+func clientPublish(ctx context.Context, client *http.Client, server, ctype string, body []byte) (int, error) {
+	req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, server+"/publish", bytes.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // progress prints a status line every second until the returned func is
