@@ -101,7 +101,7 @@ func (e *Event) WriteTo(w io.Writer) (int64, error) {
 // lines end at CR, LF or CRLF. It writes at least one line.
 func AppendData(dst []byte, data string) []byte {
 	for {
-		i := strings.IndexAny(data, "\r\n")
+		i := indexLineBreak(data)
 		if i < 0 {
 			return appendField(dst, fieldData, data)
 		}
@@ -111,6 +111,22 @@ func AppendData(dst []byte, data string) []byte {
 		}
 		data = data[i+1:]
 	}
+}
+
+// indexLineBreak returns the index of the first CR or LF in s, or -1. Two
+// IndexByte calls (vectorized) beat IndexAny's byte loop on event data.
+func indexLineBreak(s string) int {
+	i := strings.IndexByte(s, '\n')
+	if i < 0 {
+		i = len(s)
+	}
+	if j := strings.IndexByte(s[:i], '\r'); j >= 0 {
+		return j
+	}
+	if i == len(s) {
+		return -1
+	}
+	return i
 }
 
 // AppendComment appends a comment line (": text"), which a decoder ignores;

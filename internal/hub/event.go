@@ -82,7 +82,9 @@ func (e *Event) SSE() []byte {
 		switch e.Kind {
 		case KindMessage:
 			ev := sse.Event{ID: e.Msg.Pos.String(), Type: e.Msg.Type, Data: e.Msg.Payload()}
-			e.sse, err = ev.AppendTo(nil)
+			// Room for the fields of a one-line event: one allocation.
+			buf := make([]byte, 0, len(ev.ID)+len(ev.Type)+len(ev.Data)+24)
+			e.sse, err = ev.AppendTo(buf)
 		case KindPosition:
 			e.sse, err = sse.AppendID(nil, e.Pos.String())
 		case KindReset:
