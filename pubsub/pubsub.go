@@ -203,6 +203,15 @@ type ListenNotifier interface {
 	Listening() <-chan struct{}
 }
 
+// BatchPublisher is implemented by brokers that can publish several
+// messages for less than a Publish each (the memory broker takes its lock
+// once). PublishBatch must have the effect of Publish called for each
+// message in order: it stops at the first message it cannot publish and
+// returns how many it published, with that message's error.
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, msgs []*Message) (n int, err error)
+}
+
 // Purger is implemented by brokers that can drop a topic's history.
 type Purger interface {
 	// Purge removes the history and retained state of topic.

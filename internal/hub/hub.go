@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
 )
 
 // Errors returned by Subscribe and reported by Subscription.Err.
@@ -160,19 +159,8 @@ func (h *Hub) waitListening(ctx context.Context) error {
 // a topic, with an invalid topic, or with an event type containing a line
 // break. Duplicate topics are dropped.
 func (h *Hub) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Position, error) {
-	if len(m.Topics) == 0 {
-		return pubsub.Position{}, fmt.Errorf("%w: no topic", ErrInvalidTopic)
-	}
-	for _, t := range m.Topics {
-		if err := ValidateTopic(t); err != nil {
-			return pubsub.Position{}, err
-		}
-	}
-	if err := sse.ValidType(m.Type); err != nil {
-		return pubsub.Position{}, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
-	}
-	if d := dedupe(m.Topics); len(d) != len(m.Topics) {
-		m.Topics = d
+	if err := checkMessage(m); err != nil {
+		return pubsub.Position{}, err
 	}
 	pos, err := h.broker.Publish(ctx, m)
 	if err == nil {

@@ -58,6 +58,7 @@ var (
 	_ pubsub.Broker         = (*Broker)(nil)
 	_ pubsub.Purger         = (*Broker)(nil)
 	_ pubsub.ListenNotifier = (*Broker)(nil)
+	_ pubsub.BatchPublisher = (*Broker)(nil)
 )
 
 type entry struct {
@@ -126,11 +127,33 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	if err := ctx.Err(); err != nil {
 		return pubsub.Position{}, err
 	}
-	if len(m.Topics) == 0 {
-		return pubsub.Position{}, fmt.Errorf("memory: publish: no topic")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.publishLocked(m, b.now())
+}
+
+// PublishBatch publishes msgs in order under one lock, as consecutive
+// messages of the log. It implements pubsub.BatchPublisher.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []*pubsub.Message) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	now := b.now()
+	for i, m := range msgs {
+		if _, err := b.publishLocked(m, now); err != nil {
+			return i, err
+		}
+	}
+	return len(msgs), nil
+}
+
+// publishLocked appends m, stamped with now. b.mu is held.
+func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Position, error) {
+	if len(m.Topics) == 0 {
+		return pubsub.Position{}, fmt.Errorf("memory: publish: no topic")
+	}
 	if b.closed {
 		return pubsub.Position{}, pubsub.ErrClosed
 	}
@@ -141,7 +164,7 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	}
 	b.seq++
 	m.Pos = pubsub.Position{Epoch: b.epoch, Offset: b.seq}
-	m.Time = b.now()
+	m.Time = now
 	e := &entry{m: m, size: m.Size(), refs: len(m.Topics)}
 	b.all = append(b.all, e)
 	b.live++
