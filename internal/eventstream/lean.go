@@ -345,9 +345,14 @@ func (c *leanConn) teardown() {
 // flush writes p with the write deadline, blocking, in a goroutine of its
 // own (the socket buffer was full), then gives the connection back to the
 // pool, or ends it.
-func (c *leanConn) flush(p []byte, payload int, ending bool) {
+func (c *leanConn) flush(parts [][]byte, payload int, ending bool) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.l.writeTimeout))
-	_, err := c.nc.Write(p)
+	var err error
+	for _, p := range parts {
+		if _, err = c.nc.Write(p); err != nil {
+			break
+		}
+	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	if err != nil || ending {
 		c.teardown()
@@ -578,11 +583,11 @@ func (w *worker) serve(c *leanConn) (handedOn bool) {
 	// What is due is gathered in w.parts, the events' shared bytes
 	// included, and written with one writev(2): no copy.
 	parts := w.parts[:0]
-	payload, ending := 0, false
+	payload, ending, hasHdr := 0, false, false
 	if c.expired.Load() {
 		w.hdr = appendChunk(w.hdr[:0], authExpired)
 		parts = append(parts, w.hdr, lastChunk)
-		payload, ending = len(authExpired), true
+		payload, ending, hasHdr = len(authExpired), true, true
 	} else {
 		var open bool
 		w.batch, open = c.sub.Pop(w.batch[:0])
@@ -593,6 +598,7 @@ func (w *worker) serve(c *leanConn) (handedOn bool) {
 			w.hdr = strconv.AppendUint(w.hdr[:0], uint64(payload), 16)
 			w.hdr = append(w.hdr, '\r', '\n')
 			parts = append(parts, w.hdr)
+			hasHdr = true
 			for _, ev := range w.batch {
 				parts = append(parts, ev.SSE())
 			}
@@ -636,15 +642,20 @@ func (w *worker) serve(c *leanConn) (handedOn bool) {
 		return true
 	case n < total:
 		// The socket buffer is full: the rest is written with a
-		// deadline by a goroutine of the connection's own.
-		rest := make([]byte, 0, total-n)
-		for _, p := range parts {
+		// deadline by a goroutine of the connection's own. It keeps
+		// references to the shared event bytes, not a copy: a thousand
+		// stalled subscribers must not hold a thousand copies.
+		rest := make([][]byte, 0, len(parts))
+		for i, p := range parts {
 			if n >= len(p) {
 				n -= len(p)
 				continue
 			}
-			rest = append(rest, p[n:]...)
-			n = 0
+			p, n = p[n:], 0
+			if i == 0 && hasHdr {
+				p = append([]byte(nil), p...) // the worker's scratch
+			}
+			rest = append(rest, p)
 		}
 		go c.flush(rest, payload, ending)
 		return true
