@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -506,9 +507,20 @@ func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState
 			return 0, err
 		}
 	}
-	for range 20 {
+	for attempt := range 100 {
 		if ss.final {
 			return 0, pubsub.ErrTopicFinished
+		}
+		if attempt > 0 {
+			// Another node won the race for this subject: back off a
+			// random while (up to ~50 ms) so that contending nodes spread
+			// out instead of colliding again at once.
+			d := time.Duration(rand.Int64N(int64(min(attempt, 50)) * int64(time.Millisecond)))
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(d):
+			}
 		}
 		h := natsgo.Header{}
 		for k, v := range hdr {

@@ -145,25 +145,38 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: addrs[0]})
-	defer rdb.Close()
-	for i := 0; ; i++ {
-		info, _ := rdb.ClusterInfo(context.Background()).Result()
-		if strings.Contains(info, "cluster_state:ok") {
-			break
+	// Every node must see the cluster as up: each converges on its own.
+	for _, addr := range addrs {
+		rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+		for i := 0; ; i++ {
+			info, _ := rdb.ClusterInfo(context.Background()).Result()
+			if strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if i == 300 {
+				rdb.Close()
+				t.Fatalf("cluster not ready on %s: %s", addr, info)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if i == 100 {
-			t.Fatalf("cluster not ready: %s", info)
-		}
-		time.Sleep(100 * time.Millisecond)
+		rdb.Close()
 	}
 	url := "redis://" + addrs[0] + "?cluster=true&addr=" + addrs[1] + "&addr=" + addrs[2]
 	openCluster := func(t *testing.T, prefix string, r pubsub.Retention) *redis.Broker {
-		b, err := redis.Open(context.Background(), url, &redis.Options{Prefix: prefix, Retention: r, SweepInterval: 50 * time.Millisecond})
-		if err != nil {
-			t.Fatalf("Open(%s): %v", url, err)
+		var err error
+		for i := 0; i < 50; i++ {
+			var b *redis.Broker
+			b, err = redis.Open(context.Background(), url, &redis.Options{Prefix: prefix, Retention: r, SweepInterval: 50 * time.Millisecond})
+			if err == nil {
+				return b
+			}
+			if !strings.Contains(err.Error(), "CLUSTERDOWN") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // a slot's owner is still being agreed on
 		}
-		return b
+		t.Fatalf("Open(%s): %v", url, err)
+		return nil
 	}
 	names := map[pubsub.Broker]string{}
 	pubsubtest.Run(t, func(t *testing.T, r pubsub.Retention) pubsub.Broker {
