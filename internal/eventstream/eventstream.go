@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -238,12 +239,19 @@ func Stream(ctx context.Context, w http.ResponseWriter, sub *hub.Subscription, o
 	}
 	write := func(b ...[]byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(o.WriteTimeout))
+		var err error
 		for _, p := range b {
-			if _, err := w.Write(p); err != nil {
-				return false
+			if _, err = w.Write(p); err != nil {
+				break
 			}
 		}
-		return rc.Flush() == nil
+		if err == nil {
+			err = rc.Flush()
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			sub.EndSlow() // the client did not take the write in time
+		}
+		return err == nil
 	}
 	if !write(connected) {
 		return

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -354,6 +355,9 @@ func (c *leanConn) flush(parts [][]byte, payload int, ending bool) {
 		}
 	}
 	_ = c.nc.SetWriteDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.sub.EndSlow() // the client did not take the write in time
+	}
 	if err != nil || ending {
 		c.teardown()
 		return

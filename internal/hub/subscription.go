@@ -376,6 +376,24 @@ func (s *Subscription) Pop(dst []*Event) (events []*Event, open bool) {
 	return dst, open
 }
 
+// EndSlow ends the subscription as a slow consumer because its transport
+// could not write to the client within the write deadline, and counts it
+// like a queue overflow. It does nothing if the subscription has ended.
+func (s *Subscription) EndSlow() {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	n := len(s.queue)
+	s.queue, s.qbytes = nil, 0
+	s.ended, s.err = true, ErrSlowConsumer
+	s.mu.Unlock()
+	s.hub.stats.slow.Add(1)
+	s.hub.stats.dropped.Add(uint64(n))
+	s.signal()
+}
+
 // Err returns why the subscription ended: ErrFinished, ErrSlowConsumer,
 // ErrClosed, ErrEpochChanged or ErrKicked; nil while it is open or after
 // Close.

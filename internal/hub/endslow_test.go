@@ -1,0 +1,48 @@
+package hub_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/pubsub"
+)
+
+// A transport that cannot write in time ends the subscription as a slow
+// consumer: it is counted like a queue overflow, and what was queued is
+// dropped (the client resumes from history).
+func TestEndSlow(t *testing.T) {
+	e := newEnv(t, pubsub.Retention{}, nil)
+	s := e.subscribe("", "t")
+	other := e.subscribe("", "t")
+	s.Pop(nil)
+	e.pub("a", "t")
+	e.pub("b", "t")
+	before := e.hub.Stats()
+	s.EndSlow()
+	s.EndSlow() // idempotent
+	evs, open := s.Pop(nil)
+	if open || len(evs) != 0 {
+		t.Fatalf("after EndSlow: Pop = %s, open=%v; want nothing, closed", descs(evs), open)
+	}
+	if !errors.Is(s.Err(), hub.ErrSlowConsumer) {
+		t.Fatalf("Err = %v, want ErrSlowConsumer", s.Err())
+	}
+	after := e.hub.Stats()
+	if after.SlowDisconnects != before.SlowDisconnects+1 || after.Dropped != before.Dropped+2 {
+		t.Fatalf("stats: slow %d→%d, dropped %d→%d; want +1 and +2", before.SlowDisconnects, after.SlowDisconnects, before.Dropped, after.Dropped)
+	}
+	// Others are untouched.
+	e.pub("c", "t")
+	evs, open = other.Pop(nil)
+	if !open || descs(evs) == "" {
+		t.Fatalf("other subscriber: %s, open=%v", descs(evs), open)
+	}
+	// Ending an ended subscription changes nothing.
+	f := e.subscribe("", "t")
+	f.Close()
+	f.EndSlow()
+	if got := e.hub.Stats().SlowDisconnects; got != after.SlowDisconnects {
+		t.Fatalf("EndSlow on a closed subscription counted: %d", got)
+	}
+}
