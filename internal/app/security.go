@@ -539,14 +539,14 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 					httpjson.Error(rec, http.StatusInternalServerError, "internal error")
 				}
 			}
-			if a.cfg.HTTP.LogRequests {
+			level := slog.LevelInfo
+			if rec.status >= 500 {
+				level = slog.LevelError
+			}
+			if a.cfg.HTTP.LogRequests && a.log.Enabled(context.Background(), level) {
 				// Only these values are kept for a detached stream: not
 				// the request or the ResponseWriter, which hold
 				// net/http's buffers.
-				level := slog.LevelInfo
-				if rec.status >= 500 {
-					level = slog.LevelError
-				}
 				attrs := []slog.Attr{slog.String("method", r.Method), slog.String("url", auth.Redacted(r.URL)),
 					slog.Int("status", rec.statusCode()), {}, {}, slog.String("client", a.sec.ips.IP(r).String()),
 					slog.String("proto", r.Proto)}
