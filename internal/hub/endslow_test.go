@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -44,5 +45,43 @@ func TestEndSlow(t *testing.T) {
 	f.EndSlow()
 	if got := e.hub.Stats().SlowDisconnects; got != after.SlowDisconnects {
 		t.Fatalf("EndSlow on a closed subscription counted: %d", got)
+	}
+}
+
+// An internal subscription (one the server holds for itself) is left out
+// of the counts and survives an administrator's Disconnect.
+func TestInternalSubscription(t *testing.T) {
+	e := newEnv(t, pubsub.Retention{}, nil)
+	in, err := e.hub.Subscribe(context.Background(), hub.Request{Topics: []string{"t"}, Internal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if n := e.hub.Stats().Subscriptions; n != 0 {
+		t.Fatalf("Subscriptions = %d with only an internal one", n)
+	}
+	if c := e.hub.TopicCounts(); len(c) != 0 {
+		t.Fatalf("TopicCounts = %v with only an internal subscription", c)
+	}
+	client := e.subscribe("", "t")
+	if n, c, st := e.hub.Stats().Subscriptions, e.hub.TopicCounts()["t"], e.hub.TopicStats(); n != 1 || c != 1 || len(st) != 1 || st[0].Subscribers != 1 {
+		t.Fatalf("with one client: Subscriptions=%d TopicCounts[t]=%d TopicStats=%+v", n, c, st)
+	}
+	if n := e.hub.Disconnect(""); n != 1 {
+		t.Fatalf("Disconnect ended %d subscriptions, want only the client's", n)
+	}
+	if _, open := client.Pop(nil); open {
+		t.Fatal("the client's subscription is still open")
+	}
+	in.Pop(nil)
+	e.pub("x", "t")
+	evs, open := in.Pop(nil)
+	if !open || descs(evs) != "x" {
+		t.Fatalf("internal subscription after Disconnect: %s open=%v", descs(evs), open)
+	}
+	in.Close()
+	client.Close()
+	if n := e.hub.Stats().Subscriptions; n != 0 {
+		t.Fatalf("Subscriptions = %d after closing", n)
 	}
 }

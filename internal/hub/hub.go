@@ -95,6 +95,7 @@ type shard struct {
 }
 
 type topicSubs struct {
+	internal  int // internal subscriptions among subs
 	subs      []*Subscription
 	idx       map[*Subscription]int
 	delivered atomic.Uint64 // messages of this topic fanned out here
@@ -232,7 +233,7 @@ func (h *Hub) Close() {
 func (h *Hub) Disconnect(topic string) int {
 	n := 0
 	for _, s := range h.subscriptions() {
-		if topic == "" || s.follows(topic) {
+		if !s.internal && (topic == "" || s.follows(topic)) {
 			s.end(ErrKicked)
 			n++
 		}
@@ -256,7 +257,9 @@ func (h *Hub) TopicStats() []TopicStat {
 		sh := &h.shards[i]
 		sh.mu.RLock()
 		for t, ts := range sh.topics {
-			out = append(out, TopicStat{Topic: t, Subscribers: len(ts.subs), Messages: ts.delivered.Load()})
+			if n := len(ts.subs) - ts.internal; n > 0 {
+				out = append(out, TopicStat{Topic: t, Subscribers: n, Messages: ts.delivered.Load()})
+			}
 		}
 		sh.mu.RUnlock()
 	}
@@ -270,7 +273,9 @@ func (h *Hub) TopicCounts() map[string]int {
 		sh := &h.shards[i]
 		sh.mu.RLock()
 		for t, ts := range sh.topics {
-			out[t] = len(ts.subs)
+			if n := len(ts.subs) - ts.internal; n > 0 {
+				out[t] = n
+			}
 		}
 		sh.mu.RUnlock()
 	}
@@ -295,9 +300,14 @@ func (h *Hub) register(s *Subscription) error {
 		}
 		ts.idx[s] = len(ts.subs)
 		ts.subs = append(ts.subs, s)
+		if s.internal {
+			ts.internal++
+		}
 		sh.mu.Unlock()
 	}
-	h.stats.subscriptions.Add(1)
+	if !s.internal {
+		h.stats.subscriptions.Add(1)
+	}
 	return nil
 }
 
@@ -320,6 +330,9 @@ func (h *Hub) unregister(s *Subscription) {
 				ts.subs[last] = nil
 				ts.subs = ts.subs[:last]
 				delete(ts.idx, s)
+				if s.internal {
+					ts.internal--
+				}
 			}
 			if len(ts.subs) == 0 {
 				delete(sh.topics, t)
@@ -327,7 +340,9 @@ func (h *Hub) unregister(s *Subscription) {
 		}
 		sh.mu.Unlock()
 	}
-	h.stats.subscriptions.Add(-1)
+	if !s.internal {
+		h.stats.subscriptions.Add(-1)
+	}
 }
 
 // Stats is a snapshot of the hub's counters.

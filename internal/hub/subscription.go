@@ -32,6 +32,11 @@ type Request struct {
 	// message it refuses still ends its topics (the client gets an id-only
 	// event in its place).
 	Match func(m *pubsub.Message) bool
+	// Internal marks a subscription that the server holds for itself (for
+	// example the Mercure endpoint's index of publishers' ids), not a
+	// client's: it is left out of the subscription counts and topic
+	// statistics, and an administrator's Disconnect does not end it.
+	Internal bool
 }
 
 // Subscription is one subscriber's stream: a prelude, then live events.
@@ -41,6 +46,7 @@ type Request struct {
 // Ready, Pop, Err and Close may be called concurrently.
 type Subscription struct {
 	hub           *Hub
+	internal      bool
 	topics        []string
 	canSeePrivate func(string) bool
 	match         func(*pubsub.Message) bool
@@ -74,7 +80,7 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 			return nil, err
 		}
 	}
-	s := &Subscription{hub: h, topics: topics, canSeePrivate: req.CanSeePrivate, match: req.Match, notify: make(chan struct{}, 1)}
+	s := &Subscription{hub: h, topics: topics, canSeePrivate: req.CanSeePrivate, match: req.Match, internal: req.Internal, notify: make(chan struct{}, 1)}
 
 	var (
 		q      = pubsub.Query{Topics: topics}

@@ -171,7 +171,7 @@ func (x *index) follow(ctx context.Context, h *hub.Hub, log *slog.Logger) {
 	withID := func(m *pubsub.Message) bool { return publisherID(m) != "" }
 	var batch []*hub.Event
 	for ctx.Err() == nil {
-		sub, err := h.Subscribe(ctx, hub.Request{Topics: []string{HubTopic}, LastEventID: last, Match: withID})
+		sub, err := h.Subscribe(ctx, hub.Request{Topics: []string{HubTopic}, LastEventID: last, Match: withID, Internal: true})
 		if err != nil {
 			if errors.Is(err, hub.ErrClosed) || ctx.Err() != nil {
 				return
