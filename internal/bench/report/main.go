@@ -94,14 +94,19 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
-// plot draws p99 latency against subscribers (fanout-1k/5k/10k) for both
-// servers, on a log y axis.
+// plot draws p99 latency against subscribers (plot-1k/5k/10k, or else
+// fanout-1k/5k/10k) for both servers, on a log y axis.
 func plot(results map[string]bench.Result) string {
 	const w, h, left, bottom, top, right = 720, 420, 70, 50, 40, 150
+	series := "plot"
+	if _, ok := results["plot-1k-herald"]; !ok {
+		series = "fanout"
+	}
 	xs := []struct {
 		label string
 		n     float64
-	}{{"fanout-1k", 1000}, {"fanout-5k", 5000}, {"fanout-10k", 10000}}
+	}{{series + "-1k", 1000}, {series + "-5k", 5000}, {series + "-10k", 10000}}
+	rate := results[series+"-1k-herald"].PublishRate
 	maxY := 1.0
 	for _, s := range []string{"herald", "baseline"} {
 		for _, x := range xs {
@@ -129,7 +134,7 @@ func plot(results map[string]bench.Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="13">`, w, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`)
-	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">p99 publish→receive latency vs SSE subscribers (100 events/s, 100 B)</text>`, left)
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">p99 publish→receive latency vs SSE subscribers (%.0f events/s, 100 B)</text>`, left, rate)
 	for p := lo; p <= hi; p++ {
 		y := py(pow10(p))
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`, left, w-right, y, y)
