@@ -9,6 +9,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +153,12 @@ func plot(results map[string]bench.Result) string {
 			if r, ok := results[x.label+"-"+s]; ok {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(x.n), py(r.LatencyP99)))
 				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/>`, px(x.n), py(r.LatencyP99), colors[s])
-				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" font-size="11">%.1f</text>`, px(x.n)+6, py(r.LatencyP99)-6, colors[s], r.LatencyP99)
+				// Labels go left of the last points, clear of the legend.
+				lx, anchor := px(x.n)+6, "start"
+				if x.n == 10000 {
+					lx, anchor = px(x.n)-6, "end"
+				}
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" font-size="11" text-anchor="%s">%.1f</text>`, lx, py(r.LatencyP99)-6, colors[s], anchor, r.LatencyP99)
 			}
 		}
 		if len(pts) > 1 {
@@ -164,30 +170,9 @@ func plot(results map[string]bench.Result) string {
 	return b.String()
 }
 
-func log10(v float64) float64 {
-	n := 0.0
-	for v >= 10 {
-		v /= 10
-		n++
-	}
-	for v < 1 {
-		v *= 10
-		n--
-	}
-	// linear interpolation inside the decade is close enough for a plot
-	return n + (v-1)/9
-}
+func log10(v float64) float64 { return math.Log10(v) }
 
-func pow10(p float64) float64 {
-	v := 1.0
-	for ; p > 0; p-- {
-		v *= 10
-	}
-	for ; p < 0; p++ {
-		v /= 10
-	}
-	return v
-}
+func pow10(p float64) float64 { return math.Pow(10, p) }
 
 // render turns the SVG into a PNG with headless Chromium.
 func render(svgPath, pngPath string) error {
