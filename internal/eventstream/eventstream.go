@@ -152,15 +152,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (h *Handler) reject(w http.ResponseWriter, err error) {
+func (h *Handler) reject(w http.ResponseWriter, err error) { Reject(w, h.Metrics, err) }
+
+// Reject answers a refused subscription request with err's status and a
+// JSON error body (400 unless err is an *HTTPError), counting it in m's
+// rejected requests when m is set. Every transport refuses the same way.
+func Reject(w http.ResponseWriter, m *metrics.Metrics, err error) {
 	var he *HTTPError
 	if errors.As(err, &he) {
-		if h.Metrics != nil {
+		if m != nil {
 			reason := he.Reason
 			if reason == "" {
 				reason = reasonFor(he.Status)
 			}
-			h.Metrics.Rejected.WithLabelValues(reason).Inc()
+			m.Rejected.WithLabelValues(reason).Inc()
 		}
 		httpjson.ErrorCode(w, he.Status, he.Code, he.Msg)
 		return

@@ -172,33 +172,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cn.serve(req, resumeFrame, access)
 }
 
-func (h *Handler) reject(w http.ResponseWriter, err error) {
-	var he *eventstream.HTTPError
-	if errors.As(err, &he) {
-		if h.Metrics != nil {
-			reason := he.Reason
-			if reason == "" {
-				reason = rejectReason(he.Status)
-			}
-			h.Metrics.Rejected.WithLabelValues(reason).Inc()
-		}
-		httpjson.ErrorCode(w, he.Status, he.Code, he.Msg)
-		return
-	}
-	httpjson.Error(w, http.StatusBadRequest, err.Error())
-}
-
-func rejectReason(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "unauthorized"
-	case http.StatusForbidden:
-		return "forbidden"
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return "limit"
-	}
-	return "bad_request"
-}
+func (h *Handler) reject(w http.ResponseWriter, err error) { eventstream.Reject(w, h.Metrics, err) }
 
 func newClientID() string {
 	var b [12]byte
