@@ -93,7 +93,7 @@ type leanEnv struct {
 
 // newLeanEnv serves a Handler behind a middleware that tracks request
 // lifetimes as the app's does.
-func newLeanEnv(t *testing.T, hopts *hub.Options, mutate func(*eventstream.Handler)) *leanEnv {
+func newLeanEnv(t testing.TB, hopts *hub.Options, mutate func(*eventstream.Handler)) *leanEnv {
 	t.Helper()
 	b := memory.New(&memory.Options{Epoch: "ep"})
 	h := hub.New(b, hopts)
