@@ -48,4 +48,3 @@ func BenchmarkPublishThroughMiddleware(b *testing.B) {
 		})
 	}
 }
-
