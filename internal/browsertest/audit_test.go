@@ -29,8 +29,8 @@ func TestAuditFindsProblems(t *testing.T) {
 		"/placeholder": `<style>body{background:#fff}</style><label for="q">Q</label><input id="q" placeholder="Type here" style="color:#000">
 			<style>#q::placeholder{color:#bbb}</style>`,
 		"/unlabelled": `<style>body{background:#fff;color:#000}</style><button></button><input id="i"><p>text</p>`,
-		"/wide": `<meta name="viewport" content="width=device-width"><style>body{background:#fff;color:#000;margin:0}</style><div id="w" style="width:600px">Too wide</div>`,
-		"/image": `<style>body{background:#fff}</style><p style="background-image:linear-gradient(#000,#fff);color:#fff">Over an image</p>`,
+		"/wide":       `<meta name="viewport" content="width=device-width"><style>body{background:#fff;color:#000;margin:0}</style><div id="w" style="width:600px">Too wide</div>`,
+		"/image":      `<style>body{background:#fff}</style><p style="background-image:linear-gradient(#000,#fff);color:#fff">Over an image</p>`,
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, ok := pages[r.URL.Path]
