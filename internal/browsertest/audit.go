@@ -162,17 +162,31 @@ func UpdateScreenshots() bool {
 	return os.Getenv("HERALD_UPDATE_SCREENSHOTS") != "" || os.Getenv("HERALD_UPDATE_SCREENSHOT") != ""
 }
 
-// Screenshot writes a PNG of the whole page to path, if UpdateScreenshots.
+// Screenshot writes a PNG of the whole page, scrolled to its top, to path,
+// if UpdateScreenshots.
 func Screenshot(t testing.TB, ctx context.Context, path string) {
+	t.Helper()
+	screenshot(t, ctx, path, `window.scrollTo(0, 0)`, chromedp.FullScreenshot(100))
+}
+
+// ScreenshotViewport writes a PNG of what the viewport shows now to path,
+// if UpdateScreenshots: a page with sticky parts (a chat's question box)
+// as a reader sees it.
+func ScreenshotViewport(t testing.TB, ctx context.Context, path string) {
+	t.Helper()
+	screenshot(t, ctx, path, `0`, chromedp.CaptureScreenshot())
+}
+
+func screenshot(t testing.TB, ctx context.Context, path, prepare string, capture chromedp.Action[[]byte]) {
 	t.Helper()
 	if !UpdateScreenshots() {
 		return
 	}
 	// No focus ring or caret in the picture.
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur(), `+prepare)); err != nil {
 		t.Fatal(err)
 	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(ctx, capture)
 	if err != nil {
 		t.Fatal(err)
 	}

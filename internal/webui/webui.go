@@ -175,14 +175,7 @@ func Register(mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	mux.HandleFunc("GET "+AssetPrefix+"{file}", func(w http.ResponseWriter, r *http.Request) {
-		h, ok := handlers[r.PathValue("file")]
-		if !ok {
-			httpjson.Errorf(w, http.StatusNotFound, "no such file: %s", r.URL.Path)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+	mux.Handle("GET "+AssetPrefix+"{file}", Dir(handlers))
 	mux.Handle("GET /favicon.ico", handlers["favicon.ico"])
 	return nil
 }
@@ -207,4 +200,36 @@ func Handlers(fsys fs.FS) (map[string]http.Handler, error) {
 		out[name] = File(name, body)
 	}
 	return out, nil
+}
+
+// Dir serves the file of files named by the request's {file} path value;
+// any other name is a 404 with a JSON error.
+func Dir(files map[string]http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := files[r.PathValue("file")]
+		if !ok {
+			httpjson.Errorf(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// PageFiles returns the handlers of a page made of the files at the top of
+// fsys: the page itself (its HTML file index, rendered with site's header
+// as the page current) and its other files, by name.
+func PageFiles(fsys fs.FS, index string, site Site, current Page) (page http.Handler, assets map[string]http.Handler, err error) {
+	body, err := fs.ReadFile(fsys, index)
+	if err != nil {
+		return nil, nil, fmt.Errorf("webui: read %s: %w", index, err)
+	}
+	if body, err = site.Render(body, current); err != nil {
+		return nil, nil, err
+	}
+	assets, err = Handlers(fsys)
+	if err != nil {
+		return nil, nil, err
+	}
+	delete(assets, index) // one URL for the page
+	return File(index, body), assets, nil
 }
