@@ -150,7 +150,7 @@ func TestChatPageRendersAndFits(t *testing.T) {
 
 	type rendered struct {
 		H3, Strong, Em, Code, Pre, Lis, Nested, Ol, Quote int
-		Link, PreText, Raw, LiveLog, Announce, Label         string
+		Link, PreText, Raw, LiveLog, Announce, Label      string
 	}
 	r := browsertest.Eval[rendered](t, ctx, `(() => {
 		const m = [...document.querySelectorAll(".msg.assistant .text")].pop();
