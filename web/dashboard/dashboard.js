@@ -73,7 +73,7 @@
     const d = s.dashboards || 0;
     $("dashboards").textContent = `+ ${d} dashboard stream${d === 1 ? "" : "s"} (this page included), not counted above`;
     $("subs").textContent = fmt(s.subscriptions);
-    $("topics").textContent = fmt(s.topics);
+    $("topics").textContent = `${fmt(s.topics)} topic${s.topics === 1 ? "" : "s"}`;
     $("pub").textContent = fmt(s.publishRate);
     $("del").textContent = fmt(s.deliveryRate);
     $("pubTotal").textContent = fmt(s.published);
