@@ -690,7 +690,6 @@ export class Herald extends EventTarget {
       clearTimeout(item.timer);
     }
     if (this.#queue[0] !== item || item.link !== 'http') return;
-    if (status === 0 && ctrl.signal.aborted) this.#trouble();
     if (status === 200) this.#acked(item, body);
     else if (status >= 400 && status < 500 && status !== 408 && status !== 429) this.#refused(item, body.error || `status ${status}`, status, body.code);
     else {

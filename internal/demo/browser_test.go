@@ -352,3 +352,27 @@ func TestDemoPageShowsInterruptedTask(t *testing.T) {
 	p.poll("task stream closed", `(`+taskState+`(1) || {}).stream === "closed"`)
 	p.console.NoErrors(t)
 }
+
+// A task that ends while the page is disconnected: on Connect the page
+// follows it on from the last event it saw, so it gets the end it missed
+// and shows the task done (not frozen, not interrupted).
+func TestDemoPageCatchesUpAfterDisconnect(t *testing.T) {
+	srv := apptest.Start(t, func(c *config.Server) { c.Demo.TaskInterval = 300 * time.Millisecond })
+	p := openPage(t, srv.URL)
+	p.click("connect")
+	p.poll("state open", `document.getElementById("state").dataset.state === "open"`)
+	p.click("start-task")
+	p.poll("task 1 under way", `(`+taskState+`(1) || {}).pct === "10%"`)
+	p.click("disconnect")
+	p.poll("task 1 paused", `(`+taskState+`(1) || {}).stream === "paused"`)
+	// Wait, over HTTP, for the task's end.
+	watch := open(t, fmt.Sprintf("%s/sse/subscribe?task=1", srv.URL), "")
+	for ev := watch.next(t); ev.Type != demo.TypeComplete; ev = watch.next(t) {
+	}
+	if ti := p.task(1); ti.State != "running" {
+		t.Fatalf("task 1 while disconnected: %+v", ti)
+	}
+	p.click("connect")
+	p.waitTask(1, "done")
+	p.console.NoErrors(t)
+}

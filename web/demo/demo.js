@@ -9,7 +9,9 @@
 //     server ends the stream, and the browser's reconnect gets 204 No
 //     Content, which stops the EventSource for good. A task stream that
 //     stops without either (the server restarted and forgot the task) shows
-//     the task as interrupted.
+//     the task as interrupted. A task stream follows on from the last event
+//     the page saw of it (after a Disconnect too), so it never misses the
+//     end.
 //
 // The page remembers in sessionStorage that it was connected, so a reload
 // reconnects by itself and shows the running tasks at once.
@@ -28,7 +30,7 @@
 
   let source = null; // the demo stream
   let count = 0;
-  const tasks = new Map(); // task number -> {n, es, row, pct, state}
+  const tasks = new Map(); // task number -> {n, es, row, pct, state, lastId}
   let startedTask = 0; // the task whose "Task started!" is shown
 
   // ---- what the page remembers across a reload ----------------------------
@@ -166,7 +168,9 @@
     source.onerror = () => showState();
     for (const type of TYPES) source.addEventListener(type, onEvent);
     showState();
-    // The running tasks, with their progress, while the stream opens.
+    // The tasks paused by a Disconnect go on from where they were; the
+    // running ones show with their progress while the stream opens.
+    for (const t of tasks.values()) if (t.state === "running" && !t.es) follow(t.n);
     discoverTasks();
   }
 
@@ -224,16 +228,16 @@
     t.row.querySelector(".pct").textContent = `${pct}%`;
   }
 
-  // end marks task t as over: "done" (COMPLETE) or "interrupted" (its
-  // INTERRUPTED event, or a stream that stopped without COMPLETE), with a
-  // note in words.
+  // end marks task t as over: "done" (COMPLETE), "interrupted" (its
+  // INTERRUPTED event, or a stream that stopped without COMPLETE), or
+  // "ended" (over before the page saw any of it), with a note in words.
   function end(t, how, note) {
     if (t.state !== "running") return;
     if (how === "done") setProgress(t, 100);
     t.state = how;
     t.row.dataset.state = how;
     t.row.classList.add(how);
-    t.row.querySelector(".pct").textContent = how === "done" ? "done" : "interrupted";
+    t.row.querySelector(".pct").textContent = how;
     if (note) {
       t.row.append(Object.assign(document.createElement("p"), { className: "task-note", textContent: note }));
     }
@@ -243,9 +247,9 @@
     }
   }
 
-  // follow opens task n's own stream (again, after a Disconnect). A new
-  // subscriber gets the task's retained state first: its current
-  // percentage; progress, if known, shows at once.
+  // follow opens task n's own stream (again, after a Disconnect, from the
+  // last event seen of it). A new subscriber gets the task's retained state
+  // first: its current percentage; progress, if known, shows at once.
   function follow(n, progress) {
     let t = tasks.get(n);
     if (t && t.state !== "running") {
@@ -258,28 +262,44 @@
     }
     if (t && t.es) return;
     if (!t) {
-      t = { n, es: null, row: taskRow(n), pct: null, state: "running" };
+      t = { n, es: null, row: taskRow(n), pct: null, state: "running", lastId: "" };
       t.row.dataset.state = "running";
       tasks.set(n, t);
     }
     if (Number.isFinite(progress)) setProgress(t, progress);
-    const es = new EventSource(`/sse/subscribe?task=${n}`);
+    const from = t.lastId ? `&lastEventID=${encodeURIComponent(t.lastId)}` : "";
+    const es = new EventSource(`/sse/subscribe?task=${n}${from}`);
     t.es = es;
     t.row.dataset.stream = "open";
-    es.addEventListener("PROGRESS", (e) => setProgress(t, parseInt(e.data, 10)));
-    es.addEventListener("COMPLETE", () => end(t, "done"));
-    es.addEventListener("INTERRUPTED", (e) => end(t, "interrupted", e.data || "The task was interrupted."));
+    const seen = (e) => {
+      if (e.lastEventId) t.lastId = e.lastEventId;
+    };
+    es.addEventListener("PROGRESS", (e) => {
+      seen(e);
+      setProgress(t, parseInt(e.data, 10));
+    });
+    es.addEventListener("COMPLETE", (e) => {
+      seen(e);
+      end(t, "done");
+    });
+    es.addEventListener("INTERRUPTED", (e) => {
+      seen(e);
+      end(t, "interrupted", e.data || "The task was interrupted.");
+    });
     es.onerror = () => {
       if (es.readyState !== EventSource.CLOSED) {
         t.row.dataset.stream = "connecting";
         return;
       }
       // After COMPLETE the server ends the stream; the reconnect gets 204
-      // and the EventSource closes for good. Closed without COMPLETE, the
-      // task is gone (the server restarted, or refused the stream).
+      // and the EventSource closes for good. Closed without COMPLETE, after
+      // some of the task: it is gone (the server restarted, or lost it).
+      // Closed before anything: the task was over before the page came
+      // (a new subscriber to a finished task gets 204).
       t.row.dataset.stream = "closed";
       if (t.es === es) t.es = null;
-      end(t, "interrupted", "Interrupted: its stream ended before the task completed (the server restarted or lost it).");
+      if (t.lastId) end(t, "interrupted", "Interrupted: its stream ended before the task completed (the server restarted or lost it).");
+      else end(t, "ended", "This task was over before the page could follow it.");
     };
   }
 
