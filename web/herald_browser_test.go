@@ -63,6 +63,27 @@ func (p *page) waitFor(what, expr string, timeout time.Duration) {
 	}
 }
 
+// waitMore waits until the page has received n more events than now.
+func (p *page) waitMore(what string, n int) {
+	p.t.Helper()
+	cur := eval[int](p, `hybrid.received.length`)
+	p.waitFor(what, fmt.Sprintf("hybrid.received.length >= %d", cur+n), 30*time.Second)
+}
+
+// settle publishes a last event to topic, waits for it, and returns what
+// the page received before it. Each transport delivers in log order, so an
+// event the page would show twice would have come by then.
+func (p *page) settle(base, topic string) []received {
+	p.t.Helper()
+	id := publish(p.t, base, topic, "end")
+	p.waitFor("the last event", fmt.Sprintf(`hybrid.received.some((m) => m.id === %q)`, id), 30*time.Second)
+	got := eval[[]received](p, `hybrid.received`)
+	if last := got[len(got)-1]; last.ID != id {
+		p.t.Errorf("events after the last one: %+v", last)
+	}
+	return got[:len(got)-1]
+}
+
 func (p *page) waitTransport(want string, timeout time.Duration) {
 	p.t.Helper()
 	p.waitFor("transport "+want, fmt.Sprintf(`window.hybrid !== undefined && hybrid.herald.transport === %q && document.getElementById("transport").dataset.transport === %q`, want, want), timeout)
@@ -233,11 +254,11 @@ func TestHybridSwitchesLosslessly(t *testing.T) {
 	// kick cuts every connection on the server side: the page reconnects
 	// on the same transport and must resume from the last id it saw.
 	kick := func() {
-		time.Sleep(300 * time.Millisecond)
+		p.waitMore("events before the cut", 10)
 		if srv.App.Hub().Disconnect("") == 0 {
 			t.Error("no subscription to disconnect")
 		}
-		time.Sleep(500 * time.Millisecond)
+		p.waitMore("events after the cut", 10)
 	}
 	for cycle := range 2 {
 		kick()
@@ -250,13 +271,10 @@ func TestHybridSwitchesLosslessly(t *testing.T) {
 		p.setLatency(0)
 		p.waitTransport("websocket", 30*time.Second)
 	}
-	time.Sleep(300 * time.Millisecond)
+	p.waitMore("events back on WebSocket", 10)
 	n := pub.Stop()
 	sent := p.stopSending()
-
-	p.waitFor("every event", fmt.Sprintf("hybrid.received.length >= %d", n), 30*time.Second)
-	time.Sleep(200 * time.Millisecond) // a duplicate would come now
-	by := checkSequence(t, eval[[]received](p, `hybrid.received`), n)
+	by := checkSequence(t, p.settle(srv.URL, "feed"), n)
 	if by["sse"] == 0 || by["websocket"] == 0 {
 		t.Errorf("events by transport %v: want some over each", by)
 	}
@@ -283,9 +301,9 @@ func TestHybridFallsBackWhenUpgradeIsBlocked(t *testing.T) {
 		publish(t, srv.URL, "blocked", strconv.Itoa(i))
 	}
 	p.waitFor("the events", "hybrid.received.length >= 20", 20*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	p.waitFor("a few sends", "sender.results.length >= 5", 20*time.Second)
 	sent := p.stopSending()
-	checkSequence(t, eval[[]received](p, `hybrid.received`), 20)
+	checkSequence(t, p.settle(srv.URL, "blocked"), 20)
 	checkSent(t, srv, p, "blocked-sent", sent)
 	if got := eval[[]string](p, `hybrid.transports`); strings.Join(got, ",") != "sse" {
 		t.Errorf("transports %v, want only sse (the upgrade is always refused)", got)
@@ -314,15 +332,13 @@ func TestHybridTriesWebSocketAgain(t *testing.T) {
 	p.waitTransport("sse", 20*time.Second)
 	pub := startPublisher(t, srv.URL, "proxied", 20*time.Millisecond)
 	p.startSending("proxied-sent", 40*time.Millisecond)
-	time.Sleep(500 * time.Millisecond)
+	p.waitMore("events on SSE", 10)
 	blocked.Store(false)
 	p.waitTransport("websocket", 20*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	p.waitMore("events on WebSocket", 10)
 	n := pub.Stop()
 	sent := p.stopSending()
-	p.waitFor("every event", fmt.Sprintf("hybrid.received.length >= %d", n), 20*time.Second)
-	time.Sleep(200 * time.Millisecond)
-	checkSequence(t, eval[[]received](p, `hybrid.received`), n)
+	checkSequence(t, p.settle(srv.URL, "proxied"), n)
 	checkSent(t, srv, p, "proxied-sent", sent)
 	if got := eval[[]string](p, `hybrid.transports`); len(got) < 2 || got[0] != "sse" || got[len(got)-1] != "websocket" {
 		t.Errorf("transports %v, want sse then websocket", got)
@@ -397,8 +413,7 @@ func TestHybridReactsToLatencyWithinSeconds(t *testing.T) {
 	toWS := time.Since(start)
 
 	n := pub.Stop()
-	p.waitFor("every event", fmt.Sprintf("hybrid.received.length >= %d", n), 20*time.Second)
-	checkSequence(t, eval[[]received](p, `hybrid.received`), n)
+	checkSequence(t, p.settle(srv.URL, "latency"), n)
 	type change struct{ Transport, Reason string }
 	changes := eval[[]change](p, `hybrid.changes`)
 	want := []change{{"websocket", "good"}, {"sse", "weak"}, {"websocket", "good"}}
@@ -544,5 +559,5 @@ func TestHybridReconnectsASilentStream(t *testing.T) {
 	publish(t, srv.URL, "silent", "3")
 	p.waitFor("the reconnection", `window.opens >= 1`, 10*time.Second)
 	p.waitFor("the events missed", `hybrid.received.length === 3`, 10*time.Second)
-	checkSequence(t, eval[[]received](p, `hybrid.received`), 3)
+	checkSequence(t, p.settle(srv.URL, "silent"), 3)
 }
