@@ -94,14 +94,16 @@ type Layout struct {
 	Scheme string
 }
 
-// Layouts returns the four layouts every page is checked in: 1280 and 390
-// px wide, light and dark.
+// Layouts returns the layouts every page is checked in: 1280 and 390 px
+// wide, light and dark, and the narrowest phone the pages are made for,
+// 360 px.
 func Layouts() []Layout {
 	return []Layout{
 		{Name: "desktop-light", Width: 1280, Height: 800, Scheme: "light"},
 		{Name: "desktop-dark", Width: 1280, Height: 800, Scheme: "dark"},
 		{Name: "phone-light", Width: 390, Height: 844, Phone: true, Scheme: "light"},
 		{Name: "phone-dark", Width: 390, Height: 844, Phone: true, Scheme: "dark"},
+		{Name: "narrow-light", Width: 360, Height: 740, Phone: true, Scheme: "light"},
 	}
 }
 
