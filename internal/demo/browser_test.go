@@ -301,7 +301,7 @@ func TestDemoPageAfterServerRestart(t *testing.T) {
 	p.click("start-task")
 	p.poll("task 1 at 0%", `(`+taskState+`(1) || {}).pct === "0%"`)
 
-	srv = srv.Restart(t)
+	srv.Restart(t)
 	p.poll("the reset", `document.querySelector('#log tr[data-type="herald.reset"]') !== null`)
 	rows := browsertest.Eval[[]logRow](t, p.ctx, readLog)
 	reset := rows[slices.IndexFunc(rows, func(r logRow) bool { return r.Type == "herald.reset" })]
