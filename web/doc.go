@@ -1,4 +1,6 @@
-// Package web holds Herald's browser files, embedded in the binary with
-// go:embed: the herald.js client and the example and demo pages. Each
-// feature embeds its own files in a file of its own.
+// Package web holds Herald's browser files, embedded in the binary: the
+// herald.js client and its example page (/hybrid) here, and the files of
+// the other pages in packages of their own (demo, chat, dashboard) and what
+// they share (ui). Each embeds its files with a go:embed directive in a
+// file of its own.
 package web

@@ -18,10 +18,18 @@ export interface HeraldOptions {
   lossThreshold?: number;
   /** Milliseconds between network probes in 'auto' mode. Default 30000. */
   probeInterval?: number;
-  /** GET /ping samples per probe. Default 5. */
+  /** GET /ping samples per probe (fewer when the network is clearly weak early). Default 5. */
   probeSamples?: number;
   /** A sample slower than this (ms) counts as lost. Default 2000. */
   probeTimeout?: number;
+  /**
+   * Milliseconds between light checks: a ping frame on a WebSocket and, in 'auto' mode, one GET /ping sample
+   * (or, with no connection, whether the server answers again). A check that disagrees with the last probe starts
+   * a probe at once. 0 turns checks off. Default 3000.
+   */
+  checkInterval?: number;
+  /** An SSE stream that receives nothing (not even a keep-alive comment) for this long (ms) is reconnected. 0: never. Default 45000. */
+  heartbeatTimeout?: number;
   /** Failed WebSocket attempts in a row before falling back to SSE. Default 2. */
   wsFailuresBeforeFallback?: number;
   /** After a fallback, milliseconds before WebSocket is tried again. Default 60000. */
@@ -77,16 +85,37 @@ export interface NetworkReport {
   rtt: number;
   /** Fraction of samples that failed or timed out. */
   loss: number;
-  /** rtt > rttThreshold or loss > lossThreshold. */
+  /** rtt > rttThreshold or loss > lossThreshold (never when offline). */
   weak: boolean;
+  /**
+   * No sample got an answer: the server is unreachable (down, restarting, or the network is gone). This says
+   * nothing about the network's quality, so the transport choice stays as the last probe that reached the server
+   * made it, and the client reconnects as soon as the server answers again.
+   */
+  offline: boolean;
+  /** Samples taken. */
   samples: number;
   /** Date.now() of the probe. */
   at: number;
 }
 
+/** Why the client moved to a transport. */
+export type TransportReason =
+  /** setTransport() or options.transport forced it. */
+  | 'forced'
+  /** The last probe found the network good (WebSocket). */
+  | 'good'
+  /** The last probe found the network weak (SSE). */
+  | 'weak'
+  /** WebSocket kept failing while the server answered HTTP: SSE for wsRetryInterval. */
+  | 'fallback'
+  /** No WebSocket in this environment. */
+  | 'unsupported';
+
 export interface TransportChange {
   transport: Transport;
   previous: Transport | null;
+  reason: TransportReason;
 }
 
 export interface OpenInfo {

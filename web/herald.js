@@ -3,7 +3,10 @@
 // An ES module with no dependencies. It receives a set of topics over
 // WebSocket when the network is good and over Server-Sent Events when it is
 // weak (high round-trip time or loss, measured with GET /ping), or when
-// WebSockets are blocked. Switching is lossless: the new transport resumes
+// WebSockets are blocked. It reacts within seconds: a light check every few
+// seconds (a ping frame on the WebSocket, one GET /ping sample) and every
+// slow or missing acknowledgement or heartbeat trigger a full probe at once,
+// and so does every reconnection. Switching is lossless: the new transport resumes
 // from the last event id the client saw, and events are deduplicated by id,
 // so no event is lost or shown twice across any number of switches.
 // Messages sent with send() are queued while switching or offline, flushed
@@ -21,6 +24,8 @@ const DEFAULTS = Object.freeze({
   probeInterval: 30000,
   probeSamples: 5,
   probeTimeout: 2000,
+  checkInterval: 3000,
+  heartbeatTimeout: 45000,
   wsFailuresBeforeFallback: 2,
   wsRetryInterval: 60000,
   wsStableTime: 10000,
@@ -84,7 +89,14 @@ export class Herald extends EventTarget {
   #lastKind = null;
   #seen = new Set();
   #network = null;
+  #verdict = null; // the last probe that reached the server
   #probing = null;
+  #checkTimer = 0;
+  #ping = null; // the WebSocket ping in flight: {t, at, link}
+  #missedPongs = 0;
+  #pingSeq = 0;
+  #everConnected = false;
+  #onVisible = null;
   #probeTimer = 0;
   #lastProbeAt = 0;
   #reconnectTimer = 0;
@@ -196,6 +208,9 @@ export class Herald extends EventTarget {
         const report = await this.#measure();
         if (this.#closed) return report;
         this.#network = report;
+        // A server that does not answer says nothing about the network:
+        // keep choosing by the last probe that reached it.
+        if (!report.offline) this.#verdict = report;
         this.#emit('network', report);
         this.#ensure();
         return report;
@@ -217,6 +232,7 @@ export class Herald extends EventTarget {
     this.#closed = true;
     this.#stopTimers();
     this.#dropLinks();
+    if (this.#onVisible) globalThis.document.removeEventListener('visibilitychange', this.#onVisible);
     const queue = this.#queue;
     this.#queue = [];
     for (const item of queue) {
@@ -245,45 +261,180 @@ export class Herald extends EventTarget {
 
   async #start() {
     if (this.#closed) return;
+    const doc = globalThis.document;
+    if (doc && typeof doc.addEventListener === 'function') {
+      // A tab coming back to the front checks the network at once.
+      this.#onVisible = () => { if (doc.visibilityState === 'visible') this.#scheduleCheck(0); };
+      doc.addEventListener('visibilitychange', this.#onVisible);
+    }
+    this.#scheduleCheck();
     if (this.#mode === 'auto') await this.probe().catch(() => {});
     else this.#ensure();
   }
 
-  async #measure() {
+  // sample times one GET /ping: {ok, rtt} or {ok: false, error} (the server
+  // did not answer, or answered with an error) or {ok: false, timeout}.
+  async #sample() {
     const o = this.#o;
-    const rtts = [];
-    let lost = 0;
-    for (let i = 0; i < o.probeSamples; i++) {
-      const ctrl = new AbortController();
-      const timer = setTimeout(() => ctrl.abort(), o.probeTimeout);
-      const t0 = now();
-      try {
-        const r = await fetch(this.#url('ping', [['_', randomId()]]), { cache: 'no-store', signal: ctrl.signal });
-        if (!r.ok) throw new Error(`ping: ${r.status}`);
-        const rtt = now() - t0 + o.simulatedLatency;
-        if (rtt > o.probeTimeout) lost++;
-        else rtts.push(rtt);
-      } catch {
-        lost++;
-      } finally {
-        clearTimeout(timer);
-      }
-      if (this.#closed) break;
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), o.probeTimeout);
+    const t0 = now();
+    try {
+      const r = await fetch(this.#url('ping', [['_', randomId()]]), { cache: 'no-store', signal: ctrl.signal });
+      if (!r.ok) return { ok: false, error: true };
+      const rtt = now() - t0 + o.simulatedLatency;
+      return rtt > o.probeTimeout ? { ok: false, timeout: true } : { ok: true, rtt };
+    } catch {
+      return ctrl.signal.aborted ? { ok: false, timeout: true } : { ok: false, error: true };
+    } finally {
+      clearTimeout(timer);
     }
-    const rtt = median(rtts);
-    const loss = lost / Math.max(1, o.probeSamples);
-    return { rtt, loss, weak: rtt > o.rttThreshold || loss > o.lossThreshold, samples: o.probeSamples, at: Date.now() };
   }
 
+  // ---- checks between probes ---------------------------------------------
+  //
+  // Every checkInterval (a little jittered) the client looks at the
+  // connection it has, cheaply: a ping frame on a WebSocket (its pong
+  // measures the round trip on the connection itself; a missing one means
+  // trouble), the heartbeat of an SSE stream (the server's keep-alive
+  // comments: none for heartbeatTimeout means the stream is dead), and in
+  // 'auto' mode one GET /ping sample. A sample or pong that disagrees with
+  // the last probe — slow on a good network, fast on a weak one, an answer
+  // from a server that was unreachable — starts a full probe at once. With
+  // no connection (the server is down), a sample that gets an answer
+  // reconnects at once instead of waiting for the backoff.
+
+  #scheduleCheck(delay) {
+    clearTimeout(this.#checkTimer);
+    this.#checkTimer = 0;
+    const every = this.#o.checkInterval;
+    if (!(every > 0) || this.#closed || this.#finished) return;
+    const d = delay !== undefined ? delay : every * (0.9 + Math.random() * 0.2);
+    const timer = setTimeout(async () => {
+      await this.#check().catch(() => {});
+      if (this.#checkTimer === timer) this.#scheduleCheck();
+    }, d);
+    this.#checkTimer = timer;
+  }
+
+  async #check() {
+    if (this.#closed || this.#finished) return;
+    const doc = globalThis.document;
+    if (doc && doc.visibilityState === 'hidden') return; // a background tab waits
+    const cur = this.#cur;
+    if (cur && cur.kind === 'websocket') this.#wsPing(cur);
+    if (cur && cur.kind === 'sse' && this.#o.heartbeatTimeout > 0 && Date.now() - cur.lastActivity > this.#o.heartbeatTimeout) {
+      cur.fail({ stalled: true }); // no byte, not even a keep-alive: the stream is dead
+      return;
+    }
+    const offline = !this.#cur && !this.#next;
+    if (!offline && (this.#mode !== 'auto' || this.#probing)) return;
+    const s = await this.#sample();
+    if (this.#closed || this.#finished) return;
+    if (!this.#cur && !this.#next) {
+      if (s.ok) this.#reconnectNow();
+      return;
+    }
+    if (this.#mode !== 'auto' || this.#probing) return;
+    const weak = this.#verdict ? this.#verdict.weak : false;
+    const sampleWeak = !s.ok || s.rtt > this.#o.rttThreshold;
+    const wasOffline = !!(this.#network && this.#network.offline);
+    if (sampleWeak !== weak || (wasOffline && s.ok)) this.probe().catch(() => {});
+  }
+
+  // reconnectNow ends the reconnection backoff: the server answers again.
+  #reconnectNow() {
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = 0;
+    this.#reconnectAttempts = 0;
+    this.#switchBackoffUntil = 0;
+    if (this.#mode === 'auto') this.probe().catch(() => {});
+    this.#ensure();
+  }
+
+  // wsPing sends a ping frame on the WebSocket; its pong measures the round
+  // trip. A pong still missing at the next check is a missed heartbeat:
+  // one starts a probe, two in a row end the connection (it is dead).
+  #wsPing(link) {
+    const p = this.#ping;
+    if (p && p.link === link) {
+      if (++this.#missedPongs >= 2) {
+        this.#ping = null;
+        link.fail({ timeout: true, heartbeat: true });
+        return;
+      }
+      this.#trouble();
+    }
+    if (!link.canSend()) return;
+    this.#ping = { t: ++this.#pingSeq, at: now(), link };
+    link.sendFrame({ type: 'ping', t: this.#ping.t });
+  }
+
+  #pong(link, f) {
+    const p = this.#ping;
+    if (!p || p.link !== link || f.t !== p.t) return;
+    this.#ping = null;
+    this.#missedPongs = 0;
+    this.#slow(now() - p.at);
+  }
+
+  // slow starts a probe when a round trip seen on the way (a pong, an
+  // acknowledgement) is over the threshold while the network counts as
+  // good.
+  #slow(ms) {
+    const rtt = ms + this.#o.simulatedLatency;
+    if (rtt > this.#o.rttThreshold && !(this.#verdict && this.#verdict.weak)) this.#trouble();
+  }
+
+  // measure takes up to probeSamples samples of GET /ping. It stops early
+  // once the verdict is weak whatever the other samples say (more than
+  // half of them slow, or more lost than lossThreshold allows), so that a
+  // slow network is recognised in a few round trips.
+  async #measure() {
+    const o = this.#o;
+    const n = Math.max(1, o.probeSamples);
+    const rtts = [];
+    let lost = 0;
+    let errors = 0;
+    let slow = 0;
+    let taken = 0;
+    while (taken < n) {
+      const s = await this.#sample();
+      taken++;
+      if (s.ok) {
+        rtts.push(s.rtt);
+        if (s.rtt > o.rttThreshold) slow++;
+      } else {
+        lost++;
+        if (s.error) errors++;
+      }
+      if (this.#closed) break;
+      if (slow > n / 2 || lost / n > o.lossThreshold) {
+        if (errors < taken) break;
+      }
+    }
+    const rtt = median(rtts);
+    const loss = lost / taken;
+    // No sample got an answer: the server is unreachable, which says
+    // nothing about the network.
+    const offline = errors === taken;
+    return { rtt, loss, weak: !offline && (rtt > o.rttThreshold || loss > o.lossThreshold), offline, samples: taken, at: Date.now() };
+  }
+
+  // desired returns the transport the conditions call for and why, or
+  // null before the first probe: [kind, reason].
   #desired() {
     const hasWS = typeof globalThis.WebSocket === 'function';
     switch (this.#mode) {
-      case 'websocket': return hasWS ? 'websocket' : 'sse';
-      case 'sse': return 'sse';
+      case 'websocket': return hasWS ? ['websocket', 'forced'] : ['sse', 'unsupported'];
+      case 'sse': return ['sse', 'forced'];
     }
     if (!this.#network) return null;
-    if (this.#network.weak || !hasWS || Date.now() < this.#wsBlockedUntil) return 'sse';
-    return 'websocket';
+    if (!hasWS) return ['sse', 'unsupported'];
+    if (Date.now() < this.#wsBlockedUntil) return ['sse', 'fallback'];
+    // Never reached the server yet: try WebSocket, which falls back.
+    if (!this.#verdict) return ['websocket', 'good'];
+    return this.#verdict.weak ? ['sse', 'weak'] : ['websocket', 'good'];
   }
 
   // ensure opens the transport the conditions call for, if it is not the
@@ -291,8 +442,9 @@ export class Herald extends EventTarget {
   // its first frame (make before break).
   #ensure() {
     if (this.#closed || this.#finished) return;
-    const want = this.#desired();
-    if (!want) return;
+    const d = this.#desired();
+    if (!d) return;
+    const [want, reason] = d;
     if (this.#next) {
       if (this.#next.kind === want) return;
       this.#next.close();
@@ -301,16 +453,18 @@ export class Herald extends EventTarget {
     if (this.#cur && this.#cur.kind === want) return;
     if (!this.#cur && this.#reconnectTimer) return; // backing off
     if (this.#cur && Date.now() < this.#switchBackoffUntil) return; // the last switch failed
-    this.#open(want);
+    this.#open(want, reason);
   }
 
-  #open(kind) {
+  #open(kind, reason) {
     const sink = {
       frame: (link, f) => this.#frame(link, f),
       reply: (link, f) => this.#reply(link, f),
+      pong: (link, f) => this.#pong(link, f),
       end: (link, info) => this.#end(link, info),
     };
     const link = kind === 'websocket' ? new WsLink(this, sink) : new SseLink(this, sink);
+    link.reason = reason;
     this.#next = link;
     link.timer = setTimeout(() => { if (!link.ready) link.fail({ timeout: true }); }, this.#o.connectTimeout);
     this.#authParams().then(
@@ -364,10 +518,17 @@ export class Herald extends EventTarget {
     const previous = this.#lastKind;
     this.#lastKind = link.kind;
     const wasConnected = this.#connected;
+    const reconnected = !wasConnected && this.#everConnected;
     this.#connected = true;
-    if (previous !== link.kind) this.#emit('transport', { transport: link.kind, previous });
+    this.#everConnected = true;
+    this.#ping = null;
+    this.#missedPongs = 0;
+    if (previous !== link.kind) this.#emit('transport', { transport: link.kind, previous, reason: link.reason });
     if (!wasConnected) this.#emit('open', { transport: link.kind });
     this.#pump();
+    // Back after a drop (a restart, a network change): measure again now
+    // rather than at the next scheduled probe.
+    if (reconnected && this.#mode === 'auto' && !this.#probing) this.probe().catch(() => {});
   }
 
   #end(link, info) {
@@ -381,11 +542,18 @@ export class Herald extends EventTarget {
       const broken = !link.opened || info.timeout || info.code === 1006 || info.code === undefined;
       const unstable = !link.ready || Date.now() - link.readyAt < this.#o.wsStableTime;
       if (broken && unstable) {
-        if (++this.#wsFailures >= this.#o.wsFailuresBeforeFallback) {
-          this.#wsFailures = 0;
-          this.#wsBlockedUntil = Date.now() + this.#o.wsRetryInterval;
-          this.#emit('error', { message: 'WebSocket keeps failing: using SSE for now', transport: 'websocket', code: info.code });
-        }
+        // A WebSocket that fails while the server answers HTTP is being
+        // blocked on the way; one that fails while the server is down
+        // (a restart) is not: only the first counts.
+        this.#sample().then((s) => {
+          if (!s.ok || this.#closed) return;
+          if (++this.#wsFailures >= this.#o.wsFailuresBeforeFallback) {
+            this.#wsFailures = 0;
+            this.#wsBlockedUntil = Date.now() + this.#o.wsRetryInterval;
+            this.#emit('error', { message: 'WebSocket keeps failing: using SSE for now', transport: 'websocket', code: info.code });
+            this.#ensure();
+          }
+        });
       } else if (!unstable) {
         this.#wsFailures = 0;
       }
@@ -443,7 +611,9 @@ export class Herald extends EventTarget {
     clearTimeout(this.#probeTimer);
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#pumpTimer);
+    clearTimeout(this.#checkTimer);
     this.#reconnectTimer = 0;
+    this.#checkTimer = 0;
   }
 
   #scheduleReconnect() {
@@ -484,8 +654,12 @@ export class Herald extends EventTarget {
     const cur = this.#cur;
     if (cur && cur.kind === 'websocket' && cur.canSend()) {
       item.link = cur;
+      item.sentAt = now();
       cur.sendFrame({ type: 'send', ...item.msg });
-      item.timer = setTimeout(() => this.#retry(item, cur), this.#o.ackTimeout);
+      item.timer = setTimeout(() => {
+        this.#trouble(); // a missing acknowledgement: is the network still good?
+        this.#retry(item, cur);
+      }, this.#o.ackTimeout);
     } else if ((cur && cur.kind === 'sse') || this.#finished) {
       item.link = 'http';
       this.#post(item);
@@ -498,6 +672,7 @@ export class Herald extends EventTarget {
     item.timer = setTimeout(() => ctrl.abort(), this.#o.ackTimeout);
     let status = 0;
     let body = {};
+    item.sentAt = now();
     try {
       const auth = await this.#authParams();
       const r = await fetch(this.#url('send', auth), {
@@ -536,6 +711,7 @@ export class Herald extends EventTarget {
   }
 
   #acked(item, f) {
+    if (item.sentAt) this.#slow(now() - item.sentAt);
     this.#queue.shift();
     item.resolve({ msgId: item.msg.msgId, id: f.id || '', duplicate: !!f.duplicate });
     this.#pump();
@@ -578,6 +754,8 @@ class Link {
     this.readyAt = 0;
     this.dead = false;
     this.timer = 0;
+    this.lastActivity = Date.now(); // the last byte or frame received
+    this.reason = '';
   }
   fail(info) {
     if (this.dead) return;
@@ -617,6 +795,7 @@ class WsLink extends Link {
     };
     ws.onmessage = (e) => {
       if (this.dead) return;
+      this.lastActivity = Date.now();
       let f;
       try {
         f = JSON.parse(e.data);
@@ -634,6 +813,9 @@ class WsLink extends Link {
         case 'ack':
         case 'error':
           this.sink.reply(this, f);
+          break;
+        case 'pong':
+          this.sink.pong(this, f);
           break;
       }
     };
@@ -730,6 +912,7 @@ class SseLink extends Link {
       const { value, done } = await reader.read();
       if (this.dead) return;
       if (done) break;
+      this.lastActivity = Date.now();
       buf += value;
       let start = 0;
       for (;;) {

@@ -76,11 +76,15 @@ func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
 	})
 	a.log.Info("chat enabled", "provider", provider.Name(), "model", provider.Model())
 
-	mux.HandleFunc("GET /chat", chat.HandlePage)
+	page, assets, err := chat.Page(a.site())
+	if err != nil {
+		return err
+	}
+	mux.Handle("GET /chat", page)
 	a.dashboardGauges["chat_generations"] = func() float64 { return float64(svc.Running()) }
 	mux.HandleFunc("POST /chat", svc.HandleCreate)
 	mux.HandleFunc("/chat", chat.MethodNotAllowed("GET, POST"))
-	mux.HandleFunc("GET /chat/{file}", chat.HandleAsset)
+	mux.Handle("GET /chat/{file}", assets)
 	mux.HandleFunc("GET /chat/stream/{id}", svc.HandleStream)
 	mux.HandleFunc("/chat/stream/{id}", chat.MethodNotAllowed("GET"))
 	mux.HandleFunc("POST /chat/stream/{id}/cancel", svc.HandleCancel)

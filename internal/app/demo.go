@@ -23,6 +23,7 @@ func (a *App) mountDemo(ctx context.Context, mux *http.ServeMux) error {
 		KeepAlive:    cfg.Core.KeepAlive,
 		WriteTimeout: cfg.Core.WriteTimeout,
 		Metrics:      a.metrics,
+		Site:         a.site(),
 		Logger:       a.log.With("component", "demo"),
 	})
 	a.onClose(d.Close)

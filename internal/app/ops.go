@@ -15,7 +15,7 @@ func (a *App) devMode() bool { return !a.cfg.Auth.Enabled() }
 func (a *App) mountOps(ctx context.Context, mux *http.ServeMux) error {
 	token := a.cfg.Ops.AdminToken
 	(&admin.API{Hub: a.hub, Token: token}).Register(mux)
-	if !a.cfg.Ops.Dashboard && !a.devMode() {
+	if !a.dashboardOn() {
 		return nil
 	}
 	a.sampler = dashboard.NewSampler(dashboard.Source{
@@ -30,7 +30,12 @@ func (a *App) mountOps(ctx context.Context, mux *http.ServeMux) error {
 		a.sampler.Run(ctx)
 	}()
 	a.onShutdown(a.sampler.Stop)
-	mux.Handle("GET /dashboard", admin.Guard(token, a.sampler.PageHandler()))
+	page, assets, err := dashboard.Page(a.site())
+	if err != nil {
+		return err
+	}
+	mux.Handle("GET /dashboard", admin.Guard(token, page))
+	mux.Handle("GET /dashboard/{file}", assets)
 	mux.Handle("GET /dashboard/stream", admin.Guard(token, a.sampler.StreamHandler()))
 	return nil
 }

@@ -58,7 +58,7 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 	mux.Handle("GET /metrics", a.metrics.Handler())
 
 	for _, m := range []func(context.Context, *http.ServeMux) error{
-		a.mountDemo, a.mountWS, a.mountChat, a.mountMercure, a.mountOps,
+		a.mountDemo, a.mountWS, a.mountChat, a.mountMercure, a.mountOps, a.mountPages,
 	} {
 		if err := m(ctx, mux); err != nil {
 			return err

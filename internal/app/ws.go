@@ -1,27 +1,20 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldpush/herald/internal/send"
 	"github.com/heraldpush/herald/internal/transport/ws"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/web"
 )
 
-// mountWS registers the WebSocket transport (/ws), client messages
-// (POST /send), the browser client (/herald.js, /herald.d.ts) and the hybrid
-// example page (/hybrid).
+// mountWS registers the WebSocket transport (/ws) and client messages
+// (POST /send). The browser client (/herald.js) is served with the pages.
 func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
 	cfg := &a.cfg
 	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -73,20 +66,6 @@ func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
 	a.onClose(h.Close)
 	mux.Handle("/ws", h)
 	mux.Handle("/send", &send.Handler{Service: svc})
-
-	for path, file := range map[string]struct{ name, ctype string }{
-		"/herald.js":   {"herald.js", "text/javascript; charset=utf-8"},
-		"/herald.d.ts": {"herald.d.ts", "text/plain; charset=utf-8"},
-		"/hybrid":      {"hybrid.html", "text/html; charset=utf-8"},
-		"/hybrid.js":   {"hybrid.js", "text/javascript; charset=utf-8"},
-		"/hybrid.css":  {"hybrid.css", "text/css; charset=utf-8"},
-	} {
-		hf, err := webFile(web.Herald, file.name, file.ctype)
-		if err != nil {
-			return err
-		}
-		mux.Handle("GET "+path, hf)
-	}
 	return nil
 }
 
@@ -97,23 +76,4 @@ func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
 // topic.
 func (a *App) sendAccess(r *http.Request, m *pubsub.Message) error {
 	return a.publishAccess(r, m)
-}
-
-// webFile serves one embedded file with its content type and an ETag, so
-// that browsers revalidate it cheaply.
-func webFile(fsys fs.FS, name, ctype string) (http.Handler, error) {
-	b, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		return nil, fmt.Errorf("web: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Type", ctype)
-		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", etag)
-		h.Set("X-Content-Type-Options", "nosniff")
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
-	}), nil
 }

@@ -74,3 +74,24 @@ func New(t testing.TB, timeout time.Duration, extra ...chromedp.ExecAllocatorOpt
 	})
 	return ctx
 }
+
+// WaitFor polls the JavaScript expression in the page until it is truthy,
+// and fails the test, saying what it waited for, after timeout.
+func WaitFor(t testing.TB, ctx context.Context, what, expr string, timeout time.Duration) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(20*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("waiting %v for %s (%s): %v", timeout, what, expr, err)
+	}
+}
+
+// Eval evaluates the JavaScript expression in the page (awaiting it if it
+// is a promise) and returns its value; an error fails the test.
+func Eval[T any](t testing.TB, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}

@@ -144,9 +144,10 @@ func TestConcurrencyLimits(t *testing.T) {
 func TestChatPage(t *testing.T) {
 	srv := start(t, nil, nil)
 	for _, tt := range []struct{ path, ctype, contains string }{
-		{"/chat", "text/html; charset=utf-8", `<script src="/chat/chat.js"`},
+		{"/chat", "text/html; charset=utf-8", `<script type="module" src="/chat/chat.js">`},
 		{"/chat/chat.js", "text/javascript; charset=utf-8", "new EventSource("},
 		{"/chat/chat.css", "text/css; charset=utf-8", ".msg"},
+		{"/chat/markdown.js", "text/javascript; charset=utf-8", "export function render("},
 	} {
 		resp, err := http.Get(srv.URL + tt.path)
 		if err != nil {

@@ -5,22 +5,21 @@ package dashboard
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"net/http"
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/webui"
 	"github.com/heraldpush/herald/sse"
+	webdashboard "github.com/heraldpush/herald/web/dashboard"
 )
-
-//go:embed static/index.html
-var static embed.FS
 
 // Source is what the sampler reads.
 type Source struct {
@@ -60,6 +59,9 @@ type Sample struct {
 	Gauges          map[string]float64 `json:"gauges"`
 	Goroutines      int                `json:"goroutines"`
 	HeapBytes       uint64             `json:"heapBytes"`
+	// Dashboards counts the open dashboard streams (/dashboard/stream).
+	// They are not hub subscriptions, so Connections leaves them out.
+	Dashboards int64 `json:"dashboards"`
 }
 
 // HistoryLen is how many samples the dashboard keeps: five minutes.
@@ -72,6 +74,7 @@ type Sampler struct {
 
 	stop     chan struct{}
 	stopOnce sync.Once
+	streams  atomic.Int64 // open dashboard streams
 
 	mu       sync.Mutex
 	ring     []Sample
@@ -122,6 +125,7 @@ func (s *Sampler) sample() {
 		Epoch:           s.src.Hub.Broker().Epoch(),
 		Gauges:          map[string]float64{},
 		Goroutines:      runtime.NumGoroutine(),
+		Dashboards:      s.streams.Load(),
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -204,22 +208,24 @@ func (s *Sampler) latest() (Sample, <-chan struct{}) {
 	return s.ring[len(s.ring)-1], s.changed
 }
 
-// PageHandler serves the dashboard page.
-func (s *Sampler) PageHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page, _ := static.ReadFile("static/index.html")
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'")
-		w.Write(page)
-	})
+// Page returns the handlers of the dashboard page: page serves GET
+// /dashboard (with site's header), assets GET /dashboard/{file} (its script
+// and style sheet, which hold no data).
+func Page(site webui.Site) (page, assets http.Handler, err error) {
+	p, files, err := webui.PageFiles(webdashboard.Files(), "index.html", site, webui.Dashboard)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, webui.Dir(files), nil
 }
 
 // StreamHandler serves the samples as Server-Sent Events: first an event
 // "history" with every sample kept (a JSON array), then an event "sample"
-// for each new one.
+// for each new one. Open streams are counted in Sample.Dashboards.
 func (s *Sampler) StreamHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.streams.Add(1)
+		defer s.streams.Add(-1)
 		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Accel-Buffering", "no")

@@ -29,6 +29,7 @@ import (
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/webui"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -70,6 +71,8 @@ type Options struct {
 	Retry, KeepAlive, WriteTimeout time.Duration
 	// Metrics, if set, count the demo's connections with the others.
 	Metrics *metrics.Metrics
+	// Site is the set of pages the server serves, for the page's header.
+	Site webui.Site
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -121,7 +124,7 @@ func New(o Options) *Demo {
 // Register adds the demo's routes to mux: the page at / and its files,
 // /sse/subscribe, /sse/broadcast, /sse/start-task and /sse/tasks.
 func (d *Demo) Register(mux *http.ServeMux) error {
-	if err := registerPage(mux); err != nil {
+	if err := registerPage(mux, d.o.Site); err != nil {
 		return err
 	}
 	mux.HandleFunc("/sse/subscribe", d.subscribe)

@@ -4,7 +4,8 @@ package chat
 
 import "embed"
 
-// Files are the page's files: index.html, chat.js and chat.css.
+// Files are the page's files: index.html, chat.js (an ES module),
+// markdown.js (the module that renders answers) and chat.css.
 //
-//go:embed index.html chat.js chat.css
+//go:embed index.html chat.js markdown.js chat.css
 var Files embed.FS

@@ -1,27 +1,54 @@
 // Herald's demo page: plain JavaScript and the browser's own EventSource.
 //
 // The page follows two kinds of streams, both from GET /sse/subscribe:
-//   - the demo stream (topic "demo"): CONNECTED, BROADCAST, and the PROGRESS
-//     and COMPLETE events of every task, shown in the event log;
+//   - the demo stream (topic "demo"): CONNECTED, BROADCAST, and the PROGRESS,
+//     COMPLETE and INTERRUPTED events of every task, shown in the event log;
 //   - one stream per task (?task=N, topic "demo/task/N"), which carries that
 //     task's events only and drives its progress bar, so tasks running at
-//     once never mix. Its COMPLETE event is final: the server ends the
-//     stream, and the browser's reconnect gets 204 No Content, which stops
-//     the EventSource for good.
+//     once never mix. Its COMPLETE (or INTERRUPTED) event is final: the
+//     server ends the stream, and the browser's reconnect gets 204 No
+//     Content, which stops the EventSource for good. A task stream that
+//     stops without either (the server restarted and forgot the task) shows
+//     the task as interrupted. A task stream follows on from the last event
+//     the page saw of it (after a Disconnect too), so it never misses the
+//     end.
+//
+// The page remembers in sessionStorage that it was connected, so a reload
+// reconnects by itself and shows the running tasks at once.
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const STATES = ["connecting", "open", "closed"];
+  const STORE = "herald.demo.v1";
   // Event types the demo stream carries. CONNECTED (the greeting) and
   // herald.reset have no id of their own.
-  const TYPES = ["CONNECTED", "BROADCAST", "PROGRESS", "COMPLETE", "herald.reset", "message"];
+  const TYPES = ["CONNECTED", "BROADCAST", "PROGRESS", "COMPLETE", "INTERRUPTED", "herald.reset", "message"];
   const NO_ID = new Set(["CONNECTED", "herald.reset"]);
   const MAX_ROWS = 500;
+  const MAX_TASKS = 6;
 
   let source = null; // the demo stream
   let count = 0;
-  const tasks = new Map(); // task number -> {n, es, row, pct, done}
+  const tasks = new Map(); // task number -> {n, es, row, pct, state, lastId}
+  let startedTask = 0; // the task whose "Task started!" is shown
+
+  // ---- what the page remembers across a reload ----------------------------
+
+  function remember(connected) {
+    try {
+      sessionStorage.setItem(STORE, JSON.stringify({ connected }));
+    } catch {
+      // storage off: the page simply does not reconnect after a reload
+    }
+  }
+  function remembered() {
+    try {
+      return JSON.parse(sessionStorage.getItem(STORE)) || {};
+    } catch {
+      return {};
+    }
+  }
 
   // ---- connection state ------------------------------------------------
 
@@ -35,6 +62,19 @@
     $("state-text").textContent = s;
     $("connect").disabled = s !== "closed";
     $("disconnect").disabled = s === "closed";
+    showEmpty();
+  }
+
+  function showEmpty() {
+    const empty = $("log-empty");
+    empty.hidden = $("log").rows.length > 0;
+    if (empty.hidden) return;
+    const s = state();
+    if (s === "open") empty.textContent = "Connected. New events will appear here.";
+    else if (s === "connecting") empty.textContent = "Connecting…";
+    else {
+      empty.replaceChildren("Press ", Object.assign(document.createElement("strong"), { textContent: "Connect" }), " to open the stream.");
+    }
   }
 
   // ---- event log -------------------------------------------------------
@@ -47,6 +87,7 @@
 
   function cell(text, cls) {
     const td = document.createElement("td");
+    td.setAttribute("role", "cell");
     if (cls) td.className = cls;
     td.textContent = text;
     return td;
@@ -56,6 +97,7 @@
     const wrap = $("log-wrap");
     const stick = wrap.scrollTop + wrap.clientHeight >= wrap.scrollHeight - 8;
     const row = document.createElement("tr");
+    row.setAttribute("role", "row");
     row.dataset.type = type;
     row.dataset.id = id;
     const badge = document.createElement("span");
@@ -63,20 +105,52 @@
     badge.textContent = type;
     const typeCell = cell("", "c-type");
     typeCell.append(badge);
-    row.append(cell(time(), "c-time"), typeCell, cell(id || "–", "c-id"), cell(data, "c-data"));
+    const idCell = cell(id || "–", "c-id");
+    if (!id) idCell.dataset.none = "";
+    row.append(cell(time(), "c-time"), typeCell, idCell, cell(data, "c-data"));
     const body = $("log");
     body.append(row);
     while (body.rows.length > MAX_ROWS) body.deleteRow(0);
-    $("log-empty").hidden = true;
+    showEmpty();
     if (stick) wrap.scrollTop = wrap.scrollHeight;
+    return row;
+  }
+
+  // resetText says in words what a herald.reset means for this page.
+  function resetText(reason) {
+    switch (reason) {
+      case "epoch-changed":
+        return "The server restarted and lost its event history: events published while this page was away are gone. The log goes on from what the server has now.";
+      case "history-truncated":
+        return "Some events this page missed are no longer in the server's history (it keeps a limited number). The log goes on from the oldest event it still has.";
+      case "invalid-id":
+        return "The server did not recognise this page's position (its history was reset). The log goes on from what the server has now.";
+      default:
+        return `The server could not resume this page exactly (${reason || "no reason given"}): some events may be missing.`;
+    }
+  }
+
+  function onReset(e) {
+    let reason = "";
+    try {
+      reason = JSON.parse(e.data).reason || "";
+    } catch {
+      // not JSON: say so in words below
+    }
+    const row = log(e.type, "", resetText(reason));
+    row.dataset.reason = reason;
   }
 
   function onEvent(e) {
-    const id = NO_ID.has(e.type) ? "" : e.lastEventId;
-    log(e.type, id, e.data);
     count++;
     $("count").textContent = String(count);
     if (e.lastEventId) $("last-id").textContent = e.lastEventId;
+    if (e.type === "herald.reset") {
+      onReset(e);
+      return;
+    }
+    const id = NO_ID.has(e.type) ? "" : e.lastEventId;
+    log(e.type, id, e.data);
     // A task that another page started shows up with its first step.
     if (e.type === "PROGRESS" && e.data.startsWith("0%")) discoverTasks();
   }
@@ -85,6 +159,7 @@
 
   function connect() {
     if (source && source.readyState !== EventSource.CLOSED) return;
+    remember(true);
     source = new EventSource("/sse/subscribe");
     source.onopen = () => {
       showState();
@@ -93,12 +168,17 @@
     source.onerror = () => showState();
     for (const type of TYPES) source.addEventListener(type, onEvent);
     showState();
+    // The tasks paused by a Disconnect go on from where they were; the
+    // running ones show with their progress while the stream opens.
+    for (const t of tasks.values()) if (t.state === "running" && !t.es) follow(t.n);
+    discoverTasks();
   }
 
   function disconnect() {
+    remember(false);
     if (source) source.close();
     for (const t of tasks.values()) {
-      if (!t.done && t.es) {
+      if (t.state === "running" && t.es) {
         t.es.close();
         t.es = null;
         t.row.dataset.stream = "paused";
@@ -113,20 +193,25 @@
     const li = document.createElement("li");
     li.className = "task";
     li.dataset.task = String(n);
-    li.innerHTML =
-      '<span class="task-name"></span>' +
-      '<div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"><div class="fill"></div></div>' +
-      '<span class="pct">…</span>';
-    li.querySelector(".task-name").textContent = `Task ${n}`;
-    li.querySelector(".bar").setAttribute("aria-label", `Task ${n} progress`);
+    const name = Object.assign(document.createElement("span"), { className: "task-name", textContent: `Task ${n}` });
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    bar.setAttribute("aria-valuenow", "0");
+    bar.setAttribute("aria-label", `Task ${n} progress`);
+    bar.append(Object.assign(document.createElement("div"), { className: "fill" }));
+    const pct = Object.assign(document.createElement("span"), { className: "pct", textContent: "…" });
+    li.append(name, bar, pct);
     const list = $("tasks");
     const empty = list.querySelector(".empty");
     if (empty) empty.remove();
     list.prepend(li);
-    while (list.children.length > 6) {
+    while (list.children.length > MAX_TASKS) {
       const last = list.lastElementChild;
       const t = tasks.get(Number(last.dataset.task));
-      if (t && !t.done) break;
+      if (t && t.state === "running") break;
       if (t && t.es) t.es.close();
       tasks.delete(Number(last.dataset.task));
       last.remove();
@@ -135,7 +220,7 @@
   }
 
   function setProgress(t, pct) {
-    if (!Number.isFinite(pct)) return;
+    if (!Number.isFinite(pct) || t.state !== "running") return;
     t.pct = pct;
     const bar = t.row.querySelector(".bar");
     bar.setAttribute("aria-valuenow", String(pct));
@@ -143,44 +228,92 @@
     t.row.querySelector(".pct").textContent = `${pct}%`;
   }
 
-  // follow opens task n's own stream (again, after a Disconnect). A new
-  // subscriber gets the task's retained state first: its current percentage.
-  function follow(n) {
+  // end marks task t as over: "done" (COMPLETE), "interrupted" (its
+  // INTERRUPTED event, or a stream that stopped without COMPLETE), or
+  // "ended" (over before the page saw any of it), with a note in words.
+  function end(t, how, note) {
+    if (t.state !== "running") return;
+    if (how === "done") setProgress(t, 100);
+    t.state = how;
+    t.row.dataset.state = how;
+    t.row.classList.add(how);
+    t.row.querySelector(".pct").textContent = how;
+    if (note) {
+      t.row.append(Object.assign(document.createElement("p"), { className: "task-note", textContent: note }));
+    }
+    if (startedTask === t.n) {
+      $("task-result").textContent = "";
+      startedTask = 0;
+    }
+  }
+
+  // follow opens task n's own stream (again, after a Disconnect, from the
+  // last event seen of it). A new subscriber gets the task's retained state
+  // first: its current percentage; progress, if known, shows at once.
+  function follow(n, progress) {
     let t = tasks.get(n);
-    if (t && (t.done || t.es)) return;
+    if (t && t.state !== "running") {
+      // A number seen before belongs to a task that is over: this one is
+      // new (a server that lost its tasks numbers them again).
+      if (t.es) t.es.close();
+      t.row.remove();
+      tasks.delete(n);
+      t = null;
+    }
+    if (t && t.es) return;
     if (!t) {
-      t = { n, es: null, row: taskRow(n), pct: null, done: false };
+      t = { n, es: null, row: taskRow(n), pct: null, state: "running", lastId: "" };
+      t.row.dataset.state = "running";
       tasks.set(n, t);
     }
-    const es = new EventSource(`/sse/subscribe?task=${n}`);
+    if (Number.isFinite(progress)) setProgress(t, progress);
+    const from = t.lastId ? `&lastEventID=${encodeURIComponent(t.lastId)}` : "";
+    const es = new EventSource(`/sse/subscribe?task=${n}${from}`);
     t.es = es;
     t.row.dataset.stream = "open";
-    es.addEventListener("PROGRESS", (e) => setProgress(t, parseInt(e.data, 10)));
-    es.addEventListener("COMPLETE", () => {
-      setProgress(t, 100);
-      t.done = true;
-      t.row.classList.add("done");
-      t.row.querySelector(".pct").textContent = "done";
+    const seen = (e) => {
+      if (e.lastEventId) t.lastId = e.lastEventId;
+    };
+    es.addEventListener("PROGRESS", (e) => {
+      seen(e);
+      setProgress(t, parseInt(e.data, 10));
+    });
+    es.addEventListener("COMPLETE", (e) => {
+      seen(e);
+      end(t, "done");
+    });
+    es.addEventListener("INTERRUPTED", (e) => {
+      seen(e);
+      end(t, "interrupted", e.data || "The task was interrupted.");
     });
     es.onerror = () => {
-      // After COMPLETE the server ends the stream; the reconnect gets 204
-      // and the EventSource closes for good.
-      if (es.readyState === EventSource.CLOSED) {
-        t.row.dataset.stream = "closed";
-        if (t.es === es) t.es = null;
+      if (es.readyState !== EventSource.CLOSED) {
+        t.row.dataset.stream = "connecting";
+        return;
       }
+      // After COMPLETE the server ends the stream; the reconnect gets 204
+      // and the EventSource closes for good. Closed without COMPLETE, after
+      // some of the task: it is gone (the server restarted, or lost it).
+      // Closed before anything: the task was over before the page came
+      // (a new subscriber to a finished task gets 204).
+      t.row.dataset.stream = "closed";
+      if (t.es === es) t.es = null;
+      if (t.lastId) end(t, "interrupted", "Interrupted: its stream ended before the task completed (the server restarted or lost it).");
+      else end(t, "ended", "This task was over before the page could follow it.");
     };
   }
 
   let discovering = null;
   function discoverTasks() {
-    if (state() === "closed") return;
-    if (discovering) return;
+    if (state() === "closed" || discovering) return;
     discovering = fetch("/sse/tasks", { cache: "no-store" })
       .then((r) => (r.ok ? r.json() : { tasks: [] }))
       .then((body) => {
         if (state() === "closed") return;
-        for (const t of body.tasks || []) follow(t.task);
+        for (const t of body.tasks || []) {
+          const known = tasks.get(t.task);
+          if (!known || known.state !== "running" || !known.es) follow(t.task, t.progress);
+        }
       })
       .catch(() => {})
       .finally(() => {
@@ -199,15 +332,18 @@
 
   async function startTask() {
     const out = $("task-result");
+    out.classList.remove("error");
     try {
       const r = await fetch("/sse/start-task", { method: "POST" });
       if (!r.ok) {
         out.textContent = `Error: ${await errorText(r)}`;
+        out.classList.add("error");
         return;
       }
       out.textContent = await r.text();
       const n = Number(r.headers.get("Herald-Demo-Task"));
       if (!n) return;
+      startedTask = n;
       if (state() === "closed") {
         out.textContent += ` (task ${n}: connect to follow it)`;
         return;
@@ -215,6 +351,7 @@
       follow(n);
     } catch (err) {
       out.textContent = `Error: ${err.message}`;
+      out.classList.add("error");
     }
   }
 
@@ -234,9 +371,18 @@
     }
   }
 
+  // clearLog empties the log and drops the tasks that are over.
   function clearLog() {
     $("log").replaceChildren();
-    $("log-empty").hidden = false;
+    for (const t of [...tasks.values()]) {
+      if (t.state === "running") continue;
+      t.row.remove();
+      tasks.delete(t.n);
+    }
+    if (tasks.size === 0 && !$("tasks").querySelector(".empty")) {
+      $("tasks").append(Object.assign(document.createElement("li"), { className: "empty", textContent: "No task yet." }));
+    }
+    showEmpty();
   }
 
   $("connect").addEventListener("click", connect);
@@ -245,4 +391,6 @@
   $("broadcast-form").addEventListener("submit", broadcast);
   $("clear").addEventListener("click", clearLog);
   showState();
+  // Connected before a reload: connect again at once.
+  if (remembered().connected) connect();
 })();
