@@ -78,11 +78,7 @@ func (s *Service) parseCreate(w http.ResponseWriter, r *http.Request) (*CreateRe
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 		return nil, &statusError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: send application/json", ct)}
 	}
-	limit := int64(64 << 10)
-	if s.limits.MaxPromptBytes > 0 {
-		limit += 4 * int64(s.limits.MaxPromptBytes)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.BodyLimit()))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
