@@ -22,7 +22,8 @@ import (
 
 // gated starts a fake upstream answering n tokens that holds its token at
 // index at until release is called, so that a test is sure to act
-// mid-answer.
+// mid-answer. (Its Script().Text() waits for the release too: use
+// words(n).)
 func gated(t testing.TB, n, at int) (up *openaitest.Server, release func()) {
 	w := words(n)
 	gate := make(chan struct{})
