@@ -3,6 +3,7 @@ package sse
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -11,16 +12,18 @@ import (
 
 // decoded is everything a decoder tells about a stream.
 type decoded struct {
-	Events []Event
-	LastID string
-	Retry  time.Duration
-	Err    error // nil at a clean end (io.EOF)
+	Events   []Event
+	Comments []string // what OnComment got
+	LastID   string
+	Retry    time.Duration
+	Err      error // nil at a clean end (io.EOF)
 }
 
 func decodeAll(r io.Reader, max int) decoded {
 	d := NewDecoder(r)
 	d.MaxEventSize = max
 	var out decoded
+	d.OnComment = func(text string) { out.Comments = append(out.Comments, text) }
 	for {
 		ev, err := d.Next()
 		if err != nil {
@@ -61,7 +64,7 @@ func chunks(parts ...string) io.Reader {
 func msg(data string) Event { return Event{Type: "message", Data: data} }
 
 func sameDecoded(a, b decoded) bool {
-	if len(a.Events) != len(b.Events) || a.LastID != b.LastID || a.Retry != b.Retry {
+	if len(a.Events) != len(b.Events) || a.LastID != b.LastID || a.Retry != b.Retry || !slices.Equal(a.Comments, b.Comments) {
 		return false
 	}
 	for i := range a.Events {
@@ -73,13 +76,14 @@ func sameDecoded(a, b decoded) bool {
 }
 
 var decodeCases = []struct {
-	name   string
-	in     string
-	max    int
-	want   []Event
-	lastID string
-	retry  time.Duration
-	err    error
+	name     string
+	in       string
+	max      int
+	want     []Event
+	comments []string // what OnComment gets
+	lastID   string
+	retry    time.Duration
+	err      error
 }{
 	// Line ends.
 	{name: "LF", in: "data: a\n\n", want: []Event{msg("a")}},
@@ -145,10 +149,11 @@ var decodeCases = []struct {
 	{name: "retry does not dispatch", in: "retry: 10\ndata: a\n\n", want: []Event{msg("a")}, retry: 10 * time.Millisecond},
 
 	// Comments, unknown fields, fields without colon.
-	{name: "comment", in: ": hello\n\n", want: nil},
-	{name: "bare colon comment", in: ":\n\n", want: nil},
-	{name: "comment between data lines", in: "data: a\n: note\ndata: b\n\n", want: []Event{msg("a\nb")}},
-	{name: "comment with field syntax", in: ":data: x\n\n", want: nil},
+	{name: "comment", in: ": hello\n\n", want: nil, comments: []string{"hello"}},
+	{name: "bare colon comment", in: ":\n\n", want: nil, comments: []string{""}},
+	{name: "comment between data lines", in: "data: a\n: note\ndata: b\n\n", want: []Event{msg("a\nb")}, comments: []string{"note"}},
+	{name: "comment with field syntax", in: ":data: x\n\n", want: nil, comments: []string{"data: x"}},
+	{name: "comment keeps spaces after the first", in: ":  two \r\n:\t\xff\n\n", want: nil, comments: []string{" two ", "\t\uFFFD"}},
 	{name: "unknown field ignored", in: "foo: bar\ndata: x\n\n", want: []Event{msg("x")}},
 	{name: "field names are case sensitive", in: "Data: x\n\n", want: nil},
 	{name: "leading space makes an unknown field", in: " data: x\n\n", want: nil},
@@ -181,7 +186,7 @@ var decodeCases = []struct {
 	{name: "data line over the limit", max: 8, in: "data: 12345678\n\n", err: ErrTooLarge},
 	{name: "line over the limit", max: 8, in: ": 0123456789\n\n", err: ErrTooLarge},
 	{name: "line over the limit without line end", max: 8, in: ": 0123456789", err: ErrTooLarge},
-	{name: "line at the limit", max: 8, in: ": 234567\n\ndata: a\n\n", want: []Event{msg("a")}},
+	{name: "line at the limit", max: 8, in: ": 234567\n\ndata: a\n\n", want: []Event{msg("a")}, comments: []string{"234567"}},
 	{name: "limit resets between events", max: 8, in: "data:123\ndata:456\n\ndata:123\ndata:456\n\n", want: []Event{msg("123\n456"), msg("123\n456")}},
 	{name: "events before the error are returned", max: 8, in: "data: a\n\ndata: 0123456789\n\n", want: []Event{msg("a")}, err: ErrTooLarge},
 }
@@ -200,7 +205,7 @@ func TestDecoder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, rd := range readers {
 				got := decodeAll(rd.make(tc.in), tc.max)
-				want := decoded{Events: tc.want, LastID: tc.lastID, Retry: tc.retry, Err: tc.err}
+				want := decoded{Events: tc.want, Comments: tc.comments, LastID: tc.lastID, Retry: tc.retry, Err: tc.err}
 				if !sameDecoded(got, want) {
 					t.Errorf("%s reader:\n got %+v\nwant %+v", rd.name, got, want)
 				}
