@@ -101,6 +101,9 @@ var decodeCases = []struct {
 	{name: "BOM inside data is kept", in: "data: \uFEFFx\n\n", want: []Event{msg("\uFEFFx")}},
 	{name: "partial BOM is invalid UTF-8", in: "\xEF\xBBdata: a\n\ndata: b\n\n", want: []Event{msg("b")}},
 	{name: "BOM only", in: "\uFEFF", want: nil},
+	{name: "BOM then a blank line", in: "\uFEFF\ndata: a\n\n", want: []Event{msg("a")}},
+	{name: "BOM then CRLF", in: "\uFEFF\r\ndata: a\r\n\r\n", want: []Event{msg("a")}},
+	{name: "BOM then a comment", in: "\uFEFF: c\ndata: a\n\n", want: []Event{msg("a")}, comments: []string{"c"}},
 
 	// Data.
 	{name: "data lines joined with LF", in: "data: a\ndata: b\ndata: c\n\n", want: []Event{msg("a\nb\nc")}},
@@ -134,6 +137,7 @@ var decodeCases = []struct {
 	{name: "id-only block then event", in: "id: 7\n\ndata: a\n\n", want: []Event{{ID: "7", Type: "message", Data: "a"}}, lastID: "7"},
 	{name: "id of a pending event at EOF is not taken", in: "id: 1\ndata: a\n\nid: 2\ndata: b\n", want: []Event{{ID: "1", HasID: true, Type: "message", Data: "a"}}, lastID: "1"},
 	{name: "id keeps spaces after the first", in: "id:  x y \n\n", lastID: " x y "},
+	{name: "id with spaces on an event", in: "id:  x y \ndata: a\n\n", want: []Event{{ID: " x y ", HasID: true, Type: "message", Data: "a"}}, lastID: " x y "},
 
 	// Retry.
 	{name: "retry", in: "retry: 1500\n\n", retry: 1500 * time.Millisecond},

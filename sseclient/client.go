@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -354,7 +355,13 @@ func (c *Client) delay(failures int, err error) time.Duration {
 		d = se.RetryAfter
 	}
 	if d > 0 {
-		d += rand.N(d/2 + 1)
+		// Saturating: a huge retry field (the decoder clamps it to the
+		// longest duration) must not wrap around to no wait at all.
+		if j := rand.N(d/2 + 1); d <= math.MaxInt64-j {
+			d += j
+		} else {
+			d = math.MaxInt64
+		}
 	}
 	return d
 }
