@@ -48,20 +48,28 @@ func (s *Service) Follow(ctx context.Context, id string) (*hub.Subscription, err
 	if !validID(id) {
 		return nil, ErrNotFound
 	}
-	var start pubsub.Position
-	if g := s.lookup(id); g != nil {
-		start = g.start
-	} else {
-		p, known, _, err := s.firstPosition(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if !known {
-			return nil, ErrNotFound
-		}
-		start = p
+	start, err := s.streamStart(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	return s.hub.Subscribe(ctx, hub.Request{Topics: []string{TopicPrefix + id}, LastEventID: start.String()})
+}
+
+// streamStart returns the position just before the first event of stream
+// id, or ErrNotFound.
+func (s *Service) streamStart(ctx context.Context, id string) (pubsub.Position, error) {
+	if g := s.lookup(id); g != nil {
+		return g.start, nil
+	}
+	// Not started here: another node's, or from before a restart.
+	p, known, _, err := s.firstPosition(ctx, id)
+	if err != nil {
+		return pubsub.Position{}, err
+	}
+	if !known {
+		return pubsub.Position{}, ErrNotFound
+	}
+	return p, nil
 }
 
 // Done returns a channel that is closed once generation id has published
