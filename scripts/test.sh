@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Herald's whole test suite. It first installs what the tests need when
-# it is missing (Debian packages: chromium, redis-server, nats-server) and
-# starts Redis (127.0.0.1:6379) and NATS with JetStream (127.0.0.1:4222) when
-# they are not running, then runs `go test -race ./...`.
+# it is missing (Debian packages: chromium, redis-server, nats-server, npm;
+# the npm packages of the AI SDK tests, with npm ci) and starts Redis
+# (127.0.0.1:6379) and NATS with JetStream (127.0.0.1:4222) when they are not
+# running, then runs `go test -race ./...`.
 #
 # Usage: scripts/test.sh [go test flags/packages]   (default: ./...)
 set -euo pipefail
@@ -14,12 +15,22 @@ need_pkgs=()
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || need_pkgs+=(nats-server)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 if ((${#need_pkgs[@]})); then
   log "installing ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
+
+# The AI SDK tests (internal/aisdk) run the `ai` package from npm, pinned by
+# the package-lock.json beside them.
+for dir in internal/aisdk/testdata/node; do
+  if [ ! -d "$dir/node_modules" ]; then
+    log "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

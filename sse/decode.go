@@ -26,7 +26,7 @@ var ErrTooLarge = errors.New("sse: event too large")
 // ignored, a field without a colon has an empty value, "data" lines are joined
 // with LF, an "id" containing NUL is ignored, "retry" is taken only when it is
 // all ASCII digits, and an event still pending at the end of the stream is
-// discarded.
+// discarded. Comments are given to OnComment when it is set.
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
@@ -34,6 +34,14 @@ type Decoder struct {
 	// and the size of one event's data (its data lines, each with the LF
 	// that joins it to the next), in bytes. Zero means DefaultMaxEventSize.
 	MaxEventSize int
+
+	// OnComment, if set, is called from Next with the text of each comment
+	// line (a line that starts with a colon), in stream order: what follows
+	// the colon, less one leading space, as a field value is read, with
+	// invalid UTF-8 replaced. The standard has comments ignored, and servers
+	// send them as keep-alives or notes; this is for callers who want to
+	// see them. Default nil: comments are skipped.
+	OnComment func(text string)
 
 	r       io.Reader
 	buf     []byte
@@ -132,7 +140,15 @@ func (d *Decoder) dispatch() (Event, bool) {
 
 func (d *Decoder) processLine(line []byte) error {
 	if line[0] == ':' {
-		return nil // comment
+		// A comment: ignored, unless the caller asked for it.
+		if d.OnComment != nil {
+			text := line[1:]
+			if len(text) > 0 && text[0] == ' ' {
+				text = text[1:]
+			}
+			d.OnComment(toValidUTF8(text))
+		}
+		return nil
 	}
 	var field, value []byte
 	if i := bytes.IndexByte(line, ':'); i >= 0 {

@@ -3,6 +3,7 @@ package sse
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -11,16 +12,18 @@ import (
 
 // decoded is everything a decoder tells about a stream.
 type decoded struct {
-	Events []Event
-	LastID string
-	Retry  time.Duration
-	Err    error // nil at a clean end (io.EOF)
+	Events   []Event
+	Comments []string // what OnComment got
+	LastID   string
+	Retry    time.Duration
+	Err      error // nil at a clean end (io.EOF)
 }
 
 func decodeAll(r io.Reader, max int) decoded {
 	d := NewDecoder(r)
 	d.MaxEventSize = max
 	var out decoded
+	d.OnComment = func(text string) { out.Comments = append(out.Comments, text) }
 	for {
 		ev, err := d.Next()
 		if err != nil {
@@ -61,7 +64,7 @@ func chunks(parts ...string) io.Reader {
 func msg(data string) Event { return Event{Type: "message", Data: data} }
 
 func sameDecoded(a, b decoded) bool {
-	if len(a.Events) != len(b.Events) || a.LastID != b.LastID || a.Retry != b.Retry {
+	if len(a.Events) != len(b.Events) || a.LastID != b.LastID || a.Retry != b.Retry || !slices.Equal(a.Comments, b.Comments) {
 		return false
 	}
 	for i := range a.Events {
@@ -73,13 +76,14 @@ func sameDecoded(a, b decoded) bool {
 }
 
 var decodeCases = []struct {
-	name   string
-	in     string
-	max    int
-	want   []Event
-	lastID string
-	retry  time.Duration
-	err    error
+	name     string
+	in       string
+	max      int
+	want     []Event
+	comments []string // what OnComment gets
+	lastID   string
+	retry    time.Duration
+	err      error
 }{
 	// Line ends.
 	{name: "LF", in: "data: a\n\n", want: []Event{msg("a")}},
@@ -97,6 +101,9 @@ var decodeCases = []struct {
 	{name: "BOM inside data is kept", in: "data: \uFEFFx\n\n", want: []Event{msg("\uFEFFx")}},
 	{name: "partial BOM is invalid UTF-8", in: "\xEF\xBBdata: a\n\ndata: b\n\n", want: []Event{msg("b")}},
 	{name: "BOM only", in: "\uFEFF", want: nil},
+	{name: "BOM then a blank line", in: "\uFEFF\ndata: a\n\n", want: []Event{msg("a")}},
+	{name: "BOM then CRLF", in: "\uFEFF\r\ndata: a\r\n\r\n", want: []Event{msg("a")}},
+	{name: "BOM then a comment", in: "\uFEFF: c\ndata: a\n\n", want: []Event{msg("a")}, comments: []string{"c"}},
 
 	// Data.
 	{name: "data lines joined with LF", in: "data: a\ndata: b\ndata: c\n\n", want: []Event{msg("a\nb\nc")}},
@@ -130,6 +137,7 @@ var decodeCases = []struct {
 	{name: "id-only block then event", in: "id: 7\n\ndata: a\n\n", want: []Event{{ID: "7", Type: "message", Data: "a"}}, lastID: "7"},
 	{name: "id of a pending event at EOF is not taken", in: "id: 1\ndata: a\n\nid: 2\ndata: b\n", want: []Event{{ID: "1", HasID: true, Type: "message", Data: "a"}}, lastID: "1"},
 	{name: "id keeps spaces after the first", in: "id:  x y \n\n", lastID: " x y "},
+	{name: "id with spaces on an event", in: "id:  x y \ndata: a\n\n", want: []Event{{ID: " x y ", HasID: true, Type: "message", Data: "a"}}, lastID: " x y "},
 
 	// Retry.
 	{name: "retry", in: "retry: 1500\n\n", retry: 1500 * time.Millisecond},
@@ -145,10 +153,11 @@ var decodeCases = []struct {
 	{name: "retry does not dispatch", in: "retry: 10\ndata: a\n\n", want: []Event{msg("a")}, retry: 10 * time.Millisecond},
 
 	// Comments, unknown fields, fields without colon.
-	{name: "comment", in: ": hello\n\n", want: nil},
-	{name: "bare colon comment", in: ":\n\n", want: nil},
-	{name: "comment between data lines", in: "data: a\n: note\ndata: b\n\n", want: []Event{msg("a\nb")}},
-	{name: "comment with field syntax", in: ":data: x\n\n", want: nil},
+	{name: "comment", in: ": hello\n\n", want: nil, comments: []string{"hello"}},
+	{name: "bare colon comment", in: ":\n\n", want: nil, comments: []string{""}},
+	{name: "comment between data lines", in: "data: a\n: note\ndata: b\n\n", want: []Event{msg("a\nb")}, comments: []string{"note"}},
+	{name: "comment with field syntax", in: ":data: x\n\n", want: nil, comments: []string{"data: x"}},
+	{name: "comment keeps spaces after the first", in: ":  two \r\n:\t\xff\n\n", want: nil, comments: []string{" two ", "\t\uFFFD"}},
 	{name: "unknown field ignored", in: "foo: bar\ndata: x\n\n", want: []Event{msg("x")}},
 	{name: "field names are case sensitive", in: "Data: x\n\n", want: nil},
 	{name: "leading space makes an unknown field", in: " data: x\n\n", want: nil},
@@ -181,7 +190,7 @@ var decodeCases = []struct {
 	{name: "data line over the limit", max: 8, in: "data: 12345678\n\n", err: ErrTooLarge},
 	{name: "line over the limit", max: 8, in: ": 0123456789\n\n", err: ErrTooLarge},
 	{name: "line over the limit without line end", max: 8, in: ": 0123456789", err: ErrTooLarge},
-	{name: "line at the limit", max: 8, in: ": 234567\n\ndata: a\n\n", want: []Event{msg("a")}},
+	{name: "line at the limit", max: 8, in: ": 234567\n\ndata: a\n\n", want: []Event{msg("a")}, comments: []string{"234567"}},
 	{name: "limit resets between events", max: 8, in: "data:123\ndata:456\n\ndata:123\ndata:456\n\n", want: []Event{msg("123\n456"), msg("123\n456")}},
 	{name: "events before the error are returned", max: 8, in: "data: a\n\ndata: 0123456789\n\n", want: []Event{msg("a")}, err: ErrTooLarge},
 }
@@ -200,7 +209,7 @@ func TestDecoder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, rd := range readers {
 				got := decodeAll(rd.make(tc.in), tc.max)
-				want := decoded{Events: tc.want, LastID: tc.lastID, Retry: tc.retry, Err: tc.err}
+				want := decoded{Events: tc.want, Comments: tc.comments, LastID: tc.lastID, Retry: tc.retry, Err: tc.err}
 				if !sameDecoded(got, want) {
 					t.Errorf("%s reader:\n got %+v\nwant %+v", rd.name, got, want)
 				}

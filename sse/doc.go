@@ -8,6 +8,10 @@
 // dispatched events, or with a [Decoder] when the reconnection time or the
 // last event id is needed between events.
 //
+// Where a browser departs from the standard (Chromium does in three cases,
+// which a test with a real Chromium keeps track of: see docs/client.md), the
+// decoder keeps to the standard.
+//
 // The package uses the standard library only and knows nothing of clients or
 // servers.
 package sse

@@ -2,6 +2,7 @@ package sse
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -104,6 +105,14 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		if d.Retry != ev.Retry {
 			t.Fatalf("retry: got %v, want %v", d.Retry, ev.Retry)
+		}
+		// The comment comes back, one comment per line of its text.
+		wantComments := strings.Split(strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(comment), "\n")
+		for i, c := range wantComments {
+			wantComments[i] = toValidUTF8([]byte(c))
+		}
+		if !slices.Equal(d.Comments, wantComments) {
+			t.Fatalf("comment %q decodes to %q, want %q", comment, d.Comments, wantComments)
 		}
 		// The encoded event is a block of field lines ended by one blank
 		// line: no value can end it early.

@@ -524,3 +524,42 @@ func TestNotHTTP(t *testing.T) {
 		}
 	}
 }
+
+// NoDelay reconnects at once after a connection that delivered events;
+// failed attempts still back off, and a retry field still rules. The zero
+// value keeps the default delay.
+func TestNoDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Each step's comment is the wait before its request.
+		s := &script{steps: []step{
+			sseOK("data: a\n\n"),
+			sseOK("data: b\n\n"),               // none
+			{status: 503},                      // none: the last connection delivered
+			{status: 503},                      // 100 ms: failures back off from minBackoff
+			sseOK("data: c\n\n"),               // 200 ms
+			sseOK("retry: 300\n\ndata: d\n\n"), // none
+			sseOK("data: e\n\n"),               // the server's 300 ms (and so the final 204)
+		}}
+		c := New("http://herald.test/", &Options{HTTPClient: &http.Client{Transport: s}, InitialDelay: NoDelay})
+		data, err := collect(t.Context(), c)
+		if err != nil || strings.Join(data, ",") != "a,b,c,d,e" {
+			t.Fatalf("got %q, %v", data, err)
+		}
+		gaps := s.gaps()
+		want := []time.Duration{0, 0, 100 * time.Millisecond, 200 * time.Millisecond, 0, 300 * time.Millisecond, 300 * time.Millisecond}
+		if len(gaps) != len(want) {
+			t.Fatalf("%d reconnections, want %d: %v", len(gaps), len(want), gaps)
+		}
+		for i := range want {
+			within(t, fmt.Sprintf("reconnection %d", i+1), gaps[i], want[i])
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		s := &script{steps: []step{sseOK("data: a\n\n")}}
+		c := New("http://herald.test/", &Options{HTTPClient: &http.Client{Transport: s}})
+		if _, err := collect(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+		within(t, "zero InitialDelay", s.gaps()[0], DefaultInitialDelay)
+	})
+}

@@ -1,11 +1,13 @@
 package sseclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -25,6 +27,18 @@ const (
 	DefaultMaxDelay = 30 * time.Second
 )
 
+// NoDelay, as Options.InitialDelay, makes the client reconnect at once
+// after a connection that delivered events, until the server sets a
+// reconnection time with a retry field.
+const NoDelay time.Duration = -1
+
+// BodyBytes returns an Options.Body that sends a copy of b, with its
+// Content-Length, on every connection.
+func BodyBytes(b []byte) func() (io.Reader, error) {
+	b = bytes.Clone(b)
+	return func() (io.Reader, error) { return bytes.NewReader(b), nil }
+}
+
 // minBackoff is the least a failed attempt waits before the next, so that a
 // server that asked for "retry: 0" is not hammered while it is down.
 const minBackoff = 100 * time.Millisecond
@@ -37,11 +51,31 @@ type Options struct {
 	// IdleTimeout to detect dead connections instead).
 	HTTPClient *http.Client
 
-	// Header holds extra request headers, such as Authorization, sent with
-	// every request. The client sets Accept, Cache-Control and Last-Event-ID
-	// itself. Default none. For credentials that expire, give an HTTPClient
-	// whose Transport sets fresh ones on each request instead.
+	// Method is the HTTP method of every request. Default GET, or POST when
+	// Body is set. Streams served in answer to a POST (OpenAI-style
+	// "stream": true completions) need POST and a Body.
+	Method string
+
+	// Body, if set, gives the body of a request: it is called once for each
+	// connection attempt (and again if a 307 or 308 redirect must send the
+	// body on), so that every reconnection sends the whole body again. A
+	// *bytes.Reader, *bytes.Buffer or *strings.Reader is sent with its
+	// Content-Length, any other reader in chunks; a reader that is also an
+	// io.Closer is closed once sent. An error stops the client: Events
+	// yields it. BodyBytes gives a Body for a fixed body. Default none.
+	Body func() (io.Reader, error)
+
+	// Header holds extra request headers, such as Authorization or a
+	// Body's Content-Type, sent with every request. The client sets Accept,
+	// Cache-Control and Last-Event-ID itself. Default none.
 	Header http.Header
+
+	// PrepareRequest, if set, is called with each request just before it is
+	// sent, with every header set: it may change headers from one
+	// connection to the next (fresh credentials in place of ones that
+	// expire, a per-attempt trace id). An error stops the client: Events
+	// yields it. It is called from the goroutine ranging over Events.
+	PrepareRequest func(req *http.Request) error
 
 	// LastEventID is sent as the Last-Event-ID header of the first request,
 	// to resume a stream that an earlier Client read. Default empty: start
@@ -49,7 +83,10 @@ type Options struct {
 	LastEventID string
 
 	// InitialDelay is the reconnection time until the server sets one with
-	// a retry field. Default DefaultInitialDelay.
+	// a retry field. Zero means DefaultInitialDelay; NoDelay (any negative
+	// value) means none: after a connection that delivered events the
+	// client reconnects at once (failed attempts still back off, from
+	// 100 ms).
 	InitialDelay time.Duration
 
 	// MaxDelay caps the backoff between failed attempts. A longer retry
@@ -67,6 +104,15 @@ type Options struct {
 	// event stops the client with an error wrapping sse.ErrTooLarge.
 	// Default sse.DefaultMaxEventSize.
 	MaxEventSize int
+
+	// OnComment, if set, is called with the text of every comment line the
+	// server sends (a line that starts with a colon, such as a keep-alive:
+	// what follows the colon, less one leading space), in order with the
+	// events. Comments are not events, and EventSource never shows them;
+	// this is for callers who want them, e.g. to log a server's notes.
+	// It is called from the goroutine ranging over Events and must not
+	// block for long. Default nil: comments are skipped.
+	OnComment func(text string)
 
 	// OnState, if set, is called with every change of state and with every
 	// failed attempt: (Connecting, nil) before the first request,
@@ -143,7 +189,13 @@ func New(url string, opts *Options) *Client {
 		o.HTTPClient = http.DefaultClient
 	}
 	o.Header = o.Header.Clone()
-	if o.InitialDelay <= 0 {
+	if o.Method == "" {
+		o.Method = http.MethodGet
+		if o.Body != nil {
+			o.Method = http.MethodPost
+		}
+	}
+	if o.InitialDelay == 0 {
 		o.InitialDelay = DefaultInitialDelay
 	}
 	if o.MaxDelay <= 0 {
@@ -285,7 +337,7 @@ func permanent(format string, a ...any) error { return &permanentError{fmt.Error
 // (or the reconnection time, if longer); at least a 429 or 503 answer's
 // Retry-After; plus a random jitter of up to half of that.
 func (c *Client) delay(failures int, err error) time.Duration {
-	base := c.opts.InitialDelay
+	base := max(c.opts.InitialDelay, 0) // NoDelay: none
 	if r := c.retry.Load(); r >= 0 {
 		base = time.Duration(r)
 	}
@@ -303,9 +355,66 @@ func (c *Client) delay(failures int, err error) time.Duration {
 		d = se.RetryAfter
 	}
 	if d > 0 {
-		d += rand.N(d/2 + 1)
+		// Saturating: a huge retry field (the decoder clamps it to the
+		// longest duration) must not wrap around to no wait at all.
+		if j := rand.N(d/2 + 1); d <= math.MaxInt64-j {
+			d += j
+		} else {
+			d = math.MaxInt64
+		}
 	}
 	return d
+}
+
+// request builds the request of one connection attempt, resuming after
+// lastID.
+func (c *Client) request(ctx context.Context, lastID string) (req *http.Request, err error) {
+	var body io.Reader
+	if c.opts.Body != nil {
+		if body, err = c.opts.Body(); err != nil {
+			return nil, permanent("sseclient: request body: %w", err)
+		}
+		defer func() {
+			// Sent, the body is the transport's to close; not sent, ours.
+			if cl, ok := body.(io.Closer); ok && err != nil {
+				cl.Close()
+			}
+		}()
+	}
+	req, err = http.NewRequestWithContext(ctx, c.opts.Method, c.url, body)
+	if err != nil {
+		return nil, permanent("sseclient: %w", err)
+	}
+	if (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return nil, permanent("sseclient: %q is not an http or https URL", c.url)
+	}
+	if body != nil && req.GetBody == nil {
+		// A redirect that keeps the body asks for it again.
+		req.GetBody = func() (io.ReadCloser, error) {
+			b, err := c.opts.Body()
+			if err != nil {
+				return nil, err
+			}
+			if rc, ok := b.(io.ReadCloser); ok {
+				return rc, nil
+			}
+			return io.NopCloser(b), nil
+		}
+	}
+	for k, v := range c.opts.Header {
+		req.Header[k] = append([]string(nil), v...)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	if c.opts.PrepareRequest != nil {
+		if err := c.opts.PrepareRequest(req); err != nil {
+			return nil, permanent("sseclient: PrepareRequest: %w", err)
+		}
+	}
+	return req, nil
 }
 
 // connect makes one request and yields the events of its stream. delivered
@@ -313,21 +422,10 @@ func (c *Client) delay(failures int, err error) time.Duration {
 func (c *Client) connect(ctx context.Context, yield func(sse.Event, error) bool) (delivered bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
-	if err != nil {
-		return false, permanent("sseclient: %w", err)
-	}
-	if (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
-		return false, permanent("sseclient: %q is not an http or https URL", c.url)
-	}
-	for k, v := range c.opts.Header {
-		req.Header[k] = append([]string(nil), v...)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Cache-Control", "no-cache")
 	lastID := c.LastEventID()
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+	req, err := c.request(ctx, lastID)
+	if err != nil {
+		return false, err
 	}
 
 	var idle *idleReader
@@ -362,6 +460,7 @@ func (c *Client) connect(ctx context.Context, yield func(sse.Event, error) bool)
 	}
 	dec := sse.NewDecoder(body)
 	dec.MaxEventSize = c.opts.MaxEventSize
+	dec.OnComment = c.opts.OnComment
 	dec.SetLastEventID(lastID)
 	for {
 		ev, err := dec.Next()

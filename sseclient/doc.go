@@ -12,13 +12,18 @@
 // just ends), on a 4xx answer other than 408 and 429 (it yields a
 // [*StatusError] with the server's message), on a wrong Content-Type or an
 // oversized event, and when its context ends; network errors, 408, 429 and
-// 5xx are retried. [Options] add request headers (e.g. Authorization), a
-// custom *http.Client, an idle timeout, and a callback that observes every
-// state change ([Connecting], [Open], [Closed]) with its cause. [AsReset]
-// turns Herald's herald.reset event into a [Reset], so that a caller can
-// resynchronise when the server could not promise that nothing was missed.
+// 5xx are retried. [Options] set the request's method, a body sent again
+// with every connection (for streams served in answer to a POST, see
+// [BodyBytes]) and headers, with a hook to change them per connection
+// (fresh credentials); a custom *http.Client, an idle timeout, an immediate
+// reconnection ([NoDelay]), comment lines for callers who want them, and a
+// callback that observes every state change ([Connecting], [Open],
+// [Closed]) with its cause. [AsReset] turns Herald's herald.reset event into
+// a [Reset], so that a caller can resynchronise when the server could not
+// promise that nothing was missed.
 //
-// Nothing runs in the background: all the work, including the OnState
-// callback, happens in the goroutine ranging over Events, so nothing is
-// left running once the loop has returned.
+// Nothing runs in the background: all the work, including the callbacks
+// (OnState, OnComment, PrepareRequest, Body), happens in the goroutine
+// ranging over Events, so nothing is left running once the loop has
+// returned.
 package sseclient

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 
@@ -89,4 +90,31 @@ func ExampleAsReset() {
 		fmt.Println(r.Reason, r.LastEventID)
 	}
 	// Output: epoch-changed 8x1k2m9q0z-2
+}
+
+// A stream served in answer to a POST, as OpenAI-style "stream": true
+// completions are: the body goes with every connection. Such a stream ends
+// with "data: [DONE]", not with 204: the caller stops there.
+func ExampleOptions_post() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, ": %s %s\n\ndata: {\"delta\":\"Hi\"}\n\ndata: [DONE]\n\n", r.Method, body)
+	}))
+	defer srv.Close()
+
+	c := sseclient.New(srv.URL+"/v1/chat/completions", &sseclient.Options{
+		Body:      sseclient.BodyBytes([]byte(`{"stream":true}`)),
+		Header:    http.Header{"Content-Type": {"application/json"}},
+		OnComment: func(text string) { fmt.Println("comment:", text) },
+	})
+	for ev, err := range c.Events(context.Background()) {
+		if err != nil || ev.Data == "[DONE]" {
+			break
+		}
+		fmt.Println(ev.Data)
+	}
+	// Output:
+	// comment: POST {"stream":true}
+	// {"delta":"Hi"}
 }

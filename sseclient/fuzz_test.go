@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"testing"
 	"testing/synctest"
 
@@ -13,9 +14,9 @@ import (
 
 // FuzzClientStream feeds a stream to the client in chunks (split at two
 // fuzzed points, or one byte per read) and checks that it yields exactly
-// what the reference decoder reads from the whole stream in one piece, that
-// it resumes with the reference's last event id, and that it stops for good
-// on an oversized event.
+// what the reference decoder reads from the whole stream in one piece (the
+// comments too, to OnComment), that it resumes with the reference's last
+// event id, and that it stops for good on an oversized event.
 func FuzzClientStream(f *testing.F) {
 	for _, s := range []string{
 		"data: a\n\n",
@@ -42,6 +43,8 @@ func FuzzClientStream(f *testing.F) {
 		ref := sse.NewDecoder(bytes.NewReader(stream))
 		ref.MaxEventSize = maxSize
 		ref.SetLastEventID("start")
+		var wantComments []string
+		ref.OnComment = func(c string) { wantComments = append(wantComments, c) }
 		var want []sse.Event
 		var refErr error
 		for {
@@ -68,7 +71,9 @@ func FuzzClientStream(f *testing.F) {
 
 		synctest.Test(t, func(t *testing.T) {
 			s := &script{steps: []step{sseOK(chunks...)}}
-			c := New("http://herald.test/", &Options{HTTPClient: &http.Client{Transport: s}, MaxEventSize: maxSize, LastEventID: "start"})
+			var gotComments []string
+			c := New("http://herald.test/", &Options{HTTPClient: &http.Client{Transport: s}, MaxEventSize: maxSize, LastEventID: "start",
+				OnComment: func(c string) { gotComments = append(gotComments, c) }})
 			var got []sse.Event
 			var err error
 			for ev, e := range c.Events(t.Context()) {
@@ -85,6 +90,9 @@ func FuzzClientStream(f *testing.F) {
 				if got[i] != want[i] {
 					t.Fatalf("event %d = %+v, want %+v", i, got[i], want[i])
 				}
+			}
+			if !slices.Equal(gotComments, wantComments) {
+				t.Fatalf("comments %q, want %q", gotComments, wantComments)
 			}
 			if refErr != nil {
 				if !errors.Is(err, sse.ErrTooLarge) || len(s.reqs) != 1 {

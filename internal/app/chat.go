@@ -14,7 +14,8 @@ import (
 )
 
 // mountChat registers resumable AI chat streaming: POST /chat, the chat
-// page at GET /chat, GET /chat/stream/{id} and POST /chat/stream/{id}/cancel.
+// page at GET /chat, GET /chat/stream/{id} and POST /chat/stream/{id}/cancel,
+// and the AI SDK's endpoints under /ai/chat (see mountAISDK).
 // Generations are stopped (their streams end with an error event that keeps
 // the partial answer) when the App closes.
 func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
@@ -89,5 +90,5 @@ func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
 	mux.HandleFunc("/chat/stream/{id}", chat.MethodNotAllowed("GET"))
 	mux.HandleFunc("POST /chat/stream/{id}/cancel", svc.HandleCancel)
 	mux.HandleFunc("/chat/stream/{id}/cancel", chat.MethodNotAllowed("POST"))
-	return nil
+	return a.mountAISDK(mux, svc)
 }

@@ -532,6 +532,10 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
+					// An aborted response (the AI SDK stream cut off
+					// mid-answer, a reverse proxy) still ends the
+					// request: release its slots.
+					life.Returned()
 					panic(v)
 				}
 				a.log.Error("handler panic", "method", r.Method, "url", auth.Redacted(r.URL), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))

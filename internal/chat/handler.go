@@ -59,12 +59,7 @@ func (s *Service) HandleCreate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	id := newID()
-	if err := s.allow(r, id); err != nil {
-		s.fail(w, err)
-		return
-	}
-	started, err := s.start(r.Context(), id, s.client(r), req.Conversation, llm.Request{Model: req.Model, Messages: req.Messages, MaxTokens: req.MaxTokens})
+	started, err := s.StartRequest(r, req)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -78,11 +73,7 @@ func (s *Service) parseCreate(w http.ResponseWriter, r *http.Request) (*CreateRe
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 		return nil, &statusError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: send application/json", ct)}
 	}
-	limit := int64(64 << 10)
-	if s.limits.MaxPromptBytes > 0 {
-		limit += 4 * int64(s.limits.MaxPromptBytes)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.BodyLimit()))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -99,7 +90,7 @@ func (s *Service) parseCreate(w http.ResponseWriter, r *http.Request) (*CreateRe
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badRequest("malformed JSON: trailing data after the value")
 	}
-	return &req, s.validate(&req)
+	return &req, nil // StartRequest checks it against the limits
 }
 
 // validate checks a request against the service's limits.
@@ -161,21 +152,10 @@ func (s *Service) HandleStream(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	topic := TopicPrefix + id
-	var start pubsub.Position
-	if g := s.lookup(id); g != nil {
-		start = g.start
-	} else {
-		// Not started here: another node's, or from before a restart.
-		p, known, _, err := s.firstPosition(ctx, id)
-		if err != nil {
-			s.fail(w, err)
-			return
-		}
-		if !known {
-			s.fail(w, ErrNotFound)
-			return
-		}
-		start = p
+	start, err := s.streamStart(ctx, id)
+	if err != nil {
+		s.fail(w, err)
+		return
 	}
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {

@@ -28,13 +28,17 @@ the topics (204 No Content), and fails when the server refuses the request
 or cannot be reached at the start.
 
 Formats:
-  text  each event as a text/event-stream block: "id:", "event:" (when not
-        "message") and "data:" lines, then a blank line.
-  json  one JSON object per line: {"id", "event", "data", "topic"}. The SSE
-        stream does not say which topic an event belongs to, so with several
-        topics the json format opens one stream per topic; an event published
-        to two of them is then printed once for each, with the same id, and
-        the order holds within a topic, not across topics.
+  text  each event as a text/event-stream block: "id:" (when the event had
+        an id line), "event:" (when not "message") and "data:" lines, then a
+        blank line.
+  json  one JSON object per line: {"id", "event", "data", "topic"}. The id
+        is the last event ID as a browser's EventSource gives it
+        (lastEventId): the last id the stream set, also for an event that
+        came without an id line. The SSE stream does not say which topic an
+        event belongs to, so with several topics the json format opens
+        one stream per topic: an event published to two of them is then
+        printed once for each, with the same id, and the order holds within
+        a topic, not across topics.
 `
 
 // subscribeIdleTimeout is how long a stream may stay silent before the
@@ -182,16 +186,21 @@ type jsonEvent struct {
 }
 
 func (p *printer) print(ev sse.Event, topic string) error {
-	id := ""
-	if ev.HasID {
-		id = ev.ID
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.json {
-		b, _ := json.Marshal(jsonEvent{ID: id, Event: ev.Type, Data: ev.Data, Topic: topic})
+		// The id is the event's last event ID, as a browser's
+		// MessageEvent.lastEventId has it: the last id the stream set,
+		// whether or not this event carried an id line.
+		b, _ := json.Marshal(jsonEvent{ID: ev.ID, Event: ev.Type, Data: ev.Data, Topic: topic})
 		p.buf = append(append(p.buf[:0], b...), '\n')
 	} else {
+		// The block as the server sent it: an id line only if the event
+		// had one.
+		id := ""
+		if ev.HasID {
+			id = ev.ID
+		}
 		out := sse.Event{ID: id, Type: ev.Type, Data: ev.Data}
 		if out.Type == "message" {
 			out.Type = ""

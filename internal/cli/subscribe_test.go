@@ -61,6 +61,23 @@ func (s *subscribeCmd) waitOut(t *testing.T, want string) string {
 	}
 }
 
+// waitErr waits until standard error contains want, or the command has
+// exited.
+func (s *subscribeCmd) waitErr(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for !strings.Contains(s.errOut.String(), want) {
+		select {
+		case <-s.errOut.wake:
+		case code := <-s.done:
+			s.done <- code
+			return
+		case <-deadline:
+			t.Fatalf("timed out waiting for %q on stderr; stdout %q, stderr %q", want, s.out.String(), s.errOut.String())
+		}
+	}
+}
+
 // wait waits for the command to exit and returns its code.
 func (s *subscribeCmd) wait(t *testing.T) int {
 	t.Helper()

@@ -51,7 +51,7 @@ type Chat struct {
 }
 
 func (c *Chat) register(fs *flag.FlagSet) {
-	fs.BoolVar(&c.Enabled, "chat", true, "serve resumable AI chat streaming: POST /chat, GET /chat/stream/{id} and the chat page at /chat")
+	fs.BoolVar(&c.Enabled, "chat", true, "serve resumable AI chat streaming: POST /chat, GET /chat/stream/{id}, the chat page at /chat, and the AI SDK endpoints under /ai/chat")
 	fs.StringVar(&c.LLMBaseURL, "llm-base-url", "", "root of an OpenAI-compatible chat completions API, e.g. https://api.openai.com/v1 or http://localhost:11434/v1 (Ollama); empty uses the built-in offline demo model")
 	fs.StringVar(&c.LLMAPIKey, "llm-api-key", "", "API key sent to the upstream as a bearer token (prefer the environment variable)")
 	fs.StringVar(&c.LLMModel, "llm-model", "", "default model of the upstream, e.g. gpt-4o-mini or llama3.2 (required with --llm-base-url)")
