@@ -31,7 +31,7 @@ var contentTypes = map[string]string{
 
 // registerPage serves index.html at / and every file of the page under
 // /demo/, each with an ETag so that browsers revalidate cheaply.
-func registerPage(mux *http.ServeMux) error {
+func registerPage(mux mux) error {
 	files := webdemo.Files()
 	names, err := fs.Glob(files, "*")
 	if err != nil {
