@@ -3,8 +3,8 @@ package send
 import (
 	"container/list"
 
-	"github.com/heraldpush/herald/internal/access"
 	"context"
+	"github.com/heraldpush/herald/internal/access"
 	"sync"
 	"time"
 )
