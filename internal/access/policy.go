@@ -76,8 +76,13 @@ const (
 // FaceRules are what a face changes in the policy's reading of a request.
 // The zero value reads tokens as Herald does everywhere.
 type FaceRules struct {
-	// Token finds the request's token; nil: auth.TokenFromRequest.
-	Token func(r *http.Request) (string, auth.Source, error)
+	// MercureTokens looks for the token with the Mercure protocol's
+	// precedence (the Authorization header, the authorization query
+	// parameter, then the cookie CookieName and heraldAuthorization);
+	// otherwise Herald's (auth.TokenFromRequest).
+	MercureTokens bool
+	// CookieName is the Mercure cookie (default mercureAuthorization).
+	CookieName string
 	// Compiler compiles the selectors of the token's mercure claim; nil:
 	// the verifier's (auth.Patterns).
 	Compiler auth.Compiler
@@ -96,8 +101,8 @@ type FaceRules struct {
 }
 
 func (f FaceRules) token(r *http.Request) (string, auth.Source, error) {
-	if f.Token != nil {
-		return f.Token(r)
+	if f.MercureTokens {
+		return auth.MercureTokenFromRequest(r, f.CookieName)
 	}
 	return auth.TokenFromRequest(r)
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/access"
-	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 )
@@ -60,14 +59,7 @@ type Options struct {
 // valid token reads public updates (Mercure's rule, for ordinary topics
 // and the hub's own; a topic another face reserves keeps its own rule).
 func FaceRules(cookie string) access.FaceRules {
-	if cookie == "" {
-		cookie = auth.MercureCookieName
-	}
-	return access.FaceRules{
-		Token:            func(r *http.Request) (string, auth.Source, error) { return auth.MercureTokenFromRequest(r, cookie) },
-		Compiler:         Compiler,
-		TokenReadsPublic: true,
-	}
+	return access.FaceRules{MercureTokens: true, CookieName: cookie, Compiler: Compiler, TokenReadsPublic: true}
 }
 
 // Namespace is the hub's reserved namespace: every topic holding
