@@ -56,9 +56,18 @@ func (p *Policy) subscribe(id *Identity, q Query) (Decision, error) {
 			if ns != nil && ns.Read == ReachAnyone || fr.TokenReadsPublic && (ns == nil || ns.Face == q.Face) {
 				continue
 			}
-			if !sels.Match(t) {
-				return Decision{}, As(auth.Forbidden("subscribe", t))
+			if sels.Match(t) {
+				continue
 			}
+			// Another face's topic is covered as its own face reads the
+			// token, too: whoever may read a chat reads it through any
+			// face.
+			if ns != nil && ns.Face != q.Face {
+				if own, err := p.selectors(g, ns.Face, auth.RoleSubscriber); err == nil && own.Match(t) {
+					continue
+				}
+			}
+			return Decision{}, As(auth.Forbidden("subscribe", t))
 		}
 	}
 	return p.decision(id, g, sels, q.Face), nil
