@@ -3,7 +3,9 @@ package access
 import (
 	"errors"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 )
 
 // ReadBody reads r's body, at most limit bytes. A request whose
@@ -32,4 +34,35 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, &Error{Status: http.StatusBadRequest, Msg: "cannot read the request body: " + err.Error(), Err: err}
 	}
 	return b, nil
+}
+
+// ReadForm returns r's form: the values of an
+// application/x-www-form-urlencoded body of a POST, PUT or PATCH (read with
+// ReadBody, at most limit bytes) followed by those of the query, as
+// http.Request.ParseForm has them. Another body is not read.
+func ReadForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, BadRequest("malformed query: %v", err)
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return q, nil
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return q, nil
+	}
+	body, err := ReadBody(w, r, limit)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, BadRequest("malformed form: %v", err)
+	}
+	for k, vs := range q {
+		vals[k] = append(vals[k], vs...)
+	}
+	return vals, nil
 }

@@ -424,3 +424,22 @@ func (b failingBody) Read([]byte) (int, error) {
 	return 0, errors.New("read")
 }
 func (failingBody) Close() error { return nil }
+
+func TestReadForm(t *testing.T) {
+	r := httptest.NewRequest("POST", "/x?message=q&other=1", strings.NewReader("message=b"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	f, err := access.ReadForm(httptest.NewRecorder(), r, 100)
+	if err != nil || strings.Join(f["message"], ",") != "b,q" || f.Get("other") != "1" {
+		t.Fatalf("ReadForm = %v, %v", f, err)
+	}
+	r = httptest.NewRequest("GET", "/x?message=q", strings.NewReader("message=b"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if f, err := access.ReadForm(httptest.NewRecorder(), r, 100); err != nil || strings.Join(f["message"], ",") != "q" {
+		t.Fatalf("a GET's body was read: %v, %v", f, err)
+	}
+	r = httptest.NewRequest("POST", "/x", strings.NewReader("message=%zz"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if _, err := access.ReadForm(httptest.NewRecorder(), r, 100); code(err) != "Bad Request" {
+		t.Fatalf("malformed form: %v", err)
+	}
+}

@@ -7,7 +7,6 @@ package admin
 
 import (
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"sort"
@@ -85,25 +84,7 @@ func (a *API) topics(w http.ResponseWriter, r *http.Request) {
 // form returns the request's form: the query and an urlencoded body of at
 // most 64 KiB (refused before reading when its Content-Length is over).
 func form(w http.ResponseWriter, r *http.Request) (url.Values, error) {
-	vals, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, access.BadRequest("malformed query: %v", err)
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		return vals, nil
-	}
-	body, err := access.ReadBody(w, r, 64<<10)
-	if err != nil {
-		return nil, err
-	}
-	bv, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, access.BadRequest("malformed form: %v", err)
-	}
-	for k, vs := range bv {
-		vals[k] = append(vs, vals[k]...)
-	}
-	return vals, nil
+	return access.ReadForm(w, r, 64<<10)
 }
 
 func (a *API) disconnect(w http.ResponseWriter, r *http.Request) {

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"sort"
@@ -327,35 +326,12 @@ func (d *Demo) broadcast(w http.ResponseWriter, r *http.Request) {
 	text(w, "Broadcast message: "+msg)
 }
 
-// form returns the query's values and, for a POST form, the body's: the
-// body is bounded by the message limit (URL-encoded, three bytes a byte)
-// and refused before it is read when its Content-Length is over it.
+// form returns the request's form (the query, and for a POST an urlencoded
+// body): the body is bounded by the message limit (URL-encoded, three
+// bytes a byte) and refused before it is read when its Content-Length is
+// over it.
 func (d *Demo) form(w http.ResponseWriter, r *http.Request) (url.Values, error) {
-	vals, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, access.BadRequest("malformed query: %v", err)
-	}
-	if r.Method != http.MethodPost {
-		return vals, nil
-	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		if r.ContentLength > 0 {
-			return nil, access.Errorf(http.StatusUnsupportedMediaType, "", "send the message in the query or as an application/x-www-form-urlencoded form")
-		}
-		return vals, nil
-	}
-	body, err := access.ReadBody(w, r, int64(3*d.o.MaxMessageBytes+4<<10))
-	if err != nil {
-		return nil, err
-	}
-	bv, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, access.BadRequest("malformed form: %v", err)
-	}
-	for k, vs := range bv {
-		vals[k] = append(vs, vals[k]...)
-	}
-	return vals, nil
+	return access.ReadForm(w, r, int64(3*d.o.MaxMessageBytes+4<<10))
 }
 
 func (d *Demo) publishFailed(w http.ResponseWriter, r *http.Request, err error) {

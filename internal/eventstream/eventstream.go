@@ -107,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if h.serveLean(w, r, sub, d) {
+	if h.serveLean(w, r, sub, d.Expires) {
 		return // the lean path owns sub and the connection now
 	}
 	defer sub.Close()

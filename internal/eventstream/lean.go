@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/reqlife"
 	"github.com/heraldpush/herald/sse"
@@ -179,7 +178,7 @@ var (
 // take it. It returns false, having done nothing, when it cannot: the
 // caller then uses Stream. When it returns true the lean path owns sub and
 // the connection.
-func (h *Handler) serveLean(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, d access.Decision) bool {
+func (h *Handler) serveLean(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, expires time.Time) bool {
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.TLS != nil {
 		return false
 	}
@@ -235,8 +234,8 @@ func (h *Handler) serveLean(w http.ResponseWriter, r *http.Request, sub *hub.Sub
 	// c stays busy (owned by this setup) until queued below: wakes
 	// meanwhile only mark it dirty.
 	l.add(c)
-	if !d.Expires.IsZero() {
-		c.expiry = time.AfterFunc(time.Until(d.Expires), c.expire)
+	if !expires.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(expires), c.expire)
 	}
 	sub.Notify(c.wake)
 	c.mu.Lock()

@@ -89,20 +89,6 @@ type Handler struct {
 	wg     sync.WaitGroup
 }
 
-// Error is a refused request: its HTTP status and what the JSON error body
-// says.
-type Error struct {
-	Status int
-	Code   string
-	Msg    string
-	// RetryAfter, if positive, is sent as a Retry-After header (seconds).
-	RetryAfter int
-	// Reason, if set, labels the rejection in metrics.
-	Reason string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
 // New returns a Handler and starts following the log for publishers' ids
 // until ctx ends or Close is called.
 func New(ctx context.Context, o Options) *Handler {
