@@ -40,9 +40,11 @@ type ListenerOptions struct {
 	OnRefuseIdle func()
 }
 
-// Listener wraps a net.Listener: it refuses connections beyond a maximum
-// and reports header timeouts (slowloris) when its ConnState method is set
-// as the http.Server's ConnState hook.
+// Listener wraps a net.Listener: it refuses connections beyond a maximum,
+// and more idle connections from one address than MaxIdlePerAddr, and
+// reports header timeouts (slowloris) when its ConnState method is set as
+// the http.Server's ConnState hook. Its one lock, mu, guards the idle
+// counts and is never held while another lock is taken.
 type Listener struct {
 	net.Listener
 	o    ListenerOptions
