@@ -42,9 +42,11 @@ type Identity struct {
 	// route is set by the Router before the handler runs.
 	route Route
 
-	mu     sync.Mutex // guards toks, grants, charged
-	toks   []tokenEntry
+	mu     sync.Mutex // guards toks, grants, charged, client
+	toks   [2]tokenEntry // a request has one face, and the middleware may read it Herald's way
+	ntoks  int
 	grants []grantEntry
+	client string // ClientString, once computed
 	// charged: the request was charged against the publish rate (once
 	// per request, see Policy.charge).
 	charged bool
@@ -75,14 +77,23 @@ func From(ctx context.Context) *Identity {
 	return id
 }
 
-// ClientString returns the client's address for logs: "unknown" when it
-// could not be resolved.
+// ClientString returns the client's address for logs and limits:
+// "unknown" when it could not be resolved.
 func (id *Identity) ClientString() string {
-	if id.Client.Addr.IsValid() {
-		return id.Client.Addr.String()
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if id.client == "" {
+		id.client = "unknown"
+		if id.Client.Addr.IsValid() {
+			id.client = id.Client.Addr.String()
+		}
 	}
-	return "unknown"
+	return id.client
 }
+
+// anonymous is the grant of a request without a token (or without a key
+// to verify it with). It is shared: nothing may change it.
+var anonymous = &auth.Grant{Anonymous: true}
 
 // Loopback reports whether the client is a local process talking to the
 // server directly (a loopback address, not forwarded by any proxy).
@@ -92,13 +103,16 @@ func (id *Identity) Loopback() bool { return id.Client.Loopback() }
 func (id *Identity) token(face Face) (string, auth.Source, error) {
 	id.mu.Lock()
 	defer id.mu.Unlock()
-	for _, e := range id.toks {
+	for _, e := range id.toks[:id.ntoks] {
 		if e.face == face {
 			return e.tok, e.src, e.err
 		}
 	}
 	tok, src, err := id.p.face(face).token(id.r)
-	id.toks = append(id.toks, tokenEntry{face, tok, src, err})
+	if id.ntoks < len(id.toks) {
+		id.toks[id.ntoks] = tokenEntry{face, tok, src, err}
+		id.ntoks++
+	}
 	return tok, src, err
 }
 
@@ -109,14 +123,14 @@ func (id *Identity) token(face Face) (string, auth.Source, error) {
 func (id *Identity) grant(role auth.Role, face Face) (*auth.Grant, error) {
 	v := id.p.auth.Verifier(role)
 	if v == nil {
-		return &auth.Grant{Anonymous: true}, nil
+		return anonymous, nil
 	}
 	tok, src, err := id.token(face)
 	if err != nil {
 		return nil, As(err)
 	}
 	if tok == "" {
-		return &auth.Grant{Anonymous: true}, nil
+		return anonymous, nil
 	}
 	sum := sha256.Sum256([]byte(tok))
 	id.mu.Lock()

@@ -102,10 +102,12 @@ func (rt *Router) wrap(pattern string, route Route, h http.Handler) http.Handler
 			// A slot is held until the request ends: when the handler
 			// returns or, for a stream handed over to the lean SSE path,
 			// when the stream ends (see reqlife).
-			if life := reqlife.From(r.Context()); life != nil {
-				life.OnEnd(release)
-			} else {
-				defer release()
+			if release != nil {
+				if life := reqlife.From(r.Context()); life != nil {
+					life.OnEnd(release)
+				} else {
+					defer release()
+				}
 			}
 		}
 		if !route.Topics {
@@ -124,15 +126,19 @@ func (rt *Router) wrap(pattern string, route Route, h http.Handler) http.Handler
 
 // admit applies the per-client concurrency limits: per client address
 // (--max-connections-per-ip) and per verified token subject
-// (--max-connections-per-subject). The caller calls release once the
-// request ends.
+// (--max-connections-per-subject). The caller calls release, unless nil,
+// once the request ends.
 func (p *Policy) admit(id *Identity, route Route) (release func(), err error) {
 	var held []func()
-	release = func() {
-		for _, f := range held {
-			f()
+	defer func() {
+		if err == nil && len(held) > 0 {
+			release = func() {
+				for _, f := range held {
+					f()
+				}
+			}
 		}
-	}
+	}()
 	if key, ok := p.addrKey(id); ok {
 		r, ok := p.perIP.Acquire(key)
 		if !ok {
@@ -144,7 +150,10 @@ func (p *Policy) admit(id *Identity, route Route) (release func(), err error) {
 	if sub := p.subject(id, route); sub != "" {
 		r, ok := p.perSubject.Acquire(sub)
 		if !ok {
-			release()
+			for _, f := range held {
+				f()
+			}
+			held = nil
 			return nil, &Error{Status: http.StatusTooManyRequests, Code: CodeTooManyConnections, Reason: "max_connections_per_subject", RetryAfter: 1,
 				Msg: fmt.Sprintf("too many concurrent requests for this token's subject (limit %d, --max-connections-per-subject)", p.o.MaxPerSubject)}
 		}
