@@ -42,7 +42,7 @@ type Identity struct {
 	// route is set by the Router before the handler runs.
 	route Route
 
-	mu     sync.Mutex // guards toks, grants, charged, client
+	mu     sync.Mutex    // guards toks, grants, charged, client
 	toks   [2]tokenEntry // a request has one face, and the middleware may read it Herald's way
 	ntoks  int
 	grants []grantEntry
