@@ -39,8 +39,6 @@ type Identity struct {
 
 	p *Policy
 	r *http.Request // for the token lookups; the request as the middleware saw it
-	// route is set by the Router before the handler runs.
-	route Route
 
 	mu     sync.Mutex    // guards toks, grants, charged, client
 	toks   [2]tokenEntry // a request has one face, and the middleware may read it Herald's way

@@ -92,7 +92,6 @@ func (rt *Router) wrap(pattern string, route Route, h http.Handler) http.Handler
 			r = r.WithContext(withIdentity(r.Context(), id))
 			id.r = r
 		}
-		id.route = route
 		if route.Action != Probe {
 			release, err := p.admit(id, route)
 			if err != nil {
