@@ -87,6 +87,32 @@ func (p *Policy) publish(id *Identity, q Query) (Decision, error) {
 		}
 	}
 	each := q.Action == Send // a WebSocket's messages share one request
+	if q.Action == Send && len(q.Topics) == 0 {
+		// A message for the application's webhook only: Herald publishes
+		// nothing and the backend decides, so anyone may send one, as a
+		// subscriber; a token, if any, must verify (it names the sender).
+		// Charged to the publish rate, and not from another site's page
+		// with ambient credentials.
+		g, err := id.grant(auth.RoleSubscriber, q.Face)
+		if err != nil {
+			return Decision{}, err
+		}
+		if err := p.gateHost(id, false); err != nil {
+			return Decision{}, err
+		}
+		if g.Anonymous || g.Source == auth.SourceCookie {
+			if err := p.checkOrigin(id); err != nil {
+				return Decision{}, err
+			}
+		}
+		d := p.decision(id, g, nil, q.Face)
+		if !(g.Anonymous && id.Loopback()) {
+			if err := p.charge(id, d.Owner, each); err != nil {
+				return Decision{}, err
+			}
+		}
+		return d, nil
+	}
 	if fr.OpenWrites && own {
 		// Open to anyone, bounded: the demo.
 		if err := p.gateHost(id, false); err != nil {
