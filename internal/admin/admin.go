@@ -1,77 +1,34 @@
 // Package admin serves Herald's admin API: list topics, disconnect
-// subscribers, purge a topic's history. Every endpoint is guarded by the
-// admin token (see Guard).
+// subscribers, purge a topic's history. Its routes are registered with the
+// admin face's policy entries: the policy (internal/access) guards them
+// with the admin token, or without one lets only local, same-origin
+// clients in.
 package admin
 
 import (
-	"crypto/subtle"
-	"net"
+	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
-	"strings"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/pubsub"
 )
 
-// Guard lets a request through when it carries the admin token, as
-// "Authorization: Bearer <token>" or (for pages and EventSource, which cannot
-// set headers) a "token" query parameter. With no token configured, only
-// clients on the loopback interface get through: development mode.
-func Guard(token string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if token == "" {
-			if !IsLoopback(r) {
-				httpjson.Error(w, http.StatusForbidden, "admin endpoints are open only to loopback clients until --admin-token is set")
-				return
-			}
-			next.ServeHTTP(w, r)
-			return
-		}
-		got := r.URL.Query().Get("token")
-		if h := r.Header.Get("Authorization"); h != "" {
-			scheme, cred, _ := strings.Cut(h, " ")
-			if !strings.EqualFold(scheme, "Bearer") {
-				httpjson.Error(w, http.StatusUnauthorized, "admin token required: use Authorization: Bearer <token>")
-				return
-			}
-			got = strings.TrimSpace(cred)
-		}
-		if got == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="herald-admin"`)
-			httpjson.Error(w, http.StatusUnauthorized, "admin token required: use Authorization: Bearer <token>")
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			httpjson.Error(w, http.StatusForbidden, "invalid admin token")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// IsLoopback reports whether the request comes from a loopback address.
-func IsLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // API serves the admin endpoints.
 type API struct {
-	Hub   *hub.Hub
-	Token string
+	Hub *hub.Hub
 }
 
-// Register mounts the admin endpoints on mux under /admin/.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.Handle("GET /admin/topics", Guard(a.Token, http.HandlerFunc(a.topics)))
-	mux.Handle("POST /admin/disconnect", Guard(a.Token, http.HandlerFunc(a.disconnect)))
-	mux.Handle("POST /admin/purge", Guard(a.Token, http.HandlerFunc(a.purge)))
+// Register mounts the admin endpoints on reg under /admin/: reading the
+// topics is access.ReadMetadata, disconnecting and purging
+// access.Administer, on face access.FaceAdmin.
+func (a *API) Register(reg access.Registrar) {
+	reg.HandleFunc("GET /admin/topics", access.Route{Action: access.ReadMetadata, Face: access.FaceAdmin}, a.topics)
+	reg.HandleFunc("POST /admin/disconnect", access.Route{Action: access.Administer, Face: access.FaceAdmin}, a.disconnect)
+	reg.HandleFunc("POST /admin/purge", access.Route{Action: access.Administer, Face: access.FaceAdmin}, a.purge)
 }
 
 // Topic is one row of GET /admin/topics.
@@ -103,7 +60,7 @@ func (a *API) topics(w http.ResponseWriter, r *http.Request) {
 	if in, ok := a.Hub.Broker().(pubsub.Inspector); ok {
 		infos, err := in.Topics(r.Context())
 		if err != nil {
-			httpjson.Errorf(w, http.StatusServiceUnavailable, "broker: %v", err)
+			access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("broker: %v", err), RetryAfter: 1})
 			return
 		}
 		for _, ti := range infos {
@@ -124,31 +81,29 @@ func (a *API) topics(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, map[string]any{"topics": out})
 }
 
-func formValue(r *http.Request, key string) (string, error) {
-	r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		return "", err
-	}
-	return r.Form.Get(key), nil
+// form returns the request's form: the query and an urlencoded body of at
+// most 64 KiB (refused before reading when its Content-Length is over).
+func form(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	return access.ReadForm(w, r, 64<<10)
 }
 
 func (a *API) disconnect(w http.ResponseWriter, r *http.Request) {
-	topic, err := formValue(r, "topic")
+	f, err := form(w, r)
 	if err != nil {
-		httpjson.Errorf(w, http.StatusBadRequest, "malformed form: %v", err)
+		access.Write(w, r, err)
 		return
 	}
-	all := r.Form.Get("all") == "true"
+	topic, all := f.Get("topic"), f.Get("all") == "true"
 	switch {
 	case topic == "" && !all:
-		httpjson.Error(w, http.StatusBadRequest, `give "topic", or "all=true" to disconnect every subscriber`)
+		access.Write(w, r, access.BadRequest(`give "topic", or "all=true" to disconnect every subscriber`))
 		return
 	case topic != "" && all:
-		httpjson.Error(w, http.StatusBadRequest, `give either "topic" or "all=true", not both`)
+		access.Write(w, r, access.BadRequest(`give either "topic" or "all=true", not both`))
 		return
 	case topic != "":
 		if err := hub.ValidateTopic(topic); err != nil {
-			httpjson.Error(w, http.StatusBadRequest, err.Error())
+			access.Write(w, r, access.BadRequest("%v", err))
 			return
 		}
 	}
@@ -157,22 +112,23 @@ func (a *API) disconnect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) purge(w http.ResponseWriter, r *http.Request) {
-	topic, err := formValue(r, "topic")
+	f, err := form(w, r)
 	if err != nil {
-		httpjson.Errorf(w, http.StatusBadRequest, "malformed form: %v", err)
+		access.Write(w, r, err)
 		return
 	}
+	topic := f.Get("topic")
 	if err := hub.ValidateTopic(topic); err != nil {
-		httpjson.Errorf(w, http.StatusBadRequest, `"topic": %v`, err)
+		access.Write(w, r, access.BadRequest(`"topic": %v`, err))
 		return
 	}
 	p, ok := a.Hub.Broker().(pubsub.Purger)
 	if !ok {
-		httpjson.Error(w, http.StatusNotImplemented, "this broker cannot purge history")
+		access.Write(w, r, access.Errorf(http.StatusNotImplemented, "", "this broker cannot purge history"))
 		return
 	}
 	if err := p.Purge(r.Context(), topic); err != nil {
-		httpjson.Errorf(w, http.StatusServiceUnavailable, "purge: %v", err)
+		access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("purge: %v", err), RetryAfter: 1})
 		return
 	}
 	httpjson.Write(w, http.StatusOK, map[string]string{"purged": topic})

@@ -6,11 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/admin"
+	"github.com/heraldpush/herald/internal/clientip"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/memory"
@@ -24,18 +27,24 @@ func setup(t *testing.T, token string) (*hub.Hub, http.Handler) {
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; b.Close() })
-	mux := http.NewServeMux()
-	(&admin.API{Hub: h, Token: token}).Register(mux)
-	return h, mux
+	p := access.New(access.Options{AdminToken: token, Proxies: clientip.Resolver{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}})
+	rt := access.NewRouter(p)
+	(&admin.API{Hub: h}).Register(rt)
+	return h, p.Middleware(rt)
 }
 
 func do(h http.Handler, method, target, remote string, hdr map[string]string, body string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	req.Host = "localhost:8080"
 	req.RemoteAddr = remote
 	if body != "" {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
@@ -59,6 +68,13 @@ func TestGuard(t *testing.T) {
 		{"token right", "s3cret", remote, map[string]string{"Authorization": "Bearer s3cret"}, "", 200},
 		{"token in query", "s3cret", remote, nil, "?token=s3cret", 200},
 		{"basic scheme", "s3cret", remote, map[string]string{"Authorization": "Basic czNjcmV0"}, "", 401},
+		// Issue 15: a client that a proxy forwarded is remote, whatever
+		// the proxy's own address (trusted or not, parsable or not).
+		{"dev mode, forwarded by a trusted local proxy", "", loop, map[string]string{"X-Forwarded-For": "203.0.113.7"}, "", 403},
+		{"dev mode, forwarded loopback hop", "", loop, map[string]string{"X-Forwarded-For": "127.0.0.1"}, "", 403},
+		{"dev mode, unparsable hop", "", loop, map[string]string{"X-Forwarded-For": "203.0.113.7:5555, unknown"}, "", 403},
+		{"dev mode, Forwarded header", "", loop, map[string]string{"Forwarded": "for=203.0.113.7"}, "", 403},
+		{"dev mode, foreign Host (DNS rebinding)", "", loop, map[string]string{"Host": "attacker.example:8080"}, "", 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +87,43 @@ func TestGuard(t *testing.T) {
 				var e struct{ Error string }
 				if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error == "" {
 					t.Fatalf("error body is not JSON {error}: %s", rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// TestStateChangesNeedSameOrigin: without --admin-token, a page of another
+// origin cannot make a local browser purge history or disconnect everyone
+// (issue 15: both answered 200); a tool that sends no Origin, and the
+// server's own pages, can.
+func TestStateChangesNeedSameOrigin(t *testing.T) {
+	_, api := setup(t, "")
+	const loop = "127.0.0.1:1"
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"foreign origin purges", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"null origin", map[string]string{"Origin": "null"}, 403},
+		{"cross-site fetch without Origin", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"another port of the same host", map[string]string{"Origin": "http://localhost:3000"}, 403},
+		{"own page", map[string]string{"Origin": "http://localhost:8080", "Sec-Fetch-Site": "same-origin"}, 200},
+		{"curl", nil, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, path := range []string{"/admin/purge", "/admin/disconnect"} {
+				body := "topic=a"
+				if path == "/admin/disconnect" {
+					body = "all=true"
+				}
+				rec := do(api, "POST", path, loop, tc.hdr, body)
+				if rec.Code != tc.want {
+					t.Fatalf("POST %s: %d %s, want %d", path, rec.Code, rec.Body, tc.want)
+				}
+				if tc.want == 403 && !strings.Contains(rec.Body.String(), access.CodeOriginForbidden) {
+					t.Fatalf("POST %s: %s, want code %s", path, rec.Body, access.CodeOriginForbidden)
 				}
 			}
 		})

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"time"
+
+	"github.com/heraldpush/herald/internal/access"
 
 	"github.com/heraldpush/herald/internal/chat"
 	"github.com/heraldpush/herald/internal/eventstream"
@@ -65,12 +66,12 @@ func (h *Handler) HandleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	req, creq, err := parseRequest(body)
 	if err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		access.Write(w, r, access.BadRequest("%v", err))
 		return
 	}
 	started, err := h.chat.StartRequest(r, creq)
 	if err != nil {
-		h.chat.WriteError(w, err)
+		h.chat.WriteError(w, r, err)
 		return
 	}
 	prev, hadPrev := h.active.get(req.ID)
@@ -88,7 +89,7 @@ func (h *Handler) HandleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := h.chat.Follow(r.Context(), started.ID)
 	if err != nil {
-		h.chat.WriteError(w, err)
+		h.chat.WriteError(w, r, err)
 		return
 	}
 	h.serve(w, r, sub, started.ID, nil)
@@ -99,8 +100,8 @@ func (h *Handler) HandleChat(w http.ResponseWriter, r *http.Request) {
 // the chat has no answer running on this node.
 func (h *Handler) HandleStream(w http.ResponseWriter, r *http.Request) {
 	a, ok := h.active.get(r.PathValue("id"))
-	if err := h.chat.Allow(r, a.id); err != nil {
-		h.chat.WriteError(w, err)
+	if _, err := h.chat.Allow(r, access.Subscribe, a.id); err != nil {
+		h.chat.WriteError(w, r, err)
 		return
 	}
 	if !ok {
@@ -110,7 +111,7 @@ func (h *Handler) HandleStream(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := h.chat.Follow(r.Context(), a.id)
 	if err != nil {
-		h.chat.WriteError(w, err)
+		h.chat.WriteError(w, r, err)
 		return
 	}
 	// The history so far, which the subscription has queued already. The
@@ -120,7 +121,7 @@ func (h *Handler) HandleStream(w http.ResponseWriter, r *http.Request) {
 	if !open {
 		sub.Close()
 		if err := sub.Err(); err != nil && !errors.Is(err, hub.ErrFinished) {
-			h.chat.WriteError(w, err)
+			h.chat.WriteError(w, r, err)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
@@ -162,17 +163,15 @@ func (h *Handler) HandleStop(w http.ResponseWriter, r *http.Request) {
 	}
 	var sr StopRequest
 	if len(bytes.TrimSpace(body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&sr); err != nil {
-			httpjson.Errorf(w, http.StatusBadRequest, "malformed JSON: %v (the body is optional: {\"activeStreamId\": \"...\"})", err)
+		if err := httpjson.DecodeStrict(body, &sr); err != nil {
+			access.Write(w, r, access.BadRequest("%v (the body is optional: {\"activeStreamId\": \"...\"})", err))
 			return
 		}
 	}
 	chatID := r.PathValue("id")
 	a, ok := h.active.get(chatID)
-	if err := h.chat.Allow(r, a.id); err != nil {
-		h.chat.WriteError(w, err)
+	if _, err := h.chat.Allow(r, access.Cancel, a.id); err != nil {
+		h.chat.WriteError(w, r, err)
 		return
 	}
 	if !ok || (sr.ActiveStreamID != "" && sr.ActiveStreamID != a.id) {
@@ -186,7 +185,7 @@ func (h *Handler) HandleStop(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, StopResult{})
 		return
 	case err != nil:
-		h.chat.WriteError(w, err)
+		h.chat.WriteError(w, r, err)
 		return
 	}
 	h.active.clear(chatID, a.id)
@@ -210,21 +209,16 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, required bool
 	mt, _, err := mime.ParseMediaType(ct)
 	jsonType := err == nil && mt == "application/json"
 	if required && !jsonType {
-		httpjson.Errorf(w, http.StatusUnsupportedMediaType, "unsupported Content-Type %q: send application/json", ct)
+		access.Write(w, r, access.Errorf(http.StatusUnsupportedMediaType, "", "unsupported Content-Type %q: send application/json", ct))
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.chat.BodyLimit()))
+	body, err := access.ReadBody(w, r, h.chat.BodyLimit())
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			httpjson.Errorf(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", mbe.Limit)
-		} else {
-			httpjson.Errorf(w, http.StatusBadRequest, "cannot read the request body: %v", err)
-		}
+		access.Write(w, r, err)
 		return nil, false
 	}
 	if !jsonType && len(bytes.TrimSpace(body)) > 0 {
-		httpjson.Errorf(w, http.StatusUnsupportedMediaType, "unsupported Content-Type %q for a body: send application/json", ct)
+		access.Write(w, r, access.Errorf(http.StatusUnsupportedMediaType, "", "unsupported Content-Type %q for a body: send application/json", ct))
 		return nil, false
 	}
 	return body, true

@@ -9,6 +9,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/heraldpush/herald/internal/httpjson"
+
 	"github.com/heraldpush/herald/internal/chat"
 	"github.com/heraldpush/herald/internal/llm"
 )
@@ -66,6 +68,9 @@ func badRequestf(format string, args ...any) error {
 // parseRequest decodes and checks a POST /ai/chat body and returns it as a
 // request to the chat service. Its errors are badRequest values.
 func parseRequest(body []byte) (*Request, *chat.CreateRequest, error) {
+	if err := httpjson.CheckDuplicateKeys(body); err != nil {
+		return nil, nil, badRequestf("%v", err)
+	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(body, &members); err != nil {
 		return nil, nil, badRequestf("malformed JSON: %v", err)

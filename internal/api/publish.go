@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
@@ -50,29 +50,14 @@ type Publisher struct {
 	Metrics *metrics.Metrics
 	// Logger; default slog.Default().
 	Logger *slog.Logger
-	// Authorize, if set, decides whether the request may publish msg. It
-	// returns an *httpjson-style status error (see StatusError) to refuse.
-	Authorize func(r *http.Request, msg *pubsub.Message) error
+	// Access decides whether the request may publish each event (face
+	// access.FacePublish), and charges the publish rate once per request;
+	// it refuses with an *access.Error. Nil allows every request (unit
+	// tests).
+	Access access.Decider
 }
 
-// StatusError carries the HTTP status a refused request gets.
-type StatusError struct {
-	Status int
-	Msg    string
-	// RetryAfter, if positive, is sent as a Retry-After header (seconds).
-	RetryAfter int
-	// Code, if set, goes in the JSON body's "code" (e.g. "token_expired").
-	Code string
-	// Reason, if set, labels the rejection in metrics instead of one
-	// derived from Status.
-	Reason string
-}
-
-func (e *StatusError) Error() string { return e.Msg }
-
-func badRequest(format string, args ...any) error {
-	return &StatusError{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
-}
+func badRequest(format string, args ...any) error { return access.BadRequest(format, args...) }
 
 // Input is one event as a publisher sends it in JSON.
 type Input struct {
@@ -98,30 +83,27 @@ type BatchResult struct {
 func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		access.WriteMethodNotAllowed(w, r, "POST")
 		return
 	}
 	msgs, batch, err := p.parse(w, r)
 	if err != nil {
-		p.fail(w, err)
+		access.Write(w, r, err)
 		return
 	}
-	if p.Authorize != nil {
-		for _, m := range msgs {
-			if err := p.Authorize(r, m); err != nil {
-				p.fail(w, err)
-				return
-			}
+	for _, m := range msgs {
+		if _, err := access.Ask(p.Access, r, access.Query{Action: access.Publish, Face: access.FacePublish, Topics: m.Topics}); err != nil {
+			access.Write(w, r, err)
+			return
 		}
 	}
 	if len(msgs) == 1 {
 		if _, err := p.Hub.Publish(r.Context(), msgs[0]); err != nil {
-			p.fail(w, err)
+			access.Write(w, r, p.publishError(err, ""))
 			return
 		}
 	} else if n, err := p.Hub.PublishBatch(r.Context(), msgs); err != nil {
-		p.fail(w, fmt.Errorf("event %d of the batch (the %d before it were published): %w", n, n, err))
+		access.Write(w, r, p.publishError(err, fmt.Sprintf("event %d of the batch (the %d before it were published): ", n, n)))
 		return
 	}
 	if p.Metrics != nil {
@@ -158,44 +140,20 @@ func appendID(b []byte, pos pubsub.Position) []byte {
 	return append(b, '"')
 }
 
-func (p *Publisher) fail(w http.ResponseWriter, err error) {
-	var se *StatusError
-	var mbe *http.MaxBytesError
-	status, msg, code, reason := 0, err.Error(), "", ""
+// publishError turns a failed publish into the answer: 409 for a
+// finished topic, 503 (retry) when the broker cannot take it now.
+func (p *Publisher) publishError(err error, prefix string) error {
+	msg := prefix + err.Error()
 	switch {
-	case errors.As(err, &se):
-		status, code, reason = se.Status, se.Code, se.Reason
-		if se.RetryAfter > 0 {
-			w.Header().Set("Retry-After", fmt.Sprint(se.RetryAfter))
-		}
-	case errors.As(err, &mbe):
-		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit)
 	case errors.Is(err, pubsub.ErrTopicFinished):
-		status = http.StatusConflict
+		return &access.Error{Status: http.StatusConflict, Code: "topic_finished", Msg: msg, Err: err}
+	case errors.Is(err, hub.ErrInvalidTopic), errors.Is(err, hub.ErrInvalidMessage):
+		return &access.Error{Status: http.StatusBadRequest, Msg: msg, Err: err}
 	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
-		status = http.StatusServiceUnavailable
-		w.Header().Set("Retry-After", "1")
 	default:
-		status = http.StatusServiceUnavailable
 		p.logger().Error("publish failed", "err", err)
 	}
-	if p.Metrics != nil && status < 500 {
-		switch {
-		case reason != "":
-		case status == http.StatusUnauthorized:
-			reason = "unauthorized"
-		case status == http.StatusForbidden:
-			reason = "forbidden"
-		case status == http.StatusTooManyRequests:
-			reason = "limit"
-		case status == http.StatusRequestEntityTooLarge:
-			reason = "too_large"
-		default:
-			reason = "bad_request"
-		}
-		p.Metrics.Rejected.WithLabelValues(reason).Inc()
-	}
-	httpjson.ErrorCode(w, status, code, msg)
+	return &access.Error{Status: http.StatusServiceUnavailable, Msg: msg, RetryAfter: 1, Err: err}
 }
 
 func (p *Publisher) logger() *slog.Logger {
@@ -220,12 +178,11 @@ func (p *Publisher) parse(w http.ResponseWriter, r *http.Request) (msgs []*pubsu
 		mt, _, err = mime.ParseMediaType(ct)
 	}
 	if ct == "" || err != nil {
-		return nil, false, &StatusError{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: use application/x-www-form-urlencoded or application/json", ct)}
+		return nil, false, unsupported(ct)
 	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		r.Body = http.MaxBytesReader(w, r.Body, int64(3*p.MaxDataBytes+64<<10))
-		body, err := io.ReadAll(r.Body)
+		body, err := access.ReadBody(w, r, int64(3*p.MaxDataBytes+64<<10))
 		if err != nil {
 			return nil, false, err
 		}
@@ -240,8 +197,7 @@ func (p *Publisher) parse(w http.ResponseWriter, r *http.Request) (msgs []*pubsu
 		return []*pubsub.Message{m}, false, nil
 	case "application/json":
 		limit := int64(2*p.MaxDataBytes + 64<<10)
-		r.Body = http.MaxBytesReader(w, r.Body, max(limit, min(limit*int64(p.maxBatch()), MaxBatchBodyBytes)))
-		body, err := io.ReadAll(r.Body)
+		body, err := access.ReadBody(w, r, max(limit, min(limit*int64(p.maxBatch()), MaxBatchBodyBytes)))
 		if err != nil {
 			return nil, false, err
 		}
@@ -264,7 +220,7 @@ func (p *Publisher) parse(w http.ResponseWriter, r *http.Request) (msgs []*pubsu
 			for i := range ins {
 				m, err := p.fromInput(&ins[i])
 				if err != nil {
-					var se *StatusError
+					var se *access.Error
 					if errors.As(err, &se) {
 						// Keep the status (e.g. 413 for data over the limit).
 						e := *se
@@ -278,7 +234,7 @@ func (p *Publisher) parse(w http.ResponseWriter, r *http.Request) (msgs []*pubsu
 			return msgs, true, nil
 		}
 		if int64(len(body)) > limit {
-			return nil, false, &StatusError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body over %d bytes", limit)}
+			return nil, false, access.TooLarge(limit)
 		}
 		var in Input
 		if !parseInputFast(body, &in) {
@@ -293,20 +249,18 @@ func (p *Publisher) parse(w http.ResponseWriter, r *http.Request) (msgs []*pubsu
 		}
 		return []*pubsub.Message{m}, false, nil
 	}
-	return nil, false, &StatusError{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: use application/x-www-form-urlencoded or application/json", mt)}
+	return nil, false, unsupported(mt)
 }
 
+func unsupported(ct string) error {
+	return &access.Error{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: use application/x-www-form-urlencoded or application/json", ct)}
+}
+
+// decodeStrict decodes one JSON value (see httpjson.DecodeStrict: unknown
+// fields and names given twice are refused) with a 400 error.
 func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return badRequest("malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return badRequest("malformed JSON: more than one value in the body")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("malformed JSON: trailing data after the value")
+	if err := httpjson.DecodeStrict(body, v); err != nil {
+		return badRequest("%v", err)
 	}
 	return nil
 }
@@ -384,7 +338,7 @@ func (p *Publisher) validate(m *pubsub.Message) error {
 		return badRequest(`missing topic: give "topic" (or "topics" in JSON)`)
 	}
 	if p.MaxTopics > 0 && len(m.Topics) > p.MaxTopics {
-		return &StatusError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topics: %d (limit %d)", len(m.Topics), p.MaxTopics), Reason: "max_topics"}
+		return &access.Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topics: %d (limit %d)", len(m.Topics), p.MaxTopics), Reason: "max_topics"}
 	}
 	dup := false
 	for i, t := range m.Topics {
@@ -415,7 +369,7 @@ func (p *Publisher) validate(m *pubsub.Message) error {
 		return badRequest("event type and data must be valid UTF-8")
 	}
 	if len(m.Data) > p.MaxDataBytes {
-		return &StatusError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("data is %d bytes, over the limit of %d", len(m.Data), p.MaxDataBytes)}
+		return &access.Error{Status: http.StatusRequestEntityTooLarge, Code: access.CodeTooLarge, Msg: fmt.Sprintf("data is %d bytes, over the limit of %d", len(m.Data), p.MaxDataBytes)}
 	}
 	return nil
 }

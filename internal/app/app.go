@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/dashboard"
 	"github.com/heraldpush/herald/internal/hub"
@@ -38,6 +39,8 @@ type App struct {
 
 	// sec holds authentication, CORS and limits (security.go).
 	sec *security
+
+	router *access.Router
 
 	sampler *dashboard.Sampler
 	// dashboardGauges are extra values shown on the dashboard; features
@@ -75,18 +78,24 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*App, error)
 		a.Close()
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	if err := a.mount(runCtx, mux); err != nil {
+	a.router = access.NewRouter(a.sec.policy)
+	if err := a.mount(runCtx, a.router); err != nil {
 		a.Close()
 		return nil, err
 	}
-	a.handler = a.wrap(mux)
+	a.handler = a.wrap(a.router)
 	a.ready.Store(true)
 	return a, nil
 }
 
 // Handler returns the App's HTTP handler.
 func (a *App) Handler() http.Handler { return a.handler }
+
+// Routes returns every route the App serves, with its policy entry.
+func (a *App) Routes() []access.Entry { return a.router.Routes() }
+
+// Policy returns the App's access policy.
+func (a *App) Policy() *access.Policy { return a.sec.policy }
 
 // Hub returns the App's hub.
 func (a *App) Hub() *hub.Hub { return a.hub }
@@ -173,7 +182,7 @@ func Run(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	a.log.Info("herald listening", "addr", ln.Addr().String(), "broker", cfg.Broker.URL)
+	a.log.Info("herald listening", "addr", ln.Addr().String(), "broker", config.RedactURL(cfg.Broker.URL))
 	start := time.Now()
 	err = a.Serve(ctx, ln)
 	a.log.Info("herald stopped", "uptime", time.Since(start).Round(time.Second))

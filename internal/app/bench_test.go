@@ -38,6 +38,7 @@ func BenchmarkPublishThroughMiddleware(b *testing.B) {
 			for b.Loop() {
 				r := httptest.NewRequest(http.MethodPost, "/publish", strings.NewReader(body))
 				r.RemoteAddr = "127.0.0.1:40000"
+				r.Host = "localhost:8080"
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r)

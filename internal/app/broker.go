@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 
 	"github.com/heraldpush/herald/internal/config"
@@ -29,24 +28,15 @@ func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubs
 		redisbroker.LogTo(log)
 		b, err := redisbroker.Open(ctx, u, &redisbroker.Options{Prefix: cfg.Broker.Prefix, Retention: ret, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("--broker %s: %w", redactURL(u), err)
+			return nil, fmt.Errorf("--broker %s: %w", config.RedactURL(u), err)
 		}
 		return b, nil
 	case strings.HasPrefix(u, "nats://"), strings.HasPrefix(u, "tls://"):
 		b, err := natsbroker.Open(ctx, u, &natsbroker.Options{Stream: cfg.Broker.Stream, Retention: ret, Replicas: cfg.Broker.Replicas, Timeout: cfg.Broker.Timeout, Logger: log})
 		if err != nil {
-			return nil, fmt.Errorf("--broker %s: %w", redactURL(u), err)
+			return nil, fmt.Errorf("--broker %s: %w", config.RedactURL(u), err)
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("--broker: unsupported broker %q (use memory, redis://host:port/db or nats://host:port)", redactURL(cfg.Broker.URL))
-}
-
-// redactURL returns a broker URL without its password, for display.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	return u.Redacted()
+	return nil, fmt.Errorf("--broker: unsupported broker %q (use memory, redis://host:port/db or nats://host:port)", config.RedactURL(cfg.Broker.URL))
 }

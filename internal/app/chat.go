@@ -3,9 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/chat"
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/llm"
@@ -18,7 +18,7 @@ import (
 // and the AI SDK's endpoints under /ai/chat (see mountAISDK).
 // Generations are stopped (their streams end with an error event that keeps
 // the partial answer) when the App closes.
-func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
+func (a *App) mountChat(ctx context.Context, rt *access.Router) error {
 	c := &a.cfg.Chat
 	if !c.Enabled {
 		return nil
@@ -54,14 +54,10 @@ func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
 			Retry: a.cfg.Core.Retry, KeepAlive: a.cfg.Core.KeepAlive, WriteTimeout: a.cfg.Core.WriteTimeout,
 			Metrics: a.metrics, Logger: a.log,
 		},
-		// Starting, watching and stopping an answer needs what subscribing
-		// to its topic needs (nothing in development mode).
-		Access: func(r *http.Request, topic string) error {
-			_, err := a.subscribeAccess(r, []string{topic})
-			return err
-		},
-		// Behind a trusted reverse proxy, the client is the one it names.
-		ClientKey:  func(r *http.Request) string { return a.sec.ips.IP(r).String() },
+		// Starting, watching and stopping an answer needs what reading its
+		// topic needs (nothing in development mode); stopping it, being
+		// the one who started it.
+		Access:     a.sec.policy,
 		Registerer: a.metrics.Registry,
 		Logger:     a.log,
 	})
@@ -77,18 +73,24 @@ func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
 	})
 	a.log.Info("chat enabled", "provider", provider.Name(), "model", provider.Model())
 
+	// Chat answers are the chat face's: readable by whoever may read the
+	// chat, through any face; written by the service alone.
+	a.sec.policy.Reserve(access.Namespace{Name: "chat", Face: access.FaceChat, Match: chat.IsTopic, Read: access.ReachAsTopic, Path: "/chat/stream/{id}"})
+	face := func(action access.Action, topics bool) access.Route {
+		return access.Route{Action: action, Face: access.FaceChat, Topics: topics}
+	}
 	page, assets, err := chat.Page(a.site())
 	if err != nil {
 		return err
 	}
-	mux.Handle("GET /chat", page)
+	rt.Handle("GET /chat", static, page)
 	a.dashboardGauges["chat_generations"] = func() float64 { return float64(svc.Running()) }
-	mux.HandleFunc("POST /chat", svc.HandleCreate)
-	mux.HandleFunc("/chat", chat.MethodNotAllowed("GET, POST"))
-	mux.Handle("GET /chat/{file}", assets)
-	mux.HandleFunc("GET /chat/stream/{id}", svc.HandleStream)
-	mux.HandleFunc("/chat/stream/{id}", chat.MethodNotAllowed("GET"))
-	mux.HandleFunc("POST /chat/stream/{id}/cancel", svc.HandleCancel)
-	mux.HandleFunc("/chat/stream/{id}/cancel", chat.MethodNotAllowed("POST"))
-	return a.mountAISDK(mux, svc)
+	rt.HandleFunc("POST /chat", face(access.Create, true), svc.HandleCreate)
+	rt.HandleFunc("/chat", face(access.Public, false), chat.MethodNotAllowed("GET, POST"))
+	rt.Handle("GET /chat/{file}", static, assets)
+	rt.HandleFunc("GET /chat/stream/{id}", face(access.Subscribe, true), svc.HandleStream)
+	rt.HandleFunc("/chat/stream/{id}", face(access.Public, false), chat.MethodNotAllowed("GET"))
+	rt.HandleFunc("POST /chat/stream/{id}/cancel", face(access.Cancel, true), svc.HandleCancel)
+	rt.HandleFunc("/chat/stream/{id}/cancel", face(access.Public, false), chat.MethodNotAllowed("POST"))
+	return a.mountAISDK(rt, svc)
 }

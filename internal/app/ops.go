@@ -2,26 +2,28 @@ package app
 
 import (
 	"context"
-	"net/http"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/admin"
+	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/dashboard"
 )
 
 // devMode reports whether the server runs without authentication.
 func (a *App) devMode() bool { return !a.cfg.Auth.Enabled() }
 
-// mountOps registers the admin API and, when enabled, the dashboard.
-func (a *App) mountOps(ctx context.Context, mux *http.ServeMux) error {
-	token := a.cfg.Ops.AdminToken
-	(&admin.API{Hub: a.hub, Token: token}).Register(mux)
+// mountOps registers the admin API and, when enabled, the dashboard: the
+// admin face, which the policy guards with --admin-token (or, without it,
+// lets only local, same-origin clients in).
+func (a *App) mountOps(ctx context.Context, rt *access.Router) error {
+	(&admin.API{Hub: a.hub}).Register(rt)
 	if !a.dashboardOn() {
 		return nil
 	}
 	a.sampler = dashboard.NewSampler(dashboard.Source{
 		Hub:      a.hub,
 		Registry: a.metrics.Registry,
-		Broker:   redactURL(a.cfg.Broker.URL),
+		Broker:   config.RedactURL(a.cfg.Broker.URL),
 		Gauges:   a.dashboardGauges,
 	}, 0)
 	a.wg.Add(1)
@@ -34,8 +36,10 @@ func (a *App) mountOps(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	mux.Handle("GET /dashboard", admin.Guard(token, page))
-	mux.Handle("GET /dashboard/{file}", assets)
-	mux.Handle("GET /dashboard/stream", admin.Guard(token, a.sampler.StreamHandler()))
+	read := access.Route{Action: access.ReadMetadata, Face: access.FaceAdmin}
+	rt.Handle("GET /dashboard", read, page)
+	// The page's script and style hold no data: public, like every page file.
+	rt.Handle("GET /dashboard/{file}", static, assets)
+	rt.Handle("GET /dashboard/stream", read, a.sampler.StreamHandler())
 	return nil
 }

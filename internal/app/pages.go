@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"net/http"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/webui"
 	"github.com/heraldpush/herald/web"
 )
@@ -34,7 +34,8 @@ func (a *App) dashboardOn() bool { return a.cfg.Ops.Dashboard || a.devMode() }
 // mountPages registers what the pages share (GET /ui/{file}, GET
 // /favicon.ico), the browser client (GET /herald.js, /herald.d.ts) and its
 // example page (GET /hybrid, /hybrid.js, /hybrid.css).
-func (a *App) mountPages(ctx context.Context, mux *http.ServeMux) error {
+func (a *App) mountPages(ctx context.Context, rt *access.Router) error {
+	mux := access.With(rt, static)
 	if err := webui.Register(mux); err != nil {
 		return err
 	}

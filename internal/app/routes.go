@@ -4,15 +4,28 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
+	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
+	"github.com/heraldpush/herald/internal/mercure"
 )
 
-// mount registers every endpoint on mux. Each feature mounts its own
-// endpoints in its own file.
-func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
+// Policy entries shared by several routes.
+var (
+	probe  = access.Route{Action: access.Probe, Face: access.FaceOps}
+	static = access.Route{Action: access.Public, Face: access.FaceStatic}
+)
+
+// mount registers every endpoint on rt, each with its policy entry. Each
+// feature mounts its own endpoints in its own file; a feature reaches only
+// the router, so no route escapes the policy.
+func (a *App) mount(ctx context.Context, rt *access.Router) error {
 	cfg := &a.cfg
+	// The Mercure hub's topics are reserved whether or not the endpoint is
+	// on: history may hold them, and no other face may read them.
+	a.sec.policy.Reserve(mercure.Namespace())
 	events := &eventstream.Handler{
 		Hub:          a.hub,
 		Retry:        cfg.Core.Retry,
@@ -21,9 +34,9 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 		MaxTopics:    cfg.Limits.MaxTopics,
 		Metrics:      a.metrics,
 		Logger:       a.log,
-		Access:       a.subscribeAccess,
+		Access:       a.sec.policy,
 	}
-	mux.Handle("/events", events)
+	rt.Handle("/events", access.Route{Action: access.Subscribe, Face: access.FaceEvents, Topics: true}, events)
 	// Streams on the lean path (hijacked HTTP/1.1 connections) are not
 	// requests http.Server.Shutdown waits for: wait for them here, once
 	// the hub is closed.
@@ -32,42 +45,43 @@ func (a *App) mount(ctx context.Context, mux *http.ServeMux) error {
 		defer cancel()
 		_ = events.Shutdown(ctx)
 	})
-	mux.Handle("/publish", &api.Publisher{
+	rt.Handle("/publish", access.Route{Action: access.Publish, Face: access.FacePublish, Topics: true}, &api.Publisher{
 		Hub:          a.hub,
 		MaxDataBytes: int(cfg.Limits.MaxDataBytes),
 		MaxTopics:    cfg.Limits.MaxTopics,
 		MaxBatch:     cfg.Limits.MaxBatch,
 		Metrics:      a.metrics,
 		Logger:       a.log,
-		Authorize:    a.publishAccess,
+		Access:       a.sec.policy,
 	})
-	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+	rt.HandleFunc("GET /ping", probe, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	rt.HandleFunc("GET /healthz", probe, func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	rt.HandleFunc("GET /readyz", probe, func(w http.ResponseWriter, r *http.Request) {
 		if !a.ready.Load() {
-			httpjson.Error(w, http.StatusServiceUnavailable, "not ready: shutting down")
+			access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: "not ready: shutting down", RetryAfter: 1})
 			return
 		}
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ready", "broker": a.cfg.Broker.URL, "epoch": a.broker.Epoch()})
+		// Unauthenticated: the broker is shown without credentials.
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ready", "broker": config.RedactURL(a.cfg.Broker.URL), "epoch": a.broker.Epoch()})
 	})
-	mux.Handle("GET /metrics", a.metrics.Handler())
+	rt.Handle("GET /metrics", probe, a.metrics.Handler())
 
-	for _, m := range []func(context.Context, *http.ServeMux) error{
+	for _, m := range []func(context.Context, *access.Router) error{
 		a.mountDemo, a.mountWS, a.mountChat, a.mountMercure, a.mountOps, a.mountPages,
 	} {
-		if err := m(ctx, mux); err != nil {
+		if err := m(ctx, rt); err != nil {
 			return err
 		}
 	}
-	mux.HandleFunc("/", a.notFound)
+	rt.HandleFunc("/", static, a.notFound)
 	return nil
 }
 
 func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
-	httpjson.Errorf(w, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no such endpoint: %s %s", r.Method, r.URL.Path))
 }

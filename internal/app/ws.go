@@ -3,19 +3,17 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/send"
 	"github.com/heraldpush/herald/internal/transport/ws"
-	"github.com/heraldpush/herald/pubsub"
 )
 
 // mountWS registers the WebSocket transport (/ws) and client messages
 // (POST /send). The browser client (/herald.js) is served with the pages.
-func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
+func (a *App) mountWS(ctx context.Context, rt *access.Router) error {
 	cfg := &a.cfg
 	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_client_messages_total",
@@ -27,7 +25,7 @@ func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
 	svc := &send.Service{
 		Hub:          a.hub,
 		Dedupe:       send.NewDedupe(cfg.WS.SendDedupeWindow, cfg.WS.SendDedupeSize),
-		Authorize:    a.sendAccess,
+		Access:       a.sec.policy,
 		MaxDataBytes: int(cfg.Limits.MaxDataBytes),
 		Observe:      func(transport, result string) { messages.WithLabelValues(transport, result).Inc() },
 		Logger:       a.log.With("component", "send"),
@@ -35,45 +33,29 @@ func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
 	if cfg.WS.SendWebhook != "" {
 		svc.Webhook = &send.Webhook{URL: cfg.WS.SendWebhook, Timeout: cfg.WS.SendWebhookTimeout}
 	}
-	// Pages of the origins CORS lets in may open WebSockets too. "*" does
-	// not count: a browser sends cookies with every WebSocket handshake, so
-	// any origin would be every site acting with the user's cookies.
-	origins := append([]string(nil), cfg.WS.Origins...)
-	for _, o := range cfg.HTTP.CORSOrigins {
-		if o != "*" {
-			origins = append(origins, strings.TrimRight(o, "/"))
-		}
-	}
 	maxFrame := int64(cfg.WS.MaxFrameBytes)
 	if maxFrame == 0 {
 		maxFrame = 2*int64(cfg.Limits.MaxDataBytes) + 64<<10
 	}
 	h := &ws.Handler{
-		Hub:            a.hub,
-		Send:           svc,
-		MaxTopics:      cfg.Limits.MaxTopics,
-		PingInterval:   cfg.WS.PingInterval,
-		PingTimeout:    cfg.WS.PingTimeout,
-		WriteTimeout:   cfg.Core.WriteTimeout,
-		ResumeTimeout:  cfg.WS.ResumeTimeout,
-		MaxFrameBytes:  maxFrame,
-		OriginPatterns: origins,
-		Disabled:       cfg.WS.Disable,
-		Metrics:        a.metrics,
-		Logger:         a.log.With("component", "ws"),
-		Access:         a.subscribeAccess,
+		Hub:           a.hub,
+		Send:          svc,
+		MaxTopics:     cfg.Limits.MaxTopics,
+		PingInterval:  cfg.WS.PingInterval,
+		PingTimeout:   cfg.WS.PingTimeout,
+		WriteTimeout:  cfg.Core.WriteTimeout,
+		ResumeTimeout: cfg.WS.ResumeTimeout,
+		MaxFrameBytes: maxFrame,
+		Disabled:      cfg.WS.Disable,
+		Metrics:       a.metrics,
+		Logger:        a.log.With("component", "ws"),
+		Access:        a.sec.policy,
 	}
 	a.onClose(h.Close)
-	mux.Handle("/ws", h)
-	mux.Handle("/send", &send.Handler{Service: svc})
+	// The policy checks a WebSocket page's Origin (its own origin, the
+	// exact --cors-origins, --ws-origin patterns): a browser sends cookies
+	// with every handshake and WebSocket has no CORS.
+	rt.Handle("/ws", access.Route{Action: access.Subscribe, Face: access.FaceWS, Topics: true}, h)
+	rt.Handle("/send", access.Route{Action: access.Send, Face: access.FaceSend, Topics: true}, &send.Handler{Service: svc})
 	return nil
-}
-
-// sendAccess decides whether the client that made r may publish m, its
-// message, to m's topic. A client message is a publish, so the publish
-// policy decides: in development mode (no key configured) that lets local
-// clients send; with keys, the client needs a token that may publish to the
-// topic.
-func (a *App) sendAccess(r *http.Request, m *pubsub.Message) error {
-	return a.publishAccess(r, m)
 }

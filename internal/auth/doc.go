@@ -17,9 +17,13 @@
 // endpoint plugs its URI-template matcher in with a [CompilerFunc] that falls
 // back to [Patterns].
 //
-// [Authorizer] puts the pieces together for one server: separate verifiers
-// for publishers and subscribers, and whether anonymous subscribers are
-// allowed. Errors are [*Error] values carrying the HTTP status (401 for a
-// missing, invalid or expired token; 403 for a token that does not cover a
-// topic) and a stable code.
+// [Authorizer] holds one server's verifiers: separate ones for publishers
+// and subscribers (they may be the same). What a request may do with its
+// grant is decided elsewhere, by the access policy (internal/access),
+// which also finds the token ([TokenFromRequest], or
+// [MercureTokenFromRequest] on the Mercure endpoint) and verifies it at
+// most once per request. Errors are [*Error] values carrying the HTTP
+// status (401 for a missing, invalid or expired token; 403 for a token
+// that does not cover a topic) and a stable code; the policy turns them
+// into its one error type.
 package auth

@@ -70,3 +70,8 @@ func Forbidden(action, topic string) *Error {
 // TokenRequired returns the 401 error for a request that needs a token and
 // carries none.
 func TokenRequired() *Error { return errNoToken() }
+
+// ErrExpired returns the 401 error for a token that has expired.
+func ErrExpired() *Error {
+	return unauthorized(CodeTokenExpired, "unauthorized: token expired: get a new one", ErrExpiredToken)
+}

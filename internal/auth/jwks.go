@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/heraldpush/herald/internal/config"
 )
 
 // JWKSOptions configure a JWKS. The zero value of each field is its default.
@@ -172,7 +174,7 @@ func (j *JWKS) fetch(ctx context.Context, force bool) error {
 	if err == nil {
 		j.keys, j.fetched = keys, time.Now()
 	} else {
-		j.o.Logger.Warn("JWKS fetch failed; keeping the keys already known", "url", j.url, "err", err, "keys", len(j.keys))
+		j.o.Logger.Warn("JWKS fetch failed; keeping the keys already known", "url", config.RedactURL(j.url), "err", err, "keys", len(j.keys))
 	}
 	j.lastErr = err
 	j.inflight = nil
@@ -193,7 +195,7 @@ func (j *JWKS) download(ctx context.Context) (map[string]jwk, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", j.url, resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", config.RedactURL(j.url), resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxJWKSBytes+1))
 	if err != nil {

@@ -80,6 +80,34 @@ func TokenFromRequest(r *http.Request) (string, Source, error) {
 	return "", SourceNone, nil
 }
 
+// MercureTokenFromRequest returns the request's token with the Mercure
+// protocol's precedence: the Authorization header, then the authorization
+// query parameter, then the cookie named cookie (mercureAuthorization when
+// empty), then heraldAuthorization. It applies TokenFromRequest's checks
+// and returns ("", SourceNone, nil) when there is no token.
+func MercureTokenFromRequest(r *http.Request, cookie string) (string, Source, error) {
+	if _, ok := r.Header["Authorization"]; ok {
+		return TokenFromRequest(r)
+	}
+	if vs, ok := queryValues(r)[QueryParam]; ok {
+		if len(vs) > 1 {
+			return "", SourceQuery, errInvalid("more than one authorization query parameter", nil)
+		}
+		if vs[0] != "" {
+			return checkLen(vs[0], SourceQuery)
+		}
+	}
+	if cookie == "" {
+		cookie = MercureCookieName
+	}
+	for _, name := range []string{cookie, CookieName} {
+		if c, err := r.Cookie(name); err == nil && c.Value != "" {
+			return checkLen(c.Value, SourceCookie)
+		}
+	}
+	return "", SourceNone, nil
+}
+
 func queryValues(r *http.Request) url.Values {
 	if r.URL == nil {
 		return nil

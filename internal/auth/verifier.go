@@ -73,7 +73,7 @@ type VerifierOptions struct {
 	Audience string
 	// Issuer, if set, must equal the token's "iss".
 	Issuer string
-	// Leeway tolerates clock skew in exp and nbf checks.
+	// Leeway tolerates clock skew in exp, nbf and iat checks.
 	Leeway time.Duration
 	// Compiler compiles the selectors of the mercure claim. Default Patterns.
 	Compiler Compiler
@@ -115,7 +115,9 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 			algs = []string{o.Alg}
 		}
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithLeeway(o.Leeway), jwt.WithStrictDecoding()}
+	// WithIssuedAt: a token issued in the future (beyond the leeway) is
+	// refused, as docs/security.md promises.
+	opts := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithLeeway(o.Leeway), jwt.WithStrictDecoding(), jwt.WithIssuedAt()}
 	if o.Audience != "" {
 		opts = append(opts, jwt.WithAudience(o.Audience))
 	}
@@ -179,7 +181,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Grant, error) {
 func classify(err error) *Error {
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return unauthorized(CodeTokenExpired, "unauthorized: token expired: get a new one", errors.Join(ErrExpiredToken, err))
+		e := ErrExpired()
+		e.Err = errors.Join(ErrExpiredToken, err)
+		return e
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return errInvalid("malformed token (not a JWS compact serialization with JSON claims of the expected types)", err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/llm"
 	"github.com/heraldpush/herald/pubsub"
@@ -25,18 +26,20 @@ func (s *Service) BodyLimit() int64 {
 }
 
 // StartRequest starts a generation for req on behalf of the HTTP request r,
-// as POST /chat does: req is checked against the limits, the Access hook
-// must allow the new stream, and r's client counts against the per-client
-// limit. Errors are for WriteError.
+// as POST /chat does: req is checked against the limits, the access policy
+// must allow a new stream (access.Create), the generation is owned by r's
+// identity, and r's client counts against the per-client limit. Errors are
+// for WriteError.
 func (s *Service) StartRequest(r *http.Request, req *CreateRequest) (*Started, error) {
 	if err := s.validate(req); err != nil {
 		return nil, err
 	}
 	id := newID()
-	if err := s.allow(r, id); err != nil {
+	d, err := s.ask(r, access.Create, id, "")
+	if err != nil {
 		return nil, err
 	}
-	return s.start(r.Context(), id, s.client(r), req.Conversation, llm.Request{Model: req.Model, Messages: req.Messages, MaxTokens: req.MaxTokens})
+	return s.start(r.Context(), id, d.Client, d.Owner, req.Conversation, llm.Request{Model: req.Model, Messages: req.Messages, MaxTokens: req.MaxTokens})
 }
 
 // Follow subscribes to stream id from its first event: the answer so far,
@@ -82,17 +85,24 @@ func (s *Service) Done(id string) <-chan struct{} {
 	return nil
 }
 
-// Allow applies the Access hook to stream id, as the service's own
-// endpoints do. An empty id asks whether r may use a new stream (what POST
-// /chat needs), so that a front end can refuse a request before telling
-// whether a stream exists.
-func (s *Service) Allow(r *http.Request, id string) error {
+// Allow asks the access policy whether r may do action (access.Subscribe
+// to watch, access.Cancel to stop) to stream id, as the service's own
+// endpoints do; a cancel is decided with the generation's owner when it
+// runs here. An empty id asks about a new stream, so that a front end can
+// refuse a request before telling whether a stream exists.
+func (s *Service) Allow(r *http.Request, action access.Action, id string) (access.Decision, error) {
 	if id == "" {
 		id = newID()
 	}
-	return s.allow(r, id)
+	owner := ""
+	if action == access.Cancel {
+		if g := s.lookup(id); g != nil {
+			owner = g.owner
+		}
+	}
+	return s.ask(r, action, id, owner)
 }
 
 // WriteError answers err, as returned by the service, with its status and a
 // JSON body saying what was wrong.
-func (s *Service) WriteError(w http.ResponseWriter, err error) { s.fail(w, err) }
+func (s *Service) WriteError(w http.ResponseWriter, r *http.Request, err error) { s.fail(w, r, err) }

@@ -1,20 +1,17 @@
 package chat
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
-	"net"
 	"net/http"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
@@ -39,16 +36,10 @@ type CreateRequest struct {
 	MaxTokens int `json:"maxTokens,omitempty"`
 }
 
-// statusError is a refusal with its HTTP status.
-type statusError struct {
-	status int
-	msg    string
-}
+func badRequest(format string, args ...any) error { return access.BadRequest(format, args...) }
 
-func (e *statusError) Error() string { return e.msg }
-
-func badRequest(format string, args ...any) error {
-	return &statusError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+func tooLarge(format string, args ...any) error {
+	return access.Errorf(http.StatusRequestEntityTooLarge, access.CodeTooLarge, format, args...)
 }
 
 // HandleCreate serves POST /chat: it starts a generation and answers 201
@@ -56,12 +47,12 @@ func badRequest(format string, args ...any) error {
 func (s *Service) HandleCreate(w http.ResponseWriter, r *http.Request) {
 	req, err := s.parseCreate(w, r)
 	if err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	started, err := s.StartRequest(r, req)
 	if err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Location", started.Stream)
@@ -71,24 +62,18 @@ func (s *Service) HandleCreate(w http.ResponseWriter, r *http.Request) {
 func (s *Service) parseCreate(w http.ResponseWriter, r *http.Request) (*CreateRequest, error) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-		return nil, &statusError{http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: send application/json", ct)}
+		return nil, access.Errorf(http.StatusUnsupportedMediaType, "", "unsupported Content-Type %q: send application/json", ct)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.BodyLimit()))
+	body, err := access.ReadBody(w, r, s.BodyLimit())
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, &statusError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit)}
-		}
-		return nil, badRequest("cannot read the request body: %v", err)
+		return nil, err
+	}
+	if !utf8.Valid(body) {
+		return nil, badRequest("malformed JSON: the body is not valid UTF-8")
 	}
 	var req CreateRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, badRequest("malformed JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, badRequest("malformed JSON: trailing data after the value")
+	if err := httpjson.DecodeStrict(body, &req); err != nil {
+		return nil, badRequest("%v", err)
 	}
 	return &req, nil // StartRequest checks it against the limits
 }
@@ -100,7 +85,7 @@ func (s *Service) validate(req *CreateRequest) error {
 		return badRequest(`"messages" is required: give at least one {"role": "user", "content": "..."}`)
 	}
 	if l.MaxMessages > 0 && len(req.Messages) > l.MaxMessages {
-		return &statusError{http.StatusRequestEntityTooLarge, fmt.Sprintf("too many messages: %d (limit %d)", len(req.Messages), l.MaxMessages)}
+		return tooLarge("too many messages: %d (limit %d)", len(req.Messages), l.MaxMessages)
 	}
 	size, users := 0, 0
 	for i, m := range req.Messages {
@@ -122,7 +107,7 @@ func (s *Service) validate(req *CreateRequest) error {
 		return badRequest(`no message with "role": "user": there is nothing to answer`)
 	}
 	if l.MaxPromptBytes > 0 && size > l.MaxPromptBytes {
-		return &statusError{http.StatusRequestEntityTooLarge, fmt.Sprintf("prompt too large: the messages hold %d bytes (limit %d)", size, l.MaxPromptBytes)}
+		return tooLarge("prompt too large: the messages hold %d bytes (limit %d)", size, l.MaxPromptBytes)
 	}
 	if !s.allowedModel(req.Model) {
 		allowed := append([]string{s.provider.Model()}, l.AllowedModels...)
@@ -143,18 +128,19 @@ func (s *Service) validate(req *CreateRequest) error {
 func (s *Service) HandleStream(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !validID(id) {
-		s.fail(w, ErrNotFound)
+		s.fail(w, r, ErrNotFound)
 		return
 	}
-	if err := s.allow(r, id); err != nil {
-		s.fail(w, err)
+	d, err := s.ask(r, access.Subscribe, id, "")
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
 	topic := TopicPrefix + id
 	start, err := s.streamStart(ctx, id)
 	if err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	last := r.Header.Get("Last-Event-ID")
@@ -165,7 +151,7 @@ func (s *Service) HandleStream(w http.ResponseWriter, r *http.Request) {
 		// A new watcher: the whole answer. A finished one in one event.
 		snap, err := s.hub.Broker().Read(ctx, pubsub.Query{Topics: []string{topic}})
 		if err != nil {
-			s.fail(w, fmt.Errorf("chat: history unavailable: %w", err))
+			s.fail(w, r, fmt.Errorf("chat: history unavailable: %w", err))
 			return
 		}
 		if _, fin := snap.Finals[topic]; fin && len(snap.Retained) > 0 {
@@ -182,11 +168,15 @@ func (s *Service) HandleStream(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	case err != nil:
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	defer sub.Close()
-	eventstream.Stream(ctx, w, sub, s.stream)
+	// Like /events, the stream ends with herald.auth-expired when the
+	// token does.
+	o := s.stream
+	o.Expires = d.Expires
+	eventstream.Stream(ctx, w, sub, o)
 }
 
 // writeFinal writes a finished stream's final event as a whole stream.
@@ -226,17 +216,17 @@ type CancelResult struct {
 func (s *Service) HandleCancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !validID(id) {
-		s.fail(w, ErrNotFound)
+		s.fail(w, r, ErrNotFound)
 		return
 	}
-	if err := s.allow(r, id); err != nil {
-		s.fail(w, err)
+	if _, err := s.Allow(r, access.Cancel, id); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	if err := s.Stop(ctx, id); err != nil {
-		s.fail(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	httpjson.Write(w, http.StatusOK, CancelResult{ID: id, Stopped: true})
@@ -244,62 +234,40 @@ func (s *Service) HandleCancel(w http.ResponseWriter, r *http.Request) {
 
 // MethodNotAllowed answers a request whose method the path does not take.
 func MethodNotAllowed(allow string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		httpjson.Errorf(w, http.StatusMethodNotAllowed, "method %s not allowed: use %s", r.Method, allow)
-	}
+	return func(w http.ResponseWriter, r *http.Request) { access.WriteMethodNotAllowed(w, r, allow) }
 }
 
-// allow applies the Access hook to stream id.
-func (s *Service) allow(r *http.Request, id string) error {
-	if s.access == nil {
-		return nil
+// ask asks the policy whether r may do action to stream id (whose owner,
+// for a cancel, is owner when known).
+func (s *Service) ask(r *http.Request, action access.Action, id, owner string) (access.Decision, error) {
+	d, err := access.Ask(s.access, r, access.Query{Action: action, Face: access.FaceChat, Topics: []string{TopicPrefix + id}, Owner: owner})
+	if err == nil && d.Client == "" {
+		d.Client = "unknown"
 	}
-	if err := s.access(r, TopicPrefix+id); err != nil {
-		var he *eventstream.HTTPError
-		if errors.As(err, &he) {
-			return he
-		}
-		return &statusError{http.StatusForbidden, err.Error()}
-	}
-	return nil
+	return d, err
 }
 
-// fail answers err with its status and a JSON body.
-func (s *Service) fail(w http.ResponseWriter, err error) {
-	var se *statusError
-	var he *eventstream.HTTPError
+// fail answers err: an *access.Error as it is, the service's errors with
+// their statuses.
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *access.Error
 	switch {
-	case errors.As(err, &se):
-		httpjson.Error(w, se.status, se.msg)
-	case errors.As(err, &he):
-		httpjson.ErrorCode(w, he.Status, he.Code, he.Msg)
+	case errors.As(err, &e):
 	case errors.Is(err, ErrNotFound):
-		httpjson.Error(w, http.StatusNotFound, "no such chat stream (unknown id, or forgotten after --chat-retention)")
+		e = access.Errorf(http.StatusNotFound, "", "no such chat stream (unknown id, or forgotten after --chat-retention)")
 	case errors.Is(err, ErrFinished):
-		httpjson.Error(w, http.StatusConflict, "the generation has already finished")
+		e = access.Errorf(http.StatusConflict, "", "the generation has already finished")
 	case errors.Is(err, ErrNotHere):
-		httpjson.Error(w, http.StatusConflict, "the generation is not running on this server (it was started on another node, or before a restart); it cannot be stopped from here")
+		e = access.Errorf(http.StatusConflict, "", "the generation is not running on this server (it was started on another node, or before a restart); it cannot be stopped from here")
 	case errors.Is(err, ErrBusy):
-		w.Header().Set("Retry-After", "5")
-		httpjson.Error(w, http.StatusTooManyRequests, strings.TrimPrefix(err.Error(), "chat: "))
+		e = &access.Error{Status: http.StatusTooManyRequests, Msg: strings.TrimPrefix(err.Error(), "chat: "), RetryAfter: 5}
 	case errors.Is(err, ErrClosed), errors.Is(err, hub.ErrClosed), errors.Is(err, pubsub.ErrClosed):
-		w.Header().Set("Retry-After", "1")
-		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+		e = &access.Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1}
 	case errors.Is(err, context.DeadlineExceeded):
-		httpjson.Error(w, http.StatusGatewayTimeout, "the generation did not stop in time")
+		e = access.Errorf(http.StatusGatewayTimeout, "", "the generation did not stop in time")
 	default:
 		s.log.Error("chat request failed", "err", err)
-		w.Header().Set("Retry-After", "1")
-		httpjson.Error(w, http.StatusServiceUnavailable, err.Error())
+		e = &access.Error{Status: http.StatusServiceUnavailable, Msg: err.Error(), RetryAfter: 1}
 	}
-}
-
-// clientAddr is the default client key: the IP address of the peer.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	access.Write(w, r, e)
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/llm"
@@ -34,6 +34,13 @@ const (
 
 // TopicPrefix starts the topic of every chat stream: "chat/<id>".
 const TopicPrefix = "chat/"
+
+// IsTopic reports whether topic is the topic of a chat stream: TopicPrefix
+// and an id of the form the service makes (26 characters of base32). Other
+// topics under "chat/" are ordinary topics.
+func IsTopic(topic string) bool {
+	return strings.HasPrefix(topic, TopicPrefix) && validID(topic[len(TopicPrefix):])
+}
 
 // Done is the data of a done event.
 type Done struct {
@@ -105,13 +112,12 @@ type Options struct {
 	Retention time.Duration
 	// Stream configures the text/event-stream responses.
 	Stream eventstream.StreamOptions
-	// Access, if set, decides whether a request may start (POST /chat),
-	// watch or cancel the stream of topic. It returns an error to refuse:
-	// an *eventstream.HTTPError chooses the status, anything else is 403.
-	Access func(r *http.Request, topic string) error
-	// ClientKey identifies a request's client for the per-client limit.
-	// Default: the IP address of the connection's peer.
-	ClientKey func(r *http.Request) string
+	// Access decides whether a request may start (access.Create), watch
+	// (access.Subscribe) or stop (access.Cancel) the stream of a topic,
+	// on face access.FaceChat; it names the requester (the owner of what
+	// it starts) and its address (for the per-client limit). Nil lets
+	// every request in, all from one client (unit tests).
+	Access access.Decider
 	// Registerer, if set, gets the service's metrics.
 	Registerer prometheus.Registerer
 	// Logger; default slog.Default().
@@ -157,8 +163,7 @@ type Service struct {
 	stream   eventstream.StreamOptions
 	log      *slog.Logger
 	metrics  *metrics
-	client   func(*http.Request) string
-	access   func(*http.Request, string) error
+	access   access.Decider
 
 	mu        sync.Mutex // guards the fields below
 	gens      map[string]*generation
@@ -179,6 +184,7 @@ const (
 type generation struct {
 	id, topic    string
 	client       string
+	owner        string // who started it: only they may stop it (access.Query.Owner)
 	model        string
 	conversation string
 	start        pubsub.Position // just before the topic's first event
@@ -211,10 +217,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		hub: o.Hub, provider: o.Provider, limits: o.Limits, histMax: o.HistoryMaxEvents,
 		keep: o.Retention, stream: o.Stream, log: o.Logger,
-		gens: make(map[string]*generation), perClient: make(map[string]int), client: o.ClientKey, access: o.Access,
-	}
-	if s.client == nil {
-		s.client = clientAddr
+		gens: make(map[string]*generation), perClient: make(map[string]int), access: o.Access,
 	}
 	s.metrics = newMetrics(s)
 	if o.Registerer != nil {
@@ -242,17 +245,17 @@ type Started struct {
 // stopped, or the service closes; ctx only carries values (it may be a
 // request's context: its cancellation does not stop the generation).
 func (s *Service) Start(ctx context.Context, client, conversation string, req llm.Request) (*Started, error) {
-	return s.start(ctx, newID(), client, conversation, req)
+	return s.start(ctx, newID(), client, "", conversation, req)
 }
 
-func (s *Service) start(ctx context.Context, id, client, conversation string, req llm.Request) (*Started, error) {
+func (s *Service) start(ctx context.Context, id, client, owner, conversation string, req llm.Request) (*Started, error) {
 	if req.Model == "" {
 		req.Model = s.provider.Model()
 	}
 	if req.MaxTokens <= 0 || req.MaxTokens > s.limits.MaxTokens {
 		req.MaxTokens = s.limits.MaxTokens
 	}
-	g := &generation{id: id, client: client, model: req.Model, conversation: conversation, done: make(chan struct{})}
+	g := &generation{id: id, client: client, owner: owner, model: req.Model, conversation: conversation, done: make(chan struct{})}
 	g.topic = TopicPrefix + g.id
 	// Every event of the topic comes after the log's head now.
 	snap, err := s.hub.Broker().Read(ctx, pubsub.Query{Topics: []string{g.topic}})

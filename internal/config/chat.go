@@ -77,7 +77,7 @@ func (c *Chat) validate() error {
 	if c.LLMBaseURL != "" {
 		u, err := url.Parse(c.LLMBaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("llm-base-url: %q is not an http(s) URL such as https://api.openai.com/v1", c.LLMBaseURL))
+			errs = append(errs, fmt.Errorf("llm-base-url: %q is not an http(s) URL such as https://api.openai.com/v1", RedactURL(c.LLMBaseURL)))
 		}
 		if c.LLMModel == "" {
 			errs = append(errs, errors.New("llm-model: required with --llm-base-url (e.g. gpt-4o-mini for OpenAI, llama3.2 for Ollama)"))

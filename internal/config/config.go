@@ -220,17 +220,11 @@ func PrintDefaults(w io.Writer, fs *flag.FlagSet) {
 	})
 }
 
-// Redacted returns the effective value of each flag of fs, with secrets
-// replaced by "REDACTED".
+// Redacted returns the effective value of each flag of fs as Redact shows
+// it: secrets replaced by "REDACTED", credentials in URLs hidden.
 func Redacted(fs *flag.FlagSet) map[string]string {
 	out := make(map[string]string)
-	fs.VisitAll(func(f *flag.Flag) {
-		v := f.Value.String()
-		if IsSecret(f.Name) && v != "" {
-			v = "REDACTED"
-		}
-		out[f.Name] = v
-	})
+	fs.VisitAll(func(f *flag.Flag) { out[f.Name] = Redact(f.Name, f.Value.String()) })
 	return out
 }
 

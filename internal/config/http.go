@@ -33,6 +33,12 @@ type HTTP struct {
 	// X-Forwarded-For header names the real client.
 	TrustedProxies Strings
 
+	// AllowedHosts are the host names requests may be addressed to (the
+	// Host header), against DNS rebinding; empty: the defaults (localhost
+	// names, IP addresses, the listen host and the hosts of the configured
+	// origins); "*": any.
+	AllowedHosts Strings
+
 	// MaxConnections bounds the open TCP connections (0: no limit).
 	MaxConnections int
 	// MaxConnectionsPerIP and MaxConnectionsPerSubject bound the concurrent
@@ -40,6 +46,10 @@ type HTTP struct {
 	// token subject (0: no limit).
 	MaxConnectionsPerIP      int
 	MaxConnectionsPerSubject int
+	// MaxIdleConnectionsPerIP bounds the open TCP connections of one peer
+	// address that are not serving a request (0: no limit); trusted
+	// proxies are exempt.
+	MaxIdleConnectionsPerIP int
 	// PublishRate is the sustained publish requests per second allowed per
 	// token subject (or client address without a token); PublishBurst the
 	// burst. 0 rate: no limit.
@@ -61,7 +71,9 @@ func (c *HTTP) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.BoolVar(&c.H2C, "h2c", false, "also serve cleartext HTTP/2 (prior knowledge), for a proxy that speaks HTTP/2 to Herald")
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client, comma-separated")
+	fs.Var(&c.AllowedHosts, "allowed-hosts", "host names clients may address Herald by (Host header), comma-separated; *.example.com covers subdomains; * allows any (empty: localhost names, IP addresses, the --addr host and the hosts of --cors-origins and --ws-origin). Guards against DNS rebinding: see docs/security.md")
 	fs.IntVar(&c.MaxConnections, "max-connections", 100000, "most open TCP connections; more are refused with 503 (0: no limit)")
+	fs.IntVar(&c.MaxIdleConnectionsPerIP, "max-idle-connections-per-ip", 256, "most open TCP connections from one peer address that are not serving a request (new or idle keep-alive); more are refused with 503 (0: no limit; --trusted-proxies are exempt)")
 	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 1000, "most concurrent requests (an open stream counts as one) from one client address; more get 429 (0: no limit)")
 	fs.IntVar(&c.MaxConnectionsPerSubject, "max-connections-per-subject", 100, "most concurrent requests (an open stream counts as one) per token subject; more get 429 (0: no limit)")
 	fs.Float64Var(&c.PublishRate, "publish-rate", 1000, "publish requests per second allowed per token subject (per client address without a token); more get 429 with Retry-After (0: no limit)")
@@ -94,8 +106,13 @@ func (c *HTTP) validate() error {
 	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
 	}
-	if c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 || c.MaxConnectionsPerSubject < 0 {
-		errs = append(errs, errors.New("--max-connections, --max-connections-per-ip, --max-connections-per-subject: must not be negative"))
+	if c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 || c.MaxConnectionsPerSubject < 0 || c.MaxIdleConnectionsPerIP < 0 {
+		errs = append(errs, errors.New("--max-connections, --max-connections-per-ip, --max-connections-per-subject, --max-idle-connections-per-ip: must not be negative"))
+	}
+	for _, h := range c.AllowedHosts {
+		if err := checkHostPattern(h); err != nil {
+			errs = append(errs, fmt.Errorf("--allowed-hosts: %w", err))
+		}
 	}
 	if c.PublishRate < 0 || c.PublishRate > 0 && c.PublishBurst < 1 {
 		errs = append(errs, errors.New("--publish-rate must not be negative, and --publish-burst must be at least 1"))
@@ -114,6 +131,19 @@ func checkOrigin(o string) error {
 	}
 	if strings.ToLower(o) != o {
 		return fmt.Errorf("%q: write origins in lower case", o)
+	}
+	return nil
+}
+
+// checkHostPattern accepts "*", a host name, "*.domain" and an IP address;
+// no scheme, port or path.
+func checkHostPattern(h string) error {
+	if h == "*" {
+		return nil
+	}
+	name := strings.TrimPrefix(h, "*.")
+	if name == "" || strings.ContainsAny(name, "/:@*?#[] ") && net.ParseIP(strings.Trim(name, "[]")) == nil {
+		return fmt.Errorf("%q is not a host name like push.example.com or *.example.com (no scheme, port or path)", h)
 	}
 	return nil
 }

@@ -74,7 +74,7 @@ func (c *WS) validate() error {
 	if c.SendWebhook != "" {
 		u, err := url.Parse(c.SendWebhook)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("send-webhook: %q is not an http:// or https:// URL", c.SendWebhook))
+			errs = append(errs, fmt.Errorf("send-webhook: %q is not an http:// or https:// URL", RedactURL(c.SendWebhook)))
 		}
 	}
 	return errors.Join(errs...)

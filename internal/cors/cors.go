@@ -19,6 +19,7 @@ var ExposedHeaders = []string{"Retry-After", "Link"}
 // Policy is a set of allowed origins. Create one with New. It is safe for
 // concurrent use.
 type Policy struct {
+	list    []string
 	origins map[string]bool
 	any     bool
 	allowed map[string]bool // lower-cased AllowedHeaders
@@ -36,12 +37,22 @@ func New(origins []string) *Policy {
 			p.any = true
 			continue
 		}
-		p.origins[strings.ToLower(strings.TrimRight(o, "/"))] = true
+		o = strings.ToLower(strings.TrimRight(o, "/"))
+		p.origins[o] = true
+		p.list = append(p.list, o)
 	}
 	for _, h := range AllowedHeaders {
 		p.allowed[strings.ToLower(h)] = true
 	}
 	return p
+}
+
+// Origins returns the origins allowed by name, with credentials.
+func (p *Policy) Origins() []string {
+	if p == nil {
+		return nil
+	}
+	return append([]string(nil), p.list...)
 }
 
 // Enabled reports whether any cross-origin access is allowed.

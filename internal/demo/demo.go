@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
@@ -64,8 +66,14 @@ type Options struct {
 	TaskInterval time.Duration
 	// MaxTasks bounds the tasks running at once. Default 100.
 	MaxTasks int
-	// MaxDataBytes bounds a broadcast message. Default 1 MiB.
-	MaxDataBytes int
+	// MaxMessageBytes bounds a broadcast message. Default 4 KiB: with the
+	// broker's per-topic event limit it bounds what the demo topic holds.
+	MaxMessageBytes int
+	// Access decides who may read the demo's topics (access.Subscribe)
+	// and write to them (access.Publish: broadcasts and tasks, charged to
+	// the publish rate), on face access.FaceDemo; see Namespace. Nil lets
+	// everyone (unit tests).
+	Access access.Decider
 	// Retry, KeepAlive and WriteTimeout are the stream settings of
 	// /sse/subscribe, as for /events.
 	Retry, KeepAlive, WriteTimeout time.Duration
@@ -106,8 +114,8 @@ func New(o Options) *Demo {
 	if o.MaxTasks <= 0 {
 		o.MaxTasks = 100
 	}
-	if o.MaxDataBytes <= 0 {
-		o.MaxDataBytes = 1 << 20
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 4 << 10
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -121,16 +129,37 @@ func New(o Options) *Demo {
 	return &Demo{o: o, connected: connected, ctx: ctx, cancel: cancel, running: make(map[int]*task)}
 }
 
-// Register adds the demo's routes to mux: the page at / and its files,
-// /sse/subscribe, /sse/broadcast, /sse/start-task and /sse/tasks.
-func (d *Demo) Register(mux *http.ServeMux) error {
-	if err := registerPage(mux, d.o.Site); err != nil {
+// Namespace is the demo's reserved namespace: Topic and every task's
+// topic. Anyone may read it, through any face (the demo is open to anyone
+// by design); only the demo's own endpoints write to it.
+func Namespace() access.Namespace {
+	return access.Namespace{
+		Name: "the demo",
+		Face: access.FaceDemo,
+		Match: func(t string) bool {
+			return t == Topic || strings.HasPrefix(t, "demo/task/")
+		},
+		Read:     access.ReachAnyone,
+		Writable: true,
+	}
+}
+
+// FaceRules returns the policy's rules for the demo's face: anyone may
+// write to its namespace, without a token, charged to the publish rate by
+// address.
+func FaceRules() access.FaceRules { return access.FaceRules{OpenWrites: true} }
+
+// Register adds the demo's routes to reg, each with its policy entry: the
+// page at / and its files, /sse/subscribe, /sse/broadcast, /sse/start-task
+// and /sse/tasks.
+func (d *Demo) Register(reg access.Registrar) error {
+	if err := registerPage(access.With(reg, access.Route{Action: access.Public, Face: access.FaceStatic}), d.o.Site); err != nil {
 		return err
 	}
-	mux.HandleFunc("/sse/subscribe", d.subscribe)
-	mux.HandleFunc("/sse/broadcast", d.broadcast)
-	mux.HandleFunc("/sse/start-task", d.startTask)
-	mux.HandleFunc("/sse/tasks", d.tasks)
+	reg.HandleFunc("/sse/subscribe", access.Route{Action: access.Subscribe, Face: access.FaceDemo, Topics: true}, d.subscribe)
+	reg.HandleFunc("/sse/broadcast", access.Route{Action: access.Publish, Face: access.FaceDemo, Topics: true}, d.broadcast)
+	reg.HandleFunc("/sse/start-task", access.Route{Action: access.Publish, Face: access.FaceDemo, Topics: true}, d.startTask)
+	reg.HandleFunc("/sse/tasks", access.Route{Action: access.ReadMetadata, Face: access.FaceDemo}, d.tasks)
 	return nil
 }
 
@@ -150,9 +179,13 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 			return true
 		}
 	}
-	w.Header().Set("Allow", strings.Join(methods, ", "))
-	httpjson.Errorf(w, http.StatusMethodNotAllowed, "method not allowed: use %s", strings.Join(methods, " or "))
+	access.WriteMethodNotAllowed(w, r, strings.Join(methods, ", "))
 	return false
+}
+
+// ask asks the policy whether r may do action to the demo's topic.
+func (d *Demo) ask(r *http.Request, action access.Action, topic string) (access.Decision, error) {
+	return access.Ask(d.o.Access, r, access.Query{Action: action, Face: access.FaceDemo, Topics: []string{topic}})
 }
 
 func text(w http.ResponseWriter, s string) {
@@ -168,54 +201,55 @@ func text(w http.ResponseWriter, s string) {
 // demo topic (or, with ?task=n, task n's topic) as a resumable stream.
 func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+		access.WriteMethodNotAllowed(w, r, http.MethodGet)
 		return
 	}
 	q := r.URL.Query()
 	topic := Topic
+	n := 0
 	if vs, ok := q["task"]; ok {
-		n, err := strconv.Atoi(vs[0])
+		var err error
+		n, err = strconv.Atoi(vs[0])
 		if len(vs) != 1 || err != nil || n < 1 {
-			httpjson.Errorf(w, http.StatusBadRequest, "task: want one positive task number, got %q", strings.Join(vs, ","))
+			access.Write(w, r, access.BadRequest("task: want one positive task number, got %q", strings.Join(vs, ",")))
 			return
 		}
+		topic = TaskTopic(n)
+	}
+	ad, err := d.ask(r, access.Subscribe, topic)
+	if err != nil {
+		access.Write(w, r, err)
+		return
+	}
+	if n > 0 {
 		over, err := d.taskOver(r.Context(), n)
 		switch {
 		case errors.Is(err, errNoTask):
-			httpjson.Errorf(w, http.StatusNotFound, "no such task: %d", n)
+			access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no such task: %d", n))
 			return
 		case err != nil:
-			httpjson.Errorf(w, http.StatusServiceUnavailable, "history unavailable: %v", err)
+			access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("history unavailable: %v", err), RetryAfter: 1})
 			return
 		case over:
 			finished(w)
 			return
 		}
-		topic = TaskTopic(n)
 	}
 	lastID := r.Header.Get("Last-Event-ID")
 	if lastID == "" {
 		lastID = q.Get("lastEventID")
 	}
-	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: lastID})
-	switch {
-	case errors.Is(err, hub.ErrFinished):
-		finished(w)
-		return
-	case errors.Is(err, hub.ErrClosed):
-		w.Header().Set("Retry-After", "1")
-		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
-		return
-	case err != nil:
-		d.o.Logger.Error("demo: subscribe failed", "err", err)
-		httpjson.Errorf(w, http.StatusServiceUnavailable, "history unavailable: %v", err)
+	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: lastID, CanSeePrivate: ad.CanSeePrivate})
+	if err != nil {
+		if err := eventstream.SubscribeError(w, err, d.o.Logger); err != nil {
+			access.Write(w, r, err)
+		}
 		return
 	}
 	defer sub.Close()
 	eventstream.Stream(r.Context(), w, sub, eventstream.StreamOptions{
 		Retry: d.o.Retry, KeepAlive: d.o.KeepAlive, WriteTimeout: d.o.WriteTimeout,
-		Metrics: d.o.Metrics, Logger: d.o.Logger, Preamble: d.connected,
+		Metrics: d.o.Metrics, Logger: d.o.Logger, Preamble: d.connected, Expires: ad.Expires,
 	})
 }
 
@@ -257,46 +291,52 @@ func (d *Demo) broadcast(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, int64(3*d.o.MaxDataBytes+64<<10))
-	if err := r.ParseForm(); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			httpjson.Errorf(w, http.StatusRequestEntityTooLarge, "request body over %d bytes", mbe.Limit)
-			return
-		}
-		httpjson.Errorf(w, http.StatusBadRequest, "malformed form: %v", err)
+	form, err := d.form(w, r)
+	if err != nil {
+		access.Write(w, r, err)
 		return
 	}
-	vals := r.Form["message"]
+	vals := form["message"]
 	switch {
 	case len(vals) == 0:
-		httpjson.Error(w, http.StatusBadRequest, `missing "message" parameter, e.g. /sse/broadcast?message=hello`)
+		access.Write(w, r, access.BadRequest(`missing "message" parameter, e.g. /sse/broadcast?message=hello`))
 		return
 	case len(vals) > 1:
-		httpjson.Errorf(w, http.StatusBadRequest, `"message" given %d times`, len(vals))
+		access.Write(w, r, access.BadRequest(`"message" given %d times`, len(vals)))
 		return
 	case vals[0] == "":
-		httpjson.Error(w, http.StatusBadRequest, `"message" is empty (an event with empty data is not dispatched by EventSource)`)
+		access.Write(w, r, access.BadRequest(`"message" is empty (an event with empty data is not dispatched by EventSource)`))
 		return
 	case !utf8.ValidString(vals[0]):
-		httpjson.Error(w, http.StatusBadRequest, `"message" is not valid UTF-8`)
+		access.Write(w, r, access.BadRequest(`"message" is not valid UTF-8`))
 		return
-	case len(vals[0]) > d.o.MaxDataBytes:
-		httpjson.Errorf(w, http.StatusRequestEntityTooLarge, `"message" is %d bytes, over the limit of %d`, len(vals[0]), d.o.MaxDataBytes)
+	case len(vals[0]) > d.o.MaxMessageBytes:
+		access.Write(w, r, access.Errorf(http.StatusRequestEntityTooLarge, access.CodeTooLarge, `"message" is %d bytes, over the limit of %d (--demo-max-message-bytes)`, len(vals[0]), d.o.MaxMessageBytes))
+		return
+	}
+	if _, err := d.ask(r, access.Publish, Topic); err != nil {
+		access.Write(w, r, err)
 		return
 	}
 	msg := vals[0]
 	if _, err := d.o.Hub.Publish(r.Context(), &pubsub.Message{Topics: []string{Topic}, Type: TypeBroadcast, Data: msg}); err != nil {
-		d.publishFailed(w, err)
+		d.publishFailed(w, r, err)
 		return
 	}
 	text(w, "Broadcast message: "+msg)
 }
 
-func (d *Demo) publishFailed(w http.ResponseWriter, err error) {
+// form returns the request's form (the query, and for a POST an urlencoded
+// body): the body is bounded by the message limit (URL-encoded, three
+// bytes a byte) and refused before it is read when its Content-Length is
+// over it.
+func (d *Demo) form(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	return access.ReadForm(w, r, int64(3*d.o.MaxMessageBytes+4<<10))
+}
+
+func (d *Demo) publishFailed(w http.ResponseWriter, r *http.Request, err error) {
 	d.o.Logger.Warn("demo: publish failed", "err", err)
-	w.Header().Set("Retry-After", "1")
-	httpjson.Errorf(w, http.StatusServiceUnavailable, "cannot publish: %v", err)
+	access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("cannot publish: %v", err), RetryAfter: 1})
 }
 
 // startTask serves GET and POST /sse/start-task.
@@ -304,17 +344,21 @@ func (d *Demo) startTask(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodGet, http.MethodPost) {
 		return
 	}
+	// A task publishes a dozen events to the demo's topics: it is a
+	// write, charged to the publish rate.
+	if _, err := d.ask(r, access.Publish, Topic); err != nil {
+		access.Write(w, r, err)
+		return
+	}
 	d.mu.Lock()
 	switch {
 	case d.closed:
 		d.mu.Unlock()
-		w.Header().Set("Retry-After", "1")
-		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+		access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1})
 		return
 	case len(d.running) >= d.o.MaxTasks:
 		d.mu.Unlock()
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(d.o.TaskInterval.Seconds()))))
-		httpjson.Errorf(w, http.StatusTooManyRequests, "too many tasks running (limit %d); try again later", d.o.MaxTasks)
+		access.Write(w, r, &access.Error{Status: http.StatusTooManyRequests, Msg: fmt.Sprintf("too many tasks running (limit %d); try again later", d.o.MaxTasks), RetryAfter: max(1, int(d.o.TaskInterval.Seconds()))})
 		return
 	}
 	d.last++

@@ -285,7 +285,7 @@ func TestBroadcastReachesEverySubscriber(t *testing.T) {
 }
 
 func TestBroadcastBadInput(t *testing.T) {
-	srv := apptest.Start(t, func(c *config.Server) { c.Limits.MaxDataBytes = 1024 })
+	srv := apptest.Start(t, func(c *config.Server) { c.Demo.MaxMessageBytes = 1024 })
 	form := "application/x-www-form-urlencoded"
 	for _, tc := range []struct {
 		name, method, url, contentType, body string
@@ -300,7 +300,7 @@ func TestBroadcastBadInput(t *testing.T) {
 		{"too large", http.MethodGet, "/sse/broadcast?message=" + strings.Repeat("x", 1025), "", "", http.StatusRequestEntityTooLarge, "limit"},
 		{"body too large", http.MethodPost, "/sse/broadcast", form, "message=" + strings.Repeat("x", 200<<10), http.StatusRequestEntityTooLarge, "bytes"},
 		{"malformed form", http.MethodPost, "/sse/broadcast", form, "message=%zz", http.StatusBadRequest, "malformed"},
-		{"PUT", http.MethodPut, "/sse/broadcast?message=x", "", "", http.StatusMethodNotAllowed, "GET or POST"},
+		{"PUT", http.MethodPut, "/sse/broadcast?message=x", "", "", http.StatusMethodNotAllowed, "GET, POST"},
 		{"HEAD", http.MethodHead, "/sse/broadcast?message=x", "", "", http.StatusMethodNotAllowed, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -508,7 +508,7 @@ func TestStartTaskBadInputAndLimits(t *testing.T) {
 		c.Demo.MaxTasks = 2
 	})
 	status, h, body := call(t, http.MethodDelete, srv.URL+"/sse/start-task", "", "")
-	expectJSONError(t, status, h, body, http.StatusMethodNotAllowed, "GET or POST")
+	expectJSONError(t, status, h, body, http.StatusMethodNotAllowed, "GET, POST")
 	status, h, body = call(t, http.MethodPost, srv.URL+"/sse/tasks", "", "")
 	expectJSONError(t, status, h, body, http.StatusMethodNotAllowed, "GET")
 

@@ -1,8 +1,7 @@
 package demo
 
 import (
-	"net/http"
-
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/webui"
 	webdemo "github.com/heraldpush/herald/web/demo"
 )
@@ -16,7 +15,7 @@ const (
 
 // registerPage serves index.html at / with site's header, and the page's
 // other files under /demo/.
-func registerPage(mux *http.ServeMux, site webui.Site) error {
+func registerPage(mux access.Mux, site webui.Site) error {
 	page, assets, err := webui.PageFiles(webdemo.Files(), "index.html", site, webui.Demo)
 	if err != nil {
 		return err

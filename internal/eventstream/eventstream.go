@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/heraldpush/herald/internal/httpjson"
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/sse"
@@ -40,37 +40,16 @@ type Handler struct {
 	Metrics *metrics.Metrics
 	// Logger for connection events. Default slog.Default().
 	Logger *slog.Logger
-	// Access, if set, decides whether the request may subscribe to its
-	// topics. It returns the subscriber's private-event filter, or an HTTP
-	// status and message to refuse the request with.
-	Access func(r *http.Request, topics []string) (Access, error)
+	// Access decides whether the request may subscribe to its topics
+	// (face access.FaceEvents): it grants the private-event filter and the
+	// credentials' expiry, or refuses with an *access.Error. Nil lets
+	// every request in without private events (unit tests).
+	Access access.Decider
 
 	// The lean path (lean.go) for cleartext HTTP/1.1 subscriptions.
 	leanOnce sync.Once
 	lean     *leanState
 }
-
-// Access is what an Access hook grants a subscriber.
-type Access struct {
-	// CanSeePrivate reports whether private events of a topic may be sent.
-	CanSeePrivate func(topic string) bool
-	// Expires, if not zero, is when the subscriber's credentials expire:
-	// the stream then gets a herald.auth-expired event and ends.
-	Expires time.Time
-}
-
-// HTTPError is an error with the status a handler should answer with.
-type HTTPError struct {
-	Status int
-	Msg    string
-	// Code, if set, goes in the JSON body's "code" (e.g. "token_expired").
-	Code string
-	// Reason, if set, labels the rejection in metrics instead of one
-	// derived from Status.
-	Reason string
-}
-
-func (e *HTTPError) Error() string { return e.Msg }
 
 // Request holds what a subscription request asks for.
 type Request struct {
@@ -80,19 +59,20 @@ type Request struct {
 
 // ParseRequest reads the topics and the resume position of r: topics from
 // repeated "topic" query parameters, the position from the Last-Event-ID
-// header or else the lastEventID query parameter.
+// header or else the lastEventID query parameter. Errors are
+// *access.Error values (400).
 func ParseRequest(r *http.Request, maxTopics int) (Request, error) {
 	q := r.URL.Query()
 	topics := q["topic"]
 	if len(topics) == 0 {
-		return Request{}, &HTTPError{Status: http.StatusBadRequest, Msg: `missing "topic" query parameter`}
+		return Request{}, access.BadRequest(`missing "topic" query parameter`)
 	}
 	if maxTopics > 0 && len(topics) > maxTopics {
-		return Request{}, &HTTPError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topics: %d (limit %d)", len(topics), maxTopics), Reason: "max_topics"}
+		return Request{}, &access.Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topics: %d (limit %d)", len(topics), maxTopics), Reason: "max_topics"}
 	}
 	for _, t := range topics {
 		if err := hub.ValidateTopic(t); err != nil {
-			return Request{}, &HTTPError{Status: http.StatusBadRequest, Msg: err.Error()}
+			return Request{}, access.BadRequest("%v", err)
 		}
 	}
 	id := r.Header.Get("Last-Event-ID")
@@ -107,82 +87,55 @@ const AuthExpiredEventType = "herald.auth-expired"
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+		access.WriteMethodNotAllowed(w, r, "GET")
 		return
 	}
 	req, err := ParseRequest(r, h.MaxTopics)
 	if err != nil {
-		h.reject(w, err)
+		access.Write(w, r, err)
 		return
 	}
-	var access Access
-	if h.Access != nil {
-		if access, err = h.Access(r, req.Topics); err != nil {
-			h.reject(w, err)
-			return
+	d, err := access.Ask(h.Access, r, access.Query{Action: access.Subscribe, Face: access.FaceEvents, Topics: req.Topics})
+	if err != nil {
+		access.Write(w, r, err)
+		return
+	}
+	sub, err := h.Hub.Subscribe(r.Context(), hub.Request{Topics: req.Topics, LastEventID: req.LastEventID, CanSeePrivate: d.CanSeePrivate})
+	if err != nil {
+		if err := SubscribeError(w, err, h.logger()); err != nil {
+			access.Write(w, r, err)
 		}
-	}
-	sub, err := h.Hub.Subscribe(r.Context(), hub.Request{Topics: req.Topics, LastEventID: req.LastEventID, CanSeePrivate: access.CanSeePrivate})
-	switch {
-	case errors.Is(err, hub.ErrFinished):
-		// The spec's way to make an EventSource stop reconnecting.
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	case errors.Is(err, hub.ErrClosed):
-		w.Header().Set("Retry-After", "1")
-		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
-		return
-	case errors.Is(err, hub.ErrInvalidTopic):
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
-		return
-	case err != nil:
-		h.logger().Error("subscribe failed", "err", err)
-		httpjson.Error(w, http.StatusServiceUnavailable, "history unavailable: "+err.Error())
 		return
 	}
-	if h.serveLean(w, r, sub, access) {
+	if h.serveLean(w, r, sub, d.Expires) {
 		return // the lean path owns sub and the connection now
 	}
 	defer sub.Close()
 	Stream(r.Context(), w, sub, StreamOptions{
 		Retry: h.Retry, KeepAlive: h.KeepAlive, WriteTimeout: h.WriteTimeout,
-		Expires: access.Expires, Metrics: h.Metrics, Logger: h.logger(),
+		Expires: d.Expires, Metrics: h.Metrics, Logger: h.logger(),
 	})
 }
 
-func (h *Handler) reject(w http.ResponseWriter, err error) { Reject(w, h.Metrics, err) }
-
-// Reject answers a refused subscription request with err's status and a
-// JSON error body (400 unless err is an *HTTPError), counting it in m's
-// rejected requests when m is set. Every transport refuses the same way.
-func Reject(w http.ResponseWriter, m *metrics.Metrics, err error) {
-	var he *HTTPError
-	if errors.As(err, &he) {
-		if m != nil {
-			reason := he.Reason
-			if reason == "" {
-				reason = reasonFor(he.Status)
-			}
-			m.Rejected.WithLabelValues(reason).Inc()
-		}
-		httpjson.ErrorCode(w, he.Status, he.Code, he.Msg)
-		return
+// SubscribeError answers a failed hub.Subscribe: 204 No Content for a
+// subscription whose topics are all finished (the spec's way to make an
+// EventSource stop reconnecting), which it writes itself (returning nil);
+// otherwise the *access.Error to answer with (503 while shutting down or
+// when history cannot be read, 400 for an invalid topic). Every
+// text/event-stream face answers the same way.
+func SubscribeError(w http.ResponseWriter, err error, log *slog.Logger) *access.Error {
+	switch {
+	case errors.Is(err, hub.ErrFinished):
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case errors.Is(err, hub.ErrClosed):
+		return &access.Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1, Err: err}
+	case errors.Is(err, hub.ErrInvalidTopic):
+		return &access.Error{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
 	}
-	httpjson.Error(w, http.StatusBadRequest, err.Error())
-}
-
-func reasonFor(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "unauthorized"
-	case http.StatusForbidden:
-		return "forbidden"
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		return "limit"
-	}
-	return "bad_request"
+	log.Error("subscribe failed", "err", err)
+	return &access.Error{Status: http.StatusServiceUnavailable, Msg: "history unavailable: " + err.Error(), RetryAfter: 1, Err: err}
 }
 
 func (h *Handler) logger() *slog.Logger {

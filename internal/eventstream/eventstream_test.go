@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/pubsub"
@@ -45,7 +46,7 @@ func TestParseRequest(t *testing.T) {
 				r.Header.Set("Last-Event-ID", tc.header)
 			}
 			req, err := eventstream.ParseRequest(r, tc.max)
-			var he *eventstream.HTTPError
+			var he *access.Error
 			if tc.status != 0 {
 				if !errors.As(err, &he) || he.Status != tc.status {
 					t.Fatalf("err %v, want status %d", err, tc.status)

@@ -178,7 +178,7 @@ var (
 // take it. It returns false, having done nothing, when it cannot: the
 // caller then uses Stream. When it returns true the lean path owns sub and
 // the connection.
-func (h *Handler) serveLean(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, access Access) bool {
+func (h *Handler) serveLean(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, expires time.Time) bool {
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.TLS != nil {
 		return false
 	}
@@ -234,8 +234,8 @@ func (h *Handler) serveLean(w http.ResponseWriter, r *http.Request, sub *hub.Sub
 	// c stays busy (owned by this setup) until queued below: wakes
 	// meanwhile only mark it dirty.
 	l.add(c)
-	if !access.Expires.IsZero() {
-		c.expiry = time.AfterFunc(time.Until(access.Expires), c.expire)
+	if !expires.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(expires), c.expire)
 	}
 	sub.Notify(c.wake)
 	c.mu.Lock()

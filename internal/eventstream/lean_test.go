@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
@@ -252,9 +253,9 @@ func TestLeanNoGoroutinePerConnection(t *testing.T) {
 // gets herald.auth-expired, then ends.
 func TestLeanAuthExpiry(t *testing.T) {
 	e := newLeanEnv(t, nil, func(h *eventstream.Handler) {
-		h.Access = func(*http.Request, []string) (eventstream.Access, error) {
-			return eventstream.Access{Expires: time.Now().Add(50 * time.Millisecond)}, nil
-		}
+		h.Access = access.DeciderFunc(func(*http.Request, access.Query) (access.Decision, error) {
+			return access.Decision{Expires: time.Now().Add(50 * time.Millisecond)}, nil
+		})
 	})
 	s := openRaw(t, e.srv.URL, "/events?topic=a")
 	if err := s.end(); err != nil {

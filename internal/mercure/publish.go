@@ -12,8 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
-	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
@@ -38,53 +38,28 @@ type update struct {
 // publish serves POST /.well-known/mercure.
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	g, err := h.authenticate(r, auth.RolePublisher)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	keyed := h.o.Verifier(auth.RolePublisher) != nil
-	if keyed && g.Anonymous {
-		h.fail(w, auth.TokenRequired())
-		return
-	}
 	u, err := h.parseUpdate(w, r)
 	if err != nil {
-		h.fail(w, err)
+		access.Write(w, r, err)
 		return
 	}
-	for _, t := range u.topics {
-		if strings.Contains(t, Path) {
-			h.fail(w, &Error{Status: http.StatusForbidden, Code: auth.CodeTopicForbidden, Msg: fmt.Sprintf("forbidden: topic %q is in the hub's reserved %s namespace", t, Path)})
-			return
-		}
-	}
-	if keyed {
-		// Mercure: every topic of the update, canonical and alternates,
-		// must be selected by the token's mercure.publish claim.
-		for _, t := range u.topics {
-			if !g.publish.Match(t) {
-				h.fail(w, auth.Forbidden("publish", t))
-				return
-			}
-		}
-	}
-	if h.o.CheckPublish != nil {
-		if err := h.o.CheckPublish(r, g.Grant); err != nil {
-			h.fail(w, err)
-			return
-		}
+	// Mercure: every topic of the update, canonical and alternates, must
+	// be selected by the token's mercure.publish claim; none may lie in
+	// the hub's reserved namespace (or another face's).
+	if _, err := h.ask(r, access.Publish, u.topics); err != nil {
+		access.Write(w, r, err)
+		return
 	}
 	if id := u.meta.ID; id != "" {
 		if err := h.checkID(id); err != nil {
-			h.fail(w, err)
+			access.Write(w, r, err)
 			return
 		}
 		// After a start, ids published before it are known once the
 		// follower has read the history.
 		h.index.waitReady(r.Context(), 5*time.Second)
 		if !h.index.reserve(id) {
-			h.fail(w, &Error{Status: http.StatusConflict, Code: "id_conflict", Msg: fmt.Sprintf("event id %q was already used: publisher-chosen ids must be unique, or resuming from them would be ambiguous", id)})
+			access.Write(w, r, access.Errorf(http.StatusConflict, "id_conflict", "event id %q was already used: publisher-chosen ids must be unique, or resuming from them would be ambiguous", id))
 			return
 		}
 	}
@@ -99,7 +74,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		if u.meta.ID != "" {
 			h.index.release(u.meta.ID)
 		}
-		h.fail(w, h.publishError(err))
+		access.Write(w, r, h.publishError(err))
 		return
 	}
 	id := pos.String()
@@ -121,14 +96,14 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) publishError(err error) error {
 	switch {
 	case errors.Is(err, pubsub.ErrTopicFinished):
-		return &Error{Status: http.StatusConflict, Code: "topic_finished", Msg: err.Error()}
+		return &access.Error{Status: http.StatusConflict, Code: "topic_finished", Msg: err.Error(), Err: err}
 	case errors.Is(err, hub.ErrInvalidTopic), errors.Is(err, hub.ErrInvalidMessage):
 		return badRequest(err.Error())
 	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
-		return &Error{Status: http.StatusServiceUnavailable, Msg: "cannot publish now: " + err.Error(), RetryAfter: 1}
+		return &access.Error{Status: http.StatusServiceUnavailable, Msg: "cannot publish now: " + err.Error(), RetryAfter: 1, Err: err}
 	}
 	h.log.Error("mercure publish failed", "err", err)
-	return &Error{Status: http.StatusServiceUnavailable, Msg: "cannot publish now: " + err.Error(), RetryAfter: 1}
+	return &access.Error{Status: http.StatusServiceUnavailable, Msg: "cannot publish now: " + err.Error(), RetryAfter: 1, Err: err}
 }
 
 // checkID refuses a publisher-chosen id that would be ambiguous on resume:
@@ -148,20 +123,11 @@ var singular = []string{"data", "private", "id", "type", "retry"}
 func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, error) {
 	ct := r.Header.Get("Content-Type")
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, &Error{Status: http.StatusUnsupportedMediaType, Msg: fmt.Sprintf("unsupported Content-Type %q: a Mercure update is an application/x-www-form-urlencoded form", ct)}
+		return nil, access.Errorf(http.StatusUnsupportedMediaType, "", "unsupported Content-Type %q: a Mercure update is an application/x-www-form-urlencoded form", ct)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, int64(3*h.o.MaxDataBytes+64<<10))
-	body, err := io.ReadAll(r.Body)
+	body, err := access.ReadBody(w, r, int64(3*h.o.MaxDataBytes+64<<10))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		var te *api.StatusError
-		switch {
-		case errors.As(err, &mbe):
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body over %d bytes", mbe.Limit)}
-		case errors.As(err, &te):
-			return nil, &Error{Status: te.Status, Code: te.Code, Msg: te.Msg, Reason: te.Reason}
-		}
-		return nil, badRequest("cannot read the request body: " + err.Error())
+		return nil, err
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
@@ -180,7 +146,7 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 	case len(u.topics) == 0:
 		return nil, badRequest(`missing "topic" field`)
 	case len(u.topics) > h.o.MaxTopics:
-		return nil, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topics: %d (limit %d)", len(u.topics), h.o.MaxTopics), Reason: "max_topics"}
+		return nil, &access.Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topics: %d (limit %d)", len(u.topics), h.o.MaxTopics), Reason: "max_topics"}
 	}
 	seen := make(map[string]bool, len(u.topics))
 	topics := u.topics[:0:0]
@@ -198,7 +164,7 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 		return nil, badRequest("data must be valid UTF-8")
 	}
 	if len(u.data) > h.o.MaxDataBytes {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("data is %d bytes, over the limit of %d", len(u.data), h.o.MaxDataBytes)}
+		return nil, access.Errorf(http.StatusRequestEntityTooLarge, access.CodeTooLarge, "data is %d bytes, over the limit of %d", len(u.data), h.o.MaxDataBytes)
 	}
 	switch {
 	case len(u.typ) > api.MaxEventTypeLen:

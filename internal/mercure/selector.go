@@ -115,13 +115,3 @@ func (c *cache) selector(sel string) (*Selector, error) {
 func compileCached(sel string) (*Selector, error) {
 	return Compiler.(*cache).selector(sel)
 }
-
-// matchAny reports whether one of selectors selects one of topics.
-func matchAny(selectors auth.Selectors, topics []string) bool {
-	for _, t := range topics {
-		if selectors.Match(t) {
-			return true
-		}
-	}
-	return false
-}

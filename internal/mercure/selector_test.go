@@ -132,7 +132,7 @@ func TestSubscriptionMatch(t *testing.T) {
 		{"private, claim ok but not subscribed", sub("https://ex.com/b"), claim("*"), msg(true, "https://ex.com/a"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.sub.match(tc.claim)(tc.msg); got != tc.want {
+			if got := tc.sub.match(tc.claim.Match)(tc.msg); got != tc.want {
 				t.Errorf("match = %v, want %v", got, tc.want)
 			}
 		})

@@ -2,15 +2,13 @@ package mercure
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"time"
 
-	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/eventstream"
-	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
@@ -36,7 +34,7 @@ func (h *Handler) parseSelectors(q map[string][]string) (*subscription, error) {
 	case len(raw) == 0:
 		return nil, badRequest(`missing "topic" query parameter: give one per topic selector (an IRI, a URI template, or *)`)
 	case len(raw) > h.o.MaxTopics:
-		return nil, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topic selectors: %d (limit %d)", len(raw), h.o.MaxTopics), Reason: "max_topics"}
+		return nil, &access.Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topic selectors: %d (limit %d)", len(raw), h.o.MaxTopics), Reason: "max_topics"}
 	}
 	s := &subscription{}
 	wide := false
@@ -68,12 +66,24 @@ func (h *Handler) parseSelectors(q map[string][]string) (*subscription, error) {
 	return s, nil
 }
 
+// exact returns the subscription's exact selectors: Herald topics.
+func (s *subscription) exact() []string {
+	var out []string
+	for _, sel := range s.selectors {
+		if sel.Exact() {
+			out = append(out, sel.String())
+		}
+	}
+	return out
+}
+
 // match returns the hub's Match rule for a subscriber: an update is
 // delivered when one of its topics (canonical or alternate) is selected by
-// one of the subscriber's selectors and, for a private update, when one of
-// its topics is selected by the token's mercure.subscribe claim. The
-// endpoint's own topics are never matched against.
-func (s *subscription) match(claim auth.Selectors) func(*pubsub.Message) bool {
+// one of the subscriber's selectors and, for a private update, when the
+// policy lets the subscriber see one of its topics' private updates
+// (canSee: the token's mercure.subscribe claim selects it; nil: none).
+// The endpoint's own topics are never matched against.
+func (s *subscription) match(canSee func(topic string) bool) func(*pubsub.Message) bool {
 	return func(m *pubsub.Message) bool {
 		subscribed := false
 		for _, t := range m.Topics {
@@ -96,8 +106,11 @@ func (s *subscription) match(claim auth.Selectors) func(*pubsub.Message) bool {
 		if !m.Private {
 			return true
 		}
+		if canSee == nil {
+			return false
+		}
 		for _, t := range m.Topics {
-			if !hubTopic(t) && claim.Match(t) {
+			if !hubTopic(t) && canSee(t) {
 				return true
 			}
 		}
@@ -138,21 +151,21 @@ func encode(ev *hub.Event) []byte {
 func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	q, err := queryValues(r)
 	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	g, err := h.authenticate(r, auth.RoleSubscriber)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	if g.Anonymous && !h.o.AnonymousSubscribers {
-		h.fail(w, auth.TokenRequired())
+		access.Write(w, r, err)
 		return
 	}
 	s, err := h.parseSelectors(q)
 	if err != nil {
-		h.fail(w, err)
+		access.Write(w, r, err)
+		return
+	}
+	// The policy sees the exact selectors: they are Herald topics, and one
+	// may belong to another face (a chat answer), which Mercure's rules do
+	// not open. Templates and "*" follow HubTopic, which carries Mercure's
+	// own updates only.
+	d, err := h.ask(r, access.Subscribe, s.exact())
+	if err != nil {
+		access.Write(w, r, err)
 		return
 	}
 
@@ -179,7 +192,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if h.o.Subscriptions {
-		me := h.subs.add(s, g)
+		me := h.subs.add(s, d.Payload)
 		h.announce(r.Context(), me, true)
 		defer func() {
 			h.subs.remove(me)
@@ -189,21 +202,11 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 
-	sub, err := h.o.Hub.Subscribe(r.Context(), hub.Request{Topics: s.topics, LastEventID: lastID, Match: s.match(g.subscribe)})
-	switch {
-	case errors.Is(err, hub.ErrFinished):
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	case errors.Is(err, hub.ErrClosed):
-		h.fail(w, &Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1})
-		return
-	case errors.Is(err, hub.ErrInvalidTopic):
-		h.fail(w, badRequest(err.Error()))
-		return
-	case err != nil:
-		h.log.Error("mercure subscribe failed", "err", err)
-		httpjson.Error(w, http.StatusServiceUnavailable, "history unavailable: "+err.Error())
+	sub, err := h.o.Hub.Subscribe(r.Context(), hub.Request{Topics: s.topics, LastEventID: lastID, Match: s.match(d.CanSeePrivate)})
+	if err != nil {
+		if err := eventstream.SubscribeError(w, err, h.log); err != nil {
+			access.Write(w, r, err)
+		}
 		return
 	}
 	defer sub.Close()
@@ -229,7 +232,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		Retry:        h.o.Retry,
 		KeepAlive:    h.o.KeepAlive,
 		WriteTimeout: h.o.WriteTimeout,
-		Expires:      g.Expires,
+		Expires:      d.Expires,
 		Metrics:      h.o.Metrics,
 		Logger:       h.log,
 		Preamble:     pre,

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/heraldpush/herald/internal/auth"
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/pubsub"
 )
@@ -75,12 +75,12 @@ type registry struct {
 
 func newRegistry() *registry { return &registry{m: make(map[string]*subscriber)} }
 
-func (r *registry) add(s *subscription, g *grant) *subscriber {
+func (r *registry) add(s *subscription, payload json.RawMessage) *subscriber {
 	sel := make([]string, len(s.selectors))
 	for i, x := range s.selectors {
 		sel[i] = x.String()
 	}
-	me := &subscriber{selectors: sel, payload: g.payload}
+	me := &subscriber{selectors: sel, payload: payload}
 	// A random version 4 UUID, in the form Mercure hubs use.
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -148,12 +148,11 @@ func (h *Handler) lastEventID(ctx context.Context) (string, error) {
 // .../subscriptions/{topic} and .../subscriptions/{topic}/{subscriber}.
 func (h *Handler) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 	if !h.o.Subscriptions {
-		h.fail(w, &Error{Status: http.StatusNotFound, Msg: "the subscriptions API is off: start Herald with --mercure-subscriptions"})
+		access.Write(w, r, access.Errorf(http.StatusNotFound, "", "the subscriptions API is off: start Herald with --mercure-subscriptions"))
 		return
 	}
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		h.fail(w, &Error{Status: http.StatusMethodNotAllowed, Msg: "method not allowed: use GET"})
+		access.WriteMethodNotAllowed(w, r, "GET")
 		return
 	}
 	path := r.URL.EscapedPath()
@@ -163,39 +162,29 @@ func (h *Handler) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 		vars = strings.Split(rest, "/")
 	}
 	if len(vars) > 2 {
-		h.fail(w, &Error{Status: http.StatusNotFound, Msg: "no such endpoint: " + r.URL.Path})
+		access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no such endpoint: %s", r.URL.Path))
 		return
 	}
 	for i, v := range vars {
 		u, err := url.QueryUnescape(v)
 		if err != nil || u == "" {
-			h.fail(w, badRequest(fmt.Sprintf("malformed path segment %q", v)))
+			access.Write(w, r, badRequest(fmt.Sprintf("malformed path segment %q", v)))
 			return
 		}
 		vars[i] = u
 	}
 
 	// Mercure: the request needs a subscriber token whose mercure.subscribe
-	// claim selects the requested URL (its path).
-	if h.o.Verifier(auth.RoleSubscriber) != nil {
-		g, err := h.authenticate(r, auth.RoleSubscriber)
-		if err != nil {
-			h.fail(w, err)
-			return
-		}
-		if g.Anonymous {
-			h.fail(w, auth.TokenRequired())
-			return
-		}
-		if !g.subscribe.Match(path) {
-			h.fail(w, &Error{Status: http.StatusForbidden, Code: auth.CodeTopicForbidden, Msg: fmt.Sprintf("forbidden: the token's mercure.subscribe claim does not select %q", path)})
-			return
-		}
+	// claim selects the requested URL (its path); without a subscriber
+	// key, the policy lets loopback clients only in.
+	if _, err := h.ask(r, access.ReadMetadata, []string{path}); err != nil {
+		access.Write(w, r, err)
+		return
 	}
 
 	last, err := h.lastEventID(r.Context())
 	if err != nil {
-		h.fail(w, &Error{Status: http.StatusServiceUnavailable, Msg: "history unavailable: " + err.Error(), RetryAfter: 1})
+		access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: "history unavailable: " + err.Error(), RetryAfter: 1})
 		return
 	}
 	etag := `"` + last + `"`
@@ -223,7 +212,7 @@ func (h *Handler) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if found == nil {
-			h.fail(w, &Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("no active subscription of %q to %q", vars[1], vars[0])})
+			access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no active subscription of %q to %q", vars[1], vars[0]))
 			return
 		}
 		found.LastEventID = last
@@ -241,7 +230,7 @@ func (h *Handler) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		h.fail(w, &Error{Status: http.StatusInternalServerError, Msg: "cannot encode the answer"})
+		access.Write(w, r, access.Errorf(http.StatusInternalServerError, "", "cannot encode the answer"))
 		return
 	}
 	hdr.Set("Content-Type", "application/ld+json")

@@ -2,12 +2,15 @@ package send
 
 import (
 	"container/list"
+
 	"context"
+	"github.com/heraldpush/herald/internal/access"
 	"sync"
 	"time"
 )
 
-// Dedupe remembers the messages a client sent, by client id and message id,
+// Dedupe remembers the messages a client sent, by sender, client id and
+// message id,
 // so that a message retried (for example after a switch from WebSocket to
 // SSE) is delivered once. It is bounded in time (Window) and in size (Size):
 // a retry that comes later than the window, or after more than Size newer
@@ -36,7 +39,7 @@ type entry struct {
 	published   string // event id, once published
 	forwarded   bool   // sent to the webhook
 	done        bool
-	err         *Error // a permanent failure, answered again to retries
+	err         *access.Error // a permanent failure, answered again to retries
 }
 
 // NewDedupe returns a Dedupe that remembers message ids for window, and at

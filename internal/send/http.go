@@ -1,15 +1,12 @@
 package send
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"mime"
 	"net/http"
-	"strconv"
+	"unicode/utf8"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/httpjson"
 )
 
@@ -33,18 +30,17 @@ type Handler struct {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed: use POST")
+		access.WriteMethodNotAllowed(w, r, "POST")
 		return
 	}
 	in, err := h.parse(w, r)
 	if err != nil {
-		writeError(w, err)
+		access.Write(w, r, err)
 		return
 	}
 	ack, err := h.Service.Deliver(r.Context(), r, "http", &Message{ClientID: in.ClientID, MsgID: in.MsgID, Topic: in.Topic, Event: in.Event, Data: in.Data})
 	if err != nil {
-		writeError(w, err)
+		access.Write(w, r, err)
 		return
 	}
 	httpjson.Write(w, http.StatusOK, ack)
@@ -63,13 +59,14 @@ func (h *Handler) parse(w http.ResponseWriter, r *http.Request) (*Input, error) 
 		}
 		limit = 2*data + 64<<10
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := access.ReadBody(w, r, limit)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "request body over %d bytes", mbe.Limit)
-		}
-		return nil, errorf(http.StatusBadRequest, "reading the body: %v", err)
+		return nil, err
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would silently turn invalid bytes into U+FFFD;
+		// /publish refuses them the same way.
+		return nil, errorf(http.StatusBadRequest, "malformed JSON: the body is not valid UTF-8")
 	}
 	var in Input
 	if err := DecodeStrict(body, &in); err != nil {
@@ -79,29 +76,11 @@ func (h *Handler) parse(w http.ResponseWriter, r *http.Request) (*Input, error) 
 }
 
 // DecodeStrict decodes exactly one JSON value from body into v, refusing
-// unknown fields and trailing data, with an *Error (400) on failure.
+// unknown fields, names given twice and trailing data (see
+// httpjson.DecodeStrict), with an *access.Error (400) on failure.
 func DecodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return errorf(http.StatusBadRequest, "malformed JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, "malformed JSON: trailing data after the value")
+	if err := httpjson.DecodeStrict(body, v); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	return nil
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Msg: fmt.Sprint(err)}
-	}
-	switch {
-	case e.RetryAfter > 0:
-		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
-	case e.Status == http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
-	}
-	httpjson.ErrorCode(w, e.Status, e.Code, e.Msg)
 }

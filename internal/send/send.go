@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/pubsub"
@@ -56,28 +57,15 @@ type Ack struct {
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
-// Error is a message the server refused (4xx: do not retry) or could not
-// deliver now (5xx: retry with the same message id).
-type Error struct {
-	Status int
-	Msg    string
-	// Code, if set, is a machine-readable reason from the policy (e.g.
-	// "token_expired"), sent as the JSON body's "code".
-	Code string
-	// RetryAfter, if positive, is how many seconds to wait before retrying.
-	RetryAfter int
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Retryable reports whether retrying the message may succeed: a 5xx, 408
-// or 429.
-func (e *Error) Retryable() bool {
-	return e.Status >= 500 || e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests
-}
-
-func errorf(status int, format string, args ...any) *Error {
-	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+// Errors are *access.Error values: a message the server refused (4xx: do
+// not retry) or could not deliver now (5xx: retry with the same message
+// id; see access.Error.Retryable).
+func errorf(status int, format string, args ...any) *access.Error {
+	e := &access.Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+	if status == http.StatusServiceUnavailable {
+		e.RetryAfter = 1
+	}
+	return e
 }
 
 // Service delivers client messages. Its fields must not change after the
@@ -86,10 +74,13 @@ type Service struct {
 	Hub *hub.Hub
 	// Dedupe remembers delivered messages.
 	Dedupe *Dedupe
-	// Authorize, if set, decides whether the client that made r may publish
-	// m to its topic; it returns an error (an *api.StatusError for a
-	// status other than 403) to refuse. Nil allows every topic.
-	Authorize func(r *http.Request, m *pubsub.Message) error
+	// Access decides whether the client that made r may send a message to
+	// its topic (action access.Send; face access.FaceWS or
+	// access.FaceSend), charging the publish rate per message, and names
+	// the sender: message ids are remembered per sender, so that one
+	// client cannot pre-empt or probe another's. Nil allows every topic
+	// (unit tests).
+	Access access.Decider
 	// Webhook, if set, receives every message.
 	Webhook *Webhook
 	// MaxDataBytes bounds a message's data. Default 1 MiB.
@@ -106,11 +97,11 @@ type Service struct {
 }
 
 // Deliver delivers m, which came over transport ("ws" or "http") with
-// request r, and returns its ack, or an *Error.
+// request r, and returns its ack, or an *access.Error.
 func (s *Service) Deliver(ctx context.Context, r *http.Request, transport string, m *Message) (Ack, error) {
 	ack, err := s.deliver(ctx, r, transport, m)
 	if s.Observe != nil {
-		var e *Error
+		var e *access.Error
 		switch {
 		case err == nil && ack.Duplicate:
 			s.Observe(transport, "duplicate")
@@ -126,11 +117,11 @@ func (s *Service) Deliver(ctx context.Context, r *http.Request, transport string
 }
 
 func (s *Service) deliver(ctx context.Context, r *http.Request, transport string, m *Message) (Ack, error) {
-	pm, text, err := s.check(r, m)
+	pm, text, sender, err := s.check(r, transport, m)
 	if err != nil {
 		return Ack{}, err
 	}
-	e, err := s.Dedupe.acquire(ctx, m.ClientID+"\x00"+m.MsgID)
+	e, err := s.Dedupe.acquire(ctx, sender+"\x00"+m.ClientID+"\x00"+m.MsgID)
 	if err != nil {
 		return Ack{}, errorf(http.StatusServiceUnavailable, "gave up waiting for an earlier attempt of message %q: %v", m.MsgID, err)
 	}
@@ -191,50 +182,59 @@ func (s *Service) logger() *slog.Logger {
 }
 
 // check validates m and asks the policy. It returns the message to publish
-// (nil without a topic) and the data as published.
-func (s *Service) check(r *http.Request, m *Message) (*pubsub.Message, string, error) {
+// (nil without a topic), the data as published, and the sender's name
+// (the policy's Decision.Owner) that message ids are remembered under.
+func (s *Service) check(r *http.Request, transport string, m *Message) (*pubsub.Message, string, string, error) {
 	if err := CheckID("clientId", m.ClientID); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if err := CheckID("msgId", m.MsgID); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	text, err := dataText(m.Data)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	maxData := s.MaxDataBytes
 	if maxData <= 0 {
 		maxData = 1 << 20
 	}
 	if len(text) > maxData {
-		return nil, "", errorf(http.StatusRequestEntityTooLarge, "data is %d bytes, over the limit of %d", len(text), maxData)
-	}
-	if m.Topic == "" {
-		if m.Event != "" {
-			return nil, "", errorf(http.StatusBadRequest, `"event" given without "topic"`)
-		}
-		if s.Webhook == nil {
-			return nil, "", errorf(http.StatusBadRequest, `missing "topic": name the topic to publish the message to (no --send-webhook is configured)`)
-		}
-		return nil, text, nil
-	}
-	if err := hub.ValidateTopic(m.Topic); err != nil {
-		return nil, "", errorf(http.StatusBadRequest, "topic: %v", err)
-	}
-	if err := checkEventType(m.Event); err != nil {
-		return nil, "", err
+		return nil, "", "", &access.Error{Status: http.StatusRequestEntityTooLarge, Code: access.CodeTooLarge, Msg: fmt.Sprintf("data is %d bytes, over the limit of %d", len(text), maxData)}
 	}
 	if !utf8.ValidString(text) {
-		return nil, "", errorf(http.StatusBadRequest, "data must be valid UTF-8")
+		return nil, "", "", errorf(http.StatusBadRequest, "data must be valid UTF-8")
 	}
-	pm := &pubsub.Message{Topics: []string{m.Topic}, Type: m.Event, Data: text}
-	if s.Authorize != nil {
-		if err := s.Authorize(r, pm); err != nil {
-			return nil, "", statusError(err, http.StatusForbidden)
+	var pm *pubsub.Message
+	if m.Topic == "" {
+		if m.Event != "" {
+			return nil, "", "", errorf(http.StatusBadRequest, `"event" given without "topic"`)
 		}
+		if s.Webhook == nil {
+			return nil, "", "", errorf(http.StatusBadRequest, `missing "topic": name the topic to publish the message to (no --send-webhook is configured)`)
+		}
+	} else {
+		if err := hub.ValidateTopic(m.Topic); err != nil {
+			return nil, "", "", errorf(http.StatusBadRequest, "topic: %v", err)
+		}
+		if err := checkEventType(m.Event); err != nil {
+			return nil, "", "", err
+		}
+		pm = &pubsub.Message{Topics: []string{m.Topic}, Type: m.Event, Data: text}
 	}
-	return pm, text, nil
+	face := access.FaceSend
+	if transport == "ws" {
+		face = access.FaceWS
+	}
+	var topics []string
+	if pm != nil {
+		topics = pm.Topics
+	}
+	d, err := access.Ask(s.Access, r, access.Query{Action: access.Send, Face: face, Topics: topics})
+	if err != nil {
+		return nil, "", "", err
+	}
+	return pm, text, d.Owner, nil
 }
 
 // checkEventType applies the publish API's rules to an event type.
@@ -252,21 +252,7 @@ func checkEventType(t string) error {
 	return nil
 }
 
-// statusError turns an error of a hook into an *Error, with status def
-// unless it carries its own.
-func statusError(err error, def int) *Error {
-	var se *api.StatusError
-	if errors.As(err, &se) {
-		return &Error{Status: se.Status, Msg: se.Msg, Code: se.Code, RetryAfter: se.RetryAfter}
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return &Error{Status: def, Msg: err.Error()}
-}
-
-func (s *Service) publishError(e *entry, err error) *Error {
+func (s *Service) publishError(e *entry, err error) *access.Error {
 	switch {
 	case errors.Is(err, pubsub.ErrTopicFinished):
 		e.done, e.err = true, errorf(http.StatusConflict, "%v", err)
@@ -278,7 +264,7 @@ func (s *Service) publishError(e *entry, err error) *Error {
 	return errorf(http.StatusServiceUnavailable, "cannot publish now: %v", err)
 }
 
-func (s *Service) webhookError(e *entry, err error) *Error {
+func (s *Service) webhookError(e *entry, err error) *access.Error {
 	var we *webhookError
 	if errors.As(err, &we) {
 		switch {
@@ -295,7 +281,8 @@ func (s *Service) webhookError(e *entry, err error) *Error {
 }
 
 // CheckID checks a client id or message id: 1 to MaxIDLen bytes of
-// printable ASCII without spaces. field names it in the error (an *Error).
+// printable ASCII without spaces. field names it in the error (an
+// *access.Error).
 func CheckID(field, id string) error {
 	if id == "" {
 		return errorf(http.StatusBadRequest, "missing %q", field)

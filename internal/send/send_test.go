@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/send"
 	"github.com/heraldpush/herald/pubsub"
@@ -113,7 +114,7 @@ func msg(client, id, topic, data string) *send.Message {
 }
 
 func status(err error) int {
-	var e *send.Error
+	var e *access.Error
 	if errors.As(err, &e) {
 		return e.Status
 	}
@@ -206,7 +207,7 @@ func TestWebhookTimeout(t *testing.T) {
 	if status(err) != http.StatusGatewayTimeout {
 		t.Fatalf("slow backend: %v, want 504", err)
 	}
-	var se *send.Error
+	var se *access.Error
 	if !errors.As(err, &se) || !se.Retryable() {
 		t.Fatalf("a timeout must be retryable: %v", err)
 	}
@@ -252,12 +253,12 @@ func TestRefusals(t *testing.T) {
 	h := newHub(t)
 	s := service(h, nil)
 	s.MaxDataBytes = 10
-	s.Authorize = func(r *http.Request, m *pubsub.Message) error {
-		if m.Topics[0] == "secret" {
-			return errors.New("forbidden: topic secret")
+	s.Access = access.DeciderFunc(func(r *http.Request, q access.Query) (access.Decision, error) {
+		if len(q.Topics) > 0 && q.Topics[0] == "secret" {
+			return access.Decision{}, access.Errorf(http.StatusForbidden, access.CodeTopicForbidden, "forbidden: topic secret")
 		}
-		return nil
-	}
+		return access.Decision{}, nil
+	})
 	cases := []struct {
 		name   string
 		m      *send.Message
@@ -288,6 +289,38 @@ func TestRefusals(t *testing.T) {
 		if _, err := s.Deliver(context.Background(), nil, "http", msg("c", "late", "done", `1`)); status(err) != http.StatusConflict {
 			t.Fatalf("finished topic: %v, want 409", err)
 		}
+	}
+}
+
+// TestDedupePerSender: message ids are remembered per sender (the
+// policy's Decision.Owner), so that one user cannot pre-empt another's
+// message, nor learn from a "duplicate" answer that it was sent.
+func TestDedupePerSender(t *testing.T) {
+	h := newHub(t)
+	s := service(h, nil)
+	s.Access = access.DeciderFunc(func(r *http.Request, q access.Query) (access.Decision, error) {
+		return access.Decision{Owner: r.Header.Get("X-Test-Sender")}, nil
+	})
+	from := func(sender string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/send", nil)
+		r.Header.Set("X-Test-Sender", sender)
+		return r
+	}
+	ctx := context.Background()
+	a, err := s.Deliver(ctx, from("sub:mallory"), "http", msg("tab", "m1", "t", `"first"`))
+	if err != nil || a.Duplicate {
+		t.Fatalf("mallory: %+v %v", a, err)
+	}
+	b, err := s.Deliver(ctx, from("sub:alice"), "http", msg("tab", "m1", "t", `"second"`))
+	if err != nil || b.Duplicate || b.ID == a.ID {
+		t.Fatalf("alice's message with mallory's ids: %+v %v, want delivered as her own", b, err)
+	}
+	c, err := s.Deliver(ctx, from("sub:alice"), "http", msg("tab", "m1", "t", `"second"`))
+	if err != nil || !c.Duplicate || c.ID != b.ID {
+		t.Fatalf("alice's retry: %+v %v, want a duplicate of her first", c, err)
+	}
+	if hist := history(t, h, "t"); strings.Join(hist, ",") != "first,second" {
+		t.Fatalf("history %q", hist)
 	}
 }
 

@@ -170,7 +170,7 @@ const AssetPrefix = "/ui/"
 
 // Register serves the shared files: GET /ui/{file} (ui.css, favicon.svg,
 // favicon.ico) and GET /favicon.ico, which browsers ask for by themselves.
-func Register(mux *http.ServeMux) error {
+func Register(mux interface{ Handle(string, http.Handler) }) error {
 	handlers, err := Handlers(ui.Files())
 	if err != nil {
 		return err

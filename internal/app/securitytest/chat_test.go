@@ -14,8 +14,9 @@ import (
 
 // TestChatStreamsAuthAndPrivacy checks the chat endpoints with keys
 // configured: starting and watching an answer needs a token covering its
-// topic, and a private event published into an answer's topic does not
-// reach its watchers (chat streams carry no private events).
+// topic, and nothing can be published into an answer's topic from another
+// face, not even by a publisher whose token covers every topic (its topic
+// is in the chat face's reserved namespace).
 func TestChatStreamsAuthAndPrivacy(t *testing.T) {
 	srv := startKeyed(t, func(c *config.Server) { c.Chat.LLMDemoDelay = time.Millisecond })
 	user := mint(t, "user", nil, []string{"chat/*"}, time.Hour)
@@ -41,7 +42,12 @@ func TestChatStreamsAuthAndPrivacy(t *testing.T) {
 	if err := json.Unmarshal(b, &created); err != nil || created.ID == "" {
 		t.Fatalf("POST /chat answer %s", b)
 	}
-	mustPublish(t, srv.URL, pub, map[string]any{"topic": "chat/" + created.ID, "data": "leak-private", "private": true})
+	for _, private := range []bool{true, false} {
+		status, b := publish(t, srv.URL, pub, map[string]any{"topic": "chat/" + created.ID, "data": "leak-private", "private": private})
+		if status != http.StatusForbidden || decodeErr(t, b).Code != "topic_reserved" {
+			t.Fatalf("publish into a chat answer (private=%v): %d %s, want 403 topic_reserved", private, status, b)
+		}
+	}
 
 	get := func(token string) *http.Response {
 		req := mustReq(t, http.MethodGet, srv.URL+"/chat/stream/"+created.ID)

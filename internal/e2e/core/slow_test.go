@@ -40,7 +40,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte("GET /events?topic=s HTTP/1.1\r\nHost: herald\r\n\r\n")); err != nil {
+	if _, err := conn.Write([]byte("GET /events?topic=s HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the slow client's subscription", func() bool { return subscribers(srv, "s") == 2 })

@@ -17,11 +17,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
+	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/eventstream"
-	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/send"
@@ -47,9 +48,6 @@ type Handler struct {
 	ResumeTimeout time.Duration
 	// MaxFrameBytes bounds one client frame. Default 1 MiB + 64 KiB.
 	MaxFrameBytes int64
-	// OriginPatterns are the cross-origin hosts allowed to connect (see
-	// websocket.AcceptOptions); the request's own host always is.
-	OriginPatterns []string
 	// Disabled refuses every upgrade with 403, so that clients use SSE.
 	Disabled bool
 	// Metrics, if set, count connections and written frames as
@@ -57,9 +55,13 @@ type Handler struct {
 	Metrics *metrics.Metrics
 	// Logger for connection events. Default slog.Default().
 	Logger *slog.Logger
-	// Access, if set, decides whether the request may subscribe to its
-	// topics, as for SSE (see eventstream.Handler.Access).
-	Access func(r *http.Request, topics []string) (eventstream.Access, error)
+	// Access decides whether the request may subscribe to its topics (face
+	// access.FaceWS: the policy also checks the page's Origin, since a
+	// browser sends cookies with a WebSocket handshake and it has no
+	// CORS), as for SSE. Nil lets every request in, from any origin,
+	// without private events (unit tests). Client messages are decided
+	// by Send's policy.
+	Access access.Decider
 
 	once   sync.Once
 	base   context.Context // cancelled by Close
@@ -102,23 +104,22 @@ func or[T comparable](v, def T) T {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.init()
 	if h.Disabled {
-		httpjson.Error(w, http.StatusForbidden, "WebSocket is disabled on this server: subscribe with GET /events (SSE) and send with POST /send")
+		access.Write(w, r, access.Errorf(http.StatusForbidden, "ws_disabled", "WebSocket is disabled on this server: subscribe with GET /events (SSE) and send with POST /send"))
 		return
 	}
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		httpjson.Error(w, http.StatusMethodNotAllowed, "method not allowed: use GET")
+		access.WriteMethodNotAllowed(w, r, "GET")
 		return
 	}
 	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Connection", "Upgrade")
-		httpjson.Error(w, http.StatusUpgradeRequired, "/ws is a WebSocket endpoint: send a WebSocket upgrade request (or use GET /events for SSE)")
+		access.Write(w, r, access.Errorf(http.StatusUpgradeRequired, "", "/ws is a WebSocket endpoint: send a WebSocket upgrade request (or use GET /events for SSE)"))
 		return
 	}
 	req, err := eventstream.ParseRequest(r, h.MaxTopics)
 	if err != nil {
-		h.reject(w, err)
+		access.Write(w, r, err)
 		return
 	}
 	q := r.URL.Query()
@@ -128,40 +129,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "frame":
 		resumeFrame = true
 		if req.LastEventID != "" {
-			httpjson.Error(w, http.StatusBadRequest, `give either a lastEventID (or Last-Event-ID) or resume=frame, not both`)
+			access.Write(w, r, access.BadRequest(`give either a lastEventID (or Last-Event-ID) or resume=frame, not both`))
 			return
 		}
 	default:
-		httpjson.Errorf(w, http.StatusBadRequest, `resume: %q is not "frame"`, v)
+		access.Write(w, r, access.BadRequest(`resume: %q is not "frame"`, v))
 		return
 	}
 	clientID := q.Get("clientId")
 	if clientID == "" {
 		clientID = newClientID()
 	} else if err := send.CheckID("clientId", clientID); err != nil {
-		httpjson.Error(w, http.StatusBadRequest, err.Error())
+		access.Write(w, r, err)
 		return
 	}
-	var access eventstream.Access
-	if h.Access != nil {
-		if access, err = h.Access(r, req.Topics); err != nil {
-			h.reject(w, err)
-			return
-		}
+	d, err := access.Ask(h.Access, r, access.Query{Action: access.Subscribe, Face: access.FaceWS, Topics: req.Topics})
+	if err != nil {
+		access.Write(w, r, err)
+		return
 	}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		w.Header().Set("Retry-After", "1")
-		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
+		access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1})
 		return
 	}
 	h.conns.Add(1)
 	h.mu.Unlock()
 	defer h.conns.Done()
 
-	jw := &jsonErrors{ResponseWriter: w}
-	c, err := websocket.Accept(jw, r, &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns})
+	jw := &jsonErrors{ResponseWriter: w, r: r}
+	// The policy checked the page's Origin (access.FaceRules.CheckOrigin).
+	c, err := websocket.Accept(jw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		jw.flush()
 		h.logger().Debug("websocket upgrade refused", "err", err)
@@ -169,10 +168,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.SetReadLimit(or(h.MaxFrameBytes, 1<<20+64<<10))
 	cn := &conn{h: h, c: c, r: r, clientID: clientID, out: make(chan []byte, 16), work: make(chan *send.Message, 16), resume: make(chan string, 1)}
-	cn.serve(req, resumeFrame, access)
+	cn.serve(req, resumeFrame, d)
 }
-
-func (h *Handler) reject(w http.ResponseWriter, err error) { eventstream.Reject(w, h.Metrics, err) }
 
 func newClientID() string {
 	var b [12]byte
@@ -192,10 +189,11 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // jsonErrors turns the plain-text error responses of websocket.Accept
-// (bad handshake, forbidden origin) into Herald's JSON errors. It passes
-// everything else through, and unwraps for the hijack.
+// (a bad handshake) into Herald's JSON errors. It passes everything else
+// through, and unwraps for the hijack.
 type jsonErrors struct {
 	http.ResponseWriter
+	r      *http.Request
 	status int
 	msg    strings.Builder
 }
@@ -219,7 +217,7 @@ func (w *jsonErrors) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *jsonErrors) flush() {
 	if w.status >= 400 {
-		httpjson.Error(w.ResponseWriter, w.status, strings.TrimSpace(w.msg.String()))
+		access.Write(w.ResponseWriter, w.r, access.Errorf(w.status, "", "%s", strings.TrimSpace(w.msg.String())))
 	}
 }
 
@@ -243,7 +241,7 @@ type conn struct {
 	resume chan string        // the position of a "resume" frame
 }
 
-func (cn *conn) serve(req eventstream.Request, resumeFrame bool, access eventstream.Access) {
+func (cn *conn) serve(req eventstream.Request, resumeFrame bool, d access.Decision) {
 	h := cn.h
 	cn.ctx, cn.cancel = context.WithCancel(context.Background())
 	defer cn.cancel()
@@ -255,7 +253,7 @@ func (cn *conn) serve(req eventstream.Request, resumeFrame bool, access eventstr
 	cn.wg.Add(1)
 	go func() { defer cn.wg.Done(); cn.read(resumeFrame) }()
 
-	code, reason := cn.run(req, resumeFrame, access)
+	code, reason := cn.run(req, resumeFrame, d)
 	if code == 0 {
 		_ = cn.c.CloseNow()
 	} else {
@@ -267,7 +265,7 @@ func (cn *conn) serve(req eventstream.Request, resumeFrame bool, access eventstr
 
 // run writes the subscription until it ends and returns the close code
 // and reason, or 0 when the connection is gone already.
-func (cn *conn) run(req eventstream.Request, resumeFrame bool, access eventstream.Access) (websocket.StatusCode, string) {
+func (cn *conn) run(req eventstream.Request, resumeFrame bool, d access.Decision) (websocket.StatusCode, string) {
 	h := cn.h
 	lastID := req.LastEventID
 	if resumeFrame {
@@ -291,7 +289,7 @@ func (cn *conn) run(req eventstream.Request, resumeFrame bool, access eventstrea
 			}
 		}
 	}
-	sub, err := h.Hub.Subscribe(cn.ctx, hub.Request{Topics: req.Topics, LastEventID: lastID, CanSeePrivate: access.CanSeePrivate})
+	sub, err := h.Hub.Subscribe(cn.ctx, hub.Request{Topics: req.Topics, LastEventID: lastID, CanSeePrivate: d.CanSeePrivate})
 	switch {
 	case errors.Is(err, hub.ErrFinished):
 		return CloseAlreadyFinished, "finished"
@@ -304,8 +302,8 @@ func (cn *conn) run(req eventstream.Request, resumeFrame bool, access eventstrea
 	defer sub.Close()
 
 	var expired <-chan time.Time
-	if !access.Expires.IsZero() {
-		t := time.NewTimer(time.Until(access.Expires))
+	if !d.Expires.IsZero() {
+		t := time.NewTimer(time.Until(d.Expires))
 		defer t.Stop()
 		expired = t.C
 	}
@@ -429,6 +427,12 @@ func (cn *conn) read(awaitResume bool) {
 			cn.replyError("", http.StatusBadRequest, "binary frames are not supported: send JSON text frames")
 			continue
 		}
+		if !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection, with 1007.
+			_ = cn.c.Close(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
+		}
 		var f clientFrame
 		if err := send.DecodeStrict(data, &f); err != nil {
 			cn.replyError("", http.StatusBadRequest, "%v", err)
@@ -483,7 +487,7 @@ func (cn *conn) deliver() {
 			ack, err := cn.h.Send.Deliver(cn.ctx, cn.r, "ws", m)
 			if err != nil {
 				f := errorFrame{Type: "error", MsgID: m.MsgID, Status: http.StatusInternalServerError, Error: err.Error()}
-				var se *send.Error
+				var se *access.Error
 				if errors.As(err, &se) {
 					f.Status, f.Code = se.Status, se.Code
 				}
