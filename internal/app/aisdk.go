@@ -4,7 +4,6 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/aisdk"
 	"github.com/heraldpush/herald/internal/chat"
-	"github.com/heraldpush/herald/internal/eventstream"
 )
 
 // mountAISDK registers the AI SDK's chat endpoints on top of the chat
@@ -14,10 +13,7 @@ import (
 func (a *App) mountAISDK(rt *access.Router, svc *chat.Service) error {
 	h, err := aisdk.New(aisdk.Options{
 		Chat: svc,
-		Stream: eventstream.StreamOptions{
-			KeepAlive: a.cfg.Core.KeepAlive, WriteTimeout: a.cfg.Core.WriteTimeout,
-			Metrics: a.metrics, Logger: a.log,
-		},
+		Stream: a.sse,
 		Logger: a.log,
 	})
 	if err != nil {

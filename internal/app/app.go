@@ -18,6 +18,7 @@ import (
 	"github.com/heraldpush/herald/internal/dashboard"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -39,6 +40,9 @@ type App struct {
 
 	// sec holds authentication, CORS and limits (security.go).
 	sec *security
+
+	// sse writes the text/event-stream responses of every face.
+	sse *sse.Server
 
 	router *access.Router
 

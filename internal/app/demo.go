@@ -24,10 +24,7 @@ func (a *App) mountDemo(ctx context.Context, rt *access.Router) error {
 		TaskInterval:    cfg.Demo.TaskInterval,
 		MaxTasks:        cfg.Demo.MaxTasks,
 		MaxMessageBytes: int(cfg.Demo.MaxMessageBytes),
-		Retry:           cfg.Core.Retry,
-		KeepAlive:       cfg.Core.KeepAlive,
-		WriteTimeout:    cfg.Core.WriteTimeout,
-		Metrics:         a.metrics,
+		Stream:          a.sse,
 		Site:            a.site(),
 		Logger:          a.log.With("component", "demo"),
 	})

@@ -27,13 +27,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldpush/herald/internal/access"
-	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
-	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/transport"
+	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/internal/webui"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
+	ssewire "github.com/heraldpush/herald/sse"
 )
 
 // Topic is the demo's topic: broadcasts and the events of every task.
@@ -74,11 +74,9 @@ type Options struct {
 	// the publish rate), on face access.FaceDemo; see Namespace. Nil lets
 	// everyone (unit tests).
 	Access access.Decider
-	// Retry, KeepAlive and WriteTimeout are the stream settings of
-	// /sse/subscribe, as for /events.
-	Retry, KeepAlive, WriteTimeout time.Duration
-	// Metrics, if set, count the demo's connections with the others.
-	Metrics *metrics.Metrics
+	// Stream writes /sse/subscribe's streams (the server's, shared by
+	// every face); nil: a server of its own with the defaults.
+	Stream *sse.Server
 	// Site is the set of pages the server serves, for the page's header.
 	Site webui.Site
 	// Logger; default slog.Default().
@@ -120,7 +118,10 @@ func New(o Options) *Demo {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	greeting := sse.Event{Type: TypeConnected, Data: ConnectedText}
+	if o.Stream == nil {
+		o.Stream = &sse.Server{Logger: o.Logger}
+	}
+	greeting := ssewire.Event{Type: TypeConnected, Data: ConnectedText}
 	connected, err := greeting.AppendTo(nil)
 	if err != nil {
 		panic("demo: " + err.Error())
@@ -231,33 +232,16 @@ func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
 			access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("history unavailable: %v", err), RetryAfter: 1})
 			return
 		case over:
-			finished(w)
+			sse.NoContent(w) // makes an EventSource stop reconnecting
 			return
 		}
 	}
-	lastID := r.Header.Get("Last-Event-ID")
-	if lastID == "" {
-		lastID = q.Get("lastEventID")
-	}
-	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: lastID, CanSeePrivate: ad.CanSeePrivate})
+	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: transport.LastEventID(r), CanSeePrivate: ad.CanSeePrivate})
 	if err != nil {
-		if err := eventstream.SubscribeError(w, err, d.o.Logger); err != nil {
-			access.Write(w, r, err)
-		}
+		d.o.Stream.Refuse(w, r, err)
 		return
 	}
-	defer sub.Close()
-	eventstream.Stream(r.Context(), w, sub, eventstream.StreamOptions{
-		Retry: d.o.Retry, KeepAlive: d.o.KeepAlive, WriteTimeout: d.o.WriteTimeout,
-		Metrics: d.o.Metrics, Logger: d.o.Logger, Preamble: d.connected, Expires: ad.Expires,
-	})
-}
-
-// finished answers a subscription to a finished task: 204 No Content, which
-// makes an EventSource stop reconnecting.
-func finished(w http.ResponseWriter) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
+	d.o.Stream.Serve(w, r, sub, sse.Stream{Preamble: d.connected, Expires: ad.Expires})
 }
 
 var errNoTask = errors.New("no such task")

@@ -11,6 +11,19 @@
 // or below the head are skipped, which makes the hand-over from history to
 // live exact.
 //
+// The hub does not encode events: each transport turns an Event into its
+// wire form once, for all its subscribers, and keeps it on the event
+// (Event.Memo).
+//
 // Lock order: broker lock (held while the broker calls HandleMessage) →
-// shard.mu → Subscription.mu. Nothing takes them in another order.
+// shard.mu → Subscription.mu; Hub.mu alone (register and unregister take
+// it, then each shard.mu, never both at once); Event.memoMu alone (held
+// while a transport's encoder runs). Nothing takes them in another order.
+// A subscription is signalled (Ready and its Notify callback) with no hub
+// lock held: HandleMessage collects the subscriptions it queued events for
+// and signals them once its shard locks are released, and the other
+// signals (end, EndSlow, Subscribe) come after Subscription.mu is
+// released. A transport's callback may thus take the transport's own locks
+// (internal/transport writes its order down), which come after the broker
+// lock and never nest inside the hub's.
 package hub

@@ -1,11 +1,10 @@
 package hub
 
 import (
-	"encoding/json"
 	"sync"
+	"sync/atomic"
 
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
 )
 
 // Kind tells what an Event is.
@@ -21,7 +20,8 @@ const (
 	KindPosition
 )
 
-// ResetEventType is the SSE event type of reset events.
+// ResetEventType is the event type of reset events (the SSE event type; the
+// WebSocket transport sends a "reset" frame).
 const ResetEventType = "herald.reset"
 
 // Reset reasons, the "reason" of a herald.reset event.
@@ -38,25 +38,23 @@ type Reset struct {
 }
 
 // Event is one item of a subscription's stream. Events of published messages
-// are shared by every subscriber; their wire forms are computed once.
+// are shared by every subscriber. The hub does not encode events: each
+// transport encodes an event in its wire form once, for all its
+// subscribers, and keeps it on the event (Memo).
 type Event struct {
 	Kind  Kind
 	Msg   *pubsub.Message // KindMessage; on a KindPosition, the hidden final message it stands for
 	Pos   pubsub.Position // KindPosition
 	Reset Reset           // KindReset
 
-	sseOnce  sync.Once
-	sse      []byte
-	jsonOnce sync.Once
-	json     []byte
-
-	memoMu sync.Mutex
-	memo   []memoEntry
+	memo   atomic.Pointer[memoEntry] // a list, newest first, never changed once published
+	memoMu sync.Mutex                // serialises the computations of Memo
 }
 
 type memoEntry struct {
-	key any
-	val []byte
+	key  any
+	val  []byte
+	next *memoEntry
 }
 
 // NewMessageEvent returns the Event for m.
@@ -75,85 +73,28 @@ func (e *Event) ID() string {
 	return ""
 }
 
-// SSE returns the event's text/event-stream form. It is computed once.
-func (e *Event) SSE() []byte {
-	e.sseOnce.Do(func() {
-		var err error
-		switch e.Kind {
-		case KindMessage:
-			ev := sse.Event{ID: e.Msg.Pos.String(), Type: e.Msg.Type, Data: e.Msg.Payload()}
-			// Room for the fields of a one-line event: one allocation.
-			buf := make([]byte, 0, len(ev.ID)+len(ev.Type)+len(ev.Data)+24)
-			e.sse, err = ev.AppendTo(buf)
-		case KindPosition:
-			e.sse, err = sse.AppendID(nil, e.Pos.String())
-		case KindReset:
-			data, _ := json.Marshal(e.Reset)
-			ev := sse.Event{Type: ResetEventType, Data: string(data)}
-			e.sse, err = ev.AppendTo(nil)
-		}
-		if err != nil {
-			// Publishers validate types and ids; reaching this is a bug.
-			panic("hub: unencodable event: " + err.Error())
-		}
-	})
-	return e.sse
-}
-
-// Frame is the JSON form of an event, as WebSocket clients receive it (one
-// text frame each; docs/protocol.md has the schema with the frames the
-// transport adds):
-//
-//	{"type":"event","id":"<epoch>-<n>","event":"price","data":"...","final":true}
-//	{"type":"position","id":"<epoch>-<n>"}
-//	{"type":"reset","reason":"history-truncated","lastEventId":"<the id the client sent>"}
-//
-// An event frame carries what the SSE event carries (id, event type, data)
-// and, on a final message, final: true. Like SSE it does not name the
-// message's topics: a subscriber of one topic must not learn the others a
-// message was published to.
-type Frame struct {
-	Type   string `json:"type"`                  // "event", "reset" or "position"
-	ID     string `json:"id,omitempty"`          // event id (event, position)
-	Event  string `json:"event,omitempty"`       // event type; absent for the default
-	Data   string `json:"data,omitempty"`        // payload, as published
-	Reason string `json:"reason,omitempty"`      // reset reason
-	Last   string `json:"lastEventId,omitempty"` // reset: the id the client resumed from
-	Final  bool   `json:"final,omitempty"`       // the message ends its topics
-}
-
-// JSON returns the event's JSON frame. It is computed once.
-func (e *Event) JSON() []byte {
-	e.jsonOnce.Do(func() {
-		var f Frame
-		switch e.Kind {
-		case KindMessage:
-			f = Frame{Type: "event", ID: e.Msg.Pos.String(), Event: e.Msg.Type, Data: e.Msg.Payload(), Final: e.Msg.Final}
-		case KindPosition:
-			f = Frame{Type: "position", ID: e.Pos.String()}
-		case KindReset:
-			f = Frame{Type: "reset", Reason: e.Reset.Reason, Last: e.Reset.LastEventID}
-		}
-		e.json, _ = json.Marshal(f)
-	})
-	return e.json
-}
-
 // Memo returns the bytes f computes for key, calling f once per event and
-// key: a transport with a wire format of its own (the Mercure endpoint)
-// encodes an event once for all its subscribers, as SSE and JSON do. key
-// must be comparable; use an unexported type of the calling package so that
-// transports cannot collide. f must not call Memo on the same event.
+// key however many subscribers ask: a transport (or a face with a wire
+// format of its own, such as the Mercure endpoint) encodes an event once
+// for all its subscribers. A key already computed is found without a lock.
+// key must be comparable; use an unexported type of the calling package so
+// that encodings cannot collide. f must not call Memo on the same event.
 func (e *Event) Memo(key any, f func() []byte) []byte {
+	for m := e.memo.Load(); m != nil; m = m.next {
+		if m.key == key {
+			return m.val
+		}
+	}
 	e.memoMu.Lock()
 	defer e.memoMu.Unlock()
-	for _, m := range e.memo {
+	head := e.memo.Load()
+	for m := head; m != nil; m = m.next {
 		if m.key == key {
 			return m.val
 		}
 	}
 	v := f()
-	e.memo = append(e.memo, memoEntry{key, v})
+	e.memo.Store(&memoEntry{key: key, val: v, next: head})
 	return v
 }
 

@@ -176,8 +176,14 @@ func (h *Hub) shard(topic string) *shard {
 
 // HandleMessage fans m out to the local subscribers of its topics. It
 // implements pubsub.Handler.
+//
+// The subscriptions are signalled (Ready, and their Notify callbacks run)
+// once every shard lock is released: a transport's callback takes its own
+// locks, which must never nest inside the hub's (see the lock order in
+// doc.go).
 func (h *Hub) HandleMessage(m *pubsub.Message) {
 	var ev *Event
+	woken := wokenPool.Get().(*[]*Subscription)
 	for _, t := range m.Topics {
 		sh := h.shard(t)
 		sh.mu.RLock()
@@ -187,12 +193,23 @@ func (h *Hub) HandleMessage(m *pubsub.Message) {
 			}
 			ts.delivered.Add(1)
 			for _, s := range ts.subs {
-				s.offer(ev)
+				if s.offer(ev) {
+					*woken = append(*woken, s)
+				}
 			}
 		}
 		sh.mu.RUnlock()
 	}
+	for i, s := range *woken {
+		s.signal()
+		(*woken)[i] = nil
+	}
+	*woken = (*woken)[:0]
+	wokenPool.Put(woken)
 }
+
+// wokenPool holds HandleMessage's lists of subscriptions to signal.
+var wokenPool = sync.Pool{New: func() any { return new([]*Subscription) }}
 
 // HandleEpoch ends every subscription: their positions mean nothing in the
 // new epoch, and on reconnecting each client is told so. It implements

@@ -198,7 +198,6 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.open = open
 	if finished && !s.ended {
 		s.ended, s.err = true, ErrFinished
@@ -222,6 +221,7 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 		}
 	}
 	s.preludeOK = true
+	s.mu.Unlock()
 	s.signal()
 	return s, nil
 }
@@ -288,13 +288,15 @@ func (s *Subscription) closeTopics(m *pubsub.Message) {
 	}
 }
 
-// offer queues a live event. Called by the hub with the shard lock held.
-func (s *Subscription) offer(ev *Event) {
+// offer queues a live event. Called by the hub with the shard lock held;
+// it reports whether the subscription must be signalled, which the hub
+// does once the shard lock is released.
+func (s *Subscription) offer(ev *Event) (signal bool) {
 	m := ev.Msg
 	s.mu.Lock()
 	if s.ended || m.Pos.Offset <= s.last && s.preludeOK {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	if s.preludeOK {
 		s.last = m.Pos.Offset
@@ -302,7 +304,7 @@ func (s *Subscription) offer(ev *Event) {
 	if !s.visible(m) {
 		if !m.Final {
 			s.mu.Unlock()
-			return
+			return false
 		}
 		ev = hiddenFinal(m)
 	}
@@ -314,8 +316,7 @@ func (s *Subscription) offer(ev *Event) {
 		s.mu.Unlock()
 		s.hub.stats.slow.Add(1)
 		s.hub.stats.dropped.Add(uint64(n + 1))
-		s.signal()
-		return
+		return true
 	}
 	s.queue = append(s.queue, ev)
 	s.qbytes += size
@@ -323,7 +324,7 @@ func (s *Subscription) offer(ev *Event) {
 		s.closeTopics(m)
 	}
 	s.mu.Unlock()
-	s.signal()
+	return true
 }
 
 func (s *Subscription) signal() {
@@ -338,10 +339,12 @@ func (s *Subscription) signal() {
 
 // Notify makes the subscription call f, besides signalling Ready, each
 // time events are queued or the subscription ends: a transport that serves
-// many subscriptions without a goroutine each (the lean SSE path) uses it
-// instead of waiting on Ready. f runs with hub locks held: it must be fast,
-// must not block and must not call the subscription's methods. Events may
-// be queued before Notify takes effect: call Pop once after it.
+// many subscriptions without a goroutine each (the lean path of
+// internal/transport) uses it instead of waiting on Ready. f runs with no
+// hub lock held (the broker's may be: see the lock order in doc.go), on the
+// goroutine that queued the events: it must be fast and must not block; it
+// may take the transport's own locks. Events may be queued before Notify
+// takes effect: call Pop once after it.
 func (s *Subscription) Notify(f func()) {
 	s.wake.Store(&f)
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/internal/eventstream"
+	"github.com/heraldpush/herald/internal/transport"
 )
 
 func TestDevModeLoopbackPublishOnly(t *testing.T) {
@@ -264,8 +264,8 @@ func TestStreamEndsWhenTheTokenExpires(t *testing.T) {
 		t.Fatalf("got %+v", ev)
 	}
 	ev := s.next(t, 5*time.Second)
-	if ev.Type != eventstream.AuthExpiredEventType {
-		t.Fatalf("got %+v, want %s", ev, eventstream.AuthExpiredEventType)
+	if ev.Type != transport.AuthExpiredEventType {
+		t.Fatalf("got %+v, want %s", ev, transport.AuthExpiredEventType)
 	}
 	if !s.ended(5 * time.Second) {
 		t.Fatal("stream still open after herald.auth-expired")

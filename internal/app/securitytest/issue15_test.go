@@ -28,7 +28,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/internal/eventstream"
+	"github.com/heraldpush/herald/internal/transport"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -409,8 +409,8 @@ func TestChatOwnership(t *testing.T) {
 		}
 		last = ev
 	}
-	if last.Type != eventstream.AuthExpiredEventType {
-		t.Fatalf("chat stream ended with %+v, want %s", last, eventstream.AuthExpiredEventType)
+	if last.Type != transport.AuthExpiredEventType {
+		t.Fatalf("chat stream ended with %+v, want %s", last, transport.AuthExpiredEventType)
 	}
 }
 

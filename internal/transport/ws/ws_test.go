@@ -268,7 +268,7 @@ func TestResumeFrameTimeout(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Server) { c.WS.ResumeTimeout = 100 * time.Millisecond })
 	c := dial(t, srv, "topic=r&resume=frame")
 	code, reason, _ := readClose(t, c)
-	if code != ws.CloseResumeTimeout {
+	if code != websocket.StatusCode(ws.CloseResumeTimeout) {
 		t.Fatalf("close %d %q, want %d", code, reason, ws.CloseResumeTimeout)
 	}
 }
@@ -304,20 +304,20 @@ func TestRetainedAndFinal(t *testing.T) {
 	if len(frames) != 1 || frames[0].ID != final || !frames[0].Final {
 		t.Fatalf("frames before close %+v, want the final event", frames)
 	}
-	if code != ws.CloseFinished || reason != "finished" {
+	if code != websocket.StatusCode(ws.CloseFinished) || reason != "finished" {
 		t.Fatalf("close %d %q, want 1000 finished", code, reason)
 	}
 
 	// Resuming at the final event: nothing more will come.
 	c2 := dial(t, srv, "topic=job&lastEventID="+url.QueryEscape(final))
 	code, _, frames = readClose(t, c2)
-	if code != ws.CloseAlreadyFinished || len(frames) != 0 {
+	if code != websocket.StatusCode(ws.CloseAlreadyFinished) || len(frames) != 0 {
 		t.Fatalf("resume at final: close %d after %+v, want %d and no frame", code, frames, ws.CloseAlreadyFinished)
 	}
 	// Resuming before it: the final event, then the close.
 	c3 := dial(t, srv, "topic=job&lastEventID="+url.QueryEscape(retained))
 	code, _, frames = readClose(t, c3)
-	if code != ws.CloseFinished || len(frames) != 1 || frames[0].ID != final {
+	if code != websocket.StatusCode(ws.CloseFinished) || len(frames) != 1 || frames[0].ID != final {
 		t.Fatalf("resume before final: close %d after %+v", code, frames)
 	}
 }
@@ -653,7 +653,7 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 	waiting := dial(t, srv, "topic=a&resume=frame") // not subscribed yet
 	go srv.Stop()
 	for _, c := range []*websocket.Conn{c, waiting} {
-		if code, reason, _ := readClose(t, c); code != ws.CloseGoingAway {
+		if code, reason, _ := readClose(t, c); code != websocket.StatusCode(ws.CloseGoingAway) {
 			t.Fatalf("close %d %q, want 1001", code, reason)
 		}
 	}
