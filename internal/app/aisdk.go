@@ -12,7 +12,7 @@ import (
 // may start or watch a chat answer may use them likewise.
 func (a *App) mountAISDK(rt *access.Router, svc *chat.Service) error {
 	h, err := aisdk.New(aisdk.Options{
-		Chat: svc,
+		Chat:   svc,
 		Stream: a.sse,
 		Logger: a.log,
 	})
