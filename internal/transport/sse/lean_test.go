@@ -358,6 +358,9 @@ func TestLeanAbort(t *testing.T) {
 	}))
 	defer srv.Close()
 	s := openRaw(t, srv.URL, "/")
+	if s.resp.Close {
+		t.Error("a stream that may be cut announces Connection: close (Node's fetch would take the cut for its end)")
+	}
 	s.until("id: ep-0\n\n")
 	e.publish(t, "cut", "last")
 	s.until("data: last\n\n")

@@ -145,8 +145,12 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, sub *hub.Subscrip
 	if transport.Lean(r) {
 		if nc, _, err := transport.Hijack(w); err == nil {
 			f.chunked = true
+			// A stream that may be cut (Finish) does not announce its
+			// close: Node's fetch takes the close of a "Connection: close"
+			// response for the end of its body even when the last chunk
+			// is missing, and a cut stream must not look whole.
 			e.Serve(transport.ConnOptions{
-				Conn: nc, Request: r, Head: responseHead(w.Header(), open), HeadPayload: len(open),
+				Conn: nc, Request: r, Head: responseHead(w.Header(), open, st.Finish == nil), HeadPayload: len(open),
 				Sub: sub, Expires: st.Expires, Proto: f,
 			})
 			return
@@ -197,13 +201,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // responseHead returns the head of a lean response, written by hand: the
 // status line, hdr, and the opening as the first chunk. The connection is
-// closed when the stream ends ("Connection: close").
-func responseHead(hdr http.Header, opening []byte) []byte {
+// closed when the stream ends, which announceClose says ("Connection:
+// close").
+func responseHead(hdr http.Header, opening []byte, announceClose bool) []byte {
 	if hdr.Get("Date") == "" {
 		hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	}
 	hdr.Set("Transfer-Encoding", "chunked")
-	hdr.Set("Connection", "close")
+	if announceClose {
+		hdr.Set("Connection", "close")
+	}
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = hdr.Write(&b)
