@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,10 +43,7 @@ type conn struct {
 	next        transport.Next
 	timer       timerKind
 	pinging     bool
-	in          []byte    // a frame not whole yet (nil when none)
-	msg         []byte    // a fragmented message being assembled
-	msgOp       ws.OpCode // its opcode
-	fragmented  bool
+	frames      frameReader
 
 	mu         sync.Mutex // guards the fields below
 	out        [][]byte   // frames for the client from the goroutines
@@ -286,7 +282,10 @@ func (s *conn) read(c *transport.Conn, b *transport.Batch) {
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
 	buf := *bp
-	if len(s.in) > 0 && !c.Paused() && !s.consume(c, b, nil) {
+	if s.frames.limit == 0 {
+		s.frames.limit = or(s.h.MaxFrameBytes, 1<<20+64<<10)
+	}
+	if s.frames.pending() && !c.Paused() && !s.consume(c, b, nil) {
 		return // frames kept while reading was paused
 	}
 	for total := 0; total < readBudget && !c.Paused(); {
@@ -294,7 +293,7 @@ func (s *conn) read(c *transport.Conn, b *transport.Batch) {
 		if n > 0 {
 			total += n
 			if !s.consume(c, b, buf[:n]) {
-				return // the connection ends, or reading is paused
+				return // the connection ends
 			}
 		}
 		if err != nil {
@@ -314,61 +313,18 @@ func (s *conn) read(c *transport.Conn, b *transport.Batch) {
 	// socket again after the turn, and the rest is read on another.
 }
 
-// consume parses the frames in data (after what was kept from the last
-// read) and handles each. It keeps an incomplete frame for the next read.
-// It reports whether to go on reading.
+// consume handles the frames in data; it reports whether to go on reading.
 func (s *conn) consume(c *transport.Conn, b *transport.Batch, data []byte) bool {
-	if len(s.in) > 0 {
-		s.in = append(s.in, data...)
-		data = s.in
+	if fail := s.frames.feed(data, func(op ws.OpCode, p []byte) bool {
+		return s.frame(c, b, op, p) && !c.Paused()
+	}); fail != nil {
+		s.fail(c, b, fail.code, fail.reason)
 	}
-	limit := or(s.h.MaxFrameBytes, 1<<20+64<<10)
-	for len(data) > 0 && !c.Paused() {
-		r := bytes.NewReader(data)
-		h, err := ws.ReadHeader(r)
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			break // the header is not whole yet
-		}
-		if err != nil {
-			s.fail(c, b, CloseProtocolError, err.Error())
-			return false
-		}
-		state := ws.StateServerSide
-		if s.fragmented {
-			state |= ws.StateFragmented
-		}
-		if err := ws.CheckHeader(h, state); err != nil {
-			s.fail(c, b, CloseProtocolError, err.Error())
-			return false
-		}
-		if h.Length > limit || h.OpCode == ws.OpContinuation && int64(len(s.msg))+h.Length > limit {
-			s.fail(c, b, CloseTooBig, fmt.Sprintf("message over %d bytes", limit))
-			return false
-		}
-		hl := len(data) - r.Len()
-		if int64(len(data)-hl) < h.Length {
-			break // the payload is not whole yet
-		}
-		end := hl + int(h.Length)
-		payload := data[hl:end]
-		ws.Cipher(payload, h.Mask, 0)
-		data = data[end:]
-		if !s.frame(c, b, h, payload) && (s.closing || s.next != transport.Continue) {
-			s.in, s.msg = nil, nil
-			return false
-		}
-	}
-	if len(data) == 0 {
-		s.in = nil
-	} else {
-		s.in = append([]byte(nil), data...)
-	}
-	return !c.Paused()
+	return !s.closing && s.next == transport.Continue
 }
 
 // fail fails the connection (RFC 6455 §7.1.7) with code.
 func (s *conn) fail(c *transport.Conn, b *transport.Batch, code CloseCode, reason string) {
-	s.in, s.msg = nil, nil
 	if s.closing {
 		s.next = transport.End
 		return
@@ -376,15 +332,16 @@ func (s *conn) fail(c *transport.Conn, b *transport.Batch, code CloseCode, reaso
 	s.close(c, b, code, reason)
 }
 
-// frame handles one frame; it reports whether to go on reading.
-func (s *conn) frame(c *transport.Conn, b *transport.Batch, h ws.Header, p []byte) bool {
-	if h.OpCode == ws.OpClose {
+// frame handles a control frame or a whole message; it reports whether to
+// go on.
+func (s *conn) frame(c *transport.Conn, b *transport.Batch, op ws.OpCode, p []byte) bool {
+	if op == ws.OpClose {
 		return s.closeFrame(c, b, p)
 	}
 	if s.closing {
 		return true // after our close frame, only the client's matters
 	}
-	switch h.OpCode {
+	switch op {
 	case ws.OpPing:
 		b.Add(ws.MustCompileFrame(ws.NewPongFrame(append([]byte(nil), p...))), 0)
 	case ws.OpPong:
@@ -396,20 +353,7 @@ func (s *conn) frame(c *transport.Conn, b *transport.Batch, h ws.Header, p []byt
 			}
 		}
 	case ws.OpText, ws.OpBinary:
-		if !h.Fin {
-			s.fragmented, s.msgOp = true, h.OpCode
-			s.msg = append(s.msg[:0], p...)
-			return true
-		}
-		return s.message(c, b, h.OpCode, p)
-	case ws.OpContinuation:
-		s.msg = append(s.msg, p...)
-		if !h.Fin {
-			return true
-		}
-		msg, op := s.msg, s.msgOp
-		s.msg, s.fragmented = nil, false
-		return s.message(c, b, op, msg)
+		return s.message(c, b, op, p)
 	}
 	return true
 }
