@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -219,7 +220,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s := &conn{h: h, clientID: clientID, topics: req.Topics, canSeePrivate: d.CanSeePrivate, awaitResume: resumeFrame}
 	if h.Send != nil {
-		s.r = r
+		s.r = sendRequest(r)
 	}
 	var sub *hub.Subscription
 	if !resumeFrame {
@@ -247,6 +248,26 @@ func checkHandshake(w http.ResponseWriter, r *http.Request) *access.Error {
 		return access.BadRequest("Sec-WebSocket-Key must be 16 bytes in base64")
 	}
 	return nil
+}
+
+// sendRequest returns what Send's policy reads of r to decide the
+// connection's messages (the client's address as the trusted proxies give
+// it, the token from the header, query or cookie, the origin and host),
+// without the rest of the request: the connection keeps it for its whole
+// life, and the whole request with its parsed headers, context and
+// middleware state costs several KiB per idle connection.
+func sendRequest(r *http.Request) *http.Request {
+	s := &http.Request{
+		Method: r.Method, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		URL:    &url.URL{Path: r.URL.Path, RawQuery: r.URL.RawQuery},
+		Header: make(http.Header, 4), Host: r.Host, RemoteAddr: r.RemoteAddr, TLS: r.TLS,
+	}
+	for _, k := range []string{"Authorization", "Cookie", "Origin", "Sec-Fetch-Site", "X-Forwarded-For", "Forwarded", "X-Real-Ip"} {
+		if v := r.Header.Values(k); len(v) > 0 {
+			s.Header[k] = v
+		}
+	}
+	return s.WithContext(context.Background())
 }
 
 func newClientID() string {
