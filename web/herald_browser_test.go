@@ -316,12 +316,10 @@ func TestHybridFallsBackWhenUpgradeIsBlocked(t *testing.T) {
 func TestHybridTriesWebSocketAgain(t *testing.T) {
 	srv := apptest.Start(t, nil)
 	target, _ := url.Parse(srv.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	// A transparent proxy: without X-Forwarded-For the page's sends come
-	// from loopback, which development mode lets publish (a forwarded
-	// client is remote: docs/security.md).
-	direct := rp.Director
-	rp.Director = func(r *http.Request) { direct(r); r.Header["X-Forwarded-For"] = nil }
+	// A transparent proxy: without X-Forwarded-For (Rewrite adds none)
+	// the page's sends come from loopback, which development mode lets
+	// publish (a forwarded client is remote: docs/security.md).
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
 	var blocked atomic.Bool
 	blocked.Store(true)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

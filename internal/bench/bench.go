@@ -10,7 +10,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -280,7 +279,6 @@ type counters struct {
 	received    atomic.Int64
 	connectErrs atomic.Int64
 	disconnects atomic.Int64
-	connected   atomic.Int64
 	perTopic    []atomic.Int64
 }
 
@@ -293,6 +291,3 @@ func newHTTPClient(conns int) *http.Client {
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	}}
 }
-
-// errStop ends a subscriber loop without counting an error.
-var errStop = errors.New("stop")

@@ -616,7 +616,7 @@ func TestPage(t *testing.T) {
 	}
 	status, h, body = call(t, http.MethodGet, srv.URL+"/demo/nope.js", "", "")
 	expectJSONError(t, status, h, body, http.StatusNotFound, "no such endpoint")
-	status, h, body = call(t, http.MethodPost, srv.URL+"/", "", "")
+	status, _, _ = call(t, http.MethodPost, srv.URL+"/", "", "")
 	if status < 400 || status >= 500 {
 		t.Fatalf("POST /: status %d", status)
 	}

@@ -62,8 +62,7 @@ type Conn struct {
 	// Owner.
 	wrote   uint64 // events written
 	bytes   int64  // body bytes written (without transport framing)
-	ending  bool   // the turn's writes end the stream
-	aborted bool   // ... without a clean end
+	aborted bool   // the stream was cut without a clean end
 }
 
 // Due says what a turn is for, besides the events queued.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -239,15 +238,6 @@ func decodeErr(t testing.TB, b []byte) errBody {
 		t.Fatalf("body is not a JSON error: %q", b)
 	}
 	return e
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s || strings.Contains(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func jsonBody(v any) io.ReadCloser {

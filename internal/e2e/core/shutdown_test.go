@@ -41,9 +41,8 @@ func TestGracefulShutdownThenResume(t *testing.T) {
 				s.nextID(t)
 				streams = append(streams, s)
 			}
-			var ids []string
 			for i := range 6 {
-				ids = append(ids, publish(t, c, srv.URL, fmt.Sprint("before", i), []string{"a", "b"}[i%2]))
+				publish(t, c, srv.URL, fmt.Sprint("before", i), []string{"a", "b"}[i%2])
 			}
 			lastIDs := make([]string, len(streams))
 			for i, s := range streams {

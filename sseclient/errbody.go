@@ -1,6 +1,4 @@
-// Package errbody reads the explanation out of an HTTP error answer, for
-// Herald's Go clients.
-package errbody
+package sseclient
 
 import (
 	"encoding/json"
@@ -13,15 +11,16 @@ import (
 	"unicode/utf8"
 )
 
-// MaxRead bounds what Message reads of a body.
-const MaxRead = 4 << 10
+// MaxErrorBody bounds what ErrorMessage reads of an error answer's body.
+const MaxErrorBody = 4 << 10
 
-// Message reads the explanation of an error answer from resp's body (at
-// most MaxRead bytes of it): the "error" member of a JSON object, as Herald
-// sends, or else the start of a text body with its white space trimmed, or
-// else "".
-func Message(resp *http.Response) string {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxRead))
+// ErrorMessage reads the explanation of an error answer from resp's body
+// (at most MaxErrorBody bytes of it): the "error" member of a JSON object,
+// as Herald sends, or else the start of a text body with its white space
+// trimmed, or else "". Herald's Go clients (this one and package client)
+// explain errors with it.
+func ErrorMessage(resp *http.Response) string {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBody))
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	if isJSON {
@@ -46,9 +45,9 @@ func Message(resp *http.Response) string {
 	return s
 }
 
-// RetryAfter parses a Retry-After header value, seconds or an HTTP date, as
-// a duration from now; zero when it is absent or invalid.
-func RetryAfter(v string, now time.Time) time.Duration {
+// ParseRetryAfter parses a Retry-After header value, seconds or an HTTP
+// date, as a duration from now; zero when it is absent or invalid.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0

@@ -1,4 +1,4 @@
-package errbody
+package sseclient
 
 import (
 	"io"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestMessage(t *testing.T) {
+func TestErrorMessage(t *testing.T) {
 	long := strings.Repeat("é", 400) // 800 bytes
 	tests := []struct {
 		name, ctype, body, want string
@@ -22,19 +22,19 @@ func TestMessage(t *testing.T) {
 		{"binary", "application/octet-stream", "\x00\x01", ""},
 		{"invalid UTF-8", "text/plain", "a\xffb", "a\uFFFDb"},
 		{"long text is cut on a rune boundary", "text/plain", long, strings.Repeat("é", 256) + "…"},
-		{"only the first 4 KiB are read", "text/plain", strings.Repeat(" ", MaxRead) + "late", ""},
+		{"only the first 4 KiB are read", "text/plain", strings.Repeat(" ", MaxErrorBody) + "late", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := &http.Response{Header: http.Header{"Content-Type": {tt.ctype}}, Body: io.NopCloser(strings.NewReader(tt.body))}
-			if got := Message(resp); got != tt.want {
+			if got := ErrorMessage(resp); got != tt.want {
 				t.Errorf("Message = %q, want %q", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestRetryAfter(t *testing.T) {
+func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {
 		v    string
@@ -50,7 +50,7 @@ func TestRetryAfter(t *testing.T) {
 		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
 	}
 	for _, tt := range tests {
-		if got := RetryAfter(tt.v, now); got != tt.want {
+		if got := ParseRetryAfter(tt.v, now); got != tt.want {
 			t.Errorf("RetryAfter(%q) = %v, want %v", tt.v, got, tt.want)
 		}
 	}
