@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -46,7 +46,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the herald binary")
 	}
-	bin := buildHerald(t)
+	bin := testkit.BuildHerald(t)
 	dir := t.TempDir()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}}
 	defer client.CloseIdleConnections()
@@ -81,17 +81,6 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	}
 	verify(t, client, srv.url, epoch, all, 3)
 	srv.stop(t)
-}
-
-// buildHerald builds the herald command into a temporary directory.
-func buildHerald(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "herald")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/heraldpush/herald/cmd/herald")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 type server struct {

@@ -16,20 +16,9 @@ import (
 	"github.com/heraldpush/herald/internal/browsertest"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/dashboard"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/sse"
 )
-
-func publish(t *testing.T, base, topic, data string) {
-	t.Helper()
-	resp, err := http.PostForm(base+"/publish", map[string][]string{"topic": {topic}, "data": {data}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("publish: %s", resp.Status)
-	}
-}
 
 // openStream subscribes to topic over SSE and keeps reading until the test ends.
 func openStream(t *testing.T, base, topic string) {
@@ -53,7 +42,7 @@ func openStream(t *testing.T, base, topic string) {
 func TestStreamSendsHistoryThenSamples(t *testing.T) {
 	srv := apptest.Start(t, nil)
 	openStream(t, srv.URL, "news")
-	publish(t, srv.URL, "news", "hello")
+	testkit.Publish(t, srv.URL, "news", "hello")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

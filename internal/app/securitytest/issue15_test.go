@@ -28,25 +28,11 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/internal/transport"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
-
-// eventually polls cond every 10 ms until it holds, failing after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
 
 // send sends req with extra headers and returns the status and error code.
 func sendReq(t *testing.T, method, u, body string, hdr map[string]string) (int, errBody, []byte) {
@@ -113,7 +99,7 @@ func TestBrokerCredentialsRedacted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil))) }()
-	eventually(t, "the herald listening line", func() bool { return strings.Contains(logs.String(), "herald listening") })
+	testkit.WaitFor(t, "the herald listening line", func() bool { return strings.Contains(logs.String(), "herald listening") })
 	line := logs.String()
 	i := strings.Index(line, "addr=")
 	addr := strings.Fields(line[i+len("addr="):])[0]
@@ -557,7 +543,7 @@ func TestIdleConnectionsPerAddress(t *testing.T) {
 		conns = append(conns, c)
 	}
 	// The sixth idle connection from 127.0.0.1 is refused with a 503.
-	eventually(t, "the sixth idle connection to be refused", func() bool {
+	testkit.WaitFor(t, "the sixth idle connection to be refused", func() bool {
 		status, _, body := rawExchangeFrom(t, "127.0.0.1", addr, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
 		return status == http.StatusServiceUnavailable && strings.Contains(string(body), "max-idle-connections-per-ip")
 	})

@@ -23,6 +23,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -325,24 +326,12 @@ func metricValue(text, name string) string {
 	return ""
 }
 
-// eventually polls cond until it holds or 10s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // noOpenStreams waits until the server has no subscription to topics and
 // no open SSE connection left: none leaked. (Other features may hold
 // subscriptions of their own, so only the test's topics are counted.)
 func noOpenStreams(t *testing.T, c *http.Client, srv *apptest.Server, topics ...string) {
 	t.Helper()
-	eventually(t, "every subscription to close", func() bool {
+	testkit.WaitFor(t, "every subscription to close", func() bool {
 		counts := srv.App.Hub().TopicCounts()
 		for _, topic := range topics {
 			if counts[topic] != 0 {

@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // TestGracefulShutdownThenResume stops a server with open streams: every
@@ -101,11 +101,7 @@ func TestServeProcessSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "herald")
-	build := exec.Command("go", "build", "-o", bin, "github.com/heraldpush/herald/cmd/herald")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildHerald(t)
 	const shutdownTimeout = 2 * time.Second
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--log-format", "json",
 		"--shutdown-timeout", shutdownTimeout.String(), "--write-timeout", "1m", "--publish-rate", "0")

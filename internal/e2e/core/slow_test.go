@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // TestSlowSubscriberIsCutOff opens a stream from a client that never reads.
@@ -43,7 +44,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if _, err := conn.Write([]byte("GET /events?topic=s HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the slow client's subscription", func() bool { return subscribers(srv, "s") == 2 })
+	testkit.WaitFor(t, "the slow client's subscription", func() bool { return subscribers(srv, "s") == 2 })
 
 	data := strings.Repeat("x", 16<<10)
 	var ids []string
@@ -141,7 +142,7 @@ func TestWriteDeadline(t *testing.T) {
 	stuck, cancel := open(t, c, eventsURL(srv.URL, "w"), "")
 	defer cancel()
 	defer stuck.Body.Close()
-	eventually(t, "the subscription", func() bool { return subscribers(srv, "w") == 1 })
+	testkit.WaitFor(t, "the subscription", func() bool { return subscribers(srv, "w") == 1 })
 	data := strings.Repeat("z", 64<<10)
 	for i := 0; subscribers(srv, "w") == 1; i++ {
 		if i == 2000 {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/internal/transport/ws"
 	"github.com/heraldpush/herald/pubsub"
 )
@@ -590,7 +591,7 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 			t.Fatalf("healthy subscriber got %+v", f)
 		}
 	}
-	waitFor(t, "the slow connection to end", func() bool { return srv.App.Hub().TopicCounts()["slow"] == 1 })
+	testkit.WaitFor(t, "the slow connection to end", func() bool { return srv.App.Hub().TopicCounts()["slow"] == 1 })
 	id := publish(t, srv, `{"topic":"slow","data":"after"}`)
 	if f := read(t, healthy); f.ID != id {
 		t.Fatalf("healthy subscriber got %+v after the cut-off", f)
@@ -604,8 +605,8 @@ func TestDeadClientIsDetectedByPing(t *testing.T) {
 	})
 	// A client that never reads never answers pings.
 	dial(t, srv, "topic=p")
-	waitFor(t, "the subscription", func() bool { return srv.App.Hub().TopicCounts()["p"] == 1 })
-	waitFor(t, "the dead connection to be closed", func() bool { return srv.App.Hub().TopicCounts()["p"] == 0 })
+	testkit.WaitFor(t, "the subscription", func() bool { return srv.App.Hub().TopicCounts()["p"] == 1 })
+	testkit.WaitFor(t, "the dead connection to be closed", func() bool { return srv.App.Hub().TopicCounts()["p"] == 0 })
 
 	// A client that reads answers them and stays.
 	c := dial(t, srv, "topic=p")
@@ -683,7 +684,7 @@ func TestMetricsByTransport(t *testing.T) {
 		}
 	}
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "events_written to be counted", func() bool {
+	testkit.WaitFor(t, "events_written to be counted", func() bool {
 		resp, err := http.Get(srv.URL + "/metrics")
 		if err != nil {
 			return false
@@ -692,17 +693,6 @@ func TestMetricsByTransport(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return bytes.Contains(b, []byte(`herald_events_written_total{transport="ws"}`)) && bytes.Contains(b, []byte(`herald_connections{transport="ws"} 0`))
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func readAll(ctx context.Context, b pubsub.Broker, topic string) ([]string, error) {
