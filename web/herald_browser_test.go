@@ -75,7 +75,7 @@ func (p *page) waitMore(what string, n int) {
 // event the page would show twice would have come by then.
 func (p *page) settle(base, topic string) []received {
 	p.t.Helper()
-	id := publish(p.t, base, topic, "end")
+	id := testkit.Publish(p.t, base, topic, "end")
 	p.waitFor("the last event", fmt.Sprintf(`hybrid.received.some((m) => m.id === %q)`, id), 30*time.Second)
 	got := eval[[]received](p, `hybrid.received`)
 	if last := got[len(got)-1]; last.ID != id {
