@@ -53,7 +53,11 @@ func dial(t *testing.T, srv *apptest.Server, query string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, wsURL(srv, query), nil)
+	// A transport of its own: a pooled connection to a port an earlier
+	// test's server used (and closed) would fail the handshake.
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, resp, err := websocket.Dial(ctx, wsURL(srv, query), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
 	if err != nil {
 		t.Fatalf("dial /ws?%s: %v", query, err)
 	}
