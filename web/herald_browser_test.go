@@ -302,7 +302,10 @@ func TestHybridTriesWebSocketAgain(t *testing.T) {
 	// A transparent proxy: without X-Forwarded-For (Rewrite adds none)
 	// the page's sends come from loopback, which development mode lets
 	// publish (a forwarded client is remote: docs/security.md).
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host // the page's origin is the proxy's
+	}}
 	var blocked atomic.Bool
 	blocked.Store(true)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
