@@ -225,4 +225,3 @@ func wantWhole(t testing.TB, r reply, end string) {
 		t.Fatalf("[DONE] %v, clean end %v, error %v", r.done, r.ended, r.err)
 	}
 }
-

@@ -192,4 +192,3 @@ func finish(t testing.TB, base, id string) stream {
 	}
 	return s
 }
-
