@@ -139,8 +139,13 @@ type Snapshot struct {
 	// When Query.After belongs to another epoch, Events start at the
 	// beginning of the log and EpochChanged is set.
 	Events []*Message
-	// Retained holds, when Query.After is nil, the latest retained message of
-	// each topic that has one, in position order.
+	// Retained holds the latest retained message of each query topic that
+	// has one, in position order, each once, when the subscriber starts
+	// from the topics' current state: when Query.After is nil (a new
+	// subscriber), and when the snapshot reports EpochChanged or Truncated
+	// (a resuming subscriber whose history cannot be replayed exactly,
+	// which the hub tells with a herald.reset). A retained message may then
+	// also be in Events. Otherwise Retained is nil.
 	Retained []*Message
 	// EpochChanged reports that Query.After is from another epoch.
 	EpochChanged bool

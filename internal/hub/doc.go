@@ -5,8 +5,9 @@
 //
 // A subscription starts with a prelude computed from one broker snapshot: a
 // herald.reset event when the client's position cannot be honoured exactly,
-// then the missed events (or, for a new subscriber, the retained ones), then
-// an id-only marker carrying the snapshot's head. Live events follow; the
+// then the missed events (or, for a new subscriber, the retained ones; after
+// a reset, the retained ones merged with what history kept, in position
+// order), then an id-only marker carrying the snapshot's head. Live events follow; the
 // subscription is registered before the snapshot is taken and live events at
 // or below the head are skipped, which makes the hand-over from history to
 // live exact.

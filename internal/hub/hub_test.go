@@ -215,6 +215,44 @@ func TestPreludeResets(t *testing.T) {
 	}
 }
 
+// After any reset, each topic's retained message comes first (in position
+// order with the history kept), as a new subscriber gets it, then live
+// events: a progress bar resumed after a reset shows the current value.
+func TestPreludeRetainedAfterReset(t *testing.T) {
+	for _, tc := range []struct {
+		name, lastID, want string
+	}{
+		{"history truncated", "epoch1-1", "reset:history-truncated 20% p-log3 p-log4 q-state q-log6"},
+		{"epoch changed", "oldepoch-3", "reset:epoch-changed 20% p-log3 p-log4 q-state q-log6"},
+		{"unparseable id", "garbage", "reset:invalid-id 20% p-log3 p-log4 q-state q-log6"},
+		{"id from the future", "epoch1-99", "reset:invalid-id 20% p-log3 p-log4 q-state q-log6"},
+		{"exact resume gets history only", "epoch1-2", "p-log3 p-log4 q-state q-log6"},
+		{"exact resume at the head", "epoch1-6", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, pubsub.Retention{MaxEvents: 2}, nil)
+			e.publish(&pubsub.Message{Topics: []string{"p"}, Data: "10%", Retain: true})     // 1
+			e.publish(&pubsub.Message{Topics: []string{"p"}, Data: "20%", Retain: true})     // 2
+			e.pub("p-log3", "p")                                                             // 3: 10% evicted
+			e.pub("p-log4", "p")                                                             // 4: 20% evicted, still p's state
+			e.publish(&pubsub.Message{Topics: []string{"q"}, Data: "q-state", Retain: true}) // 5, in q's history
+			e.pub("q-log6", "q")                                                             // 6
+
+			s := e.subscribe(tc.lastID, "p", "q")
+			evs, open := pending(s)
+			got := descs(evs)
+			if got != tc.want && got != strings.TrimSpace(tc.want+" pos:6") || !open {
+				t.Fatalf("prelude %q (open %v), want %q", got, open, tc.want)
+			}
+			live := e.pub("live", "p")
+			evs, _ = take(t, s, 1)
+			if len(evs) != 1 || evs[0].Msg != live {
+				t.Fatalf("live event after the prelude: %q", descs(evs))
+			}
+		})
+	}
+}
+
 // An empty log after a reset still gives the client a position.
 func TestResetOnEmptyHistoryGivesPosition(t *testing.T) {
 	e := newEnv(t, pubsub.Retention{}, nil)

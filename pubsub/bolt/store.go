@@ -462,21 +462,9 @@ func (s *store) snapshot(q pubsub.Query) (pubsub.Snapshot, error) {
 		}
 	}
 	if q.After == nil {
-		for _, t := range q.Topics {
-			v := s.retained.Get([]byte(t))
-			if v == nil {
-				continue
-			}
-			r, err := parseRecord(v)
-			if err != nil {
-				return snap, fmt.Errorf("retained of %q: %w", t, err)
-			}
-			if !slices.ContainsFunc(snap.Retained, func(m *pubsub.Message) bool { return m.Pos.Offset == r.offset }) {
-				snap.Retained = append(snap.Retained, r.message(s.epoch))
-			}
-		}
-		slices.SortFunc(snap.Retained, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
-		return snap, nil
+		var err error
+		snap.Retained, err = s.retainedOf(q.Topics)
+		return snap, err
 	}
 	after := q.After.Offset
 	if q.After.Epoch != s.epoch {
@@ -514,7 +502,33 @@ func (s *store) snapshot(q pubsub.Query) (pubsub.Snapshot, error) {
 		}
 		snap.Events = append(snap.Events, m)
 	}
+	if snap.Truncated || snap.EpochChanged {
+		var err error
+		snap.Retained, err = s.retainedOf(q.Topics)
+		return snap, err
+	}
 	return snap, nil
+}
+
+// retainedOf returns the retained messages of topics, each once, in
+// position order.
+func (s *store) retainedOf(topics []string) ([]*pubsub.Message, error) {
+	var out []*pubsub.Message
+	for _, t := range topics {
+		v := s.retained.Get([]byte(t))
+		if v == nil {
+			continue
+		}
+		r, err := parseRecord(v)
+		if err != nil {
+			return nil, fmt.Errorf("retained of %q: %w", t, err)
+		}
+		if !slices.ContainsFunc(out, func(m *pubsub.Message) bool { return m.Pos.Offset == r.offset }) {
+			out = append(out, r.message(s.epoch))
+		}
+	}
+	slices.SortFunc(out, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
+	return out, nil
 }
 
 // topicInfos lists the topics the log holds, sorted by name.

@@ -361,12 +361,7 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		}
 	}
 	if q.After == nil {
-		for _, t := range q.Topics {
-			if tl := b.topics[t]; tl != nil && tl.retained != nil && !slices.Contains(snap.Retained, tl.retained) {
-				snap.Retained = append(snap.Retained, tl.retained)
-			}
-		}
-		sort.Slice(snap.Retained, func(i, j int) bool { return snap.Retained[i].Pos.Offset < snap.Retained[j].Pos.Offset })
+		snap.Retained = b.retainedLocked(q.Topics)
 		return snap, nil
 	}
 	after := q.After.Offset
@@ -392,7 +387,23 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		}
 	}
 	snap.Events = merge(lists)
+	if snap.Truncated || snap.EpochChanged {
+		snap.Retained = b.retainedLocked(q.Topics)
+	}
 	return snap, nil
+}
+
+// retainedLocked returns the retained messages of topics, each once, in
+// position order. b.mu is held.
+func (b *Broker) retainedLocked(topics []string) []*pubsub.Message {
+	var out []*pubsub.Message
+	for _, t := range topics {
+		if tl := b.topics[t]; tl != nil && tl.retained != nil && !slices.Contains(out, tl.retained) {
+			out = append(out, tl.retained)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos.Offset < out[j].Pos.Offset })
+	return out
 }
 
 // merge merges offset-ordered lists into one, each message once.

@@ -844,6 +844,18 @@ func (b *Broker) read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 			}
 		}
 	}
+	if q.After != nil && (snap.Truncated || snap.EpochChanged) {
+		// A reset: the subscriber starts again from the topics' state.
+		for _, topic := range topics {
+			r, err := b.retained(ctx, kv, epoch, topic, lasts[b.subject(topic)], head)
+			if err != nil {
+				return pubsub.Snapshot{}, err
+			}
+			if r != nil && !slices.ContainsFunc(snap.Retained, func(m *pubsub.Message) bool { return m.Pos == r.Pos }) {
+				snap.Retained = append(snap.Retained, r)
+			}
+		}
+	}
 	sortByOffset(snap.Events)
 	sortByOffset(snap.Retained)
 	return snap, nil

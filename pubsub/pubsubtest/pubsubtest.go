@@ -6,7 +6,8 @@
 //   - ordering: positions strictly increase in one log, per topic in
 //     publish order, live delivery in position order from one goroutine;
 //   - snapshots: Head, Events after a position for several topics (each
-//     message once), Retained, Finals, EpochChanged, Truncated;
+//     message once), Retained (for new subscribers and after a reset),
+//     Finals, EpochChanged, Truncated;
 //   - the exact hand-over from Read to Listen under concurrent publishing,
 //     done as the hub does it (register, read, skip live messages at or
 //     below Head): no gap, no duplicate;
@@ -126,6 +127,7 @@ var cases = []testCase{
 	{"SnapshotAfter", (*suite).testSnapshotAfter},
 	{"SnapshotRetained", (*suite).testSnapshotRetained},
 	{"SnapshotEpochChanged", (*suite).testSnapshotEpochChanged},
+	{"RetainedAfterReset", (*suite).testRetainedAfterReset},
 	{"Final", (*suite).testFinal},
 	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
 	{"StateOutlivesHistory", (*suite).testStateOutlivesHistory},

@@ -297,7 +297,7 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 			if q.After.Epoch == epoch {
 				after = q.After.Offset
 			} else {
-				epochChanged = true
+				mode, epochChanged = "reset", true
 			}
 		}
 		keys := append(make([]string, 0, 7+len(topics)), b.meta, b.epochs, k.log, k.wm, k.topics, k.ret, k.fin)
@@ -330,24 +330,23 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 			}
 			snap.Finals[str(finals[i])] = pubsub.Position{Epoch: epoch, Offset: toUint(finals[i+1])}
 		}
-		items, _ := res[4].([]any)
-		msgs := make([]*pubsub.Message, 0, len(items)/3)
-		for i := 0; i+2 < len(items); i += 3 {
-			m, err := decode(epoch, toUint(items[i]), toUint(items[i+1]), str(items[i+2]))
-			if err != nil {
-				return pubsub.Snapshot{}, fmt.Errorf("redis: read: %w", err)
-			}
-			msgs = append(msgs, m)
+		msgs, err := decodeItems(epoch, res[4])
+		if err != nil {
+			return pubsub.Snapshot{}, err
 		}
 		if mode == "new" {
-			// Retained messages: in position order, each once.
-			slices.SortFunc(msgs, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
-			msgs = slices.CompactFunc(msgs, func(a, b *pubsub.Message) bool { return a.Pos == b.Pos })
-			if len(msgs) > 0 {
-				snap.Retained = msgs
-			}
-		} else if len(msgs) > 0 {
+			snap.Retained = retainedSet(msgs)
+			return snap, nil
+		}
+		if len(msgs) > 0 {
 			snap.Events = msgs
+		}
+		if len(res) > 5 {
+			ret, err := decodeItems(epoch, res[5])
+			if err != nil {
+				return pubsub.Snapshot{}, err
+			}
+			snap.Retained = retainedSet(ret)
 		}
 		return snap, nil
 	}
@@ -458,6 +457,31 @@ func (b *Broker) Close() error {
 		}
 	})
 	return err
+}
+
+// decodeItems decodes a script's list of messages {offset, ms, encoded
+// message, ...}.
+func decodeItems(epoch string, reply any) ([]*pubsub.Message, error) {
+	items, _ := reply.([]any)
+	msgs := make([]*pubsub.Message, 0, len(items)/3)
+	for i := 0; i+2 < len(items); i += 3 {
+		m, err := decode(epoch, toUint(items[i]), toUint(items[i+1]), str(items[i+2]))
+		if err != nil {
+			return nil, fmt.Errorf("redis: read: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// retainedSet returns retained messages in position order, each once (a
+// message retained on several topics comes once per topic), or nil.
+func retainedSet(msgs []*pubsub.Message) []*pubsub.Message {
+	if len(msgs) == 0 {
+		return nil
+	}
+	slices.SortFunc(msgs, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
+	return slices.CompactFunc(msgs, func(a, b *pubsub.Message) bool { return a.Pos == b.Pos })
 }
 
 func decode(epoch string, seq, ms uint64, blob string) (*pubsub.Message, error) {
