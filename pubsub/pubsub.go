@@ -239,7 +239,15 @@ type Retention struct {
 	MaxEvents int
 	// MaxAge of a message in history; finished topics are forgotten after it.
 	MaxAge time.Duration
-	// MaxBytes of history in all (approximate, by Message.Size).
+	// MaxBytes of history in all (approximate, by Message.Size), shared
+	// fairly between topics: while history is over it, the broker evicts
+	// the oldest message of the topic that holds the most bytes (a message
+	// counts against each of its topics; it leaves a topic's history, and
+	// frees its bytes once no topic holds it), and never a topic's newest
+	// message. One busy topic therefore cannot flush the others: a topic
+	// loses history only while no other topic holds more. History may
+	// exceed MaxBytes by the newest message of each topic. A broker may
+	// enforce the bound shortly after a publish rather than during it.
 	MaxBytes int64
 }
 

@@ -19,9 +19,11 @@ import (
 // Lock order: Broker.mu is held while the Handler's HandleMessage runs, so a
 // Handler must never call back into the Broker.
 //
-// Truncation is exact per topic: each topic remembers the highest offset it
-// evicted. A topic with no history, retained or final message left is
-// forgotten, and a tombstone keeps that offset; only when more than
+// Retention.MaxBytes is shared fairly between topics (see fair.go and
+// pubsub.Retention). Truncation is exact per topic: each topic remembers the
+// highest offset it evicted. A topic with no history, retained or final
+// message left is forgotten, and a tombstone keeps that offset; only when
+// more than
 // MaxTombstones topics have been forgotten are the oldest tombstones folded
 // into one watermark that applies to every unknown topic (a client may then
 // get a spurious history-truncated reset, never a silent gap).
@@ -40,6 +42,7 @@ type Broker struct {
 	bytes     int64
 	tombs     map[string]uint64 // forgotten topic → highest offset it evicted
 	tombOrder []tomb            // tombstones, oldest first (may hold stale ones)
+	fair      fairHeap          // topics with evictable bytes (see fair.go)
 	forgotten uint64            // highest offset of the topics whose tombstones were dropped
 	handler   pubsub.Handler
 	closed    bool
@@ -68,10 +71,13 @@ type entry struct {
 }
 
 type topicLog struct {
-	log      []*entry // in offset order
-	evicted  uint64   // highest offset evicted from this topic's log
-	retained *pubsub.Message
-	final    *pubsub.Message
+	log       []*entry // in offset order
+	bytes     int64    // size of the entries in log
+	evicted   uint64   // highest offset evicted from this topic's log
+	retained  *pubsub.Message
+	final     *pubsub.Message
+	evictable int64 // bytes the byte bound may evict (see fair.go)
+	hidx      int   // index in Broker.fair, -1 when not in it
 }
 
 // Options configure a Broker. The zero value is valid.
@@ -172,11 +178,12 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 	for _, t := range m.Topics {
 		tl := b.topics[t]
 		if tl == nil {
-			tl = &topicLog{evicted: b.evictedOf(t)}
+			tl = &topicLog{evicted: b.evictedOf(t), hidx: -1}
 			delete(b.tombs, t)
 			b.topics[t] = tl
 		}
 		tl.log = append(tl.log, e)
+		tl.bytes += int64(e.size)
 		if m.Retain {
 			tl.retained = m
 		}
@@ -188,11 +195,10 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 				b.dropFront(tl)
 			}
 		}
+		b.fix(tl)
 	}
-	if max := b.retention.MaxBytes; max > 0 {
-		for b.bytes > max && b.head < len(b.all) {
-			b.evictOldest()
-		}
+	if b.retention.MaxBytes > 0 {
+		b.enforceBytes()
 	}
 	b.compact()
 	if b.handler != nil {
@@ -206,6 +212,7 @@ func (b *Broker) dropFront(tl *topicLog) {
 	e := tl.log[0]
 	tl.log[0] = nil
 	tl.log = tl.log[1:]
+	tl.bytes -= int64(e.size)
 	tl.evicted = max(tl.evicted, e.m.Pos.Offset)
 	b.release(e)
 }
@@ -256,6 +263,8 @@ func (b *Broker) evictOldest() {
 			b.dropFront(tl)
 			if tl.empty() {
 				b.forget(t, tl)
+			} else {
+				b.fix(tl)
 			}
 		}
 	}
@@ -282,6 +291,7 @@ func (b *Broker) forget(topic string, tl *topicLog) {
 	for len(tl.log) > 0 {
 		b.dropFront(tl)
 	}
+	b.fix(tl)
 	hi := tl.evicted
 	if tl.final != nil {
 		hi = max(hi, tl.final.Pos.Offset)

@@ -11,7 +11,8 @@
 //   - the exact hand-over from Read to Listen under concurrent publishing,
 //     done as the hub does it (register, read, skip live messages at or
 //     below Head): no gap, no duplicate;
-//   - epochs, retention (per-topic count, age, total bytes) and truncation;
+//   - epochs, retention (per-topic count, age, total bytes shared fairly
+//     between topics) and truncation;
 //   - retained and final messages (ErrTopicFinished), Purge if implemented;
 //   - concurrency (run the suite with -race), cancellation, Close
 //     (ErrClosed afterwards) and goroutine leaks after Close;
@@ -132,6 +133,7 @@ var cases = []testCase{
 	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
 	{"StateOutlivesHistory", (*suite).testStateOutlivesHistory},
 	{"TruncationMaxBytes", (*suite).testTruncationMaxBytes},
+	{"FairMaxBytes", (*suite).testFairMaxBytes},
 	{"TruncationMaxAge", (*suite).testTruncationMaxAge},
 	{"Purge", (*suite).testPurge},
 	{"Concurrency", (*suite).testConcurrency},
