@@ -168,12 +168,13 @@ type position struct {
 
 // epochKeys are the keys of one epoch's log.
 type epochKeys struct {
-	log, clock, wm, topics, ret, fin, topicPrefix string
+	log, clock, wm, topics, ret, fin, sizes, fair, refs, topicPrefix string
 }
 
 func (b *Broker) keys(epoch string) epochKeys {
 	p := b.base + ":" + epoch + ":"
-	return epochKeys{log: p + "log", clock: p + "clock", wm: p + "wm", topics: p + "topics", ret: p + "ret", fin: p + "fin", topicPrefix: p + "t:"}
+	return epochKeys{log: p + "log", clock: p + "clock", wm: p + "wm", topics: p + "topics", ret: p + "ret", fin: p + "fin",
+		sizes: p + "sizes", fair: p + "fair", refs: p + "refs", topicPrefix: p + "t:"}
 }
 
 type startState struct {
@@ -255,9 +256,9 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	for range maxEpochRetries {
 		epoch := b.Epoch()
 		k := b.keys(epoch)
-		keys := append(make([]string, 0, 8+len(topics)), b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin)
-		args := append(make([]any, 0, 9+len(topics)),
-			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob)
+		keys := append(make([]string, 0, 11+len(topics)), b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs)
+		args := append(make([]any, 0, 10+len(topics)),
+			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob, k.topicPrefix)
 		for _, t := range topics {
 			keys = append(keys, k.topicPrefix+t)
 			args = append(args, t)
@@ -360,7 +361,7 @@ func (b *Broker) Purge(ctx context.Context, topic string) error {
 	}
 	epoch := b.Epoch()
 	k := b.keys(epoch)
-	res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic}, epoch, topic).Slice()
+	res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic, k.log, k.sizes, k.fair, k.refs}, epoch, topic).Slice()
 	if err != nil {
 		return b.fail(ctx, "purge", err)
 	}
@@ -431,7 +432,7 @@ func (b *Broker) sweeper() {
 func (b *Broker) sweep(ctx context.Context) error {
 	epoch := b.Epoch()
 	k := b.keys(epoch)
-	keys := []string{b.meta, k.log, k.clock, k.wm, k.topics, k.ret, k.fin}
+	keys := []string{b.meta, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs}
 	for range 100 {
 		more, err := sweepScript.Run(ctx, b.rdb, keys, epoch, b.o.Retention.MaxAge.Milliseconds(), 500, k.topicPrefix).Int()
 		if err != nil {
