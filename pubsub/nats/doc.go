@@ -29,9 +29,16 @@
 //
 // # Truncation
 //
-// Retention maps to the stream's limits: Retention.MaxEvents to
-// MaxMsgsPerSubject, MaxAge to MaxAge, MaxBytes to MaxBytes (JetStream
-// counts subject, headers and payload, which Message.Size approximates).
+// Retention.MaxEvents maps to the stream's MaxMsgsPerSubject, MaxAge to
+// its MaxAge. Retention.MaxBytes does not map to the stream's MaxBytes,
+// which would evict the oldest messages whatever their subject: the
+// stream has no byte limit, and every node runs a trimmer that shares the
+// bound fairly, as pubsub.Retention says, per subject (see trim.go). It
+// follows the stream with a headers-only consumer, counts each subject's
+// bytes (payload plus 128, approximating Message.Size), and purges the
+// oldest messages of the subject with the most bytes, never its newest,
+// within milliseconds of the publish that went over the bound (history may
+// exceed the bound meanwhile). Every node makes the same purges.
 // JetStream does not say what it evicted, so each message carries, in a
 // header, the sequence of the previous message on its subject (or, on a
 // subject that was empty, a bound: the stream's first sequence then, since

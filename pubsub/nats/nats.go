@@ -82,6 +82,7 @@ type Broker struct {
 	stop      context.CancelFunc
 	closed    atomic.Bool
 	closeOnce sync.Once
+	wg        sync.WaitGroup // the trimmer's goroutines
 }
 
 type position struct {
@@ -149,6 +150,12 @@ func New(ctx context.Context, nc *natsgo.Conn, opts *Options) (*Broker, error) {
 		return nil, b.fail(ctx, "open", err)
 	}
 	b.listenFrom = position{epoch: epochOf(info), offset: info.State.LastSeq}
+	if o.Retention.MaxBytes > 0 {
+		tr := newTrimmer(b)
+		b.wg.Add(2)
+		go func() { defer b.wg.Done(); tr.run(b.life) }()
+		go func() { defer b.wg.Done(); tr.purger(b.life, time.Second) }()
+	}
 	return b, nil
 }
 
@@ -213,12 +220,14 @@ func stateKey(kind, topic string) string {
 func (b *Broker) streamConfig() jetstream.StreamConfig {
 	r := b.o.Retention
 	cfg := jetstream.StreamConfig{
-		Name:              b.o.Stream,
-		Description:       "Herald event log",
-		Subjects:          []string{b.o.Stream + ".>"},
-		Retention:         jetstream.LimitsPolicy,
-		Discard:           jetstream.DiscardOld,
-		MaxMsgs:           -1,
+		Name:        b.o.Stream,
+		Description: "Herald event log",
+		Subjects:    []string{b.o.Stream + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxMsgs:     -1,
+		// Herald shares the byte bound fairly between subjects itself
+		// (see trimmer): the stream has no byte limit of its own.
 		MaxBytes:          -1,
 		MaxMsgsPerSubject: -1,
 		MaxAge:            r.MaxAge,
@@ -228,9 +237,6 @@ func (b *Broker) streamConfig() jetstream.StreamConfig {
 	}
 	if r.MaxEvents > 0 {
 		cfg.MaxMsgsPerSubject = int64(r.MaxEvents)
-	}
-	if r.MaxBytes > 0 {
-		cfg.MaxBytes = r.MaxBytes
 	}
 	if r.MaxAge > 0 && r.MaxAge < cfg.Duplicates {
 		cfg.Duplicates = r.MaxAge
@@ -1128,6 +1134,7 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.closed.Store(true)
 		b.stop()
+		b.wg.Wait()
 		if b.ownConn {
 			b.nc.Close()
 		}
