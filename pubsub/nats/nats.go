@@ -16,6 +16,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/internal/codec"
@@ -74,6 +75,8 @@ type Broker struct {
 	// was created, then where the last Listen stopped (guarded by mu).
 	listenFrom position
 
+	conn *connState // the connection's state, from its status events
+
 	subjMu   sync.Mutex
 	subjects map[string]*subjectState
 	indexed  sync.Map // "<topic>\x00<subject>" -> struct{}: index entries known to exist
@@ -96,6 +99,7 @@ type subjectState struct {
 	mu      sync.Mutex
 	known   bool
 	last    uint64 // sequence of the newest message, 0 if none
+	lastID  string // its Nats-Msg-Id
 	final   bool
 	finalOf uint64
 	// prevBound, when the subject is empty, bounds the sequence of the
@@ -140,13 +144,17 @@ func New(ctx context.Context, nc *natsgo.Conn, opts *Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	b := &Broker{nc: nc, js: js, o: o, prefix: o.Stream + ".t.", subjects: make(map[string]*subjectState)}
+	b := &Broker{nc: nc, js: js, o: o, prefix: o.Stream + ".t.", subjects: make(map[string]*subjectState), conn: newConnState(nc.IsConnected())}
 	b.life, b.stop = context.WithCancel(context.Background())
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.watchConn(b.life) }()
 	cctx, cancel := b.bound(ctx)
 	defer cancel()
 	info, err := b.ensureStream(cctx, true)
 	if err != nil {
 		b.stop()
+		b.wg.Wait()
+		b.conn.stop()
 		return nil, b.fail(ctx, "open", err)
 	}
 	b.listenFrom = position{epoch: epochOf(info), offset: info.State.LastSeq}
@@ -163,12 +171,23 @@ func New(ctx context.Context, nc *natsgo.Conn, opts *Options) (*Broker, error) {
 // "nats://n1:4222,nats://n2:4222"; credentials in the URL) and returns a
 // Broker that closes the connection when it is closed.
 func Open(ctx context.Context, rawURL string, opts *Options) (*Broker, error) {
+	var log *slog.Logger
+	if opts != nil {
+		log = opts.Logger
+	}
+	if log == nil {
+		log = slog.Default()
+	}
 	nc, err := natsgo.Connect(rawURL,
 		natsgo.Name("herald"),
 		natsgo.MaxReconnects(-1),
+		// Try again soon after a server restart (the default waits 2s).
+		natsgo.ReconnectWait(500*time.Millisecond),
 		// Publishing while disconnected fails at once (503) instead of
 		// being buffered for an unknown time.
 		natsgo.ReconnectBufSize(-1),
+		// The client's asynchronous errors go to the log, not stderr.
+		natsgo.ErrorHandler(asyncErrors(log)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("%w: nats: connect: %v", pubsub.ErrUnavailable, err)
@@ -233,7 +252,8 @@ func (b *Broker) streamConfig() jetstream.StreamConfig {
 		MaxAge:            r.MaxAge,
 		Storage:           jetstream.FileStorage,
 		Replicas:          b.o.Replicas,
-		Duplicates:        2 * time.Minute,
+		// Long enough to send a publish again after a reconnect (see send).
+		Duplicates: max(2*b.o.Timeout, 30*time.Second),
 	}
 	if r.MaxEvents > 0 {
 		cfg.MaxMsgsPerSubject = int64(r.MaxEvents)
@@ -261,13 +281,10 @@ func (b *Broker) ensureStream(ctx context.Context, configure bool) (*jetstream.S
 		configure = true
 	} else if err == nil && configure {
 		cur := s.CachedInfo().Config
-		if cur.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || cur.MaxAge != cfg.MaxAge || cur.MaxBytes != cfg.MaxBytes {
+		if cur.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || cur.MaxAge != cfg.MaxAge || cur.MaxBytes != cfg.MaxBytes || cur.Duplicates != cfg.Duplicates {
 			b.o.Logger.Info("nats: updating the stream's limits to the configured retention", "stream", cfg.Name,
-				"max_msgs_per_subject", cfg.MaxMsgsPerSubject, "max_age", cfg.MaxAge, "max_bytes", cfg.MaxBytes)
-			cur.MaxMsgsPerSubject, cur.MaxAge, cur.MaxBytes = cfg.MaxMsgsPerSubject, cfg.MaxAge, cfg.MaxBytes
-			if cur.Duplicates > cfg.Duplicates {
-				cur.Duplicates = cfg.Duplicates
-			}
+				"max_msgs_per_subject", cfg.MaxMsgsPerSubject, "max_age", cfg.MaxAge, "max_bytes", cfg.MaxBytes, "duplicate_window", cfg.Duplicates)
+			cur.MaxMsgsPerSubject, cur.MaxAge, cur.MaxBytes, cur.Duplicates = cfg.MaxMsgsPerSubject, cfg.MaxAge, cfg.MaxBytes, cfg.Duplicates
 			s, err = b.js.UpdateStream(ctx, cur)
 		}
 	}
@@ -485,7 +502,10 @@ func (b *Broker) refresh(ctx context.Context, subject string, ss *subjectState) 
 			}
 		}
 	}
-	ss.known, ss.last, ss.prevBound = true, last, 0
+	ss.known, ss.last, ss.prevBound, ss.lastID = true, last, 0, ""
+	if m != nil {
+		ss.lastID = m.Header.Get(natsgo.MsgIdHdr)
+	}
 	ss.finalOf, ss.final = finalOf(m)
 	if m == nil {
 		// An empty subject: any message it had left with the oldest of
@@ -513,7 +533,13 @@ func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState
 			return 0, err
 		}
 	}
+	id := nuid.Next()
 	for attempt := range 100 {
+		if ss.lastID == id {
+			// Sent again after the connection was lost, and stored the
+			// first time: the subject's newest message is this one.
+			return ss.last, nil
+		}
 		if ss.final {
 			return 0, pubsub.ErrTopicFinished
 		}
@@ -537,7 +563,8 @@ func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState
 			p = max(p, ss.prevBound)
 		}
 		h.Set(hdrPrev, strconv.FormatUint(p, 10))
-		ack, err := b.js.PublishMsg(ctx, &natsgo.Msg{Subject: subject, Header: h, Data: data},
+		h.Set(natsgo.MsgIdHdr, id)
+		ack, err := b.send(ctx, &natsgo.Msg{Subject: subject, Header: h, Data: data},
 			jetstream.WithExpectStream(b.o.Stream), jetstream.WithExpectLastSequencePerSubject(ss.last))
 		switch {
 		case isWrongLast(err):
@@ -559,7 +586,13 @@ func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState
 			ss.known = false
 			return 0, err
 		}
-		ss.last, ss.final, ss.finalOf, ss.prevBound = ack.Sequence, final, finalOf, 0
+		if ack.Duplicate {
+			// Sent again after the connection was lost: the first send was
+			// stored, and others may have followed it on the subject.
+			ss.known = false
+			return ack.Sequence, nil
+		}
+		ss.last, ss.lastID, ss.final, ss.finalOf, ss.prevBound = ack.Sequence, id, final, finalOf, 0
 		if final && finalOf == 0 {
 			ss.finalOf = ack.Sequence
 		}
@@ -876,7 +909,8 @@ const readBatch = 8
 // `after` left the stream. Truncation is exact per subject: each message
 // carries (hdrPrev) the sequence of the previous message on its subject,
 // or a bound on it, so the first message kept after `after` tells whether
-// one before it is gone. last is the subject's newest message if known.
+// one before it is gone, and each next one whether one between left while
+// the subject was read. last is the subject's newest message if known.
 func (b *Broker) history(ctx context.Context, s jetstream.Stream, epoch, subject string, topics []string, after, head uint64, last *jetstream.RawStreamMsg, lastKnown bool) ([]*pubsub.Message, bool, error) {
 	next := func(from uint64) (*jetstream.RawStreamMsg, error) {
 		m, err := s.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
@@ -907,10 +941,17 @@ func (b *Broker) history(ctx context.Context, s jetstream.Stream, epoch, subject
 		}
 		return nil, after+1 < info.State.FirstSeq, nil
 	}
-	prev, _ := strconv.ParseUint(g.Header.Get(hdrPrev), 10, 64)
-	truncated := prev > after // the message at prev is gone (or may be)
+	// Each message names its predecessor on the subject: one after the
+	// last message read (at first, after the client's position) means
+	// that messages between left the stream, before or during this read.
+	truncated := false
+	seen := after
 	var out []*pubsub.Message
 	add := func(seq uint64, hdr natsgo.Header, data []byte, t time.Time) {
+		if prev, err := strconv.ParseUint(hdr.Get(hdrPrev), 10, 64); err == nil && prev > seen {
+			truncated = true // the message at prev is gone (or may be)
+		}
+		seen = seq
 		if hdr.Get(hdrMarker) != "" {
 			return
 		}
@@ -1135,6 +1176,7 @@ func (b *Broker) Close() error {
 		b.closed.Store(true)
 		b.stop()
 		b.wg.Wait()
+		b.conn.stop()
 		if b.ownConn {
 			b.nc.Close()
 		}

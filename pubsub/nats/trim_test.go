@@ -49,7 +49,7 @@ func TestTrimmerCountsExistingHistory(t *testing.T) {
 			return fmt.Sprintf("the noisy topic holds %d events", n)
 		}
 		if !snap.Truncated || snap.Events[n-1].Pos != last.Pos {
-			t.Fatalf("noisy topic: %d events, truncated %v; want its newest, truncated", n, snap.Truncated)
+			t.Fatalf("noisy topic: %d events %v, truncated %v; want its newest, truncated", n, snap.Events[0].Pos, snap.Truncated)
 		}
 		return ""
 	})

@@ -88,9 +88,16 @@
 // lagging behind a topic whose whole history the byte bound keeps short)
 // misses messages. It detects it (offsets are consecutive) and calls
 // HandleEpoch with the unchanged epoch, so that subscribers resume from
-// history. While Redis cannot be
-// reached the listener retries with backoff; Publish and Read fail with
-// errors wrapping pubsub.ErrUnavailable (the HTTP API answers 503).
+// history.
+//
+// While Redis cannot be reached the listener retries with a short backoff
+// (at most 250 ms), and at once when a Publish or Read of the node
+// succeeds, so that live delivery resumes with the first publish Redis
+// accepts; it logs the interruption and the resumption once each. Publish
+// and Read fail meanwhile with errors wrapping pubsub.ErrUnavailable (the
+// HTTP API answers 503). (go-redis stops dialling after a run of failures
+// and probes once a second: Redis is "back" for Herald at the first probe
+// that succeeds.)
 //
 // A Publish whose context ends while Redis runs the script may have stored
 // the message: the caller sees an error and may publish it again.

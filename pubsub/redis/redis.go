@@ -74,6 +74,11 @@ type Broker struct {
 	// that reads a snapshot before Listen has started misses nothing.)
 	listenFrom atomic.Pointer[position]
 
+	// listenDown is set while the listener cannot read; up wakes it when
+	// a call of this node succeeds meanwhile (Redis is back).
+	listenDown atomic.Bool
+	up         chan struct{}
+
 	life      context.Context // ends when the broker is closed
 	stop      context.CancelFunc
 	closed    atomic.Bool
@@ -112,7 +117,7 @@ func New(ctx context.Context, rdb goredis.UniversalClient, opts *Options) (*Brok
 		o.Logger = slog.Default()
 	}
 	base := "{" + o.Prefix + "}"
-	b := &Broker{rdb: rdb, o: o, base: base, meta: base + ":meta", epochs: base + ":epochs"}
+	b := &Broker{rdb: rdb, o: o, base: base, meta: base + ":meta", epochs: base + ":epochs", up: make(chan struct{}, 1)}
 	st, err := b.start(ctx)
 	if err != nil {
 		return nil, err
@@ -227,6 +232,16 @@ func transient(msg string) bool {
 	return false
 }
 
+// reachable wakes the listener if it is waiting to retry: Redis answered.
+func (b *Broker) reachable() {
+	if b.listenDown.Load() {
+		select {
+		case b.up <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (b *Broker) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -267,6 +282,7 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 		if err != nil {
 			return pubsub.Position{}, b.fail(ctx, "publish", err)
 		}
+		b.reachable()
 		switch str(res[0]) {
 		case "ok":
 			m.Pos = pubsub.Position{Epoch: epoch, Offset: toUint(res[1])}
@@ -311,6 +327,7 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		if err != nil {
 			return pubsub.Snapshot{}, b.fail(ctx, "read", err)
 		}
+		b.reachable()
 		switch str(res[0]) {
 		case "epoch":
 			b.setEpoch(str(res[1]))
