@@ -20,6 +20,7 @@ import (
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -172,12 +173,16 @@ func (p *Publisher) fail(w http.ResponseWriter, err error) {
 		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit)
 	case errors.Is(err, pubsub.ErrTopicFinished):
 		status = http.StatusConflict
-	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
+	case errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, pubsub.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+		p.Metrics.Failed(outage.Publish, err)
 	default:
 		status = http.StatusServiceUnavailable
-		p.logger().Error("publish failed", "err", err)
+		p.Metrics.Failed(outage.Publish, err)
 	}
 	if p.Metrics != nil && status < 500 {
 		switch {

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/dashboard"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -61,6 +62,9 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*App, error)
 	a.broker = b
 	a.hub = hub.New(b, &hub.Options{QueueBytes: int(cfg.Limits.QueueBytes), Logger: log})
 	a.metrics = metrics.New(a.hub)
+	a.metrics.Failures = outage.New(&outage.Options{Logger: log})
+	a.metrics.Registry.MustRegister(a.metrics.Failures)
+	a.onClose(a.metrics.Failures.Close)
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel

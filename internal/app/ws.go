@@ -37,6 +37,7 @@ func (a *App) mountWS(ctx context.Context, mux *http.ServeMux) error {
 		Authorize:    a.sendAccess,
 		MaxDataBytes: int(cfg.Limits.MaxDataBytes),
 		Observe:      func(transport, result string) { messages.WithLabelValues(transport, result).Inc() },
+		Failures:     a.metrics.Failures,
 		Logger:       a.log.With("component", "send"),
 	}
 	if cfg.WS.SendWebhook != "" {

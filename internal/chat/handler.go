@@ -19,6 +19,7 @@ import (
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/llm"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -309,7 +310,7 @@ func (s *Service) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		httpjson.Error(w, http.StatusGatewayTimeout, "the generation did not stop in time")
 	default:
-		s.log.Error("chat request failed", "err", err)
+		s.stream.Metrics.Failed(outage.Chat, err)
 		w.Header().Set("Retry-After", "1")
 		httpjson.Error(w, http.StatusServiceUnavailable, err.Error())
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/llm"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -403,7 +404,7 @@ func (s *Service) run(ctx context.Context, g *generation, req llm.Request) {
 	s.metrics.finished.WithLabelValues(outcome).Inc()
 	logArgs := []any{"id", g.id, "outcome", outcome, "tokens", tokens, "events", batch.events + 1}
 	if typ == EventError {
-		s.log.Warn("chat generation failed", append(logArgs, "err", data.(Error).Message)...)
+		s.stream.Metrics.Failed(outage.Generation, fmt.Errorf("generation %s (%d tokens): %s", g.id, tokens, data.(Error).Message))
 	} else {
 		s.log.Info("chat generation finished", logArgs...)
 	}
@@ -414,7 +415,8 @@ func (s *Service) run(ctx context.Context, g *generation, req llm.Request) {
 		// way to add the final event.
 		s.log.Warn("chat topic was ended by another publisher", "id", g.id, "topic", g.topic)
 	} else if _, err := s.publish(ctx, g, typ, string(b), true); err != nil {
-		s.log.Error("chat: cannot publish the final event; watchers will wait until the history forgets the stream", "id", g.id, "err", err)
+		// Watchers wait until the history forgets the stream.
+		s.stream.Metrics.Failed(outage.Publish, fmt.Errorf("final event of chat generation %s: %w", g.id, err))
 	}
 	g.mu.Lock()
 	g.state = finished

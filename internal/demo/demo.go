@@ -29,6 +29,7 @@ import (
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -205,7 +206,7 @@ func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusServiceUnavailable, "server is shutting down")
 		return
 	case err != nil:
-		d.o.Logger.Error("demo: subscribe failed", "err", err)
+		d.o.Metrics.Failed(outage.Subscribe, err)
 		httpjson.Errorf(w, http.StatusServiceUnavailable, "history unavailable: %v", err)
 		return
 	}
@@ -291,7 +292,7 @@ func (d *Demo) broadcast(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Demo) publishFailed(w http.ResponseWriter, err error) {
-	d.o.Logger.Warn("demo: publish failed", "err", err)
+	d.o.Metrics.Failed(outage.Publish, err)
 	w.Header().Set("Retry-After", "1")
 	httpjson.Errorf(w, http.StatusServiceUnavailable, "cannot publish: %v", err)
 }
@@ -361,7 +362,7 @@ func (d *Demo) run(t *task) {
 func (d *Demo) publish(t *task, m *pubsub.Message) bool {
 	if _, err := d.o.Hub.Publish(d.ctx, m); err != nil {
 		if d.ctx.Err() == nil {
-			d.o.Logger.Warn("demo: task stopped: publish failed", "task", t.n, "err", err)
+			d.o.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
 		}
 		return false
 	}

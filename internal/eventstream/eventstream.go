@@ -15,6 +15,7 @@ import (
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/sse"
 )
 
@@ -138,7 +139,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	case err != nil:
-		h.logger().Error("subscribe failed", "err", err)
+		h.Metrics.Failed(outage.Subscribe, err)
 		httpjson.Error(w, http.StatusServiceUnavailable, "history unavailable: "+err.Error())
 		return
 	}

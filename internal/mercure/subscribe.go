@@ -12,6 +12,7 @@ import (
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -202,7 +203,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, badRequest(err.Error()))
 		return
 	case err != nil:
-		h.log.Error("mercure subscribe failed", "err", err)
+		h.o.Metrics.Failed(outage.Subscribe, err)
 		httpjson.Error(w, http.StatusServiceUnavailable, "history unavailable: "+err.Error())
 		return
 	}

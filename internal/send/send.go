@@ -22,6 +22,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/api"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -101,6 +102,9 @@ type Service struct {
 	// Observe, if set, is told the outcome of each message, by transport:
 	// "delivered", "duplicate", "rejected" or "failed".
 	Observe func(transport, result string)
+	// Failures, if set, counts and logs failed publishes and webhook calls
+	// (see outage); nil logs each to slog.Default.
+	Failures *outage.Reporter
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -274,7 +278,7 @@ func (s *Service) publishError(e *entry, err error) *Error {
 	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed), errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusServiceUnavailable, "cannot publish now: %v", err)
 	}
-	s.logger().Error("client message: publish failed", "err", err)
+	s.Failures.Fail(outage.Publish, fmt.Errorf("client message: %w", err))
 	return errorf(http.StatusServiceUnavailable, "cannot publish now: %v", err)
 }
 
@@ -290,7 +294,7 @@ func (s *Service) webhookError(e *entry, err error) *Error {
 			return errorf(http.StatusGatewayTimeout, "the application backend did not answer in time")
 		}
 	}
-	s.logger().Warn("client message: webhook failed", "err", err)
+	s.Failures.Fail(outage.Webhook, err)
 	return errorf(http.StatusBadGateway, "the application backend could not take the message: %v", err)
 }
 
