@@ -13,5 +13,7 @@
 // live exact.
 //
 // Lock order: broker lock (held while the broker calls HandleMessage) →
-// shard.mu → Subscription.mu. Nothing takes them in another order.
+// shard.mu → Subscription.mu; broker lock → Hub.syncMu (taken alone, by
+// HandleMessage after the fan-out, and by Sync). Hub.mu is taken alone.
+// Nothing takes them in another order.
 package hub
