@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/heraldpush/herald/internal/chat"
 	"github.com/heraldpush/herald/internal/eventstream"
@@ -63,14 +62,13 @@ func (a *App) mountChat(ctx context.Context, mux *http.ServeMux) error {
 		ClientKey:  func(r *http.Request) string { return a.sec.ips.IP(r).String() },
 		Registerer: a.metrics.Registry,
 		Logger:     a.log,
+		Journal:    a.journal,
 	})
 	if err != nil {
 		return err
 	}
-	a.onClose(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), max(a.cfg.Core.ShutdownTimeout, 5*time.Second))
-		defer cancel()
-		if err := svc.Close(cctx); err != nil {
+	a.onDrain(func(ctx context.Context) {
+		if err := svc.Close(ctx); err != nil {
 			a.log.Warn("chat shutdown", "err", err)
 		}
 	})

@@ -24,7 +24,9 @@ func (a *App) mountDemo(ctx context.Context, mux *http.ServeMux) error {
 		WriteTimeout: cfg.Core.WriteTimeout,
 		Metrics:      a.metrics,
 		Logger:       a.log.With("component", "demo"),
+		Journal:      a.journal,
 	})
+	a.onDrain(d.Drain)
 	a.onClose(d.Close)
 	return d.Register(mux)
 }

@@ -128,13 +128,13 @@ func TestDemoPageInChromium(t *testing.T) {
 		t.Fatalf("start-task answer on the page: %q", got)
 	}
 	poll(t, ctx, "bar at 100%", `(() => {
-		const bar = document.querySelector('#tasks .task[data-task="1"] .bar');
+		const bar = document.querySelector('#tasks .task .bar');
 		return bar && bar.getAttribute("aria-valuenow") === "100" && bar.querySelector(".fill").style.width === "100%" &&
 			bar.closest(".task").classList.contains("done");
 	})()`)
 	// The task stream ended with its final event; the EventSource's
 	// reconnect got 204 and it is closed for good.
-	poll(t, ctx, "task stream closed", `document.querySelector('#tasks .task[data-task="1"]').dataset.stream === "closed"`)
+	poll(t, ctx, "task stream closed", `document.querySelector('#tasks .task').dataset.stream === "closed"`)
 	if s := eval[string](t, ctx, `document.getElementById("state").dataset.state`); s != "open" {
 		t.Fatalf("demo stream state %q after the task, want open", s)
 	}
