@@ -148,30 +148,41 @@ func interrupted(t *testing.T, evs []sse.Event, prefix, message string) chat.Err
 
 // TestSIGTERMEndsAnswerWithErrorEvent: SIGTERM mid-answer, and the stream
 // a watcher has open ends with the answer's error event ("interrupted",
-// the text so far) before the server exits, cleanly.
+// the text so far) before the server exits, cleanly. In memory, and on
+// Redis (where the event reaches the stream through the broker's listener).
 func TestSIGTERMEndsAnswerWithErrorEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the herald binary")
 	}
 	bin := buildHerald(t)
-	c := &http.Client{}
-	defer c.CloseIdleConnections()
-	srv := runHerald(t, bin, "--llm-demo-delay", "100ms")
-	id := askChat(t, c, srv.url)
-	evs, _ := watch(t, c, srv.url+"/chat/stream/"+id, "")
-	text, _ := tokensThen(t, evs, 3)
+	for _, tc := range []struct {
+		name string
+		args func(t *testing.T) []string
+	}{
+		{"memory", func(*testing.T) []string { return nil }},
+		{"redis", redisArgs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &http.Client{}
+			defer c.CloseIdleConnections()
+			srv := runHerald(t, bin, append(tc.args(t), "--llm-demo-delay", "100ms")...)
+			id := askChat(t, c, srv.url)
+			evs, _ := watch(t, c, srv.url+"/chat/stream/"+id, "")
+			text, _ := tokensThen(t, evs, 3)
 
-	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	interrupted(t, rest(t, evs), text, "shutting down")
-	select {
-	case <-srv.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("herald did not exit within 30s of SIGTERM")
-	}
-	if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("herald exited with %d after SIGTERM, want 0", code)
+			if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			interrupted(t, rest(t, evs), text, "shutting down")
+			select {
+			case <-srv.done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("herald did not exit within 30s of SIGTERM")
+			}
+			if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("herald exited with %d after SIGTERM, want 0", code)
+			}
+		})
 	}
 }
 
@@ -264,18 +275,26 @@ func TestKill9InterruptedWorkEndsOnRestartRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the herald binary")
 	}
+	killRestart(t, append(redisArgs(t), "--node-id", "crashtest-node")...)
+}
+
+// redisArgs returns the flags of a server on the shared Redis under a
+// prefix of the test's own (its keys deleted when the test ends), or skips
+// when Redis is absent and CI is unset.
+func redisArgs(t *testing.T) []string {
+	t.Helper()
 	addr := os.Getenv("HERALD_TEST_REDIS")
 	if addr == "" {
 		addr = "127.0.0.1:6379"
 	}
-	if conn, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("Redis is not reachable at %s (CI is set, so this fails): %v", addr, err)
 		}
 		t.Skipf("Redis is not reachable at %s and CI is unset: skipping", addr)
-	} else {
-		conn.Close()
 	}
+	conn.Close()
 	prefix := "herald-crashtest-" + pubsub.NewEpoch()
 	t.Cleanup(func() {
 		rdb := goredis.NewClient(&goredis.Options{Addr: addr})
@@ -286,5 +305,5 @@ func TestKill9InterruptedWorkEndsOnRestartRedis(t *testing.T) {
 			rdb.Del(ctx, keys...)
 		}
 	})
-	killRestart(t, "--broker", "redis://"+addr+"/0", "--broker-prefix", prefix, "--node-id", "crashtest-node")
+	return []string{"--broker", "redis://" + addr + "/0", "--broker-prefix", prefix}
 }
