@@ -4,42 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/heraldpush/herald/internal/logtest"
 	"github.com/heraldpush/herald/pubsub"
 )
-
-// recorder keeps the lines logged.
-type recorder struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	r.lines = append(r.lines, rec.Level.String()+" "+rec.Message)
-	r.mu.Unlock()
-	return nil
-}
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *recorder) WithGroup(string) slog.Handler      { return r }
-
-// take returns the lines logged since the last call.
-func (r *recorder) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.lines
-	r.lines = nil
-	return out
-}
 
 var errDown = fmt.Errorf("%w: redis: read: connection refused", pubsub.ErrUnavailable)
 
@@ -54,15 +28,15 @@ func wait(d time.Duration) {
 // one line when they stop, and nothing after.
 func TestOutageInAFewLines(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		r := New(&Options{Logger: slog.New(rec), Interval: 10 * time.Second})
+		rec := logtest.New()
+		r := New(&Options{Logger: rec.Logger(), Interval: 10 * time.Second})
 		defer r.Close()
 		for range 100 {
 			r.Fail(Subscribe, errDown)
 		}
 		check := func(what string, want ...string) {
 			t.Helper()
-			got := rec.take()
+			got := rec.Take()
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Fatalf("%s: logged\n%s\nwant\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
@@ -89,14 +63,14 @@ func TestOutageInAFewLines(t *testing.T) {
 // apart.
 func TestKindsAreSeparate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		r := New(&Options{Logger: slog.New(rec), Interval: 10 * time.Second})
+		rec := logtest.New()
+		r := New(&Options{Logger: rec.Logger(), Interval: 10 * time.Second})
 		defer r.Close()
 		r.Fail(Publish, errDown)
 		r.Fail(Publish, errDown)
 		r.Fail(Publish, fmt.Errorf("nats: publish: %w", context.DeadlineExceeded))
 		r.Fail(Webhook, errors.New("connection reset"))
-		got := rec.take()
+		got := rec.Take()
 		want := []string{"WARN publishes refused: broker unavailable", "WARN publishes refused: timed out", "WARN client messages not delivered to the webhook: error"}
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("logged %q, want %q", got, want)
@@ -116,18 +90,18 @@ func TestKindsAreSeparate(t *testing.T) {
 // summary runs after it.
 func TestCloseFlushes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		r := New(&Options{Logger: slog.New(rec), Interval: 10 * time.Second})
+		rec := logtest.New()
+		r := New(&Options{Logger: rec.Logger(), Interval: 10 * time.Second})
 		r.Fail(Subscribe, errDown)
 		r.Fail(Subscribe, errDown)
-		rec.take()
+		rec.Take()
 		r.Close()
-		got := rec.take()
+		got := rec.Take()
 		if len(got) != 2 || !strings.Contains(got[0], "refused 2 subscriptions") || !strings.Contains(got[1], "no longer refused") {
 			t.Fatalf("Close logged %q", got)
 		}
 		wait(time.Minute)
-		if got := rec.take(); len(got) != 0 {
+		if got := rec.Take(); len(got) != 0 {
 			t.Fatalf("after Close: %q", got)
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/internal/fair"
 )
 
 // Broker is an in-memory pubsub.Broker. Create one with New.
@@ -40,10 +41,10 @@ type Broker struct {
 	head      int
 	live      int // entries of all[head:] that some topic still holds
 	bytes     int64
-	tombs     map[string]uint64 // forgotten topic → highest offset it evicted
-	tombOrder []tomb            // tombstones, oldest first (may hold stale ones)
-	fair      fairHeap          // topics with evictable bytes (see fair.go)
-	forgotten uint64            // highest offset of the topics whose tombstones were dropped
+	tombs     map[string]uint64    // forgotten topic → highest offset it evicted
+	tombOrder []tomb               // tombstones, oldest first (may hold stale ones)
+	fair      fair.Heap[*topicLog] // topics with evictable bytes (see fair.go)
+	forgotten uint64               // highest offset of the topics whose tombstones were dropped
 	handler   pubsub.Handler
 	closed    bool
 	done      chan struct{}
@@ -71,13 +72,12 @@ type entry struct {
 }
 
 type topicLog struct {
-	log       []*entry // in offset order
-	bytes     int64    // size of the entries in log
-	evicted   uint64   // highest offset evicted from this topic's log
-	retained  *pubsub.Message
-	final     *pubsub.Message
-	evictable int64 // bytes the byte bound may evict (see fair.go)
-	hidx      int   // index in Broker.fair, -1 when not in it
+	fair.Entry          // its place in Broker.fair (see fair.go)
+	log        []*entry // in offset order
+	bytes      int64    // size of the entries in log
+	evicted    uint64   // highest offset evicted from this topic's log
+	retained   *pubsub.Message
+	final      *pubsub.Message
 }
 
 // Options configure a Broker. The zero value is valid.
@@ -178,7 +178,7 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 	for _, t := range m.Topics {
 		tl := b.topics[t]
 		if tl == nil {
-			tl = &topicLog{evicted: b.evictedOf(t), hidx: -1}
+			tl = &topicLog{evicted: b.evictedOf(t)}
 			delete(b.tombs, t)
 			b.topics[t] = tl
 		}

@@ -2,13 +2,11 @@ package nats_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldpush/herald/internal/logtest"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/nats"
 )
@@ -98,36 +97,6 @@ func (s *ownNATS) kill() {
 	s.cmd = nil
 }
 
-// logRecorder is a slog.Handler that keeps the messages logged.
-type logRecorder struct {
-	mu   *sync.Mutex
-	msgs *[]string
-}
-
-func newLogRecorder() logRecorder { return logRecorder{mu: &sync.Mutex{}, msgs: new([]string)} }
-
-func (l logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l logRecorder) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	*l.msgs = append(*l.msgs, r.Message)
-	l.mu.Unlock()
-	return nil
-}
-func (l logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l logRecorder) WithGroup(string) slog.Handler      { return l }
-
-func (l logRecorder) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, m := range *l.msgs {
-		if strings.Contains(m, s) {
-			n++
-		}
-	}
-	return n
-}
-
 // poll calls cond every interval until it holds or timeout passes.
 func poll(t *testing.T, what string, timeout, interval time.Duration, cond func() bool) {
 	t.Helper()
@@ -161,9 +130,9 @@ func TestRecoverAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	logs := newLogRecorder()
+	logs := logtest.New()
 	const timeout = 15 * time.Second
-	b, err := nats.New(context.Background(), nc, &nats.Options{Stream: "RECOVER", Timeout: timeout, Logger: slog.New(logs)})
+	b, err := nats.New(context.Background(), nc, &nats.Options{Stream: "RECOVER", Timeout: timeout, Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +166,7 @@ func TestRecoverAfterKill(t *testing.T) {
 	}()
 	poll(t, "the publish to be sent", 10*time.Second, 5*time.Millisecond, func() bool { return nc.Stats().OutMsgs > sent })
 	srv.kill()
-	poll(t, "the connection loss to be noticed", 10*time.Second, 5*time.Millisecond, func() bool { return logs.count("connection lost") > 0 })
+	poll(t, "the connection loss to be noticed", 10*time.Second, 5*time.Millisecond, func() bool { return logs.Count("connection lost") > 0 })
 	restart := time.Now()
 	srv.start()
 
@@ -238,7 +207,7 @@ func TestRecoverAfterKill(t *testing.T) {
 		t.Errorf("the listener resynced %v", h.epochs)
 	}
 	for _, want := range []string{"connection lost", "connection restored", "live delivery interrupted", "live delivery resumed"} {
-		if n := logs.count(want); n != 1 {
+		if n := logs.Count(want); n != 1 {
 			t.Errorf("logged %q %d times, want once", want, n)
 		}
 	}

@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"container/heap"
 	"context"
 	"strconv"
 	"sync"
@@ -9,6 +8,8 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldpush/herald/pubsub/internal/fair"
 )
 
 // trimmer shares Retention.MaxBytes fairly between topics (see
@@ -41,7 +42,7 @@ type trimmer struct {
 	next     uint64                // next stream sequence to read
 	subjects map[string]*subjModel // by subject
 	total    int64                 // bytes of the model
-	fair     subjHeap              // subjects with evictable bytes
+	fair     fair.Heap[*subjModel] // subjects with evictable bytes
 	pending  map[string]uint64     // subject -> purge below this sequence
 	failing  bool                  // purges fail (logged once)
 	sizeOf   func(hdr natsgo.Header) int64
@@ -49,11 +50,10 @@ type trimmer struct {
 
 // subjModel is what the trimmer knows of one subject.
 type subjModel struct {
-	name      string
-	msgs      []msgModel // oldest first
-	bytes     int64
-	evictable int64 // bytes but the newest message's
-	hidx      int   // index in trimmer.fair, -1 when not in it
+	fair.Entry // its place in trimmer.fair: bytes but the newest message's
+	name       string
+	msgs       []msgModel // oldest first
+	bytes      int64
 }
 
 type msgModel struct {
@@ -161,8 +161,7 @@ func (tr *trimmer) resetLocked(epoch string) {
 	tr.epoch, tr.next, tr.total = epoch, 1, 0
 	clear(tr.subjects)
 	clear(tr.pending)
-	clear(tr.fair)
-	tr.fair = tr.fair[:0]
+	tr.fair.Reset()
 }
 
 // add records a message of the stream, then applies the bound.
@@ -175,7 +174,7 @@ func (tr *trimmer) add(subject string, seq uint64, size int64, t time.Time, mark
 	tr.next = seq + 1
 	sm := tr.subjects[subject]
 	if sm == nil {
-		sm = &subjModel{name: subject, hidx: -1}
+		sm = &subjModel{name: subject}
 		tr.subjects[subject] = sm
 	}
 	if marker == "purge" {
@@ -194,8 +193,11 @@ func (tr *trimmer) add(subject string, seq uint64, size int64, t time.Time, mark
 	}
 	tr.fixLocked(sm)
 	purge := false
-	for tr.total > tr.max && len(tr.fair) > 0 {
-		top := tr.fair[0]
+	for tr.total > tr.max {
+		top, ok := tr.fair.Top()
+		if !ok {
+			break
+		}
 		seq := top.msgs[0].seq
 		tr.dropFrontLocked(top)
 		tr.fixLocked(top)
@@ -222,18 +224,11 @@ func (tr *trimmer) dropFrontLocked(sm *subjModel) {
 // fixLocked updates sm's place in the fair heap, and forgets an empty
 // subject.
 func (tr *trimmer) fixLocked(sm *subjModel) {
-	sm.evictable = 0
+	var evictable int64
 	if n := len(sm.msgs); n >= 2 {
-		sm.evictable = sm.bytes - sm.msgs[n-1].size
+		evictable = sm.bytes - sm.msgs[n-1].size
 	}
-	switch {
-	case sm.evictable > 0 && sm.hidx < 0:
-		heap.Push(&tr.fair, sm)
-	case sm.evictable > 0:
-		heap.Fix(&tr.fair, sm.hidx)
-	case sm.hidx >= 0:
-		heap.Remove(&tr.fair, sm.hidx)
-	}
+	tr.fair.Set(sm, evictable)
 	if len(sm.msgs) == 0 {
 		delete(tr.subjects, sm.name)
 	}
@@ -314,27 +309,4 @@ func (tr *trimmer) flush(ctx context.Context) {
 		tr.b.o.Logger.Info("nats: purging history beyond --history-max-bytes works again")
 		tr.failing = false
 	}
-}
-
-// subjHeap is a max-heap of subjects by evictable bytes.
-type subjHeap []*subjModel
-
-func (h subjHeap) Len() int           { return len(h) }
-func (h subjHeap) Less(i, j int) bool { return h[i].evictable > h[j].evictable }
-func (h subjHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx, h[j].hidx = i, j
-}
-func (h *subjHeap) Push(x any) {
-	sm := x.(*subjModel)
-	sm.hidx = len(*h)
-	*h = append(*h, sm)
-}
-func (h *subjHeap) Pop() any {
-	old := *h
-	sm := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	sm.hidx = -1
-	return sm
 }

@@ -3,15 +3,13 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os/exec"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/logtest"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/redis"
 )
@@ -60,37 +58,6 @@ func (r *ownRedis) kill() {
 
 func (r *ownRedis) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
 
-// logRecorder is a slog.Handler that keeps the messages logged.
-type logRecorder struct {
-	mu   *sync.Mutex
-	msgs *[]string
-}
-
-func newLogRecorder() logRecorder { return logRecorder{mu: &sync.Mutex{}, msgs: new([]string)} }
-
-func (l logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l logRecorder) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	*l.msgs = append(*l.msgs, r.Message)
-	l.mu.Unlock()
-	return nil
-}
-func (l logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l logRecorder) WithGroup(string) slog.Handler      { return l }
-
-// count returns how many messages contain s.
-func (l logRecorder) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, m := range *l.msgs {
-		if strings.Contains(m, s) {
-			n++
-		}
-	}
-	return n
-}
-
 // poll calls cond every interval until it holds or timeout passes.
 func poll(t *testing.T, what string, timeout, interval time.Duration, cond func() bool) {
 	t.Helper()
@@ -116,8 +83,8 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 		t.Skip("starts redis-server")
 	}
 	srv := startOwnRedis(t)
-	logs := newLogRecorder()
-	b, err := redis.Open(context.Background(), srv.url(), &redis.Options{Prefix: "recover", Logger: slog.New(logs)})
+	logs := logtest.New()
+	b, err := redis.Open(context.Background(), srv.url(), &redis.Options{Prefix: "recover", Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +100,7 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 	h.wait(t, "the message before the kill", func() bool { return len(h.msgs) == 1 })
 
 	srv.kill()
-	poll(t, "the listener to notice", 10*time.Second, 10*time.Millisecond, func() bool { return logs.count("live delivery interrupted") > 0 })
+	poll(t, "the listener to notice", 10*time.Second, 10*time.Millisecond, func() bool { return logs.Count("live delivery interrupted") > 0 })
 	// A 3 s outage, clients publishing meanwhile: they are refused.
 	down := time.Now()
 	poll(t, "a 3s outage", 10*time.Second, 50*time.Millisecond, func() bool {
@@ -174,8 +141,8 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 	if n := len(h.msgs); n != 2 || len(h.epochs) != 0 {
 		t.Errorf("the listener got %d messages and resyncs %v, want 2 and none", n, h.epochs)
 	}
-	poll(t, "the resumption to be logged", 5*time.Second, 10*time.Millisecond, func() bool { return logs.count("live delivery resumed") > 0 })
-	if i, r := logs.count("live delivery interrupted"), logs.count("live delivery resumed"); i != 1 || r != 1 {
+	poll(t, "the resumption to be logged", 5*time.Second, 10*time.Millisecond, func() bool { return logs.Count("live delivery resumed") > 0 })
+	if i, r := logs.Count("live delivery interrupted"), logs.Count("live delivery resumed"); i != 1 || r != 1 {
 		t.Errorf("logged %d interruptions and %d resumptions, want 1 and 1", i, r)
 	}
 }

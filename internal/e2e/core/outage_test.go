@@ -21,31 +21,8 @@ import (
 
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/logtest"
 )
-
-// levelRecorder keeps what is logged at WARN and above.
-type levelRecorder struct {
-	mu    *sync.Mutex
-	lines *[]string
-}
-
-func (l levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l levelRecorder) Handle(_ context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn {
-		l.mu.Lock()
-		*l.lines = append(*l.lines, r.Message)
-		l.mu.Unlock()
-	}
-	return nil
-}
-func (l levelRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l levelRecorder) WithGroup(string) slog.Handler      { return l }
-
-func (l levelRecorder) all() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]string(nil), *l.lines...)
-}
 
 // startRedis runs a redis-server of the test's own on a free port and
 // returns its port and a function that kills it (by its PID).
@@ -86,7 +63,7 @@ func startRedis(t *testing.T) (int, func()) {
 // each, and are counted in /metrics.
 func TestOutageLogs(t *testing.T) {
 	port, kill := startRedis(t)
-	rec := levelRecorder{mu: &sync.Mutex{}, lines: new([]string)}
+	rec := logtest.New()
 	// After the server closes: go-redis's dial prober notices the closed
 	// pool within a second.
 	t.Cleanup(func() {
@@ -95,7 +72,7 @@ func TestOutageLogs(t *testing.T) {
 			return !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("ConnPool).tryDial"))
 		})
 	})
-	srv := apptest.StartLogger(t, slog.New(rec), func(c *config.Server) {
+	srv := apptest.StartLogger(t, rec.Logger(), func(c *config.Server) {
 		c.Broker.URL = "redis://127.0.0.1:" + strconv.Itoa(port) + "/0"
 		c.HTTP.PublishRate = 0
 		c.HTTP.LogRequests = true
@@ -130,7 +107,7 @@ func TestOutageLogs(t *testing.T) {
 			t.Fatalf("a request with Redis down answered %d, want 503", s)
 		}
 	}
-	lines := rec.all()
+	lines := rec.Messages(slog.LevelWarn)
 	count := func(s string) int {
 		k := 0
 		for _, l := range lines {
