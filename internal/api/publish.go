@@ -49,7 +49,8 @@ type Publisher struct {
 	MaxBatch int
 	// Metrics, if set, time publishes and count rejections.
 	Metrics *metrics.Metrics
-	// Logger; default slog.Default().
+	// Logger receives the publisher's logs; default slog.Default(). (It
+	// logs nothing at present: failures go through Metrics.Failed.)
 	Logger *slog.Logger
 	// Authorize, if set, decides whether the request may publish msg. It
 	// returns an *httpjson-style status error (see StatusError) to refuse.
@@ -201,13 +202,6 @@ func (p *Publisher) fail(w http.ResponseWriter, err error) {
 		p.Metrics.Rejected.WithLabelValues(reason).Inc()
 	}
 	httpjson.ErrorCode(w, status, code, msg)
-}
-
-func (p *Publisher) logger() *slog.Logger {
-	if p.Logger != nil {
-		return p.Logger
-	}
-	return slog.Default()
 }
 
 func (p *Publisher) maxBatch() int {

@@ -105,7 +105,8 @@ type Service struct {
 	// Failures, if set, counts and logs failed publishes and webhook calls
 	// (see outage); nil logs each to slog.Default.
 	Failures *outage.Reporter
-	// Logger; default slog.Default().
+	// Logger receives the service's logs; default slog.Default(). (It
+	// logs nothing at present: failures go through Failures.)
 	Logger *slog.Logger
 }
 
@@ -185,13 +186,6 @@ func (s *Service) timeout() time.Duration {
 		t = s.Webhook.Timeout
 	}
 	return t + 10*time.Second
-}
-
-func (s *Service) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
 }
 
 // check validates m and asks the policy. It returns the message to publish
