@@ -515,8 +515,8 @@ func (b *Broker) refresh(ctx context.Context, subject string, ss *subjectState) 
 				return err
 			}
 		}
-		if info.State.FirstSeq > 0 {
-			ss.prevBound = info.State.FirstSeq - 1
+		if first := firstSeq(info); first > 0 {
+			ss.prevBound = first - 1
 		}
 	}
 	return nil
@@ -900,6 +900,15 @@ func (b *Broker) read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 	return snap, nil
 }
 
+// firstSeq returns the stream's first sequence: after the last one when
+// it holds no message (the state's FirstSeq may lag behind an expiry).
+func firstSeq(info *jetstream.StreamInfo) uint64 {
+	if info.State.Msgs == 0 {
+		return info.State.LastSeq + 1
+	}
+	return info.State.FirstSeq
+}
+
 // readBatch is how many messages of a subject Read fetches one by one
 // before it reads the rest with a consumer.
 const readBatch = 8
@@ -939,7 +948,7 @@ func (b *Broker) history(ctx context.Context, s jetstream.Stream, epoch, subject
 		if err != nil {
 			return nil, false, err
 		}
-		return nil, after+1 < info.State.FirstSeq, nil
+		return nil, after+1 < firstSeq(info), nil
 	}
 	// Each message names its predecessor on the subject: one after the
 	// last message read (at first, after the client's position) means
