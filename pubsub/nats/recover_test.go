@@ -87,6 +87,17 @@ func (s *ownNATS) signal(sig syscall.Signal) {
 	}
 }
 
+// stopped reports whether the process is stopped (SIGSTOP took effect).
+func (s *ownNATS) stopped() bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i > 0 && i+2 < len(stat) && stat[i+2] == 'T'
+}
+
 // kill ends the server with SIGKILL (by its PID) and waits for it.
 func (s *ownNATS) kill() {
 	if s.cmd == nil {
@@ -152,6 +163,7 @@ func TestRecoverAfterKill(t *testing.T) {
 
 	// Freeze the server, and publish: the request waits for an answer.
 	srv.signal(syscall.SIGSTOP)
+	poll(t, "nats-server to be stopped", 10*time.Second, time.Millisecond, srv.stopped)
 	sent := nc.Stats().OutMsgs
 	type result struct {
 		m   *pubsub.Message
