@@ -108,6 +108,7 @@ func TestOutageLogs(t *testing.T) {
 		}
 	}
 	lines := rec.Messages(slog.LevelWarn)
+	t.Logf("%d requests refused, %d lines at WARN and above: %q", 2*n, len(lines), lines)
 	count := func(s string) int {
 		k := 0
 		for _, l := range lines {
