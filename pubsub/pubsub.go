@@ -139,8 +139,13 @@ type Snapshot struct {
 	// When Query.After belongs to another epoch, Events start at the
 	// beginning of the log and EpochChanged is set.
 	Events []*Message
-	// Retained holds, when Query.After is nil, the latest retained message of
-	// each topic that has one, in position order.
+	// Retained holds the latest retained message of each query topic that
+	// has one, in position order, each once, when the subscriber starts
+	// from the topics' current state: when Query.After is nil (a new
+	// subscriber), and when the snapshot reports EpochChanged or Truncated
+	// (a resuming subscriber whose history cannot be replayed exactly,
+	// which the hub tells with a herald.reset). A retained message may then
+	// also be in Events. Otherwise Retained is nil.
 	Retained []*Message
 	// EpochChanged reports that Query.After is from another epoch.
 	EpochChanged bool
@@ -234,7 +239,15 @@ type Retention struct {
 	MaxEvents int
 	// MaxAge of a message in history; finished topics are forgotten after it.
 	MaxAge time.Duration
-	// MaxBytes of history in all (approximate, by Message.Size).
+	// MaxBytes of history in all (approximate, by Message.Size), shared
+	// fairly between topics: while history is over it, the broker evicts
+	// the oldest message of the topic that holds the most bytes (a message
+	// counts against each of its topics; it leaves a topic's history, and
+	// frees its bytes once no topic holds it), and never a topic's newest
+	// message. One busy topic therefore cannot flush the others: a topic
+	// loses history only while no other topic holds more. History may
+	// exceed MaxBytes by the newest message of each topic. A broker may
+	// enforce the bound shortly after a publish rather than during it.
 	MaxBytes int64
 }
 

@@ -71,6 +71,10 @@ const (
 	FaceAdmin   Face = "admin"   // /admin/*, /dashboard
 	FaceOps     Face = "ops"     // /healthz, /readyz, /ping, /metrics
 	FaceStatic  Face = "static"  // pages and files: /herald.js, /hybrid...
+	// FaceInternal is no route's face: the namespace of what the server
+	// keeps for itself in the log (the work journal) belongs to it, so no
+	// request may read or write those topics.
+	FaceInternal Face = "internal"
 )
 
 // FaceRules are what a face changes in the policy's reading of a request.

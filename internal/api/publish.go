@@ -20,6 +20,7 @@ import (
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -48,7 +49,8 @@ type Publisher struct {
 	MaxBatch int
 	// Metrics, if set, time publishes and count rejections.
 	Metrics *metrics.Metrics
-	// Logger; default slog.Default().
+	// Logger receives the publisher's logs; default slog.Default(). (It
+	// logs nothing at present: failures go through Metrics.Failed.)
 	Logger *slog.Logger
 	// Access decides whether the request may publish each event (face
 	// access.FacePublish), and charges the publish rate once per request;
@@ -149,18 +151,13 @@ func (p *Publisher) publishError(err error, prefix string) error {
 		return &access.Error{Status: http.StatusConflict, Code: "topic_finished", Msg: msg, Err: err}
 	case errors.Is(err, hub.ErrInvalidTopic), errors.Is(err, hub.ErrInvalidMessage):
 		return &access.Error{Status: http.StatusBadRequest, Msg: msg, Err: err}
-	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
+	case errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
 	default:
-		p.logger().Error("publish failed", "err", err)
+		// The broker cannot take it (unavailable, or failing): counted and
+		// summarised by the outage reporter, not logged per request.
+		p.Metrics.Failed(outage.Publish, err)
 	}
 	return &access.Error{Status: http.StatusServiceUnavailable, Msg: msg, RetryAfter: 1, Err: err}
-}
-
-func (p *Publisher) logger() *slog.Logger {
-	if p.Logger != nil {
-		return p.Logger
-	}
-	return slog.Default()
 }
 
 func (p *Publisher) maxBatch() int {

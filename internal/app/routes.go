@@ -9,6 +9,7 @@ import (
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
+	"github.com/heraldpush/herald/internal/journal"
 	"github.com/heraldpush/herald/internal/mercure"
 )
 
@@ -26,6 +27,10 @@ func (a *App) mount(ctx context.Context, rt *access.Router) error {
 	// The Mercure hub's topics are reserved whether or not the endpoint is
 	// on: history may hold them, and no other face may read them.
 	a.sec.policy.Reserve(mercure.Namespace())
+	// The nodes' work journals: the server's own, never a request's (a
+	// forged entry would make the next start write to the topics it
+	// names).
+	a.sec.policy.Reserve(access.Namespace{Name: "the work journal", Face: access.FaceInternal, Match: access.Prefix(journal.TopicPrefix), Read: access.ReachOwnFace})
 	events := &eventstream.Handler{
 		Hub:          a.hub,
 		Retry:        cfg.Core.Retry,

@@ -22,6 +22,11 @@ type Broker struct {
 	Replicas int
 	// Timeout bounds each broker request (nats:// only).
 	Timeout time.Duration
+	// NodeID names this node among those sharing the broker: its running
+	// work (chat answers, demo tasks) is journaled under it, and ended
+	// with an "interrupted" event when a node of that name starts after a
+	// crash. Empty: derived (see the flag's help).
+	NodeID string
 }
 
 func (c *Broker) register(fs *flag.FlagSet) {
@@ -31,6 +36,7 @@ func (c *Broker) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Stream, "broker-stream", "HERALD", "NATS broker: JetStream stream name (all nodes of a deployment use the same; subjects are <stream>.>)")
 	fs.IntVar(&c.Replicas, "broker-replicas", 1, "NATS broker: replicas of the stream in a JetStream cluster")
 	fs.DurationVar(&c.Timeout, "broker-timeout", 5*time.Second, "NATS broker: deadline of each publish or read while NATS is unreachable (then 503)")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's name, stable across restarts and unique among the nodes sharing a Redis or NATS broker: the chat answers and demo tasks it runs are recorded under it, and a node of that name starting after a crash ends them with an interrupted event; empty: the host name and the --addr port (a random name when the port is 0)")
 }
 
 func (c *Broker) validate() error {
@@ -56,7 +62,22 @@ func (c *Broker) validate() error {
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("broker-timeout: must be positive, got %s", c.Timeout))
 	}
+	if c.NodeID != "" && !validNodeID(c.NodeID) {
+		errs = append(errs, fmt.Errorf("node-id: %q: use 1 to 128 letters, digits, '.', '_', ':' or '-'", c.NodeID))
+	}
 	return errors.Join(errs...)
+}
+
+func validNodeID(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func validStream(s string) bool {

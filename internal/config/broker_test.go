@@ -37,6 +37,9 @@ func TestBrokerValidate(t *testing.T) {
 		{[]string{"--broker-replicas", "0"}, "broker-replicas"},
 		{[]string{"--broker-replicas", "7"}, "broker-replicas"},
 		{[]string{"--broker-timeout", "0s"}, "broker-timeout"},
+		{[]string{"--node-id", "web-1.example:8080"}, ""},
+		{[]string{"--node-id", "a/b"}, "node-id"},
+		{[]string{"--node-id", strings.Repeat("n", 129)}, "node-id"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			c, err := wsFlags(t, tc.args, nil)

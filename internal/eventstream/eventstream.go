@@ -15,6 +15,7 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/sse"
 )
 
@@ -102,7 +103,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := h.Hub.Subscribe(r.Context(), hub.Request{Topics: req.Topics, LastEventID: req.LastEventID, CanSeePrivate: d.CanSeePrivate})
 	if err != nil {
-		if err := SubscribeError(w, err, h.logger()); err != nil {
+		if err := SubscribeError(w, err, h.Metrics); err != nil {
 			access.Write(w, r, err)
 		}
 		return
@@ -123,7 +124,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // otherwise the *access.Error to answer with (503 while shutting down or
 // when history cannot be read, 400 for an invalid topic). Every
 // text/event-stream face answers the same way.
-func SubscribeError(w http.ResponseWriter, err error, log *slog.Logger) *access.Error {
+func SubscribeError(w http.ResponseWriter, err error, m *metrics.Metrics) *access.Error {
 	switch {
 	case errors.Is(err, hub.ErrFinished):
 		w.Header().Set("Cache-Control", "no-store")
@@ -134,7 +135,7 @@ func SubscribeError(w http.ResponseWriter, err error, log *slog.Logger) *access.
 	case errors.Is(err, hub.ErrInvalidTopic):
 		return &access.Error{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
 	}
-	log.Error("subscribe failed", "err", err)
+	m.Failed(outage.Subscribe, err)
 	return &access.Error{Status: http.StatusServiceUnavailable, Msg: "history unavailable: " + err.Error(), RetryAfter: 1, Err: err}
 }
 

@@ -86,7 +86,20 @@ type Hub struct {
 	closed bool
 	all    map[*Subscription]struct{}
 
+	// received is the offset of the newest message HandleMessage got;
+	// Sync waits on it. syncMu guards waiters; nwait counts them, so that
+	// HandleMessage takes no lock while nobody waits.
+	received atomic.Uint64
+	nwait    atomic.Int32
+	syncMu   sync.Mutex
+	waiters  []*waiter
+
 	stats counters
+}
+
+type waiter struct {
+	off  uint64
+	done chan struct{}
 }
 
 type shard struct {
@@ -177,6 +190,7 @@ func (h *Hub) shard(topic string) *shard {
 // HandleMessage fans m out to the local subscribers of its topics. It
 // implements pubsub.Handler.
 func (h *Hub) HandleMessage(m *pubsub.Message) {
+	defer h.receivedUpTo(m.Pos.Offset)
 	var ev *Event
 	for _, t := range m.Topics {
 		sh := h.shard(t)
@@ -199,6 +213,8 @@ func (h *Hub) HandleMessage(m *pubsub.Message) {
 // pubsub.Handler.
 func (h *Hub) HandleEpoch(epoch string) {
 	h.log.Warn("broker epoch changed: history was lost or recreated; ending all streams", "epoch", epoch)
+	h.receivedUpTo(^uint64(0)) // positions waited for are gone
+	h.received.Store(0)
 	for _, s := range h.subscriptions() {
 		s.end(ErrEpochChanged)
 	}
@@ -212,6 +228,65 @@ func (h *Hub) subscriptions() []*Subscription {
 		out = append(out, s)
 	}
 	return out
+}
+
+// receivedUpTo records that the message at off was fanned out, and wakes
+// the Sync calls waiting for it.
+func (h *Hub) receivedUpTo(off uint64) {
+	h.received.Store(off)
+	if h.nwait.Load() == 0 {
+		return
+	}
+	h.syncMu.Lock()
+	kept := h.waiters[:0]
+	for _, w := range h.waiters {
+		if w.off <= off {
+			close(w.done)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(h.waiters[len(kept):])
+	h.waiters = kept
+	h.syncMu.Unlock()
+}
+
+// Sync returns once the hub has fanned out the message at pos to its
+// subscriptions (at once with a broker that delivers before Publish
+// returns; after the broker's listener got it otherwise), or when pos is of
+// another epoch than the broker's, or the epoch changes, or ctx ends (then
+// with its error). pos must have been published while Run listens (a
+// message published before never reaches the hub). A feature that
+// publishes final events while shutting
+// down calls it before the hub closes its streams, so that they end with
+// those events.
+func (h *Hub) Sync(ctx context.Context, pos pubsub.Position) error {
+	if pos.Epoch != h.broker.Epoch() || h.received.Load() >= pos.Offset {
+		return nil
+	}
+	w := &waiter{off: pos.Offset, done: make(chan struct{})}
+	h.nwait.Add(1)
+	defer h.nwait.Add(-1)
+	h.syncMu.Lock()
+	h.waiters = append(h.waiters, w)
+	h.syncMu.Unlock()
+	if h.received.Load() >= pos.Offset {
+		h.receivedUpTo(h.received.Load())
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		h.syncMu.Lock()
+		for i, x := range h.waiters {
+			if x == w {
+				h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
+				break
+			}
+		}
+		h.syncMu.Unlock()
+		return fmt.Errorf("hub: waiting for %v to be delivered: %w", pos, ctx.Err())
+	}
 }
 
 // Close ends every subscription (they drain what is queued, then end) and

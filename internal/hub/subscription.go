@@ -147,8 +147,13 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 		prelude = append(prelude, &Event{Kind: KindReset, Reset: Reset{Reason: reason, LastEventID: req.LastEventID}})
 	}
 	history := snap.Events
-	if q.After == nil {
+	switch {
+	case q.After == nil:
 		history = snap.Retained
+	case reason != "":
+		// After a reset the client starts again from the topics' current
+		// state, as a new subscriber does, then gets what history kept.
+		history = withState(snap.Retained, snap.Events)
 	}
 	// The prelude is built before taking s.mu: live messages are offered
 	// under the broker's lock, and a long replay must not hold up the
@@ -224,6 +229,27 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	s.preludeOK = true
 	s.signal()
 	return s, nil
+}
+
+// withState merges the retained messages into events, in position order,
+// leaving out those that events hold already.
+func withState(retained, events []*pubsub.Message) []*pubsub.Message {
+	if len(retained) == 0 {
+		return events
+	}
+	out := make([]*pubsub.Message, 0, len(retained)+len(events))
+	i := 0
+	for _, r := range retained {
+		for i < len(events) && events[i].Pos.Offset < r.Pos.Offset {
+			out = append(out, events[i])
+			i++
+		}
+		if i < len(events) && events[i].Pos.Offset == r.Pos.Offset {
+			continue // in history already
+		}
+		out = append(out, r)
+	}
+	return append(out, events[i:]...)
 }
 
 // endsAt reports whether the last event of evs is the message at pos, which

@@ -170,19 +170,27 @@ func (x *index) follow(ctx context.Context, h *hub.Hub, log *slog.Logger) {
 	last := pubsub.Position{Epoch: h.Broker().Epoch()}.String()
 	withID := func(m *pubsub.Message) bool { return publisherID(m) != "" }
 	var batch []*hub.Event
+	failing := false
 	for ctx.Err() == nil {
 		sub, err := h.Subscribe(ctx, hub.Request{Topics: []string{HubTopic}, LastEventID: last, Match: withID, Internal: true})
 		if err != nil {
 			if errors.Is(err, hub.ErrClosed) || ctx.Err() != nil {
 				return
 			}
-			log.Warn("mercure: cannot follow the log for publishers' ids; retrying", "err", err)
+			if !failing {
+				log.Warn("mercure: cannot follow the log for publishers' ids; retrying every second", "err", err)
+				failing = true
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(time.Second):
 			}
 			continue
+		}
+		if failing {
+			log.Info("mercure: following the log for publishers' ids again")
+			failing = false
 		}
 		open := true
 		for open {

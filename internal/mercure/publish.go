@@ -15,6 +15,7 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -99,10 +100,10 @@ func (h *Handler) publishError(err error) error {
 		return &access.Error{Status: http.StatusConflict, Code: "topic_finished", Msg: err.Error(), Err: err}
 	case errors.Is(err, hub.ErrInvalidTopic), errors.Is(err, hub.ErrInvalidMessage):
 		return badRequest(err.Error())
-	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
+	case errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
 		return &access.Error{Status: http.StatusServiceUnavailable, Msg: "cannot publish now: " + err.Error(), RetryAfter: 1, Err: err}
 	}
-	h.log.Error("mercure publish failed", "err", err)
+	h.o.Metrics.Failed(outage.Publish, err)
 	return &access.Error{Status: http.StatusServiceUnavailable, Msg: "cannot publish now: " + err.Error(), RetryAfter: 1, Err: err}
 }
 

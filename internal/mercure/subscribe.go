@@ -204,7 +204,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 
 	sub, err := h.o.Hub.Subscribe(r.Context(), hub.Request{Topics: s.topics, LastEventID: lastID, Match: s.match(d.CanSeePrivate)})
 	if err != nil {
-		if err := eventstream.SubscribeError(w, err, h.log); err != nil {
+		if err := eventstream.SubscribeError(w, err, h.o.Metrics); err != nil {
 			access.Write(w, r, err)
 		}
 		return

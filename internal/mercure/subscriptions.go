@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -126,7 +127,7 @@ func (h *Handler) announce(ctx context.Context, me *subscriber, active bool) {
 		data, _ := json.Marshal(doc)
 		m := &pubsub.Message{Topics: []string{doc.ID, SubscriptionsTopic}, Data: string(data), Private: true}
 		if _, err := h.o.Hub.Publish(ctx, m); err != nil {
-			h.log.Warn("mercure: cannot publish a subscription event", "topic", doc.ID, "active", active, "err", err)
+			h.o.Metrics.Failed(outage.Publish, fmt.Errorf("mercure subscription event for %s: %w", doc.ID, err))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
 )
 
 // Metrics holds the collectors that handlers update directly. Counters that
@@ -25,6 +26,20 @@ type Metrics struct {
 	Rejected *prometheus.CounterVec
 	// Delivered events written to clients, by transport.
 	Delivered *prometheus.CounterVec
+	// Failures, if set, reports per-request failures (see Failed); the
+	// server sets it and registers it in Registry.
+	Failures *outage.Reporter
+}
+
+// Failed reports a failure of op through m.Failures: counted, and logged
+// once per kind and interval instead of once per request. With no reporter
+// (m or m.Failures nil) the failure is logged to slog.Default.
+func (m *Metrics) Failed(op outage.Op, err error) {
+	var r *outage.Reporter
+	if m != nil {
+		r = m.Failures
+	}
+	r.Fail(op, err)
 }
 
 // New returns Metrics registered in a new registry, with the hub's counters

@@ -259,6 +259,9 @@ func (b *Broker) init() error {
 			}
 			b.lastTime = r.time
 		}
+		if err := s.countBytes(); err != nil {
+			return err
+		}
 		if err := s.trimTopics(b.o.Retention.MaxEvents); err != nil {
 			return err
 		}

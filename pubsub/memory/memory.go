@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/internal/fair"
 )
 
 // Broker is an in-memory pubsub.Broker. Create one with New.
@@ -19,9 +20,11 @@ import (
 // Lock order: Broker.mu is held while the Handler's HandleMessage runs, so a
 // Handler must never call back into the Broker.
 //
-// Truncation is exact per topic: each topic remembers the highest offset it
-// evicted. A topic with no history, retained or final message left is
-// forgotten, and a tombstone keeps that offset; only when more than
+// Retention.MaxBytes is shared fairly between topics (see fair.go and
+// pubsub.Retention). Truncation is exact per topic: each topic remembers the
+// highest offset it evicted. A topic with no history, retained or final
+// message left is forgotten, and a tombstone keeps that offset; only when
+// more than
 // MaxTombstones topics have been forgotten are the oldest tombstones folded
 // into one watermark that applies to every unknown topic (a client may then
 // get a spurious history-truncated reset, never a silent gap).
@@ -38,9 +41,10 @@ type Broker struct {
 	head      int
 	live      int // entries of all[head:] that some topic still holds
 	bytes     int64
-	tombs     map[string]uint64 // forgotten topic → highest offset it evicted
-	tombOrder []tomb            // tombstones, oldest first (may hold stale ones)
-	forgotten uint64            // highest offset of the topics whose tombstones were dropped
+	tombs     map[string]uint64    // forgotten topic → highest offset it evicted
+	tombOrder []tomb               // tombstones, oldest first (may hold stale ones)
+	fair      fair.Heap[*topicLog] // topics with evictable bytes (see fair.go)
+	forgotten uint64               // highest offset of the topics whose tombstones were dropped
 	handler   pubsub.Handler
 	closed    bool
 	done      chan struct{}
@@ -68,10 +72,12 @@ type entry struct {
 }
 
 type topicLog struct {
-	log      []*entry // in offset order
-	evicted  uint64   // highest offset evicted from this topic's log
-	retained *pubsub.Message
-	final    *pubsub.Message
+	fair.Entry          // its place in Broker.fair (see fair.go)
+	log        []*entry // in offset order
+	bytes      int64    // size of the entries in log
+	evicted    uint64   // highest offset evicted from this topic's log
+	retained   *pubsub.Message
+	final      *pubsub.Message
 }
 
 // Options configure a Broker. The zero value is valid.
@@ -177,6 +183,7 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 			b.topics[t] = tl
 		}
 		tl.log = append(tl.log, e)
+		tl.bytes += int64(e.size)
 		if m.Retain {
 			tl.retained = m
 		}
@@ -188,11 +195,10 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 				b.dropFront(tl)
 			}
 		}
+		b.fix(tl)
 	}
-	if max := b.retention.MaxBytes; max > 0 {
-		for b.bytes > max && b.head < len(b.all) {
-			b.evictOldest()
-		}
+	if b.retention.MaxBytes > 0 {
+		b.enforceBytes()
 	}
 	b.compact()
 	if b.handler != nil {
@@ -206,6 +212,7 @@ func (b *Broker) dropFront(tl *topicLog) {
 	e := tl.log[0]
 	tl.log[0] = nil
 	tl.log = tl.log[1:]
+	tl.bytes -= int64(e.size)
 	tl.evicted = max(tl.evicted, e.m.Pos.Offset)
 	b.release(e)
 }
@@ -256,6 +263,8 @@ func (b *Broker) evictOldest() {
 			b.dropFront(tl)
 			if tl.empty() {
 				b.forget(t, tl)
+			} else {
+				b.fix(tl)
 			}
 		}
 	}
@@ -282,6 +291,7 @@ func (b *Broker) forget(topic string, tl *topicLog) {
 	for len(tl.log) > 0 {
 		b.dropFront(tl)
 	}
+	b.fix(tl)
 	hi := tl.evicted
 	if tl.final != nil {
 		hi = max(hi, tl.final.Pos.Offset)
@@ -361,12 +371,7 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		}
 	}
 	if q.After == nil {
-		for _, t := range q.Topics {
-			if tl := b.topics[t]; tl != nil && tl.retained != nil && !slices.Contains(snap.Retained, tl.retained) {
-				snap.Retained = append(snap.Retained, tl.retained)
-			}
-		}
-		sort.Slice(snap.Retained, func(i, j int) bool { return snap.Retained[i].Pos.Offset < snap.Retained[j].Pos.Offset })
+		snap.Retained = b.retainedLocked(q.Topics)
 		return snap, nil
 	}
 	after := q.After.Offset
@@ -392,7 +397,23 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		}
 	}
 	snap.Events = merge(lists)
+	if snap.Truncated || snap.EpochChanged {
+		snap.Retained = b.retainedLocked(q.Topics)
+	}
 	return snap, nil
+}
+
+// retainedLocked returns the retained messages of topics, each once, in
+// position order. b.mu is held.
+func (b *Broker) retainedLocked(topics []string) []*pubsub.Message {
+	var out []*pubsub.Message
+	for _, t := range topics {
+		if tl := b.topics[t]; tl != nil && tl.retained != nil && !slices.Contains(out, tl.retained) {
+			out = append(out, tl.retained)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos.Offset < out[j].Pos.Offset })
+	return out
 }
 
 // merge merges offset-ordered lists into one, each message once.

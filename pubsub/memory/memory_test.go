@@ -309,8 +309,11 @@ func TestRetained(t *testing.T) {
 	if len(snap.Events) != 0 || snap.Head.Offset != 7 {
 		t.Errorf("new subscriber snapshot %+v: want no history, head 7", snap)
 	}
-	if snap := read(t, b, at(b, 0), "a"); len(snap.Retained) != 0 {
-		t.Errorf("a resuming subscriber got retained messages %s", datas(snap.Retained))
+	if snap := read(t, b, at(b, 5), "a"); len(snap.Retained) != 0 {
+		t.Errorf("a subscriber resuming exactly got retained messages %s", datas(snap.Retained))
+	}
+	if snap := read(t, b, at(b, 0), "a"); !snap.Truncated || datas(snap.Retained) != "ab" {
+		t.Errorf("a subscriber whose history was truncated: Truncated=%v retained %s, want true and ab", snap.Truncated, datas(snap.Retained))
 	}
 }
 

@@ -13,8 +13,9 @@ import (
 )
 
 // listenHeartbeat is how often the server signals an idle consumer: a
-// consumer lost (stream deleted, server restarted) is noticed within about
-// twice that.
+// consumer lost while the connection stays up (the stream deleted) is
+// noticed within about twice that. A lost connection is noticed at once
+// (see connState).
 const listenHeartbeat = time.Second
 
 // Listen delivers every message published after it was called (in fact
@@ -28,7 +29,8 @@ const listenHeartbeat = time.Second
 // its start. When this node missed messages because they left the stream
 // before it could read them, it calls h.HandleEpoch with the unchanged
 // epoch: subscribers must resume from history. While NATS cannot be reached
-// it retries with backoff.
+// it waits for the connection to come back, and then makes a new consumer
+// at once.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	if b.closed.Load() {
 		return pubsub.ErrClosed
@@ -48,49 +50,76 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 }
 
 type listener struct {
-	b      *Broker
-	h      pubsub.Handler
-	epoch  string
-	cursor uint64 // stream sequence of the last message delivered (or skipped)
+	b           *Broker
+	h           pubsub.Handler
+	epoch       string
+	cursor      uint64 // stream sequence of the last message delivered (or skipped)
+	interrupted bool   // live delivery stopped; logged once
 }
 
+// interrupt records that live delivery stopped, logging it once.
+func (l *listener) interrupt(why any) {
+	if !l.interrupted {
+		l.b.o.Logger.Warn("nats: live delivery interrupted; retrying", "err", why)
+		l.interrupted = true
+	}
+}
+
+// resume records that live delivery works again, logging it once.
+func (l *listener) resume() {
+	if l.interrupted {
+		l.b.o.Logger.Info("nats: live delivery resumed")
+		l.interrupted = false
+	}
+}
+
+// run keeps a consumer of the stream going until ctx ends. A new one is
+// made as soon as the connection is back (the client's status events, see
+// connState), not when heartbeats go missing; while JetStream does not
+// answer, it retries with a short backoff.
 func (l *listener) run(ctx context.Context) {
-	log := l.b.o.Logger
 	backoff := time.Duration(0)
-	failing := false
 	for ctx.Err() == nil {
-		delivered, err := l.session(ctx)
+		gen, up := l.b.conn.current()
+		if !up {
+			l.interrupt("the connection to NATS is lost")
+			select {
+			case <-ctx.Done():
+				return
+			case <-gen.Done():
+			}
+			backoff = 0
+			continue
+		}
+		err := l.session(ctx, gen)
 		if ctx.Err() != nil {
 			return
 		}
-		if delivered {
-			backoff = 0
-			if failing {
-				log.Info("nats: live delivery resumed")
-				failing = false
-			}
+		if err == nil {
+			backoff = 0 // the connection changed: go on at once
+			continue
 		}
-		if err != nil && !failing {
-			log.Warn("nats: live delivery interrupted; retrying", "err", err)
-			failing = true
-		}
-		backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+		l.interrupt(err)
+		backoff = min(max(2*backoff, 25*time.Millisecond), 250*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			return
+		case <-gen.Done():
+			backoff = 0
 		case <-time.After(backoff):
 		}
 	}
 }
 
 // session checks the stream (and its epoch), then consumes it from the
-// cursor until an error. It reports whether it delivered anything.
-func (l *listener) session(ctx context.Context) (bool, error) {
+// cursor until an error, or until the connection changes (gen ends): then
+// it returns nil.
+func (l *listener) session(ctx context.Context, gen context.Context) error {
 	cctx, cancel := l.b.bound(ctx)
 	info, err := l.b.ensureStream(cctx, false)
 	cancel()
 	if err != nil {
-		return false, err
+		return err
 	}
 	epoch := epochOf(info)
 	if epoch != l.epoch {
@@ -110,7 +139,7 @@ func (l *listener) session(ctx context.Context) (bool, error) {
 	})
 	cancel()
 	if err != nil {
-		return false, fmt.Errorf("create consumer: %w", err)
+		return fmt.Errorf("create consumer: %w", err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -119,19 +148,21 @@ func (l *listener) session(ctx context.Context) (bool, error) {
 	}()
 	it, err := cons.Messages(jetstream.PullHeartbeat(listenHeartbeat), jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
-		return false, fmt.Errorf("consume: %w", err)
+		return fmt.Errorf("consume: %w", err)
 	}
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	delivered := false
+	stopGen := context.AfterFunc(gen, it.Stop)
+	defer stopGen()
+	l.resume()
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() != nil {
-				return delivered, nil
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) && (ctx.Err() != nil || gen.Err() != nil) {
+				return nil
 			}
-			return delivered, err
+			return err
 		}
 		md, err := msg.Metadata()
 		if err != nil {
@@ -147,7 +178,6 @@ func (l *listener) session(ctx context.Context) (bool, error) {
 			l.h.HandleEpoch(l.epoch)
 		}
 		l.cursor = seq
-		delivered = true
 		if msg.Headers().Get(hdrMarker) != "" {
 			continue
 		}

@@ -6,11 +6,13 @@
 //   - ordering: positions strictly increase in one log, per topic in
 //     publish order, live delivery in position order from one goroutine;
 //   - snapshots: Head, Events after a position for several topics (each
-//     message once), Retained, Finals, EpochChanged, Truncated;
+//     message once), Retained (for new subscribers and after a reset),
+//     Finals, EpochChanged, Truncated;
 //   - the exact hand-over from Read to Listen under concurrent publishing,
 //     done as the hub does it (register, read, skip live messages at or
 //     below Head): no gap, no duplicate;
-//   - epochs, retention (per-topic count, age, total bytes) and truncation;
+//   - epochs, retention (per-topic count, age, total bytes shared fairly
+//     between topics) and truncation;
 //   - retained and final messages (ErrTopicFinished), Purge if implemented;
 //   - concurrency (run the suite with -race), cancellation, Close
 //     (ErrClosed afterwards) and goroutine leaks after Close;
@@ -126,10 +128,12 @@ var cases = []testCase{
 	{"SnapshotAfter", (*suite).testSnapshotAfter},
 	{"SnapshotRetained", (*suite).testSnapshotRetained},
 	{"SnapshotEpochChanged", (*suite).testSnapshotEpochChanged},
+	{"RetainedAfterReset", (*suite).testRetainedAfterReset},
 	{"Final", (*suite).testFinal},
 	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
 	{"StateOutlivesHistory", (*suite).testStateOutlivesHistory},
 	{"TruncationMaxBytes", (*suite).testTruncationMaxBytes},
+	{"FairMaxBytes", (*suite).testFairMaxBytes},
 	{"TruncationMaxAge", (*suite).testTruncationMaxAge},
 	{"Purge", (*suite).testPurge},
 	{"Concurrency", (*suite).testConcurrency},

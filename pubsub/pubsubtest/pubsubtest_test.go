@@ -66,6 +66,10 @@ func (b *faulty) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		}
 	case "no-epoch-check":
 		snap.EpochChanged = false
+	case "no-retained-after-reset":
+		if q.After != nil {
+			snap.Retained = nil
+		}
 	}
 	return snap, err
 }
@@ -103,6 +107,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{"gap", "HandOver"},
 		{"late-head", "HandOver"},
 		{"no-epoch-check", "SnapshotEpochChanged"},
+		{"no-retained-after-reset", "RetainedAfterReset"},
 		{"ignore-context", "Cancellation"},
 		{"listen-error", "ListenCancel"},
 		{"leak", "Leaks"},

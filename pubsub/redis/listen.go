@@ -56,32 +56,35 @@ type listener struct {
 	recheck   bool // the epoch must be checked before the next read
 }
 
+// run reads the log until ctx ends. While Redis cannot be reached it
+// retries with a short backoff, and at once when a Publish or Read of this
+// node succeeds (Redis is back): live delivery resumes within milliseconds
+// of the first publish Redis accepts. It logs the interruption and the
+// resumption once each.
 func (l *listener) run(ctx context.Context) {
 	log := l.b.o.Logger
 	backoff := time.Duration(0)
-	failing := false
 	for ctx.Err() == nil {
 		err := l.step(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			if !failing {
+			if !l.b.listenDown.Swap(true) {
 				log.Warn("redis: live delivery interrupted; retrying", "err", err)
-				failing = true
 			}
-			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			backoff = min(max(2*backoff, 25*time.Millisecond), 250*time.Millisecond)
 			select {
 			case <-ctx.Done():
 				return
+			case <-l.b.up:
 			case <-time.After(backoff):
 			}
 			l.recheck = true
 			continue
 		}
-		if failing {
+		if l.b.listenDown.Swap(false) {
 			log.Info("redis: live delivery resumed")
-			failing = false
 		}
 		backoff = 0
 	}

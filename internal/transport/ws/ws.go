@@ -25,6 +25,7 @@ import (
 	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/internal/send"
 )
 
@@ -296,7 +297,7 @@ func (cn *conn) run(req eventstream.Request, resumeFrame bool, d access.Decision
 	case errors.Is(err, hub.ErrClosed):
 		return CloseGoingAway, "server shutting down"
 	case err != nil:
-		h.logger().Error("websocket subscribe failed", "err", err)
+		h.Metrics.Failed(outage.Subscribe, err)
 		return CloseInternal, "history unavailable"
 	}
 	defer sub.Close()
