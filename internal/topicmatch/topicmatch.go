@@ -64,7 +64,7 @@ const MaxTopicLen = 4096
 // the .invalid domain (RFC 6761), as the reference hub does when its
 // public URL is not configured: a relative pattern matches relative topics
 // (the subscription events' among them), an absolute one absolute topics.
-const Base = "https://hub.invalid/.well-known/mercure"
+const Base = "https://hub.invalid/"
 
 // ErrInvalid is returned (wrapped) for a matcher that cannot be compiled.
 var ErrInvalid = errors.New("topicmatch: invalid topic matcher")
