@@ -50,9 +50,12 @@ func FuzzSelector(f *testing.F) {
 func BenchmarkSubscriptionMatch(b *testing.B) {
 	h := &Handler{o: Options{MaxTopics: 10}}
 	m := &pubsub.Message{Topics: []string{"https://example.com/books/42", HubTopic}}
-	for _, sel := range []string{"https://example.com/books/42", "*", "https://example.com/books/{id}", "https://example.com/{+path}"} {
-		b.Run(sel, func(b *testing.B) {
-			s, err := h.parseSelectors(map[string][]string{"topic": {sel}})
+	for _, sel := range []struct{ param, value string }{
+		{"topic", "https://example.com/books/42"}, {"topic", "*"}, {"topic", "https://example.com/books/{id}"}, {"topic", "https://example.com/{+path}"},
+		{"match", "https://example.com/books/42"}, {"match_urlpattern", "https://example.com/books/:id"},
+	} {
+		b.Run(sel.param+"="+sel.value, func(b *testing.B) {
+			s, err := h.parseSelectors(map[string][]string{sel.param: {sel.value}})
 			if err != nil {
 				b.Fatal(err)
 			}
