@@ -14,7 +14,10 @@
 // Matchers are immutable once compiled and safe for concurrent use. A URL
 // pattern keeps a small bounded cache of its recent results, so that many
 // subscribers sharing a pattern (the usual case) evaluate it once per
-// topic; Cached shares compiled matchers, and with them those caches.
+// topic; a Cache shares compiled matchers, and with them those caches.
+//
+// Lock order: Cache.mu and Matcher.mu are never held together, nor while
+// a pattern is compiled or evaluated.
 package topicmatch
 
 import (
