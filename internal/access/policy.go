@@ -291,6 +291,11 @@ type Decision struct {
 	// Payload is the token's mercure.payload claim, if any (the Mercure
 	// face attaches it to subscription events).
 	Payload json.RawMessage
+	// PayloadFor, when the token carries Mercure authorization details,
+	// returns the payload of a subscription whose matcher is match: the
+	// first subscribe detail's that selects it, else Payload. Nil
+	// otherwise: Payload is every subscription's.
+	PayloadFor func(match string) json.RawMessage
 }
 
 // Decider is what a handler asks. *Policy implements it; a handler whose

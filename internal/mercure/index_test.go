@@ -61,17 +61,7 @@ func TestEnvelope(t *testing.T) {
 func TestIndex(t *testing.T) {
 	x := newIndex(3)
 	pos := func(n uint64) pubsub.Position { return pubsub.Position{Epoch: "e", Offset: n} }
-	if !x.reserve("a") || x.reserve("a") {
-		t.Fatal("a second reservation of an id in progress was granted")
-	}
-	x.release("a")
-	if !x.reserve("a") {
-		t.Fatal("released id cannot be reserved")
-	}
 	x.put("a", pos(1))
-	if x.reserve("a") {
-		t.Fatal("a known id was reserved again")
-	}
 	x.put("b", pos(2))
 	x.put("c", pos(3))
 	x.put("a", pos(1)) // the follower sees it again: no change
@@ -84,9 +74,27 @@ func TestIndex(t *testing.T) {
 			t.Errorf("get(%q) = %v %v, want %v", id, p, ok, pos(want))
 		}
 	}
-	x.put("c", pos(9)) // an id reused later: the newest wins
-	if p, _ := x.get("c"); p != pos(9) {
+	x.put("b", pos(9)) // an id reused: the latest update wins
+	if p, _ := x.get("b"); p != pos(9) {
 		t.Errorf("reused id: %v", p)
+	}
+	x.put("b", pos(5)) // an older update of it read late: no change
+	if p, _ := x.get("b"); p != pos(9) {
+		t.Errorf("an older update of a reused id replaced the latest: %v", p)
+	}
+	// Reuse counts as the id's latest publish: c, now the oldest, goes
+	// first, and b stays.
+	x.put("e", pos(10))
+	if _, ok := x.get("c"); ok {
+		t.Error("c should have been forgotten before the reused b")
+	}
+	if p, ok := x.get("b"); !ok || p != pos(9) {
+		t.Errorf("the reused id was forgotten: %v %v", p, ok)
+	}
+	// Another epoch: the new position wins whatever its offset.
+	x.put("e", pubsub.Position{Epoch: "f", Offset: 1})
+	if p, _ := x.get("e"); p.Epoch != "f" {
+		t.Errorf("an id of a new epoch: %v", p)
 	}
 	x.clear()
 	if x.len() != 0 {
@@ -99,6 +107,20 @@ func TestIndex(t *testing.T) {
 	}
 	if big.len() != 10 || len(big.order)-big.head != 10 || len(big.order) > 3000 {
 		t.Errorf("after 10000 puts: %d ids, order %d (head %d)", big.len(), len(big.order), big.head)
+	}
+	// So does reusing a few ids over and over (stale entries are
+	// compacted).
+	reused := newIndex(100)
+	for i := range 20000 {
+		reused.put(fmt.Sprint(i%5), pos(uint64(i+1)))
+	}
+	if reused.len() != 5 || len(reused.order)-reused.head > 2*5+1024+1 {
+		t.Errorf("after 20000 reuses of 5 ids: %d ids, order %d (head %d)", reused.len(), len(reused.order), reused.head)
+	}
+	for i := range 5 {
+		if p, ok := reused.get(fmt.Sprint(i)); !ok || p != pos(uint64(20000-4+i)) {
+			t.Errorf("id %d: %v %v, want its latest update %d", i, p, ok, 20000-4+i)
+		}
 	}
 }
 

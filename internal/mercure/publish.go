@@ -16,6 +16,7 @@ import (
 	"github.com/heraldpush/herald/internal/api"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/outage"
+	"github.com/heraldpush/herald/internal/topicmatch"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -48,7 +49,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	// be selected by the token's mercure.publish claim; none may lie in
 	// the hub's reserved namespace (or another face's).
 	if _, err := h.ask(r, access.Publish, u.topics); err != nil {
-		access.Write(w, r, err)
+		refuse(w, r, err)
 		return
 	}
 	if id := u.meta.ID; id != "" {
@@ -56,14 +57,10 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 			access.Write(w, r, err)
 			return
 		}
-		// After a start, ids published before it are known once the
-		// follower has read the history.
-		h.index.waitReady(r.Context(), 5*time.Second)
-		if !h.index.reserve(id) {
-			access.Write(w, r, access.Errorf(http.StatusConflict, "id_conflict", "event id %q was already used: publisher-chosen ids must be unique, or resuming from them would be ambiguous", id))
-			return
-		}
 	}
+	// A publisher's id may be reused, as with the reference hub (a retried
+	// publish, an id per resource): the index keeps its latest update, and
+	// resuming from it resumes after that one.
 	m := &pubsub.Message{
 		Topics:  append(u.topics, HubTopic),
 		Type:    u.typ,
@@ -72,9 +69,6 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	pos, err := h.o.Hub.Publish(r.Context(), m)
 	if err != nil {
-		if u.meta.ID != "" {
-			h.index.release(u.meta.ID)
-		}
 		access.Write(w, r, h.publishError(err))
 		return
 	}
@@ -153,7 +147,13 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 	topics := u.topics[:0:0]
 	for _, t := range u.topics {
 		if err := hub.ValidateTopic(t); err != nil {
-			return nil, badRequest(fmt.Sprintf("topic %q: %v", t, err))
+			return nil, badRequest(fmt.Sprintf("topic %q: %v", clip(t), err))
+		}
+		if err := topicmatch.CheckValue(t); err != nil {
+			return nil, badRequest(fmt.Sprintf("topic %q: %v", clip(t), err))
+		}
+		if t == topicmatch.Wildcard {
+			return nil, badRequest(`topic "*" is reserved: it is the selector of every topic, so no subscriber could select it alone`)
 		}
 		if !seen[t] {
 			seen[t] = true
@@ -177,6 +177,9 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 	case strings.HasPrefix(u.typ, api.ReservedTypePrefix):
 		return nil, badRequest(fmt.Sprintf("type %q is reserved: types starting with %q are Herald's own", u.typ, api.ReservedTypePrefix))
 	}
+	if err := topicmatch.CheckValue(u.typ); err != nil {
+		return nil, badRequest("invalid type: " + err.Error())
+	}
 	if _, ok := form["id"]; ok {
 		id := form.Get("id")
 		switch {
@@ -192,6 +195,9 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 			return nil, badRequest(`invalid id: it must not start with "#" (Mercure reserves those for hubs)`)
 		case id == EarliestID:
 			return nil, badRequest(`invalid id: "earliest" is reserved (it asks for all history)`)
+		}
+		if err := topicmatch.CheckValue(id); err != nil {
+			return nil, badRequest("invalid id: " + err.Error())
 		}
 		u.meta.ID = id
 	}
