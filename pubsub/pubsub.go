@@ -92,6 +92,25 @@ type Message struct {
 	// Private restricts delivery to subscribers authorised for one of the
 	// message's topics.
 	Private bool
+	// ID, when set, names the event for idempotent publishing: a broker
+	// remembers the IDs of the messages it stored recently (see
+	// DedupeWindow) and stores a message whose ID it holds only once;
+	// Publish then returns the first one's position. A publisher that got
+	// an error may therefore publish the same event again. 1 to MaxIDLen
+	// bytes; subscribers never see it.
+	ID string
+	// Meta holds protocol metadata that travels with the message but is
+	// not its payload, keyed "<protocol>.<name>" (the Mercure endpoint
+	// keeps a publisher's event id and retry delay in "mercure.id" and
+	// "mercure.retry"). Nil when there is none; never modified once
+	// published.
+	Meta map[string]string
+	// Also lists the event's topics that are stored on other shards of a
+	// sharded broker (see Sharded): the event was split into one message
+	// per shard, each with the topics of its shard in Topics and the
+	// others here, so that a subscriber of topics on several shards can
+	// take the event once. Empty for an event stored whole.
+	Also []string
 
 	// Pos is the message's position in the log, set by the broker.
 	Pos Position
@@ -99,11 +118,26 @@ type Message struct {
 	Time time.Time
 }
 
+// MaxIDLen is the longest Message.ID, in bytes.
+const MaxIDLen = 128
+
+// DedupeWindow is how long a broker remembers a message's ID at least.
+const DedupeWindow = 2 * time.Minute
+
 // Size is the message's approximate memory footprint, used for byte limits.
 func (m *Message) Size() int {
 	n := len(m.Type) + len(m.Data) + len(m.Pos.Epoch) + 96
 	for _, t := range m.Topics {
 		n += len(t) + 16
+	}
+	if m.ID != "" || len(m.Meta) > 0 || len(m.Also) > 0 {
+		n += len(m.ID)
+		for k, v := range m.Meta {
+			n += len(k) + len(v) + 16
+		}
+		for _, t := range m.Also {
+			n += len(t) + 16
+		}
 	}
 	return n
 }
@@ -278,21 +312,10 @@ type Inspector interface {
 	Topics(ctx context.Context) ([]TopicInfo, error)
 }
 
-// MetaPrefix starts the Data of a message that carries protocol metadata
-// ahead of its payload, as one line: "\xff<protocol>:<metadata>\n<payload>"
-// (the Mercure endpoint stores a publisher's event id and retry this way).
-// 0xFF never occurs in UTF-8 text, and payloads are UTF-8, so metadata
-// cannot be mistaken for a payload.
-const MetaPrefix = "\xff"
-
-// Payload returns the message's data without a metadata line (see
-// MetaPrefix): the text subscribers receive.
-func (m *Message) Payload() string {
-	if !strings.HasPrefix(m.Data, MetaPrefix) {
-		return m.Data
-	}
-	if _, payload, ok := strings.Cut(m.Data, "\n"); ok {
-		return payload
-	}
-	return m.Data
-}
+// Payload returns the message's data: the text subscribers receive.
+//
+// Deprecated: metadata travels in Meta, never in Data (releases before
+// storage format 2 kept it in a "\xff<protocol>:" line ahead of the data;
+// the brokers move such a line to Meta when they read it), so Payload is
+// Data.
+func (m *Message) Payload() string { return m.Data }

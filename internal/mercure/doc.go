@@ -6,8 +6,8 @@
 // Publishing (POST, a form with topic, data, private, id, type, retry)
 // stores an update as one Herald message whose topics are the update's
 // topics (canonical and alternates) and HubTopic. A publisher-chosen id and
-// a retry delay travel in an envelope at the start of the message's data
-// (see wrap), so that every broker carries them; an index maps
+// a retry delay travel in the message's metadata (Message.Meta, see wrap),
+// so that every broker carries them; an index maps
 // publisher-chosen ids to log positions, so that resuming from one is
 // exact.
 //

@@ -67,7 +67,8 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	m := &pubsub.Message{
 		Topics:  append(u.topics, HubTopic),
 		Type:    u.typ,
-		Data:    wrap(u.meta, u.data),
+		Data:    u.data,
+		Meta:    wrap(u.meta),
 		Private: u.private,
 	}
 	pos, err := h.o.Hub.Publish(r.Context(), m)

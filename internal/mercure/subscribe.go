@@ -129,7 +129,7 @@ func encode(ev *hub.Event) []byte {
 	}
 	return ev.Memo(encKey{}, func() []byte {
 		m := ev.Msg
-		mt, data := unwrap(m.Data)
+		mt, data := unwrap(m), m.Data
 		id := mt.ID
 		if id == "" {
 			id = m.Pos.String()

@@ -233,16 +233,18 @@ func (b *Broker) init() error {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keyVersion); v != nil && getUint(meta, keyVersion) != layoutVersion {
-			return fmt.Errorf("bolt: %s has layout version %d, this herald reads %d", b.path, getUint(meta, keyVersion), layoutVersion)
+		if v := meta.Get(keyVersion); v != nil && getUint(meta, keyVersion) != layoutVersion && getUint(meta, keyVersion) != layoutVersion1 {
+			return fmt.Errorf("bolt: %s has layout version %d, this herald reads %d and %d", b.path, getUint(meta, keyVersion), layoutVersion1, layoutVersion)
 		}
 		if meta.Get(keyEpoch) == nil {
 			if err := meta.Put(keyEpoch, []byte(pubsub.NewEpoch())); err != nil {
 				return err
 			}
-			if err := meta.Put(keyVersion, []byte{layoutVersion}); err != nil {
-				return err
-			}
+		}
+		// Version 2 records may be written from now on: an older herald
+		// must refuse the file rather than misread them.
+		if err := meta.Put(keyVersion, []byte{layoutVersion}); err != nil {
+			return err
 		}
 		s, err := loadStore(tx)
 		if err != nil {

@@ -15,7 +15,8 @@ import (
 //
 //	meta      "epoch" → epoch; "seq" → last offset given; "forgotten" →
 //	          highest offset of any forgotten topic; "bytes" → history size
-//	          (by Message.Size); "version" → layoutVersion
+//	          (by Message.Size); "version" → layoutVersion (1: records
+//	          of version 1 only; 2: records of versions 1 and 2)
 //	log       be64(offset) → record: the history, in offset order
 //	idx       lp(topic) be64(offset) → empty: each topic's offsets
 //	topics    topic → uvarint count, uvarint evicted, uvarint bytes,
@@ -50,7 +51,13 @@ var (
 	keyFair = []byte("fair")
 )
 
-const layoutVersion = 1
+// Layout versions: a file of version 1 (written by releases before
+// metadata became fields) is read as it is, and marked version 2 when
+// opened.
+const (
+	layoutVersion1 = 1
+	layoutVersion  = 2
+)
 
 var allBuckets = [][]byte{bucketMeta, bucketLog, bucketIdx, bucketTopics, bucketRetained, bucketFinals, bucketFinq, bucketFair}
 
