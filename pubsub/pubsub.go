@@ -206,6 +206,18 @@ type Handler interface {
 	HandleEpoch(epoch string)
 }
 
+// StartHandler is a Handler that is told when Listen has taken effect.
+// Every broker calls HandleStart when its Handler implements it; the hub
+// waits for it before it reads a subscriber's snapshot, which makes the
+// hand-over from history to live exact whenever it starts listening.
+type StartHandler interface {
+	Handler
+	// HandleStart is called once per Listen call, before any other call,
+	// with the log's head at that moment: every message after head
+	// reaches the handler.
+	HandleStart(head Position)
+}
+
 // Broker stores messages in an ordered log with bounded history and delivers
 // them live. All methods are safe for concurrent use.
 //
@@ -222,7 +234,12 @@ type Broker interface {
 	// Read returns a snapshot for q.
 	Read(ctx context.Context, q Query) (Snapshot, error)
 	// Listen delivers live messages to h until ctx ends or the broker is
-	// closed. It is called once per broker. It returns nil when ctx ends.
+	// closed: every message published after Listen took effect (see
+	// StartHandler), in position order. It returns nil when ctx ends. It
+	// may be called again once a previous call has returned (the hub
+	// listens to a log only while it has subscribers for it); each call
+	// starts at the head of the log when it takes effect. At most one
+	// call runs at a time.
 	Listen(ctx context.Context, h Handler) error
 	// Epoch returns the log's current epoch.
 	Epoch() string
@@ -230,16 +247,34 @@ type Broker interface {
 	Close() error
 }
 
-// ListenNotifier is implemented by brokers that can tell when a Listen call
-// has taken effect. Until then a message may be stored without reaching the
-// Handler, so a subscriber whose snapshot was read before would miss it
-// live: the hub waits for Listening before it reads a subscriber's snapshot.
-// A broker whose Listen cannot miss messages published after it was called
-// need not implement it.
-type ListenNotifier interface {
-	// Listening returns a channel that is closed once Listen delivers
-	// every message published from then on to its Handler.
-	Listening() <-chan struct{}
+// Sharded is implemented by a Broker that spreads topics over several
+// logs, its shards, by a stable hash of the topic: each shard is a Broker
+// of its own, with its own epoch, positions, history, retained and final
+// state, and a topic always lives on one shard. Its own methods route to
+// the shards: Publish splits a message whose topics are on several shards
+// into one message per shard (Message.Also names the other shards'
+// topics); Read serves queries whose topics are on one shard; Epoch is
+// shard 0's. The hub reads, listens and resumes per shard.
+type Sharded interface {
+	Broker
+	// Shards returns the shards, shard k at index k.
+	Shards() []Broker
+	// ShardOf returns the index of topic's shard.
+	ShardOf(topic string) int
+	// Moved reports whether messages of topic published after pos (a
+	// position in topic's shard) may be on another log: the number of
+	// shards changed since, and the topic was on another shard for a
+	// while. A subscriber resuming from pos must then be told.
+	Moved(topic string, pos Position) bool
+}
+
+// LogOf returns the broker that holds topic's log: b itself, or topic's
+// shard when b is Sharded.
+func LogOf(b Broker, topic string) Broker {
+	if s, ok := b.(Sharded); ok {
+		return s.Shards()[s.ShardOf(topic)]
+	}
+	return b
 }
 
 // BatchPublisher is implemented by brokers that can publish several

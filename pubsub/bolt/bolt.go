@@ -70,16 +70,12 @@ type Broker struct {
 
 	hmu     sync.Mutex
 	handler pubsub.Handler
-
-	listening  chan struct{} // closed once Listen has set a handler
-	listenOnce sync.Once
 }
 
 var (
-	_ pubsub.Broker         = (*Broker)(nil)
-	_ pubsub.Purger         = (*Broker)(nil)
-	_ pubsub.Inspector      = (*Broker)(nil)
-	_ pubsub.ListenNotifier = (*Broker)(nil)
+	_ pubsub.Broker    = (*Broker)(nil)
+	_ pubsub.Purger    = (*Broker)(nil)
+	_ pubsub.Inspector = (*Broker)(nil)
 )
 
 // op is one request to the writer.
@@ -144,7 +140,6 @@ func Open(path string, opts *Options) (*Broker, error) {
 	b.ops = make(chan *op, o.MaxBatch)
 	b.stop = make(chan struct{})
 	b.done = make(chan struct{})
-	b.listening = make(chan struct{})
 	go b.run()
 	return b, nil
 }
@@ -503,7 +498,8 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 }
 
 // Listen hands every message committed from now on to h, in position
-// order, until ctx ends or the broker is closed.
+// order, until ctx ends or the broker is closed. It calls h.HandleStart
+// (if h has it) with the head once h is set.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.closeMu.RLock()
 	closed := b.closed
@@ -513,8 +509,26 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	}
 	b.hmu.Lock()
 	b.handler = h
+	if sh, ok := h.(pubsub.StartHandler); ok {
+		// The writer delivers under hmu after committing: whatever is
+		// committed after this read reaches h (what was committed before
+		// and is not delivered yet may reach it too, at or below head).
+		var seq uint64
+		err := b.db.View(func(tx *bbolt.Tx) error {
+			s, err := loadStore(tx)
+			if err == nil {
+				seq = s.seq
+			}
+			return err
+		})
+		if err != nil {
+			b.handler = nil
+			b.hmu.Unlock()
+			return fmt.Errorf("bolt: listen: %w", err)
+		}
+		sh.HandleStart(pubsub.Position{Epoch: b.epoch, Offset: seq})
+	}
 	b.hmu.Unlock()
-	b.listenOnce.Do(func() { close(b.listening) })
 	select {
 	case <-ctx.Done():
 	case <-b.stop:
@@ -526,11 +540,6 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.hmu.Unlock()
 	return nil
 }
-
-// Listening returns a channel that is closed once Listen has set its
-// Handler: every message committed from then on reaches it. It implements
-// pubsub.ListenNotifier.
-func (b *Broker) Listening() <-chan struct{} { return b.listening }
 
 // Purge removes topic's history, retained and final state. Subscribers
 // resuming from before the purge are told that history was truncated.

@@ -48,8 +48,6 @@ type Broker struct {
 	handler   pubsub.Handler
 	closed    bool
 	done      chan struct{}
-	listening chan struct{}
-	listenOne sync.Once
 	wg        sync.WaitGroup
 }
 
@@ -61,7 +59,6 @@ type tomb struct {
 var (
 	_ pubsub.Broker         = (*Broker)(nil)
 	_ pubsub.Purger         = (*Broker)(nil)
-	_ pubsub.ListenNotifier = (*Broker)(nil)
 	_ pubsub.BatchPublisher = (*Broker)(nil)
 )
 
@@ -116,7 +113,6 @@ func New(opts *Options) *Broker {
 		topics:    make(map[string]*topicLog),
 		tombs:     make(map[string]uint64),
 		done:      make(chan struct{}),
-		listening: make(chan struct{}),
 	}
 	if o.Retention.MaxAge > 0 {
 		b.wg.Add(1)
@@ -452,7 +448,8 @@ func merge(lists [][]*entry) []*pubsub.Message {
 }
 
 // Listen hands every message published from now on to h until ctx ends or
-// the broker is closed.
+// the broker is closed. It calls h.HandleStart (if h has it) with the head
+// when it registers h.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.mu.Lock()
 	if b.closed {
@@ -460,8 +457,10 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 		return pubsub.ErrClosed
 	}
 	b.handler = h
+	if sh, ok := h.(pubsub.StartHandler); ok {
+		sh.HandleStart(pubsub.Position{Epoch: b.epoch, Offset: b.seq})
+	}
 	b.mu.Unlock()
-	b.listenOne.Do(func() { close(b.listening) })
 	select {
 	case <-ctx.Done():
 	case <-b.done:
@@ -473,11 +472,6 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.mu.Unlock()
 	return nil
 }
-
-// Listening returns a channel that is closed once Listen has registered its
-// Handler: every message published from then on reaches it. It implements
-// pubsub.ListenNotifier.
-func (b *Broker) Listening() <-chan struct{} { return b.listening }
 
 // Purge removes topic's history and retained and final state, and forgets
 // the topic. Subscribers resuming from before the purge are told that

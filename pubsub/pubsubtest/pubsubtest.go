@@ -8,6 +8,8 @@
 //   - snapshots: Head, Events after a position for several topics (each
 //     message once), Retained (for new subscribers and after a reset),
 //     Finals, EpochChanged, Truncated;
+//   - Listen starting at the head (HandleStart), and again after it
+//     returned;
 //   - the exact hand-over from Read to Listen under concurrent publishing,
 //     done as the hub does it (register, read, skip live messages at or
 //     below Head): no gap, no duplicate;
@@ -140,6 +142,7 @@ var cases = []testCase{
 	{"HandOver", (*suite).testHandOver},
 	{"Cancellation", (*suite).testCancellation},
 	{"ListenCancel", (*suite).testListenCancel},
+	{"ListenAgain", (*suite).testListenAgain},
 	{"Close", (*suite).testClose},
 	{"Leaks", (*suite).testLeaks},
 	{"PeerSharesLog", (*suite).testPeerSharesLog},

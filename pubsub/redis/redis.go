@@ -69,10 +69,6 @@ type Broker struct {
 	epochs    string
 
 	epoch atomic.Pointer[string]
-	// listenFrom is where the next Listen starts: the head when the broker
-	// was created, then where the last Listen stopped. (So a subscriber
-	// that reads a snapshot before Listen has started misses nothing.)
-	listenFrom atomic.Pointer[position]
 
 	// listenDown is set while the listener cannot read; up wakes it when
 	// a call of this node succeeds meanwhile (Redis is back).
@@ -123,7 +119,6 @@ func New(ctx context.Context, rdb goredis.UniversalClient, opts *Options) (*Brok
 		return nil, err
 	}
 	b.setEpoch(st.epoch)
-	b.listenFrom.Store(&position{epoch: st.epoch, offset: st.head})
 	b.life, b.stop = context.WithCancel(context.Background())
 	if o.Retention.MaxAge > 0 || o.Retention.MaxBytes > 0 {
 		b.wg.Add(1)
@@ -165,11 +160,6 @@ func (b *Broker) checkEvictionPolicy(ctx context.Context) {
 func (b *Broker) Epoch() string { return *b.epoch.Load() }
 
 func (b *Broker) setEpoch(e string) { b.epoch.Store(&e) }
-
-type position struct {
-	epoch  string
-	offset uint64
-}
 
 // epochKeys are the keys of one epoch's log.
 type epochKeys struct {
