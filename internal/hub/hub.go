@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/shard"
 )
 
 // Errors returned by Subscribe and reported by Subscription.Err.
@@ -501,4 +503,40 @@ func (c *counters) reset(reason string) {
 	case ReasonInvalidID:
 		c.resetInvalidID.Add(1)
 	}
+}
+
+// Earliest returns the event id that stands before the first event of
+// every log of topics: resuming from it replays all the history they have.
+func (h *Hub) Earliest(topics []string) string {
+	var entries []shard.Entry
+	for _, t := range topics {
+		k := h.ShardOf(t)
+		if !slices.ContainsFunc(entries, func(e shard.Entry) bool { return e.Shard == k }) {
+			entries = append(entries, shard.Entry{Shard: k, Pos: pubsub.Position{Epoch: h.logs[k].broker.Epoch()}})
+		}
+	}
+	if len(entries) == 0 {
+		return pubsub.Position{Epoch: h.logs[0].broker.Epoch()}.String()
+	}
+	slices.SortFunc(entries, func(a, b shard.Entry) int { return a.Shard - b.Shard })
+	return shard.FormatID(entries)
+}
+
+// KnownID reports whether id is an event id of the hub's logs in their
+// current epochs (a position, or a vector of positions).
+func (h *Hub) KnownID(id string) bool {
+	epochs := make([]string, len(h.logs))
+	for k, ls := range h.logs {
+		epochs[k] = ls.broker.Epoch()
+	}
+	entries, err := shard.ParseID(id, epochs)
+	if err != nil || len(entries) == 0 {
+		return false
+	}
+	for _, e := range entries {
+		if e.Shard < 0 || e.Pos.Epoch == "" {
+			return false
+		}
+	}
+	return true
 }

@@ -45,6 +45,7 @@ type listenRun struct {
 	started chan struct{} // closed by HandleStart
 	done    chan struct{} // closed when Listen returned
 	err     error         // Listen's result, set before done is closed
+	stopped bool          // cancelled (guarded by logState.mu)
 }
 
 func (r *listenRun) HandleMessage(m *pubsub.Message) {
@@ -91,7 +92,8 @@ func (ls *logState) acquire(ctx context.Context, probe func() error) error {
 		ls.stop = nil
 	}
 	r := ls.cur
-	if r == nil || r.finished() {
+	if r == nil || r.stopped || r.finished() {
+		// The next Listen waits until the last one (stopping) returned.
 		r = ls.start(r)
 		ls.cur = r
 	}
@@ -138,15 +140,13 @@ func (ls *logState) release() {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.users--
-	if ls.users > 0 || ls.cur == nil {
+	if ls.users > 0 || ls.cur == nil || ls.cur.stopped {
 		return
 	}
 	r := ls.cur
 	stopNow := func() {
+		r.stopped = true
 		r.cancel()
-		if ls.cur == r {
-			ls.cur = nil
-		}
 	}
 	if ls.h.linger <= 0 {
 		stopNow()
@@ -156,7 +156,7 @@ func (ls *logState) release() {
 	t = time.AfterFunc(ls.h.linger, func() {
 		ls.mu.Lock()
 		defer ls.mu.Unlock()
-		if ls.stop == t && ls.users == 0 {
+		if ls.stop == t && ls.users == 0 && ls.cur == r {
 			ls.stop = nil
 			stopNow()
 		}
@@ -168,7 +168,7 @@ func (ls *logState) release() {
 func (ls *logState) listening() bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if ls.cur == nil || ls.cur.finished() {
+	if ls.cur == nil || ls.cur.stopped || ls.cur.finished() {
 		return false
 	}
 	select {

@@ -45,7 +45,7 @@ type Broker struct {
 	tombOrder []tomb               // tombstones, oldest first (may hold stale ones)
 	fair      fair.Heap[*topicLog] // topics with evictable bytes (see fair.go)
 	forgotten uint64               // highest offset of the topics whose tombstones were dropped
-	handler   pubsub.Handler
+	handlers  []*listening // one per running Listen (several hubs may share the broker)
 	closed    bool
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -197,8 +197,8 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 		b.enforceBytes()
 	}
 	b.compact()
-	if b.handler != nil {
-		b.handler.HandleMessage(m)
+	for _, l := range b.handlers {
+		l.h.HandleMessage(m)
 	}
 	return m.Pos, nil
 }
@@ -449,14 +449,16 @@ func merge(lists [][]*entry) []*pubsub.Message {
 
 // Listen hands every message published from now on to h until ctx ends or
 // the broker is closed. It calls h.HandleStart (if h has it) with the head
-// when it registers h.
+// when it registers h. Several Listen calls may run at once (several hubs
+// in one process sharing the broker): each gets every message.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return pubsub.ErrClosed
 	}
-	b.handler = h
+	l := &listening{h: h}
+	b.handlers = append(b.handlers, l)
 	if sh, ok := h.(pubsub.StartHandler); ok {
 		sh.HandleStart(pubsub.Position{Epoch: b.epoch, Offset: b.seq})
 	}
@@ -466,12 +468,13 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	case <-b.done:
 	}
 	b.mu.Lock()
-	if b.handler == h {
-		b.handler = nil
-	}
+	b.handlers = slices.DeleteFunc(b.handlers, func(x *listening) bool { return x == l })
 	b.mu.Unlock()
 	return nil
 }
+
+// listening is one running Listen call.
+type listening struct{ h pubsub.Handler }
 
 // Purge removes topic's history and retained and final state, and forgets
 // the topic. Subscribers resuming from before the purge are told that

@@ -117,9 +117,10 @@ func (b *Broker) Moved(topic string, pos pubsub.Position) bool {
 		return false
 	}
 	ms := b.marks[k]
-	// The mark in effect just after pos, and every later one.
+	// The mark in effect when pos was written (a mark's message itself
+	// comes right after its from), and every later one.
 	i := 0
-	for i+1 < len(ms) && ms[i+1].from <= pos.Offset {
+	for i+1 < len(ms) && ms[i+1].from < pos.Offset {
 		i++
 	}
 	if len(ms) > 0 && ms[0].from > pos.Offset {
