@@ -45,7 +45,7 @@ type Broker struct {
 	tombOrder []tomb               // tombstones, oldest first (may hold stale ones)
 	fair      fair.Heap[*topicLog] // topics with evictable bytes (see fair.go)
 	forgotten uint64               // highest offset of the topics whose tombstones were dropped
-	handlers  []*listening // one per running Listen (several hubs may share the broker)
+	handlers  []*listening         // one per running Listen (several hubs may share the broker)
 	closed    bool
 	done      chan struct{}
 	wg        sync.WaitGroup

@@ -221,4 +221,3 @@ func (h *slowHandler) HandleMessage(m *pubsub.Message) {
 	}
 	h.handler.HandleMessage(m)
 }
-
