@@ -84,6 +84,7 @@ type op struct {
 	msg   *pubsub.Message // opPublish
 	topic string          // opPurge
 	state atomic.Int32    // opPending, opTaken or opCancelled
+	dup   bool            // published before (by ID): not stored again
 	err   error
 	done  chan struct{}
 }
@@ -409,6 +410,9 @@ func (b *Broker) commit(batch []*op) {
 				if errors.As(err, &refused) {
 					o.err, err = refused.err, nil
 				}
+				if errors.Is(err, errAlreadyPublished) {
+					o.dup, err = true, nil
+				}
 			case opPurge:
 				err = s.purge([]byte(o.topic))
 			}
@@ -433,7 +437,7 @@ func (b *Broker) commit(batch []*op) {
 		b.hmu.Lock()
 		if h := b.handler; h != nil {
 			for _, o := range ops {
-				if o.kind == opPublish && o.err == nil {
+				if o.kind == opPublish && o.err == nil && !o.dup {
 					h.HandleMessage(o.msg)
 				}
 			}

@@ -41,11 +41,13 @@ type Broker struct {
 	head      int
 	live      int // entries of all[head:] that some topic still holds
 	bytes     int64
-	tombs     map[string]uint64    // forgotten topic → highest offset it evicted
-	tombOrder []tomb               // tombstones, oldest first (may hold stale ones)
-	fair      fair.Heap[*topicLog] // topics with evictable bytes (see fair.go)
-	forgotten uint64               // highest offset of the topics whose tombstones were dropped
-	handlers  []*listening         // one per running Listen (several hubs may share the broker)
+	tombs     map[string]uint64          // forgotten topic → highest offset it evicted
+	tombOrder []tomb                     // tombstones, oldest first (may hold stale ones)
+	fair      fair.Heap[*topicLog]       // topics with evictable bytes (see fair.go)
+	forgotten uint64                     // highest offset of the topics whose tombstones were dropped
+	handlers  []*listening               // one per running Listen (several hubs may share the broker)
+	ids       map[string]*pubsub.Message // recent messages by ID (idempotent publishing)
+	idOrder   []*pubsub.Message          // the same, oldest first
 	closed    bool
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -159,6 +161,13 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 	if b.closed {
 		return pubsub.Position{}, pubsub.ErrClosed
 	}
+	if m.ID != "" {
+		if first, ok := b.recentID(m.ID, now); ok {
+			// Published again: the first one stands.
+			m.Pos, m.Time = first.Pos, first.Time
+			return m.Pos, nil
+		}
+	}
 	for _, t := range m.Topics {
 		if tl := b.topics[t]; tl != nil && tl.final != nil {
 			return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, t)
@@ -197,10 +206,42 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 		b.enforceBytes()
 	}
 	b.compact()
+	if m.ID != "" {
+		b.rememberID(m)
+	}
 	for _, l := range b.handlers {
 		l.h.HandleMessage(m)
 	}
 	return m.Pos, nil
+}
+
+// maxIDs bounds the IDs remembered for idempotent publishing, besides
+// pubsub.DedupeWindow.
+const maxIDs = 1 << 16
+
+// recentID returns the message published with id within the dedupe
+// window, forgetting older IDs. b.mu is held.
+func (b *Broker) recentID(id string, now time.Time) (*pubsub.Message, bool) {
+	for len(b.idOrder) > 0 && (now.Sub(b.idOrder[0].Time) > pubsub.DedupeWindow || len(b.idOrder) > maxIDs) {
+		old := b.idOrder[0]
+		b.idOrder[0] = nil
+		b.idOrder = b.idOrder[1:]
+		if b.ids[old.ID] == old {
+			delete(b.ids, old.ID)
+		}
+	}
+	m, ok := b.ids[id]
+	return m, ok
+}
+
+// rememberID records m's ID (with its position and time only). b.mu is held.
+func (b *Broker) rememberID(m *pubsub.Message) {
+	if b.ids == nil {
+		b.ids = make(map[string]*pubsub.Message)
+	}
+	r := &pubsub.Message{ID: m.ID, Pos: m.Pos, Time: m.Time}
+	b.ids[m.ID] = r
+	b.idOrder = append(b.idOrder, r)
 }
 
 // dropFront evicts the oldest entry of one topic's log.

@@ -243,8 +243,9 @@ func (b *Broker) streamConfig() jetstream.StreamConfig {
 		MaxAge:            r.MaxAge,
 		Storage:           jetstream.FileStorage,
 		Replicas:          b.o.Replicas,
-		// Long enough to send a publish again after a reconnect (see send).
-		Duplicates: max(2*b.o.Timeout, 30*time.Second),
+		// Long enough to send a publish again after a reconnect (see send),
+		// and for a publisher to retry a message with its ID.
+		Duplicates: max(2*b.o.Timeout, pubsub.DedupeWindow),
 	}
 	if r.MaxEvents > 0 {
 		cfg.MaxMsgsPerSubject = int64(r.MaxEvents)
@@ -439,7 +440,7 @@ func (b *Broker) Purge(ctx context.Context, topic string) error {
 		// learn that history was truncated.
 		ss.known, ss.last, ss.final = true, 0, false
 		hdr := natsgo.Header{hdrMarker: {"purge"}}
-		if _, err := b.publishOn(ctx, subject, ss, hdr, nil, last.Sequence, false, 0); err != nil {
+		if _, err := b.publishOn(ctx, subject, ss, hdr, nil, last.Sequence, false, 0, ""); err != nil {
 			return b.fail(octx, "purge", err)
 		}
 	}

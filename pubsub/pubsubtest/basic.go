@@ -1,6 +1,7 @@
 package pubsubtest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -295,4 +296,39 @@ func (s *suite) testFinal(t *testing.T) {
 	}
 	// Other topics stay open.
 	publish(t, b, msg("more", "open"))
+}
+
+// testIdempotent: a message published again with the ID of one published
+// before is stored once: Publish answers the first one's position, and
+// neither history nor the listener has a second message; another ID is
+// another message; Meta and Also are stored as they were.
+func (s *suite) testIdempotent(t *testing.T) {
+	if s.o.NoDedupe {
+		t.Skip("the broker does not keep message IDs (NoDedupe)")
+	}
+	b := s.open(t, pubsub.Retention{})
+	rec := s.listen(t, b, b)
+	first := publish(t, b, &pubsub.Message{Topics: []string{"id"}, Data: "1", ID: "evt-1", Meta: map[string]string{"p.k": "v"}, Also: []string{"elsewhere"}})
+	again := &pubsub.Message{Topics: []string{"id"}, Data: "1 again", ID: "evt-1"}
+	pos, err := b.Publish(context.Background(), again)
+	if err != nil {
+		t.Fatalf("publishing an ID again: %v", err)
+	}
+	if pos != first.Pos || again.Pos != first.Pos {
+		t.Fatalf("publishing an ID again answered %v (m.Pos %v), want the first position %v", pos, again.Pos, first.Pos)
+	}
+	other := publish(t, b, &pubsub.Message{Topics: []string{"id"}, Data: "2", ID: "evt-2"})
+	plain := publish(t, b, msg("3", "id"))
+	snap := read(t, b, at(b.Epoch(), 0), "id")
+	checkMessages(t, "history", snap.Events, []*pubsub.Message{first, other, plain})
+	if len(snap.Events) > 0 {
+		got := snap.Events[0]
+		if got.ID != "evt-1" || got.Meta["p.k"] != "v" || len(got.Also) != 1 || got.Also[0] != "elsewhere" {
+			t.Errorf("stored message: ID %q, Meta %v, Also %v; want them as published", got.ID, got.Meta, got.Also)
+		}
+	}
+	if !rec.waitFor(t, plain.Pos, s.o.Wait) {
+		t.Fatal("the listener did not get the messages")
+	}
+	checkMessages(t, "live", withTopic(rec.messages(), "id"), []*pubsub.Message{first, other, plain})
 }

@@ -16,6 +16,8 @@
 //   - epochs, retention (per-topic count, age, total bytes shared fairly
 //     between topics) and truncation;
 //   - retained and final messages (ErrTopicFinished), Purge if implemented;
+//   - idempotent publishing by Message.ID (stored once, the first position
+//     answered again);
 //   - concurrency (run the suite with -race), cancellation, Close
 //     (ErrClosed afterwards) and goroutine leaks after Close;
 //   - optionally, a second node on the same log (Options.Peer) and a
@@ -65,6 +67,10 @@ type Options struct {
 	// NoMaxBytes declares that the broker does not enforce
 	// Retention.MaxBytes. Default false.
 	NoMaxBytes bool
+	// NoDedupe declares that the broker does not keep Message.ID for
+	// idempotent publishing; the Idempotent test is skipped. Default
+	// false.
+	NoDedupe bool
 	// CoarseTruncation declares that the broker may report
 	// Snapshot.Truncated for a topic when older messages of other topics
 	// were evicted (a spurious reset, never a silent gap). Default false:
@@ -132,6 +138,7 @@ var cases = []testCase{
 	{"SnapshotEpochChanged", (*suite).testSnapshotEpochChanged},
 	{"RetainedAfterReset", (*suite).testRetainedAfterReset},
 	{"Final", (*suite).testFinal},
+	{"Idempotent", (*suite).testIdempotent},
 	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
 	{"StateOutlivesHistory", (*suite).testStateOutlivesHistory},
 	{"TruncationMaxBytes", (*suite).testTruncationMaxBytes},
