@@ -160,6 +160,22 @@ func (h *Hub) ShardOf(topic string) int {
 	return h.sharded.ShardOf(topic)
 }
 
+// ShardStat describes the hub's reading of one log (shard).
+type ShardStat struct {
+	Shard     int
+	Listening bool   // the hub listens to it now
+	Received  uint64 // messages received from it
+}
+
+// ShardStats describes the hub's reading of each of its logs.
+func (h *Hub) ShardStats() []ShardStat {
+	out := make([]ShardStat, len(h.logs))
+	for k, ls := range h.logs {
+		out[k] = ShardStat{Shard: k, Listening: ls.listening(), Received: ls.count.Load()}
+	}
+	return out
+}
+
 // Listening reports, for each log, whether the hub listens to it now
 // (only while a local subscription needs it).
 func (h *Hub) Listening() []bool {

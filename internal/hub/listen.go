@@ -27,6 +27,7 @@ type logState struct {
 	// on it. syncMu guards waiters; nwait counts them, so that fan-out
 	// takes no lock while nobody waits.
 	received atomic.Uint64
+	count    atomic.Uint64 // messages received from the log (ShardStats)
 	nwait    atomic.Int32
 	syncMu   sync.Mutex
 	waiters  []*waiter
@@ -49,6 +50,7 @@ type listenRun struct {
 }
 
 func (r *listenRun) HandleMessage(m *pubsub.Message) {
+	r.ls.count.Add(1)
 	r.ls.h.fanOut(r.ls.k, m)
 	r.ls.receivedUpTo(m.Pos.Offset)
 }

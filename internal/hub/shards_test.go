@@ -211,6 +211,9 @@ func TestInterest(t *testing.T) {
 	if evs, _ := take(t, s, 2); descs(evs) != "pos:2 live" {
 		t.Fatalf("got %q", descs(evs))
 	}
+	if st := h.ShardStats(); st[2].Received == 0 || st[1].Received != 0 || !st[2].Listening {
+		t.Errorf("shard stats %+v: want messages read from shard 2 only", st)
+	}
 	s.Close()
 	s2.Close()
 	waitFor(t, func() bool { return listening() == "[false false false]" }, "the node to stop listening")
@@ -435,5 +438,44 @@ func TestShardDown(t *testing.T) {
 	publishTo(t, h, "fine", x)
 	if evs, _ := take(t, s, 2); descs(evs) != "pos:1 fine" {
 		t.Fatalf("the other shard: %q", descs(evs))
+	}
+}
+
+// BenchmarkFanOutShards: 100 subscribers of topics on 1, 2 or 4 shards
+// get every event published to one of their topics; reported: the bytes
+// of each event's id and of its SSE form (a subscriber of several shards
+// gets a vector id: the bytes it adds per event), and allocations.
+func BenchmarkFanOutShards(b *testing.B) {
+	for _, spread := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("shards=%d", spread), func(b *testing.B) {
+			c := newCluster(b, 4)
+			h := c.node(nil)
+			var topics []string
+			for k := range spread {
+				topics = append(topics, c.topic(k, "t"))
+			}
+			subs := make([]*hub.Subscription, 100)
+			for i := range subs {
+				subs[i] = subscribe(b, h, "", topics...)
+				take(b, subs[i], 1)
+			}
+			data := strings.Repeat("x", 100)
+			var idBytes, sseBytes int
+			var buf []*hub.Event
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				publishTo(b, h, data, topics[i%len(topics)])
+				for _, s := range subs {
+					buf, _ = s.Pop(buf[:0])
+					for _, ev := range buf {
+						idBytes += len(ev.ID())
+						sseBytes += len(ev.SSE())
+					}
+				}
+			}
+			n := float64(b.N * len(subs))
+			b.ReportMetric(float64(idBytes)/n, "id-bytes/delivery")
+			b.ReportMetric(float64(sseBytes)/n, "sse-bytes/delivery")
+		})
 	}
 }
