@@ -100,8 +100,14 @@ func natsNodes(t *testing.T, n int) openNode {
 // the last id they saw. HERALD_SHARDS_SUBSCRIBERS and
 // HERALD_SHARDS_SECONDS scale the run (the target: 1,000
 // subscribers; CI runs 60 for 8 s).
-func TestChaosRedis(t *testing.T) { chaos(t, redisNodes(t, 2), 2) }
-func TestChaosNATS(t *testing.T)  { chaos(t, natsNodes(t, 2), 2) }
+func TestChaosRedis(t *testing.T) { chaos(t, redisNodes(t, 2), 2, 3, 60, 8) }
+func TestChaosNATS(t *testing.T)  { chaos(t, natsNodes(t, 2), 2, 3, 60, 8) }
+
+// TestSimulation: the scaling simulation of docs/scaling.md, 12 nodes and 4
+// shards on the Redis on loopback, with the same chaos: in CI 120
+// subscribers for 6 s (HERALD_SHARDS_SUBSCRIBERS and HERALD_SHARDS_SECONDS
+// scale it; the documented run is 1,200 for 60 s).
+func TestSimulation(t *testing.T) { chaos(t, redisNodes(t, 4), 4, 12, 120, 6) }
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -110,14 +116,17 @@ func envInt(name string, def int) int {
 	return def
 }
 
-func chaos(t *testing.T, open openNode, n int) {
+// chaos runs nodes hubs on a deployment of n shards, with subscribers
+// (default subs) reconnecting at random for secs seconds (defaults; the
+// environment overrides them).
+func chaos(t *testing.T, open openNode, n, nodeCount, defSubs, secs int) {
 	if testing.Short() {
 		t.Skip("long")
 	}
-	subscribers := envInt("HERALD_SHARDS_SUBSCRIBERS", 60)
-	duration := time.Duration(envInt("HERALD_SHARDS_SECONDS", 8)) * time.Second
+	subscribers := envInt("HERALD_SHARDS_SUBSCRIBERS", defSubs)
+	duration := time.Duration(envInt("HERALD_SHARDS_SECONDS", secs)) * time.Second
 	var nodes []*hub.Hub
-	for range 3 {
+	for range nodeCount {
 		b := open(t)
 		h := hub.New(b, &hub.Options{Linger: 200 * time.Millisecond})
 		ctx, cancel := context.WithCancel(context.Background())
@@ -151,12 +160,14 @@ func chaos(t *testing.T, open openNode, n int) {
 	}
 	subs := make([]*sub, subscribers)
 	for i := range subs {
-		// One topic of each shard, and sometimes a second.
-		s := &sub{follows: []string{topics[i%2], topics[2+(i/2)%2]}}
+		// Topics of two shards (i and i+1), and sometimes a third topic.
+		a, b := i%n, (i+1)%n
+		s := &sub{follows: []string{topics[2*a+(i/n)%2], topics[2*b+(i/(2*n))%2]}}
 		if i%5 == 0 {
-			s.follows = append(s.follows, topics[(i+1)%2])
+			s.follows = append(s.follows, topics[(2*a+1+(i/n)%2)%len(topics)])
 		}
-		first, err := nodes[i%3].Subscribe(ctx, hub.Request{Topics: s.follows})
+		s.follows = slices.Compact(s.follows)
+		first, err := nodes[i%len(nodes)].Subscribe(ctx, hub.Request{Topics: s.follows})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +246,7 @@ func chaos(t *testing.T, open openNode, n int) {
 		}
 		m := &pubsub.Message{Topics: ts, Data: strconv.Itoa(seq), ID: "chaos-" + strconv.Itoa(seq)}
 		for {
-			if _, err := nodes[seq%3].Publish(ctx, m); err == nil {
+			if _, err := nodes[seq%len(nodes)].Publish(ctx, m); err == nil {
 				break
 			} else if ctx.Err() != nil {
 				t.Fatal(err)
@@ -288,5 +299,5 @@ func chaos(t *testing.T, open openNode, n int) {
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("%d subscribers on 3 nodes × %d shards, %d events in %v: 0 lost, 0 duplicated unless reported", subscribers, n, len(published), duration)
+	t.Logf("%d subscribers on %d nodes × %d shards, %d events in %v: 0 lost, 0 duplicated unless reported", subscribers, len(nodes), n, len(published), duration)
 }
