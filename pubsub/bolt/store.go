@@ -299,7 +299,7 @@ func (s *store) rememberID(m *pubsub.Message, now int64) error {
 		return nil
 	}
 	c := s.idq.Cursor()
-	for k, _ := c.First(); k != nil && len(k) >= 8 && now-int64(binary.BigEndian.Uint64(k)) > int64(pubsub.DedupeWindow); k, _ = c.First() {
+	for k, _ := c.First(); len(k) >= 8 && now-int64(binary.BigEndian.Uint64(k)) > int64(pubsub.DedupeWindow); k, _ = c.First() {
 		key := bytes.Clone(k)
 		if err := s.ids.Delete(key[8:]); err != nil {
 			return err
