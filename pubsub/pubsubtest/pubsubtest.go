@@ -71,6 +71,11 @@ type Options struct {
 	// idempotent publishing; the Idempotent test is skipped. Default
 	// false.
 	NoDedupe bool
+	// NotEmpty declares that a fresh log may already hold messages the
+	// broker wrote itself, on topics of its own (a shard's records of the
+	// shard count): offsets are then checked from its head. Default
+	// false: a fresh log is empty.
+	NotEmpty bool
 	// CoarseTruncation declares that the broker may report
 	// Snapshot.Truncated for a topic when older messages of other topics
 	// were evicted (a spurious reset, never a silent gap). Default false:
