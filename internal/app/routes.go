@@ -2,7 +2,11 @@ package app
 
 import (
 	"context"
+	"github.com/heraldpush/herald/pubsub"
 	"net/http"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
@@ -72,7 +76,7 @@ func (a *App) mount(ctx context.Context, rt *access.Router) error {
 			return
 		}
 		// Unauthenticated: the broker is shown without credentials.
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ready", "broker": config.RedactURL(a.cfg.Broker.URL), "epoch": a.broker.Epoch()})
+		a.readyz(w, r)
 	})
 	rt.Handle("GET /metrics", probe, a.metrics.Handler())
 
@@ -89,4 +93,48 @@ func (a *App) mount(ctx context.Context, rt *access.Router) error {
 
 func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
 	access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no such endpoint: %s %s", r.Method, r.URL.Path))
+}
+
+// readyz answers GET /readyz: ready (200) until the server shuts down,
+// with the broker (without credentials) and its epoch; with several
+// shards, each shard's epoch, whether it answers (a read within a second)
+// and whether this node listens to it now, and "degraded" when one does
+// not answer (its topics get 503; the others work).
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	type shardState struct {
+		Shard     int    `json:"shard"`
+		Epoch     string `json:"epoch"`
+		Available bool   `json:"available"`
+		Listening bool   `json:"listening"`
+		Error     string `json:"error,omitempty"`
+	}
+	body := map[string]any{"status": "ready", "broker": config.Redact("broker", strings.Join(a.cfg.Broker.All(), " ")), "epoch": a.broker.Epoch()}
+	sb, ok := a.broker.(pubsub.Sharded)
+	if !ok {
+		httpjson.Write(w, http.StatusOK, body)
+		return
+	}
+	shards := sb.Shards()
+	states := make([]shardState, len(shards))
+	listening := a.hub.Listening()
+	var wg sync.WaitGroup
+	for k, s := range shards {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			defer cancel()
+			st := shardState{Shard: k, Epoch: s.Epoch(), Listening: listening[k], Available: true}
+			if _, err := s.Read(ctx, pubsub.Query{Topics: []string{"herald/readyz"}}); err != nil {
+				st.Available, st.Error = false, "unavailable"
+			}
+			states[k] = st
+		})
+	}
+	wg.Wait()
+	for _, st := range states {
+		if !st.Available {
+			body["status"] = "degraded"
+		}
+	}
+	body["shards"] = states
+	httpjson.Write(w, http.StatusOK, body)
 }

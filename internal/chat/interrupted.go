@@ -31,7 +31,7 @@ func (s *Service) endInterrupted(ctx context.Context, items []journal.Item) {
 		var jd journalData
 		_ = json.Unmarshal(it.Data, &jd)
 		topic := TopicPrefix + it.ID
-		b := s.hub.Broker()
+		b := pubsub.LogOf(s.hub.Broker(), topic)
 		snap, err := b.Read(ctx, pubsub.Query{Topics: []string{topic}, After: &pubsub.Position{Epoch: b.Epoch()}})
 		if err != nil {
 			s.log.Warn("chat: cannot read an interrupted generation's stream", "id", it.ID, "err", err)

@@ -557,7 +557,7 @@ func (s *Service) exists(ctx context.Context, id string) (known, finished bool, 
 // event of stream id.
 func (s *Service) firstPosition(ctx context.Context, id string) (start pubsub.Position, known, finished bool, err error) {
 	topic := TopicPrefix + id
-	b := s.hub.Broker()
+	b := pubsub.LogOf(s.hub.Broker(), topic)
 	snap, err := b.Read(ctx, pubsub.Query{Topics: []string{topic}, After: &pubsub.Position{Epoch: b.Epoch()}})
 	if err != nil {
 		return pubsub.Position{}, false, false, fmt.Errorf("chat: history unavailable: %w", err)

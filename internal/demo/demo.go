@@ -331,9 +331,16 @@ func (d *Demo) taskOver(ctx context.Context, n int) (bool, error) {
 		return false, nil
 	}
 	topic := TaskTopic(n)
-	b := d.o.Hub.Broker()
+	// Task numbers are positions in TasksTopic's log; the task's own topic
+	// may live on another shard, where all its events are.
+	b := pubsub.LogOf(d.o.Hub.Broker(), TasksTopic)
 	before := &pubsub.Position{Epoch: b.Epoch(), Offset: uint64(n - 1)}
-	snap, err := b.Read(ctx, pubsub.Query{Topics: []string{topic}, After: before})
+	tb := pubsub.LogOf(d.o.Hub.Broker(), topic)
+	since := before
+	if tb != b {
+		since = &pubsub.Position{Epoch: tb.Epoch()}
+	}
+	snap, err := tb.Read(ctx, pubsub.Query{Topics: []string{topic}, After: since})
 	if err != nil {
 		return false, err
 	}
@@ -343,14 +350,14 @@ func (d *Demo) taskOver(ctx context.Context, n int) (bool, error) {
 		// its node ends it).
 		return false, nil
 	}
-	if uint64(n) > snap.Head.Offset {
-		return false, errNoTask
-	}
 	// Started (on another node) but no step yet, if the message that
 	// numbered it is still in history.
 	snap, err = b.Read(ctx, pubsub.Query{Topics: []string{TasksTopic}, After: before})
 	if err != nil {
 		return false, err
+	}
+	if uint64(n) > snap.Head.Offset {
+		return false, errNoTask
 	}
 	if len(snap.Events) > 0 && snap.Events[0].Pos.Offset == uint64(n) {
 		return false, nil

@@ -1,19 +1,36 @@
-// Package hub is Herald's per-node fan-out. It receives every message of the
-// broker's log once, and hands each to the local subscriptions of its topics
-// through bounded per-subscriber queues, so that publishers never wait for
-// subscribers and one slow subscriber never holds up another.
+// Package hub is Herald's per-node fan-out. It receives the messages of
+// the broker's logs (one, or one per shard of a sharded broker) and hands
+// each to the local subscriptions of its topics through bounded
+// per-subscriber queues, so that publishers never wait for subscribers and
+// one slow subscriber never holds up another.
 //
-// A subscription starts with a prelude computed from one broker snapshot: a
-// herald.reset event when the client's position cannot be honoured exactly,
-// then the missed events (or, for a new subscriber, the retained ones; after
-// a reset, the retained ones merged with what history kept, in position
-// order), then an id-only marker carrying the snapshot's head. Live events follow; the
-// subscription is registered before the snapshot is taken and live events at
-// or below the head are skipped, which makes the hand-over from history to
-// live exact.
+// A subscription starts with a prelude computed from one broker snapshot
+// per log its topics live on: a herald.reset event when the client's
+// position cannot be honoured exactly, then the missed events (or, for a
+// new subscriber, the retained ones; after a reset, the retained ones
+// merged with what history kept, in position order), then an id-only
+// marker carrying the snapshots' heads. Live events follow; the
+// subscription is registered before the snapshots are taken and live
+// events at or below a log's head are skipped, which makes the hand-over
+// from history to live exact, per log.
+//
+// Interest: the hub listens to a log only while a local subscription needs
+// it. The first subscription of a log starts a Listen call and waits until
+// it has taken effect (pubsub.StartHandler) before reading its snapshot;
+// when the last one ends, the hub stops listening after Options.Linger. A
+// node without subscribers reads nothing.
+//
+// Several logs: a subscription of topics on several shards keeps a
+// position per log, and its event ids are vectors of them (see package
+// pubsub/shard); an event split over shards is taken once, from the lowest
+// shard whose copy the subscriber may see (Subscription.takes). A
+// subscription of topics on one log keeps the one-log id "<epoch>-<offset>"
+// and shares each event's encodings with every other subscriber.
 //
 // Lock order: broker lock (held while the broker calls HandleMessage) →
-// shard.mu → Subscription.mu; broker lock → Hub.syncMu (taken alone, by
-// HandleMessage after the fan-out, and by Sync). Hub.mu is taken alone.
-// Nothing takes them in another order.
+// stripe.mu → Subscription.mu; broker lock → logState.syncMu (taken alone,
+// by the fan-out after it, and by Sync). logState.mu, Hub.mu and
+// Subscription.mu are never held together with another of the hub's
+// locks, except Subscription.mu under stripe.mu as above. Nothing takes
+// them in another order.
 package hub

@@ -45,10 +45,19 @@ type Event struct {
 	Pos   pubsub.Position // KindPosition
 	Reset Reset           // KindReset
 
+	// id, when set, is the event's id for one subscriber: its position in
+	// each of the logs it reads (a subscription of topics on several
+	// shards). base is then the shared event of the same message, whose
+	// encodings without an id this one reuses.
+	id   string
+	base *Event
+
 	sseOnce  sync.Once
 	sse      []byte
 	jsonOnce sync.Once
 	json     []byte
+	bodyOnce sync.Once
+	body     []byte // sseBody
 
 	memoMu sync.Mutex
 	memo   []memoEntry
@@ -66,6 +75,9 @@ func NewMessageEvent(m *pubsub.Message) *Event {
 
 // ID returns the event id a client sees, or "" for a reset.
 func (e *Event) ID() string {
+	if e.id != "" {
+		return e.id
+	}
 	switch e.Kind {
 	case KindMessage:
 		return e.Msg.Pos.String()
@@ -79,15 +91,23 @@ func (e *Event) ID() string {
 func (e *Event) SSE() []byte {
 	e.sseOnce.Do(func() {
 		var err error
-		switch e.Kind {
-		case KindMessage:
-			ev := sse.Event{ID: e.Msg.Pos.String(), Type: e.Msg.Type, Data: e.Msg.Payload()}
+		switch {
+		case e.base != nil:
+			// "id: <vector>" ahead of the shared event's other fields:
+			// their order in an SSE event does not matter.
+			// (Vector ids hold base-36 digits, '~', '.' and '-' only.)
+			body := e.base.sseBody()
+			buf := make([]byte, 0, len(e.id)+len(body)+5)
+			buf = append(append(append(buf, "id: "...), e.id...), '\n')
+			e.sse = append(buf, body...)
+		case e.Kind == KindMessage:
+			ev := sse.Event{ID: e.ID(), Type: e.Msg.Type, Data: e.Msg.Payload()}
 			// Room for the fields of a one-line event: one allocation.
 			buf := make([]byte, 0, len(ev.ID)+len(ev.Type)+len(ev.Data)+24)
 			e.sse, err = ev.AppendTo(buf)
-		case KindPosition:
-			e.sse, err = sse.AppendID(nil, e.Pos.String())
-		case KindReset:
+		case e.Kind == KindPosition:
+			e.sse, err = sse.AppendID(nil, e.ID())
+		case e.Kind == KindReset:
 			data, _ := json.Marshal(e.Reset)
 			ev := sse.Event{Type: ResetEventType, Data: string(data)}
 			e.sse, err = ev.AppendTo(nil)
@@ -98,6 +118,19 @@ func (e *Event) SSE() []byte {
 		}
 	})
 	return e.sse
+}
+
+// sseBody returns the text/event-stream form of a message event without
+// its id field, computed once (see Event.base).
+func (e *Event) sseBody() []byte {
+	e.bodyOnce.Do(func() {
+		ev := sse.Event{Type: e.Msg.Type, Data: e.Msg.Payload()}
+		var err error
+		if e.body, err = ev.AppendTo(make([]byte, 0, len(ev.Type)+len(ev.Data)+20)); err != nil {
+			panic("hub: unencodable event: " + err.Error())
+		}
+	})
+	return e.body
 }
 
 // Frame is the JSON form of an event, as WebSocket clients receive it (one
@@ -128,9 +161,9 @@ func (e *Event) JSON() []byte {
 		var f Frame
 		switch e.Kind {
 		case KindMessage:
-			f = Frame{Type: "event", ID: e.Msg.Pos.String(), Event: e.Msg.Type, Data: e.Msg.Payload(), Final: e.Msg.Final}
+			f = Frame{Type: "event", ID: e.ID(), Event: e.Msg.Type, Data: e.Msg.Payload(), Final: e.Msg.Final}
 		case KindPosition:
-			f = Frame{Type: "position", ID: e.Pos.String()}
+			f = Frame{Type: "position", ID: e.ID()}
 		case KindReset:
 			f = Frame{Type: "reset", Reason: e.Reset.Reason, Last: e.Reset.LastEventID}
 		}

@@ -11,11 +11,11 @@
 // Publishing (POST, a form with topic, data, private, id, type, retry)
 // stores an update as one Herald message whose topics are the update's
 // topics (canonical and alternates) and HubTopic. A publisher-chosen id and
-// a retry delay travel in an envelope at the start of the message's data
-// (see wrap), so that every broker carries them; an index maps
-// publisher-chosen ids to the log position of their latest update, so that
-// resuming from one is exact (an id may be reused, as the reference hub
-// allows: resuming from it resumes after its latest update).
+// a retry delay travel in the message's metadata (Message.Meta, see wrap),
+// so that every broker carries them; an index maps publisher-chosen ids to
+// the log position of their latest update, so that resuming from one is
+// exact (an id may be reused, as the reference hub allows: resuming from it
+// resumes after its latest update).
 //
 // Subscribing (GET with topic selectors: 0.x's "topic" with exact IRIs,
 // URI templates and "*"; the current "match" and "match_urlpattern" with

@@ -131,6 +131,7 @@ func (x *index) lookup(ctx context.Context, b pubsub.Broker, id string) (pubsub.
 	if p, ok := x.get(id); ok {
 		return p, true
 	}
+	b = pubsub.LogOf(b, HubTopic)
 	x.mu.Lock()
 	after := x.seen
 	x.mu.Unlock()
@@ -158,7 +159,7 @@ func (x *index) lookup(ctx context.Context, b pubsub.Broker, id string) (pubsub.
 // it stood when its subscription ends (slow consumer, epoch change). It
 // returns when ctx ends or the hub closes.
 func (x *index) follow(ctx context.Context, h *hub.Hub, log *slog.Logger) {
-	last := pubsub.Position{Epoch: h.Broker().Epoch()}.String()
+	last := pubsub.Position{Epoch: pubsub.LogOf(h.Broker(), HubTopic).Epoch()}.String()
 	withID := func(m *pubsub.Message) bool { return publisherID(m) != "" }
 	var batch []*hub.Event
 	failing := false

@@ -23,24 +23,22 @@ func TestEnvelope(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		meta meta
-		data string
 	}{
-		{"no meta: data as is", meta{}, "plain"},
-		{"id", meta{ID: "urn:uuid:1"}, `{"a":1}`},
-		{"id with reserved characters", meta{ID: "a&b=c d%\u00e9"}, "x"},
-		{"retry", meta{Retry: 3 * time.Second}, ""},
-		{"both, data with newlines", meta{ID: "x", Retry: time.Millisecond}, "line1\nline2\n"},
+		{"no meta", meta{}},
+		{"id", meta{ID: "urn:uuid:1"}},
+		{"id with reserved characters", meta{ID: "a&b=c d%\u00e9"}},
+		{"retry", meta{Retry: 3 * time.Second}},
+		{"both", meta{ID: "x", Retry: time.Millisecond}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stored := wrap(tc.meta, tc.data)
-			if tc.meta == (meta{}) && stored != tc.data {
-				t.Fatalf("data without meta was wrapped: %q", stored)
+			stored := wrap(tc.meta)
+			if tc.meta == (meta{}) && stored != nil {
+				t.Fatalf("no meta was stored as %v", stored)
 			}
-			m, data := unwrap(stored)
-			if m != tc.meta || data != tc.data {
-				t.Fatalf("unwrap(wrap) = %+v %q, want %+v %q", m, data, tc.meta, tc.data)
+			msg := &pubsub.Message{Data: "d", Meta: stored, Pos: pubsub.Position{Epoch: "e", Offset: 3}}
+			if m := unwrap(msg); m != tc.meta {
+				t.Fatalf("unwrap(wrap) = %+v, want %+v", m, tc.meta)
 			}
-			msg := &pubsub.Message{Data: stored, Pos: pubsub.Position{Epoch: "e", Offset: 3}}
 			want := tc.meta.ID
 			if want == "" {
 				want = "e-3"
@@ -50,11 +48,9 @@ func TestEnvelope(t *testing.T) {
 			}
 		})
 	}
-	// Data that is not an envelope, or a broken one, is the update's own.
-	for _, s := range []string{"", "mercure:id=x\n", envelopePrefix + "id=x", envelopePrefix + "%zz\nd"} {
-		if m, data := unwrap(s); m != (meta{}) || data != s {
-			t.Errorf("unwrap(%q) = %+v %q", s, m, data)
-		}
+	// Metadata it does not understand is left out.
+	if m := unwrap(&pubsub.Message{Meta: map[string]string{metaRetry: "soon", "other.x": "y"}}); m != (meta{}) {
+		t.Errorf("unwrap of foreign metadata = %+v", m)
 	}
 }
 
@@ -146,7 +142,7 @@ func TestIndexFollowsTheLog(t *testing.T) {
 	h := newHub(t)
 	ctx := context.Background()
 	other := func(id, data string) pubsub.Position {
-		m := &pubsub.Message{Topics: []string{"t", HubTopic}, Data: wrap(meta{ID: id}, data)}
+		m := &pubsub.Message{Topics: []string{"t", HubTopic}, Data: data, Meta: wrap(meta{ID: id})}
 		p, err := h.Publish(ctx, m)
 		if err != nil {
 			t.Fatal(err)

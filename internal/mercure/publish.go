@@ -64,7 +64,8 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	m := &pubsub.Message{
 		Topics:  append(u.topics, HubTopic),
 		Type:    u.typ,
-		Data:    wrap(u.meta, u.data),
+		Data:    u.data,
+		Meta:    wrap(u.meta),
 		Private: u.private,
 	}
 	pos, err := h.o.Hub.Publish(r.Context(), m)
@@ -102,10 +103,10 @@ func (h *Handler) publishError(err error) error {
 }
 
 // checkID refuses a publisher-chosen id that would be ambiguous on resume:
-// Herald's own ids have the form <epoch>-<offset>, and an id of that form
-// in the current epoch names a position.
+// Herald's own ids have the form <epoch>-<offset> (or a vector of shard
+// positions), and an id of that form in a current epoch names a position.
 func (h *Handler) checkID(id string) error {
-	if p, err := pubsub.ParsePosition(id); err == nil && p.Epoch == h.o.Hub.Broker().Epoch() {
+	if h.o.Hub.KnownID(id) {
 		return badRequest(fmt.Sprintf("id %q has the form of Herald's own event ids (<epoch>-<offset>) in the current epoch: choose another", id))
 	}
 	return nil

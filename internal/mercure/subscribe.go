@@ -85,17 +85,17 @@ func encode(ev *hub.Event) []byte {
 	}
 	return ev.Memo(encKey{}, func() []byte {
 		m := ev.Msg
-		mt, data := unwrap(m.Data)
+		mt, data := unwrap(m), m.Data
 		id := mt.ID
 		if id == "" {
-			id = m.Pos.String()
+			id = ev.ID() // Herald's: a vector for a subscription on several shards
 		}
 		e := sse.Event{ID: id, Type: m.Type, Data: data, Retry: mt.Retry}
 		b, err := e.AppendTo(nil)
 		if err != nil {
 			// Publishers' ids and types are checked; this is a message
 			// stored by something else: send it with Herald's id.
-			e.ID = m.Pos.String()
+			e.ID = ev.ID()
 			e.Type = ""
 			b, _ = e.AppendTo(nil)
 		}
@@ -137,12 +137,12 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	lastID := requested
 	switch {
 	case requested == EarliestID:
-		lastID = pubsub.Position{Epoch: h.o.Hub.Broker().Epoch()}.String()
+		lastID = h.o.Hub.Earliest(s.topics)
 	case requested != "":
-		// Herald's own ids of the current epoch are positions already
+		// Herald's own ids of the current epochs are positions already
 		// (publishers cannot choose ids of that form); others may be
 		// publishers' ids.
-		if p, err := pubsub.ParsePosition(requested); err == nil && p.Epoch == h.o.Hub.Broker().Epoch() {
+		if h.o.Hub.KnownID(requested) {
 			break
 		}
 		if pos, ok := h.index.lookup(r.Context(), h.o.Hub.Broker(), requested); ok {

@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -87,12 +88,14 @@ var (
 	descDropped       = prometheus.NewDesc("herald_events_dropped_total", "Events dropped from the queues of subscribers cut off as slow consumers (they resume from history).", nil, nil)
 	descSlow          = prometheus.NewDesc("herald_slow_consumer_disconnects_total", "Subscribers disconnected because their queue overflowed.", nil, nil)
 	descResets        = prometheus.NewDesc("herald_resets_total", "herald.reset events sent, by reason.", []string{"reason"}, nil)
+	descShardListen   = prometheus.NewDesc("herald_shard_listening", "1 while this node reads the shard (a local subscriber needs it), else 0.", []string{"shard"}, nil)
+	descShardReceived = prometheus.NewDesc("herald_shard_messages_received_total", "Messages this node read from the shard.", []string{"shard"}, nil)
 )
 
 type hubCollector struct{ h *hub.Hub }
 
 func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSubscriptions, descPublished, descDelivered, descReplayed, descDropped, descSlow, descResets} {
+	for _, d := range []*prometheus.Desc{descSubscriptions, descPublished, descDelivered, descReplayed, descDropped, descSlow, descResets, descShardListen, descShardReceived} {
 		ch <- d
 	}
 }
@@ -107,5 +110,14 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(s.SlowDisconnects))
 	for reason, n := range s.Resets {
 		ch <- prometheus.MustNewConstMetric(descResets, prometheus.CounterValue, float64(n), reason)
+	}
+	for _, st := range c.h.ShardStats() {
+		k := strconv.Itoa(st.Shard)
+		listening := 0.0
+		if st.Listening {
+			listening = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descShardListen, prometheus.GaugeValue, listening, k)
+		ch <- prometheus.MustNewConstMetric(descShardReceived, prometheus.CounterValue, float64(st.Received), k)
 	}
 }

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -15,7 +16,8 @@ import (
 //
 //	meta      "epoch" → epoch; "seq" → last offset given; "forgotten" →
 //	          highest offset of any forgotten topic; "bytes" → history size
-//	          (by Message.Size); "version" → layoutVersion
+//	          (by Message.Size); "version" → layoutVersion (1: records
+//	          of version 1 only; 2: records of versions 1 and 2)
 //	log       be64(offset) → record: the history, in offset order
 //	idx       lp(topic) be64(offset) → empty: each topic's offsets
 //	topics    topic → uvarint count, uvarint evicted, uvarint bytes,
@@ -27,6 +29,10 @@ import (
 //	fair      be64(evictable bytes) topic → empty: the topics whose history
 //	          the byte bound may cut, by bytes held but the newest message
 //	          (see enforceBytes)
+//	ids       message ID → uvarint offset, varint time: the messages
+//	          published with an ID (Message.ID) in the last
+//	          pubsub.DedupeWindow, for idempotent publishing
+//	idq       be64(time) ID → empty: the same, oldest first
 //
 // lp(topic) is the topic's length as a uvarint followed by the topic, so that
 // no topic's keys are a prefix of another's.
@@ -39,6 +45,8 @@ var (
 	bucketFinals   = []byte("finals")
 	bucketFinq     = []byte("finq")
 	bucketFair     = []byte("fair")
+	bucketIDs      = []byte("ids")
+	bucketIDQ      = []byte("idq")
 
 	keyEpoch     = []byte("epoch")
 	keySeq       = []byte("seq")
@@ -50,15 +58,22 @@ var (
 	keyFair = []byte("fair")
 )
 
-const layoutVersion = 1
+// Layout versions: a file of version 1 (written by releases before
+// metadata became fields) is read as it is, and marked version 2 when
+// opened.
+const (
+	layoutVersion1 = 1
+	layoutVersion  = 2
+)
 
-var allBuckets = [][]byte{bucketMeta, bucketLog, bucketIdx, bucketTopics, bucketRetained, bucketFinals, bucketFinq, bucketFair}
+var allBuckets = [][]byte{bucketMeta, bucketLog, bucketIdx, bucketTopics, bucketRetained, bucketFinals, bucketFinq, bucketFair, bucketIDs, bucketIDQ}
 
 // store is the log inside one transaction. Its counters are loaded from meta
 // and saved back by save (write transactions only).
 type store struct {
 	epoch                                                string
 	meta, log, idx, topics, retained, finals, finq, fair *bbolt.Bucket
+	ids, idq                                             *bbolt.Bucket // nil in a file opened without creating them
 	seq, forgotten                                       uint64
 	bytes                                                int64
 }
@@ -74,6 +89,8 @@ func loadStore(tx *bbolt.Tx) (*store, error) {
 		finals:   tx.Bucket(bucketFinals),
 		finq:     tx.Bucket(bucketFinq),
 		fair:     tx.Bucket(bucketFair),
+		ids:      tx.Bucket(bucketIDs),
+		idq:      tx.Bucket(bucketIDQ),
 	}
 	if s.meta == nil || s.log == nil || s.idx == nil || s.topics == nil || s.retained == nil || s.finals == nil || s.finq == nil || s.fair == nil {
 		return nil, fmt.Errorf("bolt: missing bucket: not a herald data file")
@@ -192,6 +209,10 @@ func finqKey(t int64, topic []byte) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(t)), topic...)
 }
 
+// errAlreadyPublished: a message whose ID was published within the dedupe
+// window; its position is the first one's and nothing is stored.
+var errAlreadyPublished = errors.New("bolt: already published")
+
 // errRefused wraps the errors that refuse one message without failing the
 // transaction.
 type errRefused struct{ err error }
@@ -203,6 +224,17 @@ func (e errRefused) Unwrap() error { return e.err }
 // and applies per-topic retention. A refusal (a finished topic) is returned
 // as errRefused and changes nothing.
 func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
+	if m.ID != "" && s.ids != nil {
+		if v := s.ids.Get([]byte(m.ID)); v != nil {
+			off, n := binary.Uvarint(v)
+			t, k := binary.Varint(v[max(n, 0):])
+			if n > 0 && k > 0 && now-t <= int64(pubsub.DedupeWindow) {
+				// Published again: the first one stands.
+				m.Pos, m.Time = pubsub.Position{Epoch: s.epoch, Offset: off}, unixTime(t)
+				return errAlreadyPublished
+			}
+		}
+	}
 	for i, t := range m.Topics {
 		if s.finals.Get([]byte(t)) != nil {
 			return errRefused{fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, t)}
@@ -257,7 +289,30 @@ func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
 			return err
 		}
 	}
-	return nil
+	return s.rememberID(m, now)
+}
+
+// rememberID records m's ID, and forgets the IDs older than the dedupe
+// window.
+func (s *store) rememberID(m *pubsub.Message, now int64) error {
+	if m.ID == "" || s.ids == nil || s.idq == nil {
+		return nil
+	}
+	c := s.idq.Cursor()
+	for k, _ := c.First(); len(k) >= 8 && now-int64(binary.BigEndian.Uint64(k)) > int64(pubsub.DedupeWindow); k, _ = c.First() {
+		key := bytes.Clone(k)
+		if err := s.ids.Delete(key[8:]); err != nil {
+			return err
+		}
+		if err := s.idq.Delete(key); err != nil {
+			return err
+		}
+	}
+	v := binary.AppendVarint(binary.AppendUvarint(nil, m.Pos.Offset), now)
+	if err := s.ids.Put([]byte(m.ID), v); err != nil {
+		return err
+	}
+	return s.idq.Put(append(binary.BigEndian.AppendUint64(nil, uint64(now)), m.ID...), nil)
 }
 
 // evictFront removes the oldest message of topic from its history.

@@ -41,15 +41,15 @@ type Broker struct {
 	head      int
 	live      int // entries of all[head:] that some topic still holds
 	bytes     int64
-	tombs     map[string]uint64    // forgotten topic → highest offset it evicted
-	tombOrder []tomb               // tombstones, oldest first (may hold stale ones)
-	fair      fair.Heap[*topicLog] // topics with evictable bytes (see fair.go)
-	forgotten uint64               // highest offset of the topics whose tombstones were dropped
-	handler   pubsub.Handler
+	tombs     map[string]uint64          // forgotten topic → highest offset it evicted
+	tombOrder []tomb                     // tombstones, oldest first (may hold stale ones)
+	fair      fair.Heap[*topicLog]       // topics with evictable bytes (see fair.go)
+	forgotten uint64                     // highest offset of the topics whose tombstones were dropped
+	handlers  []*listening               // one per running Listen (several hubs may share the broker)
+	ids       map[string]*pubsub.Message // recent messages by ID (idempotent publishing)
+	idOrder   []*pubsub.Message          // the same, oldest first
 	closed    bool
 	done      chan struct{}
-	listening chan struct{}
-	listenOne sync.Once
 	wg        sync.WaitGroup
 }
 
@@ -61,7 +61,6 @@ type tomb struct {
 var (
 	_ pubsub.Broker         = (*Broker)(nil)
 	_ pubsub.Purger         = (*Broker)(nil)
-	_ pubsub.ListenNotifier = (*Broker)(nil)
 	_ pubsub.BatchPublisher = (*Broker)(nil)
 )
 
@@ -116,7 +115,6 @@ func New(opts *Options) *Broker {
 		topics:    make(map[string]*topicLog),
 		tombs:     make(map[string]uint64),
 		done:      make(chan struct{}),
-		listening: make(chan struct{}),
 	}
 	if o.Retention.MaxAge > 0 {
 		b.wg.Add(1)
@@ -163,6 +161,13 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 	if b.closed {
 		return pubsub.Position{}, pubsub.ErrClosed
 	}
+	if m.ID != "" {
+		if first, ok := b.recentID(m.ID, now); ok {
+			// Published again: the first one stands.
+			m.Pos, m.Time = first.Pos, first.Time
+			return m.Pos, nil
+		}
+	}
 	for _, t := range m.Topics {
 		if tl := b.topics[t]; tl != nil && tl.final != nil {
 			return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, t)
@@ -201,10 +206,42 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 		b.enforceBytes()
 	}
 	b.compact()
-	if b.handler != nil {
-		b.handler.HandleMessage(m)
+	if m.ID != "" {
+		b.rememberID(m)
+	}
+	for _, l := range b.handlers {
+		l.h.HandleMessage(m)
 	}
 	return m.Pos, nil
+}
+
+// maxIDs bounds the IDs remembered for idempotent publishing, besides
+// pubsub.DedupeWindow.
+const maxIDs = 1 << 16
+
+// recentID returns the message published with id within the dedupe
+// window, forgetting older IDs. b.mu is held.
+func (b *Broker) recentID(id string, now time.Time) (*pubsub.Message, bool) {
+	for len(b.idOrder) > 0 && (now.Sub(b.idOrder[0].Time) > pubsub.DedupeWindow || len(b.idOrder) > maxIDs) {
+		old := b.idOrder[0]
+		b.idOrder[0] = nil
+		b.idOrder = b.idOrder[1:]
+		if b.ids[old.ID] == old {
+			delete(b.ids, old.ID)
+		}
+	}
+	m, ok := b.ids[id]
+	return m, ok
+}
+
+// rememberID records m's ID (with its position and time only). b.mu is held.
+func (b *Broker) rememberID(m *pubsub.Message) {
+	if b.ids == nil {
+		b.ids = make(map[string]*pubsub.Message)
+	}
+	r := &pubsub.Message{ID: m.ID, Pos: m.Pos, Time: m.Time}
+	b.ids[m.ID] = r
+	b.idOrder = append(b.idOrder, r)
 }
 
 // dropFront evicts the oldest entry of one topic's log.
@@ -452,32 +489,33 @@ func merge(lists [][]*entry) []*pubsub.Message {
 }
 
 // Listen hands every message published from now on to h until ctx ends or
-// the broker is closed.
+// the broker is closed. It calls h.HandleStart (if h has it) with the head
+// when it registers h. Several Listen calls may run at once (several hubs
+// in one process sharing the broker): each gets every message.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return pubsub.ErrClosed
 	}
-	b.handler = h
+	l := &listening{h: h}
+	b.handlers = append(b.handlers, l)
+	if sh, ok := h.(pubsub.StartHandler); ok {
+		sh.HandleStart(pubsub.Position{Epoch: b.epoch, Offset: b.seq})
+	}
 	b.mu.Unlock()
-	b.listenOne.Do(func() { close(b.listening) })
 	select {
 	case <-ctx.Done():
 	case <-b.done:
 	}
 	b.mu.Lock()
-	if b.handler == h {
-		b.handler = nil
-	}
+	b.handlers = slices.DeleteFunc(b.handlers, func(x *listening) bool { return x == l })
 	b.mu.Unlock()
 	return nil
 }
 
-// Listening returns a channel that is closed once Listen has registered its
-// Handler: every message published from then on reaches it. It implements
-// pubsub.ListenNotifier.
-func (b *Broker) Listening() <-chan struct{} { return b.listening }
+// listening is one running Listen call.
+type listening struct{ h pubsub.Handler }
 
 // Purge removes topic's history and retained and final state, and forgets
 // the topic. Subscribers resuming from before the purge are told that

@@ -18,11 +18,12 @@ import (
 // (see connState).
 const listenHeartbeat = time.Second
 
-// Listen delivers every message published after it was called (in fact
-// after the Broker was created, or after the previous Listen stopped), on
-// any node, to h, in position order, until ctx ends or the broker is closed. Each node
-// reads the whole stream once, with an ephemeral consumer that starts after
-// the last sequence it delivered; the hub fans out locally.
+// Listen delivers every message published after it took effect, on any
+// node, to h, in position order, until ctx ends or the broker is closed:
+// it reads the stream's last sequence (calling h.HandleStart with it, if h
+// has it), then reads the stream from there with an ephemeral consumer;
+// the hub fans out locally. While NATS cannot be reached at the start it
+// retries, and calls HandleStart once it could read the stream.
 //
 // When the stream was deleted or lost (its epoch changed) Listen recreates
 // it, calls h.HandleEpoch with the new epoch and delivers the new stream from
@@ -38,14 +39,8 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.life, cancel)()
-	b.mu.Lock()
-	from := b.listenFrom
-	b.mu.Unlock()
-	l := &listener{b: b, h: h, epoch: from.epoch, cursor: from.offset}
+	l := &listener{b: b, h: h}
 	l.run(ctx)
-	b.mu.Lock()
-	b.listenFrom = position{epoch: l.epoch, offset: l.cursor}
-	b.mu.Unlock()
 	return nil
 }
 
@@ -54,6 +49,7 @@ type listener struct {
 	h           pubsub.Handler
 	epoch       string
 	cursor      uint64 // stream sequence of the last message delivered (or skipped)
+	started     bool   // HandleStart was called
 	interrupted bool   // live delivery stopped; logged once
 }
 
@@ -122,6 +118,12 @@ func (l *listener) session(ctx context.Context, gen context.Context) error {
 		return err
 	}
 	epoch := epochOf(info)
+	if !l.started {
+		l.started, l.epoch, l.cursor = true, epoch, info.State.LastSeq
+		if sh, ok := l.h.(pubsub.StartHandler); ok {
+			sh.HandleStart(pubsub.Position{Epoch: epoch, Offset: info.State.LastSeq})
+		}
+	}
 	if epoch != l.epoch {
 		l.b.o.Logger.Warn("nats: the log's epoch changed: the stream was deleted or lost and created again", "old", l.epoch, "new", epoch)
 		l.epoch, l.cursor = epoch, 0

@@ -72,10 +72,6 @@ type Broker struct {
 	kv     jetstream.KeyValue
 	epoch  string
 
-	// listenFrom is where the next Listen starts: the head when the broker
-	// was created, then where the last Listen stopped (guarded by mu).
-	listenFrom position
-
 	conn *connState // the connection's state, from its status events
 
 	subjMu   sync.Mutex
@@ -87,11 +83,6 @@ type Broker struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the trimmer's goroutines
-}
-
-type position struct {
-	epoch  string
-	offset uint64
 }
 
 // subjectState is what this node knows of a subject's newest message. Its
@@ -151,14 +142,13 @@ func New(ctx context.Context, nc *natsgo.Conn, opts *Options) (*Broker, error) {
 	go func() { defer b.wg.Done(); b.watchConn(b.life) }()
 	cctx, cancel := b.bound(ctx)
 	defer cancel()
-	info, err := b.ensureStream(cctx, true)
+	_, err = b.ensureStream(cctx, true)
 	if err != nil {
 		b.stop()
 		b.wg.Wait()
 		b.conn.stop()
 		return nil, b.fail(ctx, "open", err)
 	}
-	b.listenFrom = position{epoch: epochOf(info), offset: info.State.LastSeq}
 	if o.Retention.MaxBytes > 0 {
 		tr := newTrimmer(b)
 		b.wg.Add(2)
@@ -253,8 +243,9 @@ func (b *Broker) streamConfig() jetstream.StreamConfig {
 		MaxAge:            r.MaxAge,
 		Storage:           jetstream.FileStorage,
 		Replicas:          b.o.Replicas,
-		// Long enough to send a publish again after a reconnect (see send).
-		Duplicates: max(2*b.o.Timeout, 30*time.Second),
+		// Long enough to send a publish again after a reconnect (see send),
+		// and for a publisher to retry a message with its ID.
+		Duplicates: max(2*b.o.Timeout, pubsub.DedupeWindow),
 	}
 	if r.MaxEvents > 0 {
 		cfg.MaxMsgsPerSubject = int64(r.MaxEvents)
@@ -449,7 +440,7 @@ func (b *Broker) Purge(ctx context.Context, topic string) error {
 		// learn that history was truncated.
 		ss.known, ss.last, ss.final = true, 0, false
 		hdr := natsgo.Header{hdrMarker: {"purge"}}
-		if _, err := b.publishOn(ctx, subject, ss, hdr, nil, last.Sequence, false, 0); err != nil {
+		if _, err := b.publishOn(ctx, subject, ss, hdr, nil, last.Sequence, false, 0, ""); err != nil {
 			return b.fail(octx, "purge", err)
 		}
 	}

@@ -124,13 +124,18 @@ func (b *Broker) refresh(ctx context.Context, subject string, ss *subjectState) 
 // published on the subject meanwhile, and this node then reloads and
 // retries). It returns ErrTopicFinished if the subject's topic is finished.
 // ss.mu must be held.
-func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState, hdr natsgo.Header, data []byte, prev uint64, final bool, finalOf uint64) (uint64, error) {
+func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState, hdr natsgo.Header, data []byte, prev uint64, final bool, finalOf uint64, msgID string) (uint64, error) {
 	if !ss.known {
 		if err := b.refresh(ctx, subject, ss); err != nil {
 			return 0, err
 		}
 	}
 	id := nuid.Next()
+	if msgID != "" {
+		// The message's own ID: JetStream stores it once within the
+		// stream's Duplicates window, whichever node sends it again.
+		id = "herald:" + msgID
+	}
 	for attempt := range 100 {
 		if ss.lastID == id {
 			// Sent again after the connection was lost, and stored the
@@ -236,7 +241,7 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	subject := b.subject(first)
 	ss := b.subjectState(subject)
 	ss.mu.Lock()
-	seq, err := b.publishOn(ctx, subject, ss, nil, blob, 0, m.Final, 0)
+	seq, err := b.publishOn(ctx, subject, ss, nil, blob, 0, m.Final, 0, m.ID)
 	ss.mu.Unlock()
 	if errors.Is(err, pubsub.ErrTopicFinished) {
 		return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, first)
@@ -256,7 +261,7 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 			tss := b.subjectState(ts)
 			tss.mu.Lock()
 			hdr := natsgo.Header{hdrMarker: {"final"}, hdrOf: {strconv.FormatUint(seq, 10)}}
-			_, err := b.publishOn(ctx, ts, tss, hdr, nil, 0, true, seq)
+			_, err := b.publishOn(ctx, ts, tss, hdr, nil, 0, true, seq, "")
 			tss.mu.Unlock()
 			if err != nil && !errors.Is(err, pubsub.ErrTopicFinished) {
 				b.o.Logger.Error("nats: could not mark a topic finished", "topic", t, "final", seq, "err", err)

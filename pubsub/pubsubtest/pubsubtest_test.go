@@ -35,6 +35,13 @@ func (h faultyHandler) HandleMessage(m *pubsub.Message) {
 	}
 }
 
+// HandleStart passes the start on, unless the fault is to forget it.
+func (h faultyHandler) HandleStart(head pubsub.Position) {
+	if sh, ok := h.Handler.(pubsub.StartHandler); ok && h.fault != "no-start" {
+		sh.HandleStart(head)
+	}
+}
+
 func (b *faulty) Listen(ctx context.Context, h pubsub.Handler) error {
 	switch b.fault {
 	case "leak":
@@ -110,6 +117,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{"no-retained-after-reset", "RetainedAfterReset"},
 		{"ignore-context", "Cancellation"},
 		{"listen-error", "ListenCancel"},
+		{"no-start", "ListenAgain"},
 		{"leak", "Leaks"},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {

@@ -21,10 +21,12 @@ const listenBlock = time.Second
 // listenBatch is the most log entries one XREAD returns.
 const listenBatch = 512
 
-// Listen delivers every message published after it was called (in fact
-// after the Broker was created, or after the previous Listen stopped), on
-// any node, to h, in position order, until ctx ends or the broker is closed. It reads
-// the log stream with XREAD BLOCK: no polling, one reader per node.
+// Listen delivers every message published after it took effect, on any
+// node, to h, in position order, until ctx ends or the broker is closed:
+// it reads the log's head (calling h.HandleStart with it, if h has it),
+// then reads the log stream from there with XREAD BLOCK: no polling, one
+// reader per node and shard listened to. While Redis cannot be reached at
+// the start it retries, and calls HandleStart once it could read the head.
 //
 // When Redis lost the log (its epoch changed) it calls h.HandleEpoch with
 // the new epoch and delivers the new log from its start. When this node
@@ -39,10 +41,8 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.life, cancel)()
-	from := b.listenFrom.Load()
-	l := &listener{b: b, h: h, epoch: from.epoch, cursor: from.offset}
+	l := &listener{b: b, h: h}
 	l.run(ctx)
-	b.listenFrom.Store(&position{epoch: l.epoch, offset: l.cursor})
 	return nil
 }
 
@@ -96,6 +96,13 @@ func (l *listener) step(ctx context.Context) error {
 		st, err := l.b.start(ctx)
 		if err != nil {
 			return err
+		}
+		if !l.started {
+			l.epoch, l.cursor = st.epoch, st.head
+			l.b.setEpoch(st.epoch)
+			if sh, ok := l.h.(pubsub.StartHandler); ok {
+				sh.HandleStart(pubsub.Position{Epoch: st.epoch, Offset: st.head})
+			}
 		}
 		if st.epoch != l.epoch {
 			l.b.o.Logger.Warn("redis: the log's epoch changed: Redis lost Herald's data or the log was recreated", "old", l.epoch, "new", st.epoch)

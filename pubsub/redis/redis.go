@@ -69,10 +69,6 @@ type Broker struct {
 	epochs    string
 
 	epoch atomic.Pointer[string]
-	// listenFrom is where the next Listen starts: the head when the broker
-	// was created, then where the last Listen stopped. (So a subscriber
-	// that reads a snapshot before Listen has started misses nothing.)
-	listenFrom atomic.Pointer[position]
 
 	// listenDown is set while the listener cannot read; up wakes it when
 	// a call of this node succeeds meanwhile (Redis is back).
@@ -123,7 +119,6 @@ func New(ctx context.Context, rdb goredis.UniversalClient, opts *Options) (*Brok
 		return nil, err
 	}
 	b.setEpoch(st.epoch)
-	b.listenFrom.Store(&position{epoch: st.epoch, offset: st.head})
 	b.life, b.stop = context.WithCancel(context.Background())
 	if o.Retention.MaxAge > 0 || o.Retention.MaxBytes > 0 {
 		b.wg.Add(1)
@@ -166,20 +161,15 @@ func (b *Broker) Epoch() string { return *b.epoch.Load() }
 
 func (b *Broker) setEpoch(e string) { b.epoch.Store(&e) }
 
-type position struct {
-	epoch  string
-	offset uint64
-}
-
 // epochKeys are the keys of one epoch's log.
 type epochKeys struct {
-	log, clock, wm, topics, ret, fin, sizes, fair, refs, topicPrefix string
+	log, clock, wm, topics, ret, fin, sizes, fair, refs, topicPrefix, ids string
 }
 
 func (b *Broker) keys(epoch string) epochKeys {
 	p := b.base + ":" + epoch + ":"
 	return epochKeys{log: p + "log", clock: p + "clock", wm: p + "wm", topics: p + "topics", ret: p + "ret", fin: p + "fin",
-		sizes: p + "sizes", fair: p + "fair", refs: p + "refs", topicPrefix: p + "t:"}
+		sizes: p + "sizes", fair: p + "fair", refs: p + "refs", topicPrefix: p + "t:", ids: p + "id:"}
 }
 
 type startState struct {
@@ -271,9 +261,13 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	for range maxEpochRetries {
 		epoch := b.Epoch()
 		k := b.keys(epoch)
-		keys := append(make([]string, 0, 11+len(topics)), b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs)
-		args := append(make([]any, 0, 10+len(topics)),
-			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob, k.topicPrefix)
+		idArg := ""
+		if m.ID != "" {
+			idArg = fmt.Sprintf("%d %s", int(pubsub.DedupeWindow.Seconds()), m.ID)
+		}
+		keys := append(make([]string, 0, 12+len(topics)), b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs, k.ids+m.ID)
+		args := append(make([]any, 0, 11+len(topics)),
+			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob, k.topicPrefix, idArg)
 		for _, t := range topics {
 			keys = append(keys, k.topicPrefix+t)
 			args = append(args, t)

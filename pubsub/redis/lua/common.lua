@@ -23,6 +23,9 @@
 --           (all but its newest message); only topics with some
 --   refs    hash offset -> how many topics' indexes still hold the message
 --           (messages of several topics only)
+--   id:<id> string "<offset> <ms>": a message published with that ID
+--           (Message.ID), for idempotent publishing; expires after
+--           pubsub.DedupeWindow
 
 -- sid returns the stream id of offset n.
 local function sid(n)

@@ -1,21 +1,32 @@
 -- publish appends a message to the log and to each topic's index.
 -- KEYS: 1 meta, 2 epochs, 3 log, 4 clock, 5 wm, 6 topics, 7 ret, 8 fin,
---       9 sizes, 10 fair, 11 refs,
---       12.. the topics' index streams (in the order of the names in ARGV)
+--       9 sizes, 10 fair, 11 refs, 12 the message ID's key (idempotent
+--       publishing; unused without an ID),
+--       13.. the topics' index streams (in the order of the names in ARGV)
 -- ARGV: 1 expected epoch, 2 candidate epoch, 3 max events per topic,
 --       4 max bytes, 5 keep a clock (1/0), 6 size, 7 retain (1/0),
 --       8 final (1/0), 9 encoded message, 10 prefix of the topics' index
---       keys, 11.. topic names
+--       keys, 11 the message's ID ('' for none) and how many seconds the
+--       broker remembers it, as "<seconds> <id>", 12.. topic names
 -- Returns {'ok', offset, ms}, {'epoch', current} when the caller's epoch is
--- stale, or {'finished', topic}.
+-- stale, or {'finished', topic}. A message whose ID was published within
+-- the window is not stored again: {'ok', offset, ms} of the first.
 local meta, epochs, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local sizes, fair, refs = KEYS[9], KEYS[10], KEYS[11]
 local cur = current_epoch(meta, epochs, ARGV[2])
 if cur ~= ARGV[1] then
   return {'epoch', cur}
 end
+local idkey = ARGV[11] ~= '' and KEYS[12] or nil
+if idkey then
+  local first = redis.call('GET', idkey)
+  if first then
+    local s, ms = string.match(first, '^(%d+) (%d+)$')
+    return {'ok', tonumber(s), tonumber(ms)}
+  end
+end
 local names = {}
-for i = 11, #ARGV do
+for i = 12, #ARGV do
   names[#names + 1] = ARGV[i]
 end
 for _, name in ipairs(names) do
@@ -46,7 +57,7 @@ end
 local floor = num(redis.call('HGET', meta, 'floor'))
 local forgotten = num(redis.call('HGET', meta, 'forgotten'))
 for i, name in ipairs(names) do
-  local key = KEYS[11 + i]
+  local key = KEYS[12 + i]
   local mark = num(redis.call('HGET', wm, name))
   if not redis.call('ZSCORE', topics, name) and forgotten > mark then
     -- A new (or forgotten) topic: what was forgotten may have been its.
@@ -88,5 +99,9 @@ for i, name in ipairs(names) do
 end
 if max_bytes > 0 then
   enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes, seq)
+end
+if idkey then
+  local window = tonumber(string.match(ARGV[11], '^(%d+) '))
+  redis.call('SET', idkey, string.format('%d %d', seq, ms), 'EX', window)
 end
 return {'ok', seq, ms}
