@@ -297,6 +297,15 @@ func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
 	if lastID == "" {
 		lastID = q.Get("lastEventID")
 	}
+	if lastID == "" && n > 0 {
+		// A new follower of a task that has ended gets its final event
+		// (COMPLETE or INTERRUPTED), so that it learns how the task ended,
+		// then the stream ends; a follower that has it gets 204.
+		if lastID, err = d.beforeFinal(r.Context(), topic); err != nil {
+			access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("history unavailable: %v", err), RetryAfter: 1})
+			return
+		}
+	}
 	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: lastID, CanSeePrivate: ad.CanSeePrivate})
 	if err != nil {
 		if err := eventstream.SubscribeError(w, err, d.o.Metrics); err != nil {
@@ -319,6 +328,20 @@ func finished(w http.ResponseWriter) {
 }
 
 var errNoTask = errors.New("no such task")
+
+// beforeFinal returns the id just before the final event of a task's
+// topic, "" while the task has none.
+func (d *Demo) beforeFinal(ctx context.Context, topic string) (string, error) {
+	snap, err := pubsub.LogOf(d.o.Hub.Broker(), topic).Read(ctx, pubsub.Query{Topics: []string{topic}})
+	if err != nil {
+		return "", err
+	}
+	f, ok := snap.Finals[topic]
+	if !ok || f.Offset == 0 {
+		return "", nil
+	}
+	return pubsub.Position{Epoch: f.Epoch, Offset: f.Offset - 1}.String(), nil
+}
 
 // taskOver reports whether task n has ended so long ago that its topic is
 // forgotten (the stream would never end: answer 204 at once). It returns

@@ -54,12 +54,16 @@ func TestTaskNumbersGrowAcrossRestarts(t *testing.T) {
 		t.Fatalf("task numbers %d, %d, then %d after a restart: want them growing", first, second, third)
 	}
 	// The interrupted tasks are finished: a page following them is told
-	// so (204: the EventSource stops).
+	// so (their INTERRUPTED event, then the end).
 	for _, n := range []int{first, second} {
-		status, _, _ := call(t, "GET", fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "", "")
-		if status != 204 {
-			t.Errorf("task %d after the restart: status %d, want 204 (finished)", n, status)
+		s := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
+		if ev := s.next(t); ev.Type != demo.TypeConnected {
+			t.Fatalf("task %d: first event %+v, want the greeting", n, ev)
 		}
+		if ev := s.next(t); ev.Type != demo.TypeInterrupted {
+			t.Errorf("task %d after the restart: %+v, want INTERRUPTED", n, ev)
+		}
+		s.expectEnd(t)
 	}
 }
 

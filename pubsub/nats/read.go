@@ -178,7 +178,10 @@ func (b *Broker) history(ctx context.Context, s jetstream.Stream, epoch, subject
 			}
 		}
 		if last != nil {
-			return nil, false, nil
+			// The subject's newest message, read before this lookup: if it
+			// is after `after`, it left the stream (expired or evicted)
+			// between the two reads, and the client misses it.
+			return nil, last.Sequence > after, nil
 		}
 		info, err := s.Info(ctx)
 		if err != nil {

@@ -168,7 +168,10 @@ func TestHostileRequests(t *testing.T) {
 		{name: "LF in the event type", req: jsonPub(good, `{"topic":"orders/1","event":"x\ndata: injected","data":"x"}`), status: 400},
 		{name: "CR in the event type (form)", req: pub(good, "application/x-www-form-urlencoded", "topic=orders%2F1&event=x%0Did:%201&data=x"), status: 400},
 		{name: "reserved event type", req: jsonPub(good, `{"topic":"orders/1","event":"herald.reset","data":"x"}`), status: 400},
-		{name: "publisher-chosen id", req: jsonPub(good, `{"topic":"orders/1","id":"1-999","data":"x"}`), status: 400},
+		// A publish id is an idempotency key (retries are stored once), never
+		// the event's id: one that is not a plain token is refused.
+		{name: "publish id with a space", req: jsonPub(good, `{"topic":"orders/1","id":"1 999","data":"x"}`), status: 400},
+		{name: "publish id with a line break", req: jsonPub(good, `{"topic":"orders/1","id":"1\nid: 5","data":"x"}`), status: 400},
 		{name: "unknown form field", req: pub(good, "application/x-www-form-urlencoded", "topic=orders%2F1&data=x&retry=1"), status: 400},
 		{name: "invalid UTF-8 data", req: pub(good, "application/x-www-form-urlencoded", "topic=orders%2F1&data=%ff%fe"), status: 400},
 		{name: "invalid UTF-8 topic", req: get("/events?topic=orders%2F%ff" + sub), status: 400},
