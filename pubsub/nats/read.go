@@ -177,11 +177,17 @@ func (b *Broker) history(ctx context.Context, s jetstream.Stream, epoch, subject
 				return nil, false, err
 			}
 		}
+		if last != nil && last.Sequence > after {
+			// The subject's newest message, read before this lookup, is
+			// after `after`, yet nothing after `after` is found now: it may
+			// have left the stream (expired or evicted) between the two
+			// reads. Look again.
+			if last, err = lastOn(ctx, s, subject); err != nil {
+				return nil, false, err
+			}
+		}
 		if last != nil {
-			// The subject's newest message, read before this lookup: if it
-			// is after `after`, it left the stream (expired or evicted)
-			// between the two reads, and the client misses it.
-			return nil, last.Sequence > after, nil
+			return nil, false, nil
 		}
 		info, err := s.Info(ctx)
 		if err != nil {
