@@ -92,6 +92,25 @@ type Message struct {
 	// Private restricts delivery to subscribers authorised for one of the
 	// message's topics.
 	Private bool
+	// ID, when set, names the event for idempotent publishing: a broker
+	// remembers the IDs of the messages it stored recently (see
+	// DedupeWindow) and stores a message whose ID it holds only once;
+	// Publish then returns the first one's position. A publisher that got
+	// an error may therefore publish the same event again. 1 to MaxIDLen
+	// bytes; subscribers never see it.
+	ID string
+	// Meta holds protocol metadata that travels with the message but is
+	// not its payload, keyed "<protocol>.<name>" (the Mercure endpoint
+	// keeps a publisher's event id and retry delay in "mercure.id" and
+	// "mercure.retry"). Nil when there is none; never modified once
+	// published.
+	Meta map[string]string
+	// Also lists the event's topics that are stored on other shards of a
+	// sharded broker (see Sharded): the event was split into one message
+	// per shard, each with the topics of its shard in Topics and the
+	// others here, so that a subscriber of topics on several shards can
+	// take the event once. Empty for an event stored whole.
+	Also []string
 
 	// Pos is the message's position in the log, set by the broker.
 	Pos Position
@@ -99,11 +118,26 @@ type Message struct {
 	Time time.Time
 }
 
+// MaxIDLen is the longest Message.ID, in bytes.
+const MaxIDLen = 128
+
+// DedupeWindow is how long a broker remembers a message's ID at least.
+const DedupeWindow = 2 * time.Minute
+
 // Size is the message's approximate memory footprint, used for byte limits.
 func (m *Message) Size() int {
 	n := len(m.Type) + len(m.Data) + len(m.Pos.Epoch) + 96
 	for _, t := range m.Topics {
 		n += len(t) + 16
+	}
+	if m.ID != "" || len(m.Meta) > 0 || len(m.Also) > 0 {
+		n += len(m.ID)
+		for k, v := range m.Meta {
+			n += len(k) + len(v) + 16
+		}
+		for _, t := range m.Also {
+			n += len(t) + 16
+		}
 	}
 	return n
 }
@@ -139,8 +173,13 @@ type Snapshot struct {
 	// When Query.After belongs to another epoch, Events start at the
 	// beginning of the log and EpochChanged is set.
 	Events []*Message
-	// Retained holds, when Query.After is nil, the latest retained message of
-	// each topic that has one, in position order.
+	// Retained holds the latest retained message of each query topic that
+	// has one, in position order, each once, when the subscriber starts
+	// from the topics' current state: when Query.After is nil (a new
+	// subscriber), and when the snapshot reports EpochChanged or Truncated
+	// (a resuming subscriber whose history cannot be replayed exactly,
+	// which the hub tells with a herald.reset). A retained message may then
+	// also be in Events. Otherwise Retained is nil.
 	Retained []*Message
 	// EpochChanged reports that Query.After is from another epoch.
 	EpochChanged bool
@@ -167,6 +206,18 @@ type Handler interface {
 	HandleEpoch(epoch string)
 }
 
+// StartHandler is a Handler that is told when Listen has taken effect.
+// Every broker calls HandleStart when its Handler implements it; the hub
+// waits for it before it reads a subscriber's snapshot, which makes the
+// hand-over from history to live exact whenever it starts listening.
+type StartHandler interface {
+	Handler
+	// HandleStart is called once per Listen call, before any other call,
+	// with the log's head at that moment: every message after head
+	// reaches the handler.
+	HandleStart(head Position)
+}
+
 // Broker stores messages in an ordered log with bounded history and delivers
 // them live. All methods are safe for concurrent use.
 //
@@ -183,7 +234,12 @@ type Broker interface {
 	// Read returns a snapshot for q.
 	Read(ctx context.Context, q Query) (Snapshot, error)
 	// Listen delivers live messages to h until ctx ends or the broker is
-	// closed. It is called once per broker. It returns nil when ctx ends.
+	// closed: every message published after Listen took effect (see
+	// StartHandler), in position order. It returns nil when ctx ends. It
+	// may be called again once a previous call has returned (the hub
+	// listens to a log only while it has subscribers for it); each call
+	// starts at the head of the log when it takes effect. At most one
+	// call runs at a time.
 	Listen(ctx context.Context, h Handler) error
 	// Epoch returns the log's current epoch.
 	Epoch() string
@@ -191,16 +247,34 @@ type Broker interface {
 	Close() error
 }
 
-// ListenNotifier is implemented by brokers that can tell when a Listen call
-// has taken effect. Until then a message may be stored without reaching the
-// Handler, so a subscriber whose snapshot was read before would miss it
-// live: the hub waits for Listening before it reads a subscriber's snapshot.
-// A broker whose Listen cannot miss messages published after it was called
-// need not implement it.
-type ListenNotifier interface {
-	// Listening returns a channel that is closed once Listen delivers
-	// every message published from then on to its Handler.
-	Listening() <-chan struct{}
+// Sharded is implemented by a Broker that spreads topics over several
+// logs, its shards, by a stable hash of the topic: each shard is a Broker
+// of its own, with its own epoch, positions, history, retained and final
+// state, and a topic always lives on one shard. Its own methods route to
+// the shards: Publish splits a message whose topics are on several shards
+// into one message per shard (Message.Also names the other shards'
+// topics); Read serves queries whose topics are on one shard; Epoch is
+// shard 0's. The hub reads, listens and resumes per shard.
+type Sharded interface {
+	Broker
+	// Shards returns the shards, shard k at index k.
+	Shards() []Broker
+	// ShardOf returns the index of topic's shard.
+	ShardOf(topic string) int
+	// Moved reports whether messages of topic published after pos (a
+	// position in topic's shard) may be on another log: the number of
+	// shards changed since, and the topic was on another shard for a
+	// while. A subscriber resuming from pos must then be told.
+	Moved(topic string, pos Position) bool
+}
+
+// LogOf returns the broker that holds topic's log: b itself, or topic's
+// shard when b is Sharded.
+func LogOf(b Broker, topic string) Broker {
+	if s, ok := b.(Sharded); ok {
+		return s.Shards()[s.ShardOf(topic)]
+	}
+	return b
 }
 
 // BatchPublisher is implemented by brokers that can publish several
@@ -234,7 +308,15 @@ type Retention struct {
 	MaxEvents int
 	// MaxAge of a message in history; finished topics are forgotten after it.
 	MaxAge time.Duration
-	// MaxBytes of history in all (approximate, by Message.Size).
+	// MaxBytes of history in all (approximate, by Message.Size), shared
+	// fairly between topics: while history is over it, the broker evicts
+	// the oldest message of the topic that holds the most bytes (a message
+	// counts against each of its topics; it leaves a topic's history, and
+	// frees its bytes once no topic holds it), and never a topic's newest
+	// message. One busy topic therefore cannot flush the others: a topic
+	// loses history only while no other topic holds more. History may
+	// exceed MaxBytes by the newest message of each topic. A broker may
+	// enforce the bound shortly after a publish rather than during it.
 	MaxBytes int64
 }
 
@@ -265,21 +347,9 @@ type Inspector interface {
 	Topics(ctx context.Context) ([]TopicInfo, error)
 }
 
-// MetaPrefix starts the Data of a message that carries protocol metadata
-// ahead of its payload, as one line: "\xff<protocol>:<metadata>\n<payload>"
-// (the Mercure endpoint stores a publisher's event id and retry this way).
-// 0xFF never occurs in UTF-8 text, and payloads are UTF-8, so metadata
-// cannot be mistaken for a payload.
-const MetaPrefix = "\xff"
-
-// Payload returns the message's data without a metadata line (see
-// MetaPrefix): the text subscribers receive.
-func (m *Message) Payload() string {
-	if !strings.HasPrefix(m.Data, MetaPrefix) {
-		return m.Data
-	}
-	if _, payload, ok := strings.Cut(m.Data, "\n"); ok {
-		return payload
-	}
-	return m.Data
-}
+// Payload returns the message's data: the text subscribers receive. It is
+// Data: metadata travels in Meta, never in Data. (Releases before storage
+// format 2 kept it in a "\xff<protocol>:" line ahead of the data; the
+// brokers move such a line to Meta when they read it.) Payload is kept for
+// callers written before Meta; new code reads Data.
+func (m *Message) Payload() string { return m.Data }

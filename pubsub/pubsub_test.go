@@ -2,23 +2,6 @@ package pubsub
 
 import "testing"
 
-func TestPayload(t *testing.T) {
-	tests := []struct{ data, want string }{
-		{"plain", "plain"},
-		{"", ""},
-		{"\xffmercure:id=a\nhello\nworld", "hello\nworld"},
-		{"\xffmercure:id=a\n", ""},
-		{"\xffno newline", "\xffno newline"},
-		{"x\xff", "x\xff"},
-	}
-	for _, tt := range tests {
-		m := &Message{Data: tt.data}
-		if got := m.Payload(); got != tt.want {
-			t.Errorf("Payload(%q) = %q, want %q", tt.data, got, tt.want)
-		}
-	}
-}
-
 func TestParsePosition(t *testing.T) {
 	tests := []struct {
 		in   string

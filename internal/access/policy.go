@@ -71,6 +71,10 @@ const (
 	FaceAdmin   Face = "admin"   // /admin/*, /dashboard
 	FaceOps     Face = "ops"     // /healthz, /readyz, /ping, /metrics
 	FaceStatic  Face = "static"  // pages and files: /herald.js, /hybrid...
+	// FaceInternal is no route's face: the namespace of what the server
+	// keeps for itself in the log (the work journal) belongs to it, so no
+	// request may read or write those topics.
+	FaceInternal Face = "internal"
 )
 
 // FaceRules are what a face changes in the policy's reading of a request.
@@ -287,6 +291,11 @@ type Decision struct {
 	// Payload is the token's mercure.payload claim, if any (the Mercure
 	// face attaches it to subscription events).
 	Payload json.RawMessage
+	// PayloadFor, when the token carries Mercure authorization details,
+	// returns the payload of a subscription whose matcher is match: the
+	// first subscribe detail's that selects it, else Payload. Nil
+	// otherwise: Payload is every subscription's.
+	PayloadFor func(match string) json.RawMessage
 }
 
 // Decider is what a handler asks. *Policy implements it; a handler whose

@@ -353,8 +353,12 @@ func (p *Policy) selectors(g *auth.Grant, face Face, role auth.Role) (auth.Selec
 		}
 		return g.Subscribe, nil
 	}
+	// The face reads the mercure claim's selectors its own way; the
+	// matchers of authorization details name their type and read the
+	// same everywhere.
+	details := g.DetailSelectors(role)
 	if g.Claims == nil || g.Claims.Mercure == nil {
-		return nil, nil
+		return details, nil
 	}
 	list, name := g.Claims.Mercure.Subscribe, "mercure.subscribe"
 	if role == auth.RolePublisher {
@@ -364,7 +368,7 @@ func (p *Policy) selectors(g *auth.Grant, face Face, role auth.Role) (auth.Selec
 	if err != nil {
 		return nil, &Error{Status: http.StatusUnauthorized, Code: CodeTokenInvalid, Msg: "unauthorized: invalid token: " + name + ": " + err.Error(), Err: errors.Join(auth.ErrInvalidToken, err)}
 	}
-	return s, nil
+	return append(s, details...), nil
 }
 
 // decision builds an allowed request's Decision.
@@ -380,6 +384,9 @@ func (p *Policy) decision(id *Identity, g *auth.Grant, sels auth.Selectors, face
 	}
 	if g.Claims != nil && g.Claims.Mercure != nil {
 		d.Payload = g.Claims.Mercure.Payload
+	}
+	if len(g.Details) > 0 {
+		d.PayloadFor = g.SubscriptionPayload
 	}
 	return d
 }

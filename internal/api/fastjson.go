@@ -172,6 +172,9 @@ func (p *fastParser) object(in *Input) bool {
 		case "private":
 			bit = 64
 			in.Private, ok = p.boolean()
+		case "id":
+			bit = 128
+			in.ID, ok = p.str()
 		}
 		if !ok || bit == 0 || seen&bit != 0 {
 			return false

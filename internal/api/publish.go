@@ -20,6 +20,7 @@ import (
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -48,7 +49,8 @@ type Publisher struct {
 	MaxBatch int
 	// Metrics, if set, time publishes and count rejections.
 	Metrics *metrics.Metrics
-	// Logger; default slog.Default().
+	// Logger receives the publisher's logs; default slog.Default(). (It
+	// logs nothing at present: failures go through Metrics.Failed.)
 	Logger *slog.Logger
 	// Access decides whether the request may publish each event (face
 	// access.FacePublish), and charges the publish rate once per request;
@@ -68,6 +70,12 @@ type Input struct {
 	Retain  bool            `json:"retain,omitempty"`
 	Final   bool            `json:"final,omitempty"`
 	Private bool            `json:"private,omitempty"`
+	// ID makes publishing idempotent: an event published again with the
+	// ID of one published in the last two minutes is stored once, and the
+	// answer is the first one's id. Give one to retry a publish safely
+	// (after a 503, for example when the event's topics are on several
+	// shards and one of them failed).
+	ID string `json:"id,omitempty"`
 }
 
 // Result is the answer to a publish.
@@ -149,18 +157,13 @@ func (p *Publisher) publishError(err error, prefix string) error {
 		return &access.Error{Status: http.StatusConflict, Code: "topic_finished", Msg: msg, Err: err}
 	case errors.Is(err, hub.ErrInvalidTopic), errors.Is(err, hub.ErrInvalidMessage):
 		return &access.Error{Status: http.StatusBadRequest, Msg: msg, Err: err}
-	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
+	case errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
 	default:
-		p.logger().Error("publish failed", "err", err)
+		// The broker cannot take it (unavailable, or failing): counted and
+		// summarised by the outage reporter, not logged per request.
+		p.Metrics.Failed(outage.Publish, err)
 	}
 	return &access.Error{Status: http.StatusServiceUnavailable, Msg: msg, RetryAfter: 1, Err: err}
-}
-
-func (p *Publisher) logger() *slog.Logger {
-	if p.Logger != nil {
-		return p.Logger
-	}
-	return slog.Default()
 }
 
 func (p *Publisher) maxBatch() int {
@@ -265,20 +268,20 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
-var formFields = map[string]bool{"topic": true, "data": true, "event": true, "retain": true, "final": true, "private": true}
+var formFields = map[string]bool{"topic": true, "data": true, "event": true, "retain": true, "final": true, "private": true, "id": true}
 
 func (p *Publisher) fromForm(vals url.Values) (*pubsub.Message, error) {
 	for k := range vals {
 		if !formFields[k] {
-			return nil, badRequest("unknown field %q (known: topic, data, event, retain, final, private)", k)
+			return nil, badRequest("unknown field %q (known: topic, data, event, retain, final, private, id)", k)
 		}
 	}
-	for _, k := range []string{"data", "event", "retain", "final", "private"} {
+	for _, k := range []string{"data", "event", "retain", "final", "private", "id"} {
 		if len(vals[k]) > 1 {
 			return nil, badRequest("field %q given %d times", k, len(vals[k]))
 		}
 	}
-	m := &pubsub.Message{Topics: vals["topic"], Type: vals.Get("event"), Data: vals.Get("data")}
+	m := &pubsub.Message{Topics: vals["topic"], Type: vals.Get("event"), Data: vals.Get("data"), ID: vals.Get("id")}
 	var err error
 	if m.Retain, err = formBool(vals, "retain"); err != nil {
 		return nil, err
@@ -303,7 +306,7 @@ func formBool(vals url.Values, key string) (bool, error) {
 }
 
 func (p *Publisher) fromInput(in *Input) (*pubsub.Message, error) {
-	m := &pubsub.Message{Type: in.Event, Retain: in.Retain, Final: in.Final, Private: in.Private}
+	m := &pubsub.Message{Type: in.Event, Retain: in.Retain, Final: in.Final, Private: in.Private, ID: in.ID}
 	switch {
 	case in.Topic != "" && len(in.Topics) > 0:
 		return nil, badRequest(`give either "topic" or "topics", not both`)
@@ -368,8 +371,25 @@ func (p *Publisher) validate(m *pubsub.Message) error {
 	if !utf8.ValidString(m.Type) || !utf8.ValidString(m.Data) {
 		return badRequest("event type and data must be valid UTF-8")
 	}
+	if err := validID(m.ID); err != nil {
+		return err
+	}
 	if len(m.Data) > p.MaxDataBytes {
 		return &access.Error{Status: http.StatusRequestEntityTooLarge, Code: access.CodeTooLarge, Msg: fmt.Sprintf("data is %d bytes, over the limit of %d", len(m.Data), p.MaxDataBytes)}
+	}
+	return nil
+}
+
+// validID checks a publisher's event id (Input.ID): empty, or 1 to
+// pubsub.MaxIDLen printable ASCII characters.
+func validID(id string) error {
+	if len(id) > pubsub.MaxIDLen {
+		return badRequest("id longer than %d bytes", pubsub.MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f {
+			return badRequest("id: use printable ASCII characters without spaces")
+		}
 	}
 	return nil
 }

@@ -17,7 +17,9 @@ import (
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/dashboard"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/journal"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/pubsub"
 )
@@ -35,8 +37,15 @@ type App struct {
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
-	closers   []func() // run by Close, last first
-	shutdowns []func() // run by Shutdown
+	closers   []func()                    // run by Close, last first
+	shutdowns []func()                    // run by Shutdown
+	drainers  []func(ctx context.Context) // run first when shutting down (journal.go)
+	drainOnce sync.Once
+
+	// journal records the running work (chat answers, demo tasks) so that
+	// the next start ends what a crash interrupted; nil with the memory
+	// broker.
+	journal *journal.Journal
 
 	// sec holds authentication, CORS and limits (security.go).
 	sec *security
@@ -68,6 +77,9 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*App, error)
 	a.broker = b
 	a.hub = hub.New(b, &hub.Options{QueueBytes: int(cfg.Limits.QueueBytes), Logger: log})
 	a.metrics = metrics.New(a.hub)
+	a.metrics.Failures = outage.New(&outage.Options{Logger: log})
+	a.metrics.Registry.MustRegister(a.metrics.Failures)
+	a.onClose(a.metrics.Failures.Close)
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
@@ -82,11 +94,16 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*App, error)
 		a.Close()
 		return nil, err
 	}
+	if a.journal, err = a.newJournal(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.router = access.NewRouter(a.sec.policy)
 	if err := a.mount(runCtx, a.router); err != nil {
 		a.Close()
 		return nil, err
 	}
+	a.openJournal(runCtx)
 	a.handler = a.wrap(a.router)
 	a.ready.Store(true)
 	return a, nil
@@ -115,7 +132,8 @@ func (a *App) onClose(f func()) { a.closers = append(a.closers, f) }
 func (a *App) onShutdown(f func()) { a.shutdowns = append(a.shutdowns, f) }
 
 // Shutdown ends every open stream (clients reconnect and resume) and stops
-// accepting subscriptions. It does not close the broker.
+// accepting subscriptions. It does not close the broker. Call Drain first
+// for running work to end its streams with a final event.
 func (a *App) Shutdown() {
 	a.ready.Store(false)
 	a.hub.Close()
@@ -124,8 +142,21 @@ func (a *App) Shutdown() {
 	}
 }
 
-// Close shuts the App down and releases the broker.
+// Drain stops the running work (chat answers, demo tasks): each ends its
+// stream with a final event saying it was interrupted, which reaches the
+// open streams before Shutdown ends them. It waits until then or ctx ends,
+// and runs once.
+func (a *App) Drain(ctx context.Context) {
+	a.ready.Store(false)
+	a.drain(ctx)
+}
+
+// Close shuts the App down (Drain, with the shutdown timeout, then
+// Shutdown) and releases the broker.
 func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Core.ShutdownTimeout)
+	a.Drain(ctx)
+	cancel()
 	a.Shutdown()
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()
@@ -164,6 +195,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.log.Info("shutting down", "timeout", a.cfg.Core.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.Core.ShutdownTimeout)
 	defer cancel()
+	// Running work ends its streams with a final event first, then the
+	// streams end.
+	a.Drain(sctx)
 	a.Shutdown()
 	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {

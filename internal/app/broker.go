@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/heraldpush/herald/internal/config"
@@ -11,32 +12,78 @@ import (
 	"github.com/heraldpush/herald/pubsub/memory"
 	natsbroker "github.com/heraldpush/herald/pubsub/nats"
 	redisbroker "github.com/heraldpush/herald/pubsub/redis"
+	"github.com/heraldpush/herald/pubsub/shard"
 )
 
-// openBroker opens the broker cfg.Broker names.
+// openBroker opens the broker cfg.Broker names: one log, or with
+// --broker-shards N, N logs (shard k on the k-th --broker URL modulo their
+// number) behind a shard.Broker.
 func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubsub.Broker, error) {
+	n := max(cfg.Broker.Shards, 1)
+	urls := cfg.Broker.All()
+	shards := make([]pubsub.Broker, 0, n)
+	closeAll := func() {
+		for _, s := range shards {
+			_ = s.Close()
+		}
+	}
+	for k := range n {
+		b, err := openShard(ctx, cfg, urls[k%len(urls)], k, n, log)
+		if err != nil {
+			closeAll()
+			if n > 1 {
+				return nil, fmt.Errorf("shard %d: %w", k, err)
+			}
+			return nil, err
+		}
+		shards = append(shards, b)
+	}
+	if n == 1 {
+		return shards[0], nil
+	}
+	sb, err := shard.New(ctx, shards)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("--broker-shards: %w", err)
+	}
+	log.Info("broker shards", "shards", n, "brokers", len(urls))
+	return sb, nil
+}
+
+// openShard opens shard k of n on the broker at url. Shard 0 keeps the
+// storage of a deployment without shards (its key prefix, stream or file),
+// so that going from one shard to several keeps its history and ids.
+func openShard(ctx context.Context, cfg *config.Server, u string, k, n int, log *slog.Logger) (pubsub.Broker, error) {
 	ret := pubsub.Retention{MaxEvents: cfg.History.MaxEvents, MaxAge: cfg.History.MaxAge, MaxBytes: int64(cfg.History.MaxBytes)}
-	switch cfg.Broker.URL {
+	switch u {
 	case "", "memory":
 		if cfg.Broker.DataDir != "" {
-			return openDurable(cfg.Broker.DataDir, ret, log)
+			return openDurable(cfg.Broker.DataDir, k, ret, log)
 		}
 		return memory.New(&memory.Options{Retention: ret}), nil
 	}
-	switch u := cfg.Broker.URL; {
+	switch {
 	case strings.HasPrefix(u, "redis://"), strings.HasPrefix(u, "rediss://"):
 		redisbroker.LogTo(log)
-		b, err := redisbroker.Open(ctx, u, &redisbroker.Options{Prefix: cfg.Broker.Prefix, Retention: ret, Logger: log})
+		prefix := cfg.Broker.Prefix
+		if k > 0 {
+			prefix += "#" + strconv.Itoa(k)
+		}
+		b, err := redisbroker.Open(ctx, u, &redisbroker.Options{Prefix: prefix, Retention: ret, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("--broker %s: %w", config.RedactURL(u), err)
 		}
 		return b, nil
 	case strings.HasPrefix(u, "nats://"), strings.HasPrefix(u, "tls://"):
-		b, err := natsbroker.Open(ctx, u, &natsbroker.Options{Stream: cfg.Broker.Stream, Retention: ret, Replicas: cfg.Broker.Replicas, Timeout: cfg.Broker.Timeout, Logger: log})
+		stream := cfg.Broker.Stream
+		if k > 0 {
+			stream += "_" + strconv.Itoa(k)
+		}
+		b, err := natsbroker.Open(ctx, u, &natsbroker.Options{Stream: stream, Retention: ret, Replicas: cfg.Broker.Replicas, Timeout: cfg.Broker.Timeout, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("--broker %s: %w", config.RedactURL(u), err)
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("--broker: unsupported broker %q (use memory, redis://host:port/db or nats://host:port)", config.RedactURL(cfg.Broker.URL))
+	return nil, fmt.Errorf("--broker: unsupported broker %q (use memory, redis://host:port/db or nats://host:port)", config.RedactURL(u))
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/chat"
@@ -56,14 +55,13 @@ func (a *App) mountChat(ctx context.Context, rt *access.Router) error {
 		Access:     a.sec.policy,
 		Registerer: a.metrics.Registry,
 		Logger:     a.log,
+		Journal:    a.journal,
 	})
 	if err != nil {
 		return err
 	}
-	a.onClose(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), max(a.cfg.Core.ShutdownTimeout, 5*time.Second))
-		defer cancel()
-		if err := svc.Close(cctx); err != nil {
+	a.onDrain(func(ctx context.Context) {
+		if err := svc.Close(ctx); err != nil {
 			a.log.Warn("chat shutdown", "err", err)
 		}
 	})

@@ -27,7 +27,9 @@ func (a *App) mountDemo(ctx context.Context, rt *access.Router) error {
 		Stream:          a.sse,
 		Site:            a.site(),
 		Logger:          a.log.With("component", "demo"),
+		Journal:         a.journal,
 	})
+	a.onDrain(d.Drain)
 	a.onClose(d.Close)
 	return d.Register(rt)
 }

@@ -2,12 +2,17 @@ package app
 
 import (
 	"context"
+	"github.com/heraldpush/herald/pubsub"
 	"net/http"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/httpjson"
+	"github.com/heraldpush/herald/internal/journal"
 	"github.com/heraldpush/herald/internal/mercure"
 	"github.com/heraldpush/herald/internal/transport/sse"
 )
@@ -26,6 +31,10 @@ func (a *App) mount(ctx context.Context, rt *access.Router) error {
 	// The Mercure hub's topics are reserved whether or not the endpoint is
 	// on: history may hold them, and no other face may read them.
 	a.sec.policy.Reserve(mercure.Namespace())
+	// The nodes' work journals: the server's own, never a request's (a
+	// forged entry would make the next start write to the topics it
+	// names).
+	a.sec.policy.Reserve(access.Namespace{Name: "the work journal", Face: access.FaceInternal, Match: access.Prefix(journal.TopicPrefix), Read: access.ReachOwnFace})
 	// One server writes the text/event-stream responses of every face
 	// (/events, Mercure, chat, AI SDK, demo): one engine, one set of
 	// protocol bits.
@@ -73,7 +82,7 @@ func (a *App) mount(ctx context.Context, rt *access.Router) error {
 			return
 		}
 		// Unauthenticated: the broker is shown without credentials.
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ready", "broker": config.RedactURL(a.cfg.Broker.URL), "epoch": a.broker.Epoch()})
+		a.readyz(w, r)
 	})
 	rt.Handle("GET /metrics", probe, a.metrics.Handler())
 
@@ -90,4 +99,48 @@ func (a *App) mount(ctx context.Context, rt *access.Router) error {
 
 func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
 	access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no such endpoint: %s %s", r.Method, r.URL.Path))
+}
+
+// readyz answers GET /readyz: ready (200) until the server shuts down,
+// with the broker (without credentials) and its epoch; with several
+// shards, each shard's epoch, whether it answers (a read within a second)
+// and whether this node listens to it now, and "degraded" when one does
+// not answer (its topics get 503; the others work).
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	type shardState struct {
+		Shard     int    `json:"shard"`
+		Epoch     string `json:"epoch"`
+		Available bool   `json:"available"`
+		Listening bool   `json:"listening"`
+		Error     string `json:"error,omitempty"`
+	}
+	body := map[string]any{"status": "ready", "broker": config.Redact("broker", strings.Join(a.cfg.Broker.All(), " ")), "epoch": a.broker.Epoch()}
+	sb, ok := a.broker.(pubsub.Sharded)
+	if !ok {
+		httpjson.Write(w, http.StatusOK, body)
+		return
+	}
+	shards := sb.Shards()
+	states := make([]shardState, len(shards))
+	listening := a.hub.Listening()
+	var wg sync.WaitGroup
+	for k, s := range shards {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			defer cancel()
+			st := shardState{Shard: k, Epoch: s.Epoch(), Listening: listening[k], Available: true}
+			if _, err := s.Read(ctx, pubsub.Query{Topics: []string{"herald/readyz"}}); err != nil {
+				st.Available, st.Error = false, "unavailable"
+			}
+			states[k] = st
+		})
+	}
+	wg.Wait()
+	for _, st := range states {
+		if !st.Available {
+			body["status"] = "degraded"
+		}
+	}
+	body["shards"] = states
+	httpjson.Write(w, http.StatusOK, body)
 }

@@ -313,7 +313,13 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 				}
 			}
 			level := slog.LevelInfo
-			if rec.status >= 500 {
+			switch {
+			case rec.status == http.StatusServiceUnavailable:
+				// Refused in an outage or at shutdown: the outage
+				// reporter summarises these (internal/outage), a line
+				// each would flood the log.
+				level = slog.LevelDebug
+			case rec.status >= 500:
 				level = slog.LevelError
 			}
 			if a.cfg.HTTP.LogRequests && a.log.Enabled(context.Background(), level) {

@@ -28,6 +28,7 @@ func (a *App) mountWS(ctx context.Context, rt *access.Router) error {
 		Access:       a.sec.policy,
 		MaxDataBytes: int(cfg.Limits.MaxDataBytes),
 		Observe:      func(transport, result string) { messages.WithLabelValues(transport, result).Inc() },
+		Failures:     a.metrics.Failures,
 		Logger:       a.log.With("component", "send"),
 	}
 	if cfg.WS.SendWebhook != "" {

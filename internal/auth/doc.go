@@ -11,7 +11,14 @@
 //
 //	{"mercure": {"publish": ["orders/*"], "subscribe": ["orders/42", "news"]}}
 //
-// Each entry is a topic selector, compiled by a [Compiler] into a [Matcher].
+// The current Mercure protocol's grant is read too: an access token (header
+// typ "at+jwt", RFC 9068) may carry authorization_details (RFC 9396) whose
+// Mercure entries grant publish and subscribe on the topics of their
+// exact and URL pattern matchers ([ParseAuthorizationDetails],
+// internal/topicmatch); a grant adds both claims up.
+//
+// Each entry of the mercure claim is a topic selector, compiled by a
+// [Compiler] into a [Matcher].
 // The default compiler, [Patterns], knows exact topics, "*" (every topic) and
 // glob patterns ("orders/*", "orgs/7/**"); see [CompilePattern]. A Mercure
 // endpoint plugs its URI-template matcher in with a [CompilerFunc] that falls

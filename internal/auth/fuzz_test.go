@@ -24,6 +24,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(`{"alg":"HS256","kid":"../../etc/passwd"}`, `{"mercure":{"subscribe":"*"}}`, "a.b")
 	f.Add(`{"alg":"RS256","jku":"http://evil"}`, `{"exp":"soon","nbf":1e309}`, "....")
 	f.Add(`{"alg":"HS256"}`, `{"mercure":{"publish":["a/**","b/*",""]},"aud":["x"]}`, "eyJ.eyJ.")
+	f.Add(`{"alg":"HS256","typ":"at+jwt"}`, `{"exp":9999999999,"authorization_details":[{"type":"mercure","actions":["publish"],"topics":[{"match":"/a/:id","match_type":"urlpattern"}]}]}`, "")
 	v, err := auth.NewVerifier(auth.VerifierOptions{Key: secret})
 	if err != nil {
 		f.Fatal(err)
@@ -96,4 +97,39 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// FuzzAuthorizationDetails parses any authorization_details claim: no
+// panic; an accepted claim has details with at least one action's worth of
+// parsing and one topic each, within the limits.
+func FuzzAuthorizationDetails(f *testing.F) {
+	for _, s := range []string{
+		`[{"type":"mercure","actions":["publish","subscribe"],"topics":[{"match":"*"}]}]`,
+		`[{"type":"https://mercure.rocks/authorization-detail","actions":["subscribe"],"topics":[{"match":"https://example.com/books/:id","match_type":"urlpattern"}],"payload":{"u":1}}]`,
+		`[{"type":"tenant","topics":"x"},{"type":"mercure","actions":["x"],"topics":[{"match_urlpattern":"/a"}]}]`,
+		`[{"type":"mercure","actions":[],"topics":[]}]`,
+		`[{"type":"mercure","actions":["publish"],"topics":[{"match":"a","matchType":"URLPattern"}]}]`,
+		`{}`, `null`, `[null]`, `[1]`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		ds, err := auth.ParseAuthorizationDetails([]byte(raw))
+		if err != nil {
+			return
+		}
+		topics := 0
+		for _, d := range ds {
+			if len(d.Topics) == 0 {
+				t.Fatalf("%s: a detail without topics was accepted", raw)
+			}
+			topics += len(d.Topics)
+			for _, m := range d.Topics {
+				m.Match(m.String()) // must not panic
+			}
+		}
+		if len(ds) > auth.MaxDetails || topics > auth.MaxSelectors {
+			t.Fatalf("%s: over the limits: %d details, %d topics", raw, len(ds), topics)
+		}
+	})
 }

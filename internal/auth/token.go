@@ -42,6 +42,14 @@ const (
 // that can set neither headers nor cookies (EventSource across sites).
 const QueryParam = "authorization"
 
+// AccessTokenParam is RFC 6750's query parameter for a bearer token, which
+// the current Mercure protocol reads (MercureTokenFromRequest).
+const AccessTokenParam = "access_token"
+
+// MercureAccessTokenCookie is the cookie the current Mercure protocol
+// recommends for a browser's access token.
+const MercureAccessTokenCookie = "__Secure-mercure_access_token"
+
 // MaxTokenLen bounds the length of a token, in bytes.
 const MaxTokenLen = 16 << 10
 
@@ -81,26 +89,34 @@ func TokenFromRequest(r *http.Request) (string, Source, error) {
 }
 
 // MercureTokenFromRequest returns the request's token with the Mercure
-// protocol's precedence: the Authorization header, then the authorization
-// query parameter, then the cookie named cookie (mercureAuthorization when
-// empty), then heraldAuthorization. It applies TokenFromRequest's checks
-// and returns ("", SourceNone, nil) when there is no token.
+// protocol's precedence: the Authorization header, then a query parameter
+// (access_token, the current protocol's, or authorization, the 0.x one;
+// not both), then the cookie named cookie (mercureAuthorization when
+// empty), __Secure-mercure_access_token (the current protocol's) and
+// heraldAuthorization. It applies TokenFromRequest's checks and returns
+// ("", SourceNone, nil) when there is no token.
 func MercureTokenFromRequest(r *http.Request, cookie string) (string, Source, error) {
 	if _, ok := r.Header["Authorization"]; ok {
 		return TokenFromRequest(r)
 	}
-	if vs, ok := queryValues(r)[QueryParam]; ok {
-		if len(vs) > 1 {
-			return "", SourceQuery, errInvalid("more than one authorization query parameter", nil)
-		}
-		if vs[0] != "" {
-			return checkLen(vs[0], SourceQuery)
+	q := queryValues(r)
+	if q.Has(AccessTokenParam) && q.Has(QueryParam) {
+		return "", SourceQuery, errInvalid("the token is given twice, in the access_token and authorization query parameters: give one", nil)
+	}
+	for _, p := range []string{AccessTokenParam, QueryParam} {
+		if vs, ok := q[p]; ok {
+			if len(vs) > 1 {
+				return "", SourceQuery, errInvalid("more than one "+p+" query parameter", nil)
+			}
+			if vs[0] != "" {
+				return checkLen(vs[0], SourceQuery)
+			}
 		}
 	}
 	if cookie == "" {
 		cookie = MercureCookieName
 	}
-	for _, name := range []string{cookie, CookieName} {
+	for _, name := range []string{cookie, MercureAccessTokenCookie, CookieName} {
 		if c, err := r.Cookie(name); err == nil && c.Value != "" {
 			return checkLen(c.Value, SourceCookie)
 		}

@@ -74,3 +74,48 @@ func TestRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestMercureTokenFromRequest: the Mercure protocol's precedence, with the
+// current protocol's access_token parameter and cookie beside 0.x's.
+func TestMercureTokenFromRequest(t *testing.T) {
+	for _, tt := range []struct {
+		name, url, cookie, header, cookies string
+		token                              string
+		src                                auth.Source
+		bad                                bool
+	}{
+		{"none", "/m?match=a", "", "", "", "", auth.SourceNone, false},
+		{"header wins", "/m?access_token=q", "", "Bearer h", "__Secure-mercure_access_token=c", "h", auth.SourceHeader, false},
+		{"access_token", "/m?access_token=q", "", "", "", "q", auth.SourceQuery, false},
+		{"authorization", "/m?authorization=q", "", "", "", "q", auth.SourceQuery, false},
+		{"query wins over cookie", "/m?access_token=q", "", "", "mercureAuthorization=c", "q", auth.SourceQuery, false},
+		{"both query parameters", "/m?access_token=a&authorization=b", "", "", "", "", auth.SourceQuery, true},
+		{"two access_token", "/m?access_token=a&access_token=b", "", "", "", "", auth.SourceQuery, true},
+		{"0.x cookie first", "/m", "", "", "heraldAuthorization=h; __Secure-mercure_access_token=s; mercureAuthorization=m", "m", auth.SourceCookie, false},
+		{"1.0 cookie", "/m", "", "", "heraldAuthorization=h; __Secure-mercure_access_token=s", "s", auth.SourceCookie, false},
+		{"herald cookie last", "/m", "", "", "heraldAuthorization=h", "h", auth.SourceCookie, false},
+		{"configured cookie", "/m", "hub", "", "mercureAuthorization=m; hub=x", "x", auth.SourceCookie, false},
+		{"configured cookie replaces mercureAuthorization", "/m", "hub", "", "mercureAuthorization=m", "", auth.SourceNone, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, tt.url, nil)
+			if tt.header != "" {
+				r.Header.Set("Authorization", tt.header)
+			}
+			if tt.cookies != "" {
+				r.Header.Set("Cookie", tt.cookies)
+			}
+			tok, src, err := auth.MercureTokenFromRequest(r, tt.cookie)
+			if tt.bad {
+				var ae *auth.Error
+				if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+					t.Fatalf("err = %v, want a 401", err)
+				}
+				return
+			}
+			if err != nil || tok != tt.token || src != tt.src {
+				t.Fatalf("got %q %v %v, want %q %v", tok, src, err, tt.token, tt.src)
+			}
+		})
+	}
+}

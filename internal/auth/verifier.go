@@ -13,11 +13,16 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Claims are the claims Herald reads from a token: the registered ones and
-// Mercure's "mercure" claim.
+// Claims are the claims Herald reads from a token: the registered ones,
+// Mercure's "mercure" claim (the 0.x protocol's grant) and the
+// authorization_details claim (RFC 9396, the current protocol's grant,
+// read from access tokens only: see ParseAuthorizationDetails).
 type Claims struct {
 	jwt.RegisteredClaims
 	Mercure *MercureClaim `json:"mercure,omitempty"`
+	// AuthorizationDetails is kept raw: it is validated once the
+	// signature is, so that its errors can say what is wrong.
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 }
 
 // MercureClaim is the "mercure" claim: the topic selectors the holder may
@@ -42,9 +47,14 @@ type Grant struct {
 	// Expires is the token's expiry; zero if it has none.
 	Expires time.Time
 	// Publish and Subscribe select the topics the holder may publish to and
-	// subscribe to (private events included).
+	// subscribe to (private events included): the mercure claim's
+	// selectors and the matchers of the Mercure authorization details
+	// that carry the action.
 	Publish   Selectors
 	Subscribe Selectors
+	// Details are the token's Mercure authorization details (an access
+	// token's); nil for a token without.
+	Details []Detail
 	// Claims are the verified claims; nil when Anonymous.
 	Claims *Claims
 	// Source tells where the token was found.
@@ -145,7 +155,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Grant, error) {
 		return nil, errInvalid("token too long", nil)
 	}
 	claims := new(Claims)
+	var typ any
 	_, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		typ = t.Header["typ"]
 		if v.static != nil {
 			return v.static.key, nil
 		}
@@ -173,7 +185,40 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Grant, error) {
 			return nil, errInvalid("mercure.subscribe: "+err.Error(), err)
 		}
 	}
+	if err := g.readDetails(claims, accessTokenType(typ)); err != nil {
+		return nil, err
+	}
 	return g, nil
+}
+
+// readDetails reads the Mercure authorization details of an access token
+// into g. They are honoured only in a JWT access token (header typ
+// "at+jwt", RFC 9068), which must then expire (exp): a token minted for
+// another purpose (an OpenID Connect ID token) must not grant through
+// them. A token of another type that carries Mercure details is refused,
+// so that its issuer learns why it grants nothing.
+func (g *Grant) readDetails(claims *Claims, accessToken bool) error {
+	details, err := ParseAuthorizationDetails(claims.AuthorizationDetails)
+	if err != nil {
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "[") {
+			msg = ": " + msg
+		}
+		return errInvalid("authorization_details"+msg, err)
+	}
+	if len(details) == 0 {
+		return nil
+	}
+	if !accessToken {
+		return errInvalid(`authorization_details are read from access tokens only: the token's header must have "typ": "at+jwt" (RFC 9068)`, nil)
+	}
+	if claims.ExpiresAt == nil {
+		return errInvalid(`an access token ("typ": "at+jwt") must have an expiry (exp)`, nil)
+	}
+	g.Details = details
+	g.Publish = append(g.Publish, g.DetailSelectors(RolePublisher)...)
+	g.Subscribe = append(g.Subscribe, g.DetailSelectors(RoleSubscriber)...)
+	return nil
 }
 
 // classify maps a jwt error to an *Error with a message that names the

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heraldpush/herald/internal/chat"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/llm/openaitest"
 )
@@ -42,7 +43,7 @@ func TestAnswersSurviveARestart(t *testing.T) {
 		t.Fatalf("resume after a restart: %d resets, text ok %v", r.resets, mid.text()+r.text() == up.Script().Text())
 	}
 	i := follow(t, srv3.URL, interrupted, "", 0)
-	if i.fail == nil || !strings.Contains(i.fail.Message, "shutting down") || i.fail.Text != strings.Join(tokens(4), "") {
+	if i.fail == nil || !strings.Contains(i.fail.Message, "shutting down") || i.fail.Code != chat.CodeInterrupted || i.fail.Text != strings.Join(tokens(4), "") {
 		t.Fatalf("interrupted answer after a restart: %+v %+v", i.done, i.fail)
 	}
 	var e struct{ Error string }

@@ -15,6 +15,7 @@ import (
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/llm"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/internal/transport"
 	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/pubsub"
@@ -238,7 +239,7 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		e = access.Errorf(http.StatusGatewayTimeout, "", "the generation did not stop in time")
 	default:
-		s.log.Error("chat request failed", "err", err)
+		s.stream.Metrics.Failed(outage.Chat, err)
 		e = &access.Error{Status: http.StatusServiceUnavailable, Msg: err.Error(), RetryAfter: 1}
 	}
 	access.Write(w, r, e)

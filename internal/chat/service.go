@@ -17,7 +17,9 @@ import (
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/journal"
 	"github.com/heraldpush/herald/internal/llm"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/pubsub"
 )
@@ -42,6 +44,14 @@ func IsTopic(topic string) bool {
 	return strings.HasPrefix(topic, TopicPrefix) && validID(topic[len(TopicPrefix):])
 }
 
+// CodeInterrupted is the Code of an error event that ends a generation the
+// server stopped: it was shutting down, or it had crashed and ended the
+// generation when it started again. Asking again may work.
+const CodeInterrupted = "interrupted"
+
+// JournalKind is the kind of a generation in the node's journal.
+const JournalKind = "chat"
+
 // Done is the data of a done event.
 type Done struct {
 	// Text is the whole answer.
@@ -65,6 +75,9 @@ type Done struct {
 type Error struct {
 	// Message says what went wrong, fit to show a user.
 	Message string `json:"message"`
+	// Code names the kind of failure a client may act on: CodeInterrupted,
+	// or empty.
+	Code string `json:"code,omitempty"`
 	// Text is the partial answer streamed before the failure.
 	Text string `json:"text"`
 	// Tokens is the number of tokens streamed.
@@ -121,6 +134,10 @@ type Options struct {
 	Access access.Decider
 	// Registerer, if set, gets the service's metrics.
 	Registerer prometheus.Registerer
+	// Journal, if set, records the running generations, and ends with an
+	// interrupted error event those that a crash left running when it is
+	// opened (New registers the service's handler).
+	Journal *journal.Journal
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -145,6 +162,9 @@ var (
 var (
 	errStopped  = errors.New("stopped by a cancel request")
 	errShutdown = errors.New("generation interrupted: the server is shutting down")
+	// errCrashed is the message of the error event that ends a generation
+	// found running after a crash.
+	errCrashed = errors.New("generation interrupted: the server stopped before the answer was complete")
 )
 
 type tooLongError struct{ d time.Duration }
@@ -165,14 +185,17 @@ type Service struct {
 	log      *slog.Logger
 	metrics  *metrics
 	access   access.Decider
+	journal  *journal.Journal
 
 	mu        sync.Mutex // guards the fields below
 	gens      map[string]*generation
 	perClient map[string]int
 	running   int
 	closed    bool
+	lastFinal pubsub.Position // newest final event published
 
-	wg sync.WaitGroup // running generations
+	wg        sync.WaitGroup // running generations
+	closeOnce sync.Once
 }
 
 // generation states.
@@ -219,7 +242,9 @@ func New(o Options) (*Service, error) {
 		hub: o.Hub, provider: o.Provider, limits: o.Limits, histMax: o.HistoryMaxEvents,
 		keep: o.Retention, stream: o.Stream, log: o.Logger,
 		gens: make(map[string]*generation), perClient: make(map[string]int), access: o.Access,
+		journal: o.Journal,
 	}
+	o.Journal.Handle(JournalKind, s.endInterrupted)
 	s.metrics = newMetrics(s)
 	if o.Registerer != nil {
 		if err := s.metrics.register(o.Registerer); err != nil {
@@ -290,6 +315,18 @@ func (s *Service) start(ctx context.Context, id, client, owner, conversation str
 	s.gens[g.id] = g
 	s.wg.Add(1)
 	s.mu.Unlock()
+	// Recorded before anything is published: a crash from now on leaves
+	// the generation in the journal, and the next start ends its stream.
+	data, _ := json.Marshal(journalData{Model: req.Model, Conversation: conversation})
+	if err := s.journal.Add(ctx, journal.Item{Kind: JournalKind, ID: g.id, Data: data}); err != nil {
+		s.mu.Lock()
+		delete(s.gens, g.id)
+		s.mu.Unlock()
+		s.release(g)
+		s.wg.Done()
+		g.cancel(nil)
+		return nil, fmt.Errorf("chat: cannot record the generation: %w", err)
+	}
 	s.metrics.started.Inc()
 	s.log.Info("chat generation started", "id", g.id, "provider", s.provider.Name(), "model", req.Model, "messages", len(req.Messages), "client", client)
 	go s.run(gctx, g, req)
@@ -381,7 +418,7 @@ func (s *Service) run(ctx context.Context, g *generation, req llm.Request) {
 	case stopped:
 		data = Done{FinishReason: "stopped", Stopped: true}
 	case streamErr != nil && errors.Is(cause, errShutdown):
-		typ, data = EventError, Error{Message: errShutdown.Error()}
+		typ, data = EventError, Error{Message: errShutdown.Error(), Code: CodeInterrupted}
 	case streamErr != nil && errors.As(cause, &tooLong):
 		typ, data = EventError, Error{Message: tooLong.Error()}
 	case streamErr != nil:
@@ -407,7 +444,7 @@ func (s *Service) run(ctx context.Context, g *generation, req llm.Request) {
 	s.metrics.finished.WithLabelValues(outcome).Inc()
 	logArgs := []any{"id", g.id, "outcome", outcome, "tokens", tokens, "events", batch.events + 1}
 	if typ == EventError {
-		s.log.Warn("chat generation failed", append(logArgs, "err", data.(Error).Message)...)
+		s.stream.Metrics.Failed(outage.Generation, fmt.Errorf("generation %s (%d tokens): %s", g.id, tokens, data.(Error).Message))
 	} else {
 		s.log.Info("chat generation finished", logArgs...)
 	}
@@ -417,8 +454,17 @@ func (s *Service) run(ctx context.Context, g *generation, req llm.Request) {
 		// Someone else ended the topic (e.g. through /publish): there is no
 		// way to add the final event.
 		s.log.Warn("chat topic was ended by another publisher", "id", g.id, "topic", g.topic)
-	} else if _, err := s.publish(ctx, g, typ, string(b), true); err != nil {
-		s.log.Error("chat: cannot publish the final event; watchers will wait until the history forgets the stream", "id", g.id, "err", err)
+	} else if pos, err := s.publish(ctx, g, typ, string(b), true); err != nil {
+		// Watchers wait until the history forgets the stream, or a restart
+		// of the node ends it (it stays in the journal).
+		s.stream.Metrics.Failed(outage.Publish, fmt.Errorf("final event of chat generation %s: %w", g.id, err))
+	} else {
+		s.journal.Done(JournalKind, g.id)
+		s.mu.Lock()
+		if pos.Offset > s.lastFinal.Offset || pos.Epoch != s.lastFinal.Epoch {
+			s.lastFinal = pos
+		}
+		s.mu.Unlock()
 	}
 	g.mu.Lock()
 	g.state = finished
@@ -512,7 +558,7 @@ func (s *Service) exists(ctx context.Context, id string) (known, finished bool, 
 // event of stream id.
 func (s *Service) firstPosition(ctx context.Context, id string) (start pubsub.Position, known, finished bool, err error) {
 	topic := TopicPrefix + id
-	b := s.hub.Broker()
+	b := pubsub.LogOf(s.hub.Broker(), topic)
 	snap, err := b.Read(ctx, pubsub.Query{Topics: []string{topic}, After: &pubsub.Position{Epoch: b.Epoch()}})
 	if err != nil {
 		return pubsub.Position{}, false, false, fmt.Errorf("chat: history unavailable: %w", err)
@@ -533,8 +579,10 @@ func (s *Service) Running() int {
 }
 
 // Close stops accepting generations, interrupts the running ones (each ends
-// its stream with an error event that keeps its partial answer) and waits
-// for them until ctx ends.
+// its stream with an error event, code CodeInterrupted, that keeps its
+// partial answer) and waits until they have, and the hub has fanned those
+// events out to the streams, or until ctx ends. It may be called more than
+// once.
 func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -559,6 +607,13 @@ func (s *Service) Close(ctx context.Context) error {
 	var err error
 	select {
 	case <-done:
+		s.mu.Lock()
+		last := s.lastFinal
+		s.mu.Unlock()
+		if !last.IsZero() {
+			// The streams end with the final events, not before them.
+			err = s.hub.Sync(ctx, last)
+		}
 	case <-ctx.Done():
 		// They were cancelled and end on their own shortly.
 		err = fmt.Errorf("chat: generations still running at shutdown: %w", ctx.Err())
@@ -573,9 +628,11 @@ func (s *Service) Close(ctx context.Context) error {
 		g.mu.Unlock()
 	}
 	s.mu.Unlock()
-	if c, ok := s.provider.(interface{ Close() error }); ok {
-		c.Close()
-	}
+	s.closeOnce.Do(func() {
+		if c, ok := s.provider.(interface{ Close() error }); ok {
+			c.Close()
+		}
+	})
 	return err
 }
 

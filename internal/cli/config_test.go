@@ -26,7 +26,7 @@ func TestConfigPrintRedactsSecrets(t *testing.T) {
 			t.Errorf("config print shows %s:\n%s", secret, out)
 		}
 	}
-	for _, want := range []string{"broker: redis://user:xxxxx@127.0.0.1:6379/0", "admin-token: REDACTED", "llm-api-key: REDACTED"} {
+	for _, want := range []string{"- redis://user:xxxxx@127.0.0.1:6379/0", "admin-token: REDACTED", "llm-api-key: REDACTED"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("config print lacks %q:\n%s", want, out)
 		}

@@ -37,6 +37,9 @@ func TestBrokerValidate(t *testing.T) {
 		{[]string{"--broker-replicas", "0"}, "broker-replicas"},
 		{[]string{"--broker-replicas", "7"}, "broker-replicas"},
 		{[]string{"--broker-timeout", "0s"}, "broker-timeout"},
+		{[]string{"--node-id", "web-1.example:8080"}, ""},
+		{[]string{"--node-id", "a/b"}, "node-id"},
+		{[]string{"--node-id", strings.Repeat("n", 129)}, "node-id"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			c, err := wsFlags(t, tc.args, nil)
@@ -51,5 +54,39 @@ func TestBrokerValidate(t *testing.T) {
 				t.Fatalf("validate: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestBrokerShards(t *testing.T) {
+	c, err := wsFlags(t, []string{"--broker", "redis://a:6379/0", "--broker", "redis://u:secret@b:6379/0", "--broker-shards", "4"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broker.URL != "redis://a:6379/0" || len(c.Broker.All()) != 2 || c.Broker.Shards != 4 {
+		t.Fatalf("broker settings: %+v", c.Broker)
+	}
+	if err := c.Broker.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := Redact("broker", (&brokerURLs{&c.Broker}).String()); strings.Contains(got, "secret") || !strings.Contains(got, "b:6379") {
+		t.Errorf("redacted broker URLs: %q", got)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--broker-shards", "0"}, "broker-shards"},
+		{[]string{"--broker-shards", "257"}, "broker-shards"},
+		{[]string{"--broker", "redis://a", "--broker", "nats://b"}, "must all be redis:// or all nats://"},
+		{[]string{"--broker", "redis://a", "--broker", "redis://b", "--broker", "redis://c", "--broker-shards", "2"}, "at least as many"},
+		{[]string{"--broker-prefix", "a#1"}, "broker-prefix"},
+	} {
+		c, err := wsFlags(t, tc.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Broker.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: validate = %v, want %q", tc.args, err, tc.want)
+		}
 	}
 }

@@ -72,7 +72,7 @@ func (c *Server) Register(fs *flag.FlagSet) {
 	fs.IntVar(&c.History.MaxEvents, "history-max-events", 1000, "events kept per topic for resuming clients (0: no limit)")
 	fs.DurationVar(&c.History.MaxAge, "history-max-age", time.Hour, "how long events are kept for resuming clients; finished topics are forgotten after it (0: no limit)")
 	c.History.MaxBytes = 256 << 20
-	fs.Var(&c.History.MaxBytes, "history-max-bytes", "cap on all history (memory, or disk with --data-dir), e.g. 256MiB (0: no limit)")
+	fs.Var(&c.History.MaxBytes, "history-max-bytes", "cap on all history (memory, or disk with --data-dir), e.g. 256MiB, shared fairly: the topic holding the most loses its oldest events first, and no topic its newest (0: no limit)")
 
 	c.Limits.MaxDataBytes = 1 << 20
 	fs.Var(&c.Limits.MaxDataBytes, "max-data-bytes", "largest event data accepted by /publish")

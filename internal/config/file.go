@@ -84,7 +84,7 @@ func loadYAML(fs *flag.FlagSet, path string, data []byte, skip map[string]bool) 
 			continue
 		}
 		if v.Kind == yaml.SequenceNode {
-			if _, ok := f.Value.(*Strings); !ok {
+			if _, ok := f.Value.(lister); !ok {
 				errs = append(errs, fmt.Errorf("%s: takes one value, not a list", where))
 				continue
 			}
@@ -124,9 +124,9 @@ func WriteYAML(fs *flag.FlagSet) []byte {
 			continue
 		}
 		f := fs.Lookup(k)
-		if _, isList := f.Value.(*Strings); isList {
-			items := strings.Split(vals[k], ",")
-			if vals[k] == "" {
+		if l, isList := f.Value.(lister); isList {
+			items := strings.Split(vals[k], l.sep())
+			if vals[k] == "" || len(l.list()) == 0 {
 				fmt.Fprintf(&b, "%s: []\n", k)
 				continue
 			}

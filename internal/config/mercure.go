@@ -27,8 +27,8 @@ type Mercure struct {
 func (c *Mercure) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Disable, "mercure-disable", false, "turn off the Mercure protocol endpoint at /.well-known/mercure")
 	fs.BoolVar(&c.Subscriptions, "mercure-subscriptions", false, "publish Mercure subscription events and serve the subscriptions API (/.well-known/mercure/subscriptions)")
-	fs.StringVar(&c.CookieName, "mercure-cookie-name", "mercureAuthorization", "cookie that carries a Mercure subscriber's or publisher's token (heraldAuthorization is read too)")
-	fs.IntVar(&c.IDIndexSize, "mercure-id-index-size", 100000, "most publisher-chosen Mercure event ids remembered for resuming from them (the oldest are forgotten first)")
+	fs.StringVar(&c.CookieName, "mercure-cookie-name", "mercureAuthorization", "cookie that carries a Mercure subscriber's or publisher's token (__Secure-mercure_access_token, the current protocol's, and heraldAuthorization are read too)")
+	fs.IntVar(&c.IDIndexSize, "mercure-id-index-size", 100000, "most publisher-chosen Mercure event ids remembered for resuming from them (the least recently published are forgotten first)")
 }
 
 func (c *Mercure) validate() error {

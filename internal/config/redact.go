@@ -20,12 +20,17 @@ func Redact(flagName, value string) string {
 	if !strings.Contains(value, "://") {
 		return value
 	}
-	// List flags hold comma-separated items; redact each.
-	parts := strings.Split(value, ",")
-	for i, p := range parts {
-		parts[i] = RedactURL(p)
+	// List flags hold comma-separated items (repeated --broker values are
+	// space-separated); redact each.
+	urls := strings.Split(value, " ")
+	for j, u := range urls {
+		parts := strings.Split(u, ",")
+		for i, p := range parts {
+			parts[i] = RedactURL(p)
+		}
+		urls[j] = strings.Join(parts, ",")
 	}
-	return strings.Join(parts, ",")
+	return strings.Join(urls, " ")
 }
 
 // credentialParams are query parameters whose values RedactURL hides: any

@@ -61,3 +61,13 @@ func (s *Strings) Set(v string) error {
 	}
 	return nil
 }
+
+// lister is a flag that may be repeated (and given as a YAML list); its
+// String joins the items with sep.
+type lister interface {
+	list() []string
+	sep() string
+}
+
+func (s *Strings) list() []string { return *s }
+func (s *Strings) sep() string    { return "," }

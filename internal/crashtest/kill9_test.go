@@ -93,13 +93,18 @@ type server struct {
 // waits until it listens.
 func startHerald(t *testing.T, bin, dir string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "serve",
-		"--addr", "127.0.0.1:0",
+	return runHerald(t, bin,
 		"--data-dir", dir,
 		"--history-max-events", "0", // keep everything: the test checks all of it
 		"--history-max-age", "0",
-		"--publish-rate", "0", // the test publishes as fast as it can
-		"--log-format", "json")
+		"--publish-rate", "0") // the test publishes as fast as it can
+}
+
+// runHerald runs `herald serve` with args on a loopback port and waits
+// until it listens.
+func runHerald(t *testing.T, bin string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...)...)
 	cmd.Env = append(os.Environ(), "HERALD_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

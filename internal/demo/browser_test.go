@@ -132,6 +132,10 @@ func TestDemoPageInChromium(t *testing.T) {
 	p.click("start-task")
 	p.poll("Task started!", `document.getElementById("task-result").textContent === "Task started!" || document.querySelector('#log tr[data-type="COMPLETE"]') !== null`)
 	p.poll("COMPLETE", `document.querySelector('#log tr[data-type="COMPLETE"]') !== null`)
+	// Task numbers are log positions (unique across restarts and nodes),
+	// not 1, 2, 3: the newest row (first in the list) is this task's.
+	p.poll("the task's row", `document.querySelector('#tasks .task') !== null`)
+	n := browsertest.Eval[string](t, p.ctx, `document.querySelector('#tasks .task').dataset.task`)
 	rows = browsertest.Eval[[]logRow](t, p.ctx, readLog)
 	var steps []string
 	ids := map[string]bool{}
@@ -153,7 +157,7 @@ func TestDemoPageInChromium(t *testing.T) {
 		t.Fatalf("log shows %q, want %q", steps, want)
 	}
 	p.poll("bar at 100%", `(() => {
-		const bar = document.querySelector('#tasks .task[data-task="1"] .bar');
+		const bar = document.querySelector('#tasks .task[data-task="`+n+`"] .bar');
 		return bar && bar.getAttribute("aria-valuenow") === "100" && bar.querySelector(".fill").style.width === "100%" &&
 			bar.closest(".task").classList.contains("done");
 	})()`)
@@ -161,9 +165,10 @@ func TestDemoPageInChromium(t *testing.T) {
 	p.poll("Task started! cleared", `document.getElementById("task-result").textContent === ""`)
 	// The task stream ended with its final event; the EventSource's
 	// reconnect got 204 and it is closed for good, and the task stays done.
-	p.poll("task stream closed", `document.querySelector('#tasks .task[data-task="1"]').dataset.stream === "closed"`)
-	if ti := p.task(1); ti.State != "done" || ti.Pct != "done" {
-		t.Fatalf("task 1 after its stream closed: %+v, want done", ti)
+	p.poll("task stream closed", `document.querySelector('#tasks .task[data-task="`+n+`"]').dataset.stream === "closed"`)
+	num, _ := strconv.Atoi(n)
+	if ti := p.task(num); ti.State != "done" || ti.Pct != "done" {
+		t.Fatalf("task %s after its stream closed: %+v, want done", n, ti)
 	}
 	if s := browsertest.Eval[string](t, p.ctx, `document.getElementById("state").dataset.state`); s != "open" {
 		t.Fatalf("demo stream state %q after the task, want open", s)

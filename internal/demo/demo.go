@@ -7,9 +7,14 @@
 // "demo"; each task's PROGRESS events go to "demo" and to the task's own
 // topic "demo/task/<n>" (one message, one id), retained on both; its
 // COMPLETE event is published to "demo" (retained) and, as the final event,
-// to "demo/task/<n>". GET /sse/subscribe follows "demo", or with ?task=n one
-// task, so a page can follow the task it started without mixing it with
-// others.
+// to "demo/task/<n>". A task the server stops (a shutdown, or a crash found
+// at the next start) ends the same way with an INTERRUPTED event instead.
+// GET /sse/subscribe follows "demo", or with ?task=n one task, so a page can
+// follow the task it started without mixing it with others.
+//
+// A task's number n is the log position of a private message that
+// announces it on the topic "demo/tasks": unique among every node sharing
+// the broker, and growing across restarts as long as the log is kept.
 package demo
 
 import (
@@ -29,6 +34,8 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/journal"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/internal/transport"
 	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/internal/webui"
@@ -42,16 +49,31 @@ const Topic = "demo"
 // TaskTopic returns the topic of task n's own events.
 func TaskTopic(n int) string { return "demo/task/" + strconv.Itoa(n) }
 
+// TasksTopic carries the private messages whose positions number the
+// tasks.
+const TasksTopic = "demo/tasks"
+
+// JournalKind is the kind of a task in the node's journal.
+const JournalKind = "demo"
+
 // The demo's event types and texts, as the seed article has them.
 const (
 	TypeConnected = "CONNECTED"
 	TypeBroadcast = "BROADCAST"
 	TypeProgress  = "PROGRESS"
 	TypeComplete  = "COMPLETE"
+	// TypeInterrupted ends a task the server stopped before it completed.
+	TypeInterrupted = "INTERRUPTED"
 
 	ConnectedText = "You are successfully connected to SSE server!"
 	CompleteText  = "Task completed successfully!"
 	StartedText   = "Task started!"
+	// ShutdownText is the data of the INTERRUPTED event of a task stopped
+	// by a graceful shutdown.
+	ShutdownText = "Task interrupted: the server shut down before it completed."
+	// CrashText is the data of the INTERRUPTED event of a task found
+	// unfinished when the server started after a crash.
+	CrashText = "Task interrupted: the server stopped before it completed."
 )
 
 // TaskHeader is the response header of /sse/start-task that names the task
@@ -81,6 +103,10 @@ type Options struct {
 	Site webui.Site
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Journal, if set, records the running tasks, and ends with an
+	// INTERRUPTED event those that a crash left running when it is opened
+	// (New registers the demo's handler).
+	Journal *journal.Journal
 }
 
 // Demo serves the demo's endpoints and runs its tasks. Create it with New,
@@ -95,8 +121,12 @@ type Demo struct {
 
 	mu      sync.Mutex
 	closed  bool
-	last    int           // number of the last task started
-	running map[int]*task // by number
+	final   context.Context // bounds the INTERRUPTED events of a shutdown
+	last    pubsub.Position // newest final event of a task
+	running map[int]*task   // by number
+	// starting counts the tasks being numbered (they count against
+	// MaxTasks).
+	starting int
 }
 
 type task struct {
@@ -127,7 +157,9 @@ func New(o Options) *Demo {
 		panic("demo: " + err.Error())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Demo{o: o, connected: connected, ctx: ctx, cancel: cancel, running: make(map[int]*task)}
+	d := &Demo{o: o, connected: connected, ctx: ctx, cancel: cancel, final: context.Background(), running: make(map[int]*task)}
+	o.Journal.Handle(JournalKind, d.endInterrupted)
+	return d
 }
 
 // Namespace is the demo's reserved namespace: Topic and every task's
@@ -138,7 +170,7 @@ func Namespace() access.Namespace {
 		Name: "the demo",
 		Face: access.FaceDemo,
 		Match: func(t string) bool {
-			return t == Topic || strings.HasPrefix(t, "demo/task/")
+			return t == Topic || t == TasksTopic || strings.HasPrefix(t, "demo/task/")
 		},
 		Read:     access.ReachAnyone,
 		Writable: true,
@@ -164,13 +196,39 @@ func (d *Demo) Register(reg access.Registrar) error {
 	return nil
 }
 
-// Close stops the running tasks and waits for them. Later task requests get
-// 503.
-func (d *Demo) Close() {
+// Drain stops the running tasks: each ends its streams with an INTERRUPTED
+// event. It waits until they have, and the hub has fanned those events out
+// to the streams, or until ctx ends. Later task requests get 503.
+func (d *Demo) Drain(ctx context.Context) {
 	d.mu.Lock()
 	d.closed = true
+	d.final = ctx
 	d.mu.Unlock()
 	d.cancel()
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return
+	}
+	d.mu.Lock()
+	last := d.last
+	d.mu.Unlock()
+	if !last.IsZero() {
+		_ = d.o.Hub.Sync(ctx, last)
+	}
+}
+
+// Close stops the running tasks (see Drain, with 10 s for their last
+// events) and waits for them.
+func (d *Demo) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.Drain(ctx)
 	d.wg.Wait()
 }
 
@@ -236,7 +294,17 @@ func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: transport.LastEventID(r), CanSeePrivate: ad.CanSeePrivate})
+	lastID := transport.LastEventID(r)
+	if lastID == "" && n > 0 {
+		// A new follower of a task that has ended gets its final event
+		// (COMPLETE or INTERRUPTED), so that it learns how the task ended,
+		// then the stream ends; a follower that has it gets 204.
+		if lastID, err = d.beforeFinal(r.Context(), topic); err != nil {
+			access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("history unavailable: %v", err), RetryAfter: 1})
+			return
+		}
+	}
+	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: lastID, CanSeePrivate: ad.CanSeePrivate})
 	if err != nil {
 		d.o.Stream.Refuse(w, r, err)
 		return
@@ -246,28 +314,63 @@ func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
 
 var errNoTask = errors.New("no such task")
 
+// beforeFinal returns the id just before the final event of a task's
+// topic, "" while the task has none.
+func (d *Demo) beforeFinal(ctx context.Context, topic string) (string, error) {
+	snap, err := pubsub.LogOf(d.o.Hub.Broker(), topic).Read(ctx, pubsub.Query{Topics: []string{topic}})
+	if err != nil {
+		return "", err
+	}
+	f, ok := snap.Finals[topic]
+	if !ok || f.Offset == 0 {
+		return "", nil
+	}
+	return pubsub.Position{Epoch: f.Epoch, Offset: f.Offset - 1}.String(), nil
+}
+
 // taskOver reports whether task n has ended so long ago that its topic is
 // forgotten (the stream would never end: answer 204 at once). It returns
-// errNoTask for a task that was never started.
+// errNoTask for a number no task has had.
 func (d *Demo) taskOver(ctx context.Context, n int) (bool, error) {
 	d.mu.Lock()
-	last := d.last
 	_, running := d.running[n]
 	d.mu.Unlock()
-	switch {
-	case n > last:
-		return false, errNoTask
-	case running:
+	if running {
 		return false, nil
 	}
-	// A task leaves the running set after its final event, so a finished
-	// task's topic has a final position unless it was forgotten.
-	snap, err := d.o.Hub.Broker().Read(ctx, pubsub.Query{Topics: []string{TaskTopic(n)}})
+	topic := TaskTopic(n)
+	// Task numbers are positions in TasksTopic's log; the task's own topic
+	// may live on another shard, where all its events are.
+	b := pubsub.LogOf(d.o.Hub.Broker(), TasksTopic)
+	before := &pubsub.Position{Epoch: b.Epoch(), Offset: uint64(n - 1)}
+	tb := pubsub.LogOf(d.o.Hub.Broker(), topic)
+	since := before
+	if tb != b {
+		since = &pubsub.Position{Epoch: tb.Epoch()}
+	}
+	snap, err := tb.Read(ctx, pubsub.Query{Topics: []string{topic}, After: since})
 	if err != nil {
 		return false, err
 	}
-	_, remembered := snap.Finals[TaskTopic(n)]
-	return !remembered, nil
+	if _, ok := snap.Finals[topic]; ok || len(snap.Events) > 0 {
+		// Finished (its stream ends with the final event), or running
+		// here or on another node, or left by a crash (the next start of
+		// its node ends it).
+		return false, nil
+	}
+	// Started (on another node) but no step yet, if the message that
+	// numbered it is still in history.
+	snap, err = b.Read(ctx, pubsub.Query{Topics: []string{TasksTopic}, After: before})
+	if err != nil {
+		return false, err
+	}
+	if uint64(n) > snap.Head.Offset {
+		return false, errNoTask
+	}
+	if len(snap.Events) > 0 && snap.Events[0].Pos.Offset == uint64(n) {
+		return false, nil
+	}
+	return true, nil
 }
 
 // broadcast serves GET and POST /sse/broadcast?message=X.
@@ -319,7 +422,7 @@ func (d *Demo) form(w http.ResponseWriter, r *http.Request) (url.Values, error) 
 }
 
 func (d *Demo) publishFailed(w http.ResponseWriter, r *http.Request, err error) {
-	d.o.Logger.Warn("demo: publish failed", "err", err)
+	d.o.Stream.Metrics.Failed(outage.Publish, err)
 	access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("cannot publish: %v", err), RetryAfter: 1})
 }
 
@@ -340,13 +443,27 @@ func (d *Demo) startTask(w http.ResponseWriter, r *http.Request) {
 		d.mu.Unlock()
 		access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1})
 		return
-	case len(d.running) >= d.o.MaxTasks:
+	case len(d.running)+d.starting >= d.o.MaxTasks:
 		d.mu.Unlock()
 		access.Write(w, r, &access.Error{Status: http.StatusTooManyRequests, Msg: fmt.Sprintf("too many tasks running (limit %d); try again later", d.o.MaxTasks), RetryAfter: max(1, int(d.o.TaskInterval.Seconds()))})
 		return
 	}
-	d.last++
-	t := &task{n: d.last, progress: -1}
+	d.starting++
+	d.mu.Unlock()
+	n, err := d.number(r.Context())
+	d.mu.Lock()
+	d.starting--
+	switch {
+	case err != nil:
+		d.mu.Unlock()
+		d.publishFailed(w, r, err)
+		return
+	case d.closed:
+		d.mu.Unlock()
+		access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1})
+		return
+	}
+	t := &task{n: n, progress: -1}
 	d.running[t.n] = t
 	d.wg.Add(1)
 	d.mu.Unlock()
@@ -355,8 +472,24 @@ func (d *Demo) startTask(w http.ResponseWriter, r *http.Request) {
 	text(w, StartedText)
 }
 
+// number gives a new task its number: the position of a private message
+// announcing it (unique on every node of the broker, and growing across
+// restarts), and records it in the journal before it runs.
+func (d *Demo) number(ctx context.Context) (int, error) {
+	pos, err := d.o.Hub.Publish(ctx, &pubsub.Message{Topics: []string{TasksTopic}, Data: "task", Private: true})
+	if err != nil {
+		return 0, err
+	}
+	n := int(pos.Offset)
+	if err := d.o.Journal.Add(ctx, journal.Item{Kind: JournalKind, ID: strconv.Itoa(n)}); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
 // run simulates a task as the seed does: every interval a PROGRESS event,
-// 0% to 100% by tens, then COMPLETE. It stops when the Demo closes.
+// 0% to 100% by tens, then COMPLETE. When the Demo closes first, it ends
+// with INTERRUPTED instead.
 func (d *Demo) run(t *task) {
 	defer d.wg.Done()
 	defer func() {
@@ -370,33 +503,89 @@ func (d *Demo) run(t *task) {
 	for p := 0; p <= 100; p += 10 {
 		select {
 		case <-d.ctx.Done():
+			d.end(t, TypeInterrupted, ShutdownText)
 			return
 		case <-tick.C:
 		}
 		m := &pubsub.Message{Topics: both, Type: TypeProgress, Data: fmt.Sprintf("%d%% completed", p), Retain: true}
-		if !d.publish(t, m) {
+		if _, err := d.o.Hub.Publish(d.ctx, m); err != nil {
+			if d.ctx.Err() != nil {
+				d.end(t, TypeInterrupted, ShutdownText)
+				return
+			}
+			// The broker is down: the task's node ends it when it
+			// starts again, if it crashes meanwhile (the journal).
+			d.o.Stream.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
 			return
 		}
 		d.mu.Lock()
 		t.progress = p
 		d.mu.Unlock()
 	}
-	// The task's own topic ends with its COMPLETE event; the demo topic
-	// goes on, so it gets a COMPLETE event of its own.
-	if !d.publish(t, &pubsub.Message{Topics: []string{Topic}, Type: TypeComplete, Data: CompleteText, Retain: true}) {
-		return
-	}
-	d.publish(t, &pubsub.Message{Topics: []string{TaskTopic(t.n)}, Type: TypeComplete, Data: CompleteText, Retain: true, Final: true})
+	d.end(t, TypeComplete, CompleteText)
 }
 
-func (d *Demo) publish(t *task, m *pubsub.Message) bool {
-	if _, err := d.o.Hub.Publish(d.ctx, m); err != nil {
-		if d.ctx.Err() == nil {
-			d.o.Logger.Warn("demo: task stopped: publish failed", "task", t.n, "err", err)
-		}
-		return false
+// end publishes a task's last events, typ with data: one retained on the
+// demo topic (which goes on), and the final one of the task's topic.
+func (d *Demo) end(t *task, typ, data string) {
+	d.mu.Lock()
+	ctx := d.final // the shutdown's, once it started
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := d.o.Hub.Publish(ctx, &pubsub.Message{Topics: []string{Topic}, Type: typ, Data: data, Retain: true}); err != nil {
+		d.o.Stream.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
+		return
 	}
-	return true
+	pos, err := d.o.Hub.Publish(ctx, &pubsub.Message{Topics: []string{TaskTopic(t.n)}, Type: typ, Data: data, Retain: true, Final: true})
+	if err != nil {
+		d.o.Stream.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
+		return
+	}
+	d.o.Journal.Done(JournalKind, strconv.Itoa(t.n))
+	d.mu.Lock()
+	if pos.Epoch != d.last.Epoch || pos.Offset > d.last.Offset {
+		d.last = pos
+	}
+	d.mu.Unlock()
+}
+
+// endInterrupted ends the tasks that a crash left running (the journal's
+// leftovers) with an INTERRUPTED event, as a shutdown does. A task whose
+// topic has ended meanwhile is left as it is.
+func (d *Demo) endInterrupted(ctx context.Context, items []journal.Item) {
+	ended := 0
+	for _, it := range items {
+		n, err := strconv.Atoi(it.ID)
+		if err != nil || n < 1 {
+			d.o.Logger.Warn("demo: journal item with an invalid task number", "id", it.ID)
+			continue
+		}
+		topic := TaskTopic(n)
+		snap, err := d.o.Hub.Broker().Read(ctx, pubsub.Query{Topics: []string{topic}})
+		if err != nil {
+			d.o.Logger.Warn("demo: cannot read an interrupted task's topic", "task", n, "err", err)
+			continue
+		}
+		if _, done := snap.Finals[topic]; done {
+			continue
+		}
+		if _, err := d.o.Hub.Publish(ctx, &pubsub.Message{Topics: []string{Topic}, Type: TypeInterrupted, Data: CrashText, Retain: true}); err != nil {
+			d.o.Logger.Warn("demo: cannot end an interrupted task", "task", n, "err", err)
+			continue
+		}
+		_, err = d.o.Hub.Publish(ctx, &pubsub.Message{Topics: []string{topic}, Type: TypeInterrupted, Data: CrashText, Retain: true, Final: true})
+		switch {
+		case errors.Is(err, pubsub.ErrTopicFinished):
+		case err != nil:
+			d.o.Logger.Warn("demo: cannot end an interrupted task", "task", n, "err", err)
+		default:
+			ended++
+		}
+	}
+	if ended > 0 {
+		d.o.Logger.Info("demo: ended the tasks a crash had interrupted", "count", ended)
+	}
 }
 
 // TaskInfo describes a running task in the answer of GET /sse/tasks.

@@ -377,21 +377,27 @@ func TestStartTaskProgressThenComplete(t *testing.T) {
 			expectEvent(t, fin, "COMPLETE", demo.CompleteText)
 			own.expectEnd(t)
 
-			// The EventSource's reconnect, and any new subscription: 204.
-			for _, lastID := range []string{fin.ID, ""} {
-				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), nil)
-				if lastID != "" {
-					req.Header.Set("Last-Event-ID", lastID)
-				}
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusNoContent {
-					t.Fatalf("task %d finished, Last-Event-ID %q: status %d, want 204", n, lastID, resp.StatusCode)
-				}
+			// The EventSource's reconnect: 204, it stops.
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), nil)
+			req.Header.Set("Last-Event-ID", fin.ID)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
 			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				t.Fatalf("task %d finished, Last-Event-ID %q: status %d, want 204", n, fin.ID, resp.StatusCode)
+			}
+			// A new follower learns how it ended: the final event alone,
+			// with its id, then the end.
+			late := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
+			if ev := late.next(t); ev.Type != demo.TypeConnected {
+				t.Fatalf("late follower: first event %+v, want the greeting", ev)
+			}
+			if ev := late.next(t); ev.Type != demo.TypeComplete || ev.ID != fin.ID {
+				t.Fatalf("late follower of a finished task: %+v, want COMPLETE with id %s", ev, fin.ID)
+			}
+			late.expectEnd(t)
 		})
 	}
 }

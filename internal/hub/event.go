@@ -47,6 +47,13 @@ type Event struct {
 	Pos   pubsub.Position // KindPosition
 	Reset Reset           // KindReset
 
+	// id, when set, is the event's id for one subscriber: its position in
+	// each of the logs it reads (a subscription of topics on several
+	// shards). base, if set, is then the shared event of the same message
+	// (see Shared).
+	id   string
+	base *Event
+
 	memo   atomic.Pointer[memoEntry] // a list, newest first, never changed once published
 	memoMu sync.Mutex                // serialises the computations of Memo
 }
@@ -62,8 +69,14 @@ func NewMessageEvent(m *pubsub.Message) *Event {
 	return &Event{Kind: KindMessage, Msg: m}
 }
 
-// ID returns the event id a client sees, or "" for a reset.
+// ID returns the event id a client sees, or "" for a reset: for a
+// subscription of topics on several shards, a vector of its positions in
+// each log (see package pubsub/shard), which differs from subscriber to
+// subscriber.
 func (e *Event) ID() string {
+	if e.id != "" {
+		return e.id
+	}
 	switch e.Kind {
 	case KindMessage:
 		return e.Msg.Pos.String()
@@ -72,6 +85,12 @@ func (e *Event) ID() string {
 	}
 	return ""
 }
+
+// Shared returns the event shared by every subscriber of the message e
+// stands for, when e is one subscriber's copy of it with an id of its own
+// (see ID); otherwise nil. A transport encodes what does not depend on the
+// id once, on the shared event (Memo), and adds the id per subscriber.
+func (e *Event) Shared() *Event { return e.base }
 
 // Memo returns the bytes f computes for key, calling f once per event and
 // key however many subscribers ask: a transport (or a face with a wire

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/shard"
 )
 
 // Errors returned by Subscribe and reported by Subscription.Err.
@@ -62,25 +65,33 @@ type Options struct {
 	// QueueBytes caps each subscriber's queue of undelivered events.
 	// Default 4 MiB.
 	QueueBytes int
+	// Linger is how long the hub keeps listening to a log (a shard) after
+	// its last local subscription ended, so that a client reconnecting at
+	// once does not make the hub start again. Default 2s; negative stops
+	// at once.
+	Linger time.Duration
 	// Logger receives the hub's logs. Default slog.Default().
 	Logger *slog.Logger
 }
 
-const numShards = 64
+const numStripes = 64
 
 // Hub fans out a broker's messages to local subscriptions. Create one with
 // New, start it with Run. All methods are safe for concurrent use.
 type Hub struct {
 	broker     pubsub.Broker
+	sharded    pubsub.Sharded // nil: the broker is one log
+	logs       []*logState    // the broker's logs: its shards, or itself
 	queueBytes int
+	linger     time.Duration
 	log        *slog.Logger
 	seed       maphash.Seed
-	shards     [numShards]shard
+	stripes    [numStripes]stripe
 
-	// listening, if the broker can tell, is closed once Run's Listen has
-	// taken effect; Subscribe waits for it (see pubsub.ListenNotifier).
-	listening <-chan struct{}
-	done      chan struct{} // closed by Close
+	running chan struct{}   // closed by Run once runCtx is set
+	runCtx  context.Context // Run's context: listeners live within it
+	runOnce sync.Once
+	done    chan struct{} // closed by Close
 
 	mu     sync.Mutex // guards closed and all
 	closed bool
@@ -89,7 +100,8 @@ type Hub struct {
 	stats counters
 }
 
-type shard struct {
+// stripe is one lock stripe of the topic index.
+type stripe struct {
 	mu     sync.RWMutex
 	topics map[string]*topicSubs
 }
@@ -101,7 +113,8 @@ type topicSubs struct {
 	delivered atomic.Uint64 // messages of this topic fanned out here
 }
 
-// New returns a Hub over b.
+// New returns a Hub over b. When b is pubsub.Sharded, the hub reads,
+// listens and resumes per shard.
 func New(b pubsub.Broker, opts *Options) *Hub {
 	var o Options
 	if opts != nil {
@@ -110,15 +123,24 @@ func New(b pubsub.Broker, opts *Options) *Hub {
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = 4 << 20
 	}
+	if o.Linger == 0 {
+		o.Linger = 2 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	h := &Hub{broker: b, queueBytes: o.QueueBytes, log: o.Logger, seed: maphash.MakeSeed(), all: make(map[*Subscription]struct{}), done: make(chan struct{})}
-	if ln, ok := b.(pubsub.ListenNotifier); ok {
-		h.listening = ln.Listening()
+	h := &Hub{broker: b, queueBytes: o.QueueBytes, linger: o.Linger, log: o.Logger, seed: maphash.MakeSeed(),
+		all: make(map[*Subscription]struct{}), running: make(chan struct{}), done: make(chan struct{})}
+	logs := []pubsub.Broker{b}
+	if sb, ok := b.(pubsub.Sharded); ok {
+		h.sharded = sb
+		logs = sb.Shards()
 	}
-	for i := range h.shards {
-		h.shards[i].topics = make(map[string]*topicSubs)
+	for k, lb := range logs {
+		h.logs = append(h.logs, &logState{h: h, k: k, broker: lb})
+	}
+	for i := range h.stripes {
+		h.stripes[i].topics = make(map[string]*topicSubs)
 	}
 	return h
 }
@@ -126,27 +148,75 @@ func New(b pubsub.Broker, opts *Options) *Hub {
 // Broker returns the hub's broker.
 func (h *Hub) Broker() pubsub.Broker { return h.broker }
 
-// Run receives the broker's live messages until ctx ends. Subscriptions get
-// live events only while Run runs: when the broker implements
-// pubsub.ListenNotifier, Subscribe waits until Run listens.
-func (h *Hub) Run(ctx context.Context) error {
-	return h.broker.Listen(ctx, h)
+// Shards returns the number of logs the hub reads (1 unless the broker
+// is sharded).
+func (h *Hub) Shards() int { return len(h.logs) }
+
+// ShardOf returns the log (shard) of topic.
+func (h *Hub) ShardOf(topic string) int {
+	if h.sharded == nil {
+		return 0
+	}
+	return h.sharded.ShardOf(topic)
 }
 
-// waitListening returns once the broker delivers live messages to the hub
-// (at once if the broker cannot tell), or with an error when ctx ends or
-// the hub closes first.
-func (h *Hub) waitListening(ctx context.Context) error {
-	if h.listening == nil {
-		return nil
+// ShardStat describes the hub's reading of one log (shard).
+type ShardStat struct {
+	Shard     int
+	Listening bool   // the hub listens to it now
+	Received  uint64 // messages received from it
+}
+
+// ShardStats describes the hub's reading of each of its logs.
+func (h *Hub) ShardStats() []ShardStat {
+	out := make([]ShardStat, len(h.logs))
+	for k, ls := range h.logs {
+		out[k] = ShardStat{Shard: k, Listening: ls.listening(), Received: ls.count.Load()}
 	}
+	return out
+}
+
+// Listening reports, for each log, whether the hub listens to it now
+// (only while a local subscription needs it).
+func (h *Hub) Listening() []bool {
+	out := make([]bool, len(h.logs))
+	for k, ls := range h.logs {
+		out[k] = ls.listening()
+	}
+	return out
+}
+
+// Run lets subscriptions receive live events until ctx ends: while it
+// runs, the hub listens to each log that a local subscription needs
+// (Subscribe waits until Run has started). It returns nil when ctx ends,
+// once every listener has stopped.
+func (h *Hub) Run(ctx context.Context) error {
+	first := false
+	h.runOnce.Do(func() {
+		h.runCtx = ctx
+		close(h.running)
+		first = true
+	})
+	if !first {
+		return errors.New("hub: Run called twice")
+	}
+	<-ctx.Done()
+	for _, ls := range h.logs {
+		ls.halt()
+	}
+	return nil
+}
+
+// waitRunning returns once Run has started, or with an error when ctx
+// ends or the hub closes first.
+func (h *Hub) waitRunning(ctx context.Context) error {
 	select {
-	case <-h.listening:
+	case <-h.running:
 		return nil
 	default:
 	}
 	select {
-	case <-h.listening:
+	case <-h.running:
 		return nil
 	case <-h.done:
 		return ErrClosed
@@ -170,22 +240,22 @@ func (h *Hub) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Position, 
 	return pos, err
 }
 
-func (h *Hub) shard(topic string) *shard {
-	return &h.shards[maphash.String(h.seed, topic)%numShards]
+func (h *Hub) stripe(topic string) *stripe {
+	return &h.stripes[maphash.String(h.seed, topic)%numStripes]
 }
 
-// HandleMessage fans m out to the local subscribers of its topics. It
-// implements pubsub.Handler.
+// fanOut hands m, a message of log k, to the local subscribers of its
+// topics.
 //
 // The subscriptions are signalled (Ready, and their Notify callbacks run)
-// once every shard lock is released: a transport's callback takes its own
+// once every stripe lock is released: a transport's callback takes its own
 // locks, which must never nest inside the hub's (see the lock order in
 // doc.go).
-func (h *Hub) HandleMessage(m *pubsub.Message) {
+func (h *Hub) fanOut(k int, m *pubsub.Message) {
 	var ev *Event
 	woken := wokenPool.Get().(*[]*Subscription)
 	for _, t := range m.Topics {
-		sh := h.shard(t)
+		sh := h.stripe(t)
 		sh.mu.RLock()
 		if ts := sh.topics[t]; ts != nil {
 			if ev == nil {
@@ -193,7 +263,7 @@ func (h *Hub) HandleMessage(m *pubsub.Message) {
 			}
 			ts.delivered.Add(1)
 			for _, s := range ts.subs {
-				if s.offer(ev) {
+				if s.offer(ev, k) {
 					*woken = append(*woken, s)
 				}
 			}
@@ -208,16 +278,54 @@ func (h *Hub) HandleMessage(m *pubsub.Message) {
 	wokenPool.Put(woken)
 }
 
-// wokenPool holds HandleMessage's lists of subscriptions to signal.
+// wokenPool holds fanOut's lists of subscriptions to signal.
 var wokenPool = sync.Pool{New: func() any { return new([]*Subscription) }}
 
-// HandleEpoch ends every subscription: their positions mean nothing in the
-// new epoch, and on reconnecting each client is told so. It implements
-// pubsub.Handler.
+// logOf returns the log whose current epoch is epoch, or -1.
+func (h *Hub) logOf(epoch string) int {
+	for k, ls := range h.logs {
+		if ls.broker.Epoch() == epoch {
+			return k
+		}
+	}
+	return -1
+}
+
+// HandleMessage fans m out to the local subscribers of its topics, as if
+// the listener of its log (the one whose epoch it carries) received it.
+// It implements pubsub.Handler, for tests and tools; the hub listens to
+// its logs itself.
+func (h *Hub) HandleMessage(m *pubsub.Message) {
+	k := max(h.logOf(m.Pos.Epoch), 0)
+	h.fanOut(k, m)
+	h.logs[k].receivedUpTo(m.Pos.Offset)
+}
+
+// HandleEpoch ends every subscription, as if every log changed epoch. It
+// implements pubsub.Handler, for tests and tools.
 func (h *Hub) HandleEpoch(epoch string) {
-	h.log.Warn("broker epoch changed: history was lost or recreated; ending all streams", "epoch", epoch)
+	for k := range h.logs {
+		h.epochChanged(k, epoch)
+	}
+}
+
+// epochChanged ends the subscriptions that read log k: their positions
+// there mean nothing in the new epoch, and on reconnecting each client is
+// told so.
+func (h *Hub) epochChanged(k int, epoch string) {
+	h.log.Warn("broker epoch changed: history was lost or recreated; ending the streams that read it", "shard", k, "epoch", epoch)
+	ls := h.logs[k]
+	ls.receivedUpTo(^uint64(0)) // positions waited for are gone
+	ls.received.Store(0)
+	h.endLog(k, ErrEpochChanged)
+}
+
+// endLog ends the subscriptions that read log k with err.
+func (h *Hub) endLog(k int, err error) {
 	for _, s := range h.subscriptions() {
-		s.end(ErrEpochChanged)
+		if s.reads(k) {
+			s.end(err)
+		}
 	}
 }
 
@@ -229,6 +337,22 @@ func (h *Hub) subscriptions() []*Subscription {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Sync returns once the hub has fanned out the message at pos to its
+// subscriptions (at once with a broker that delivers before Publish
+// returns; after the broker's listener got it otherwise), or at once when
+// the hub does not listen to pos's log (no local subscription reads it),
+// or pos is of no current epoch; or when the epoch changes, or ctx ends
+// (then with its error). A feature that publishes final events while
+// shutting down calls it before the hub closes its streams, so that they
+// end with those events.
+func (h *Hub) Sync(ctx context.Context, pos pubsub.Position) error {
+	k := h.logOf(pos.Epoch)
+	if k < 0 {
+		return nil
+	}
+	return h.logs[k].sync(ctx, pos)
 }
 
 // Close ends every subscription (they drain what is queued, then end) and
@@ -270,8 +394,8 @@ type TopicStat struct {
 // TopicStats returns the topics that have local subscribers.
 func (h *Hub) TopicStats() []TopicStat {
 	var out []TopicStat
-	for i := range h.shards {
-		sh := &h.shards[i]
+	for i := range h.stripes {
+		sh := &h.stripes[i]
 		sh.mu.RLock()
 		for t, ts := range sh.topics {
 			if n := len(ts.subs) - ts.internal; n > 0 {
@@ -286,8 +410,8 @@ func (h *Hub) TopicStats() []TopicStat {
 // TopicCounts returns the number of local subscribers of each topic.
 func (h *Hub) TopicCounts() map[string]int {
 	out := make(map[string]int)
-	for i := range h.shards {
-		sh := &h.shards[i]
+	for i := range h.stripes {
+		sh := &h.stripes[i]
 		sh.mu.RLock()
 		for t, ts := range sh.topics {
 			if n := len(ts.subs) - ts.internal; n > 0 {
@@ -308,7 +432,7 @@ func (h *Hub) register(s *Subscription) error {
 	h.all[s] = struct{}{}
 	h.mu.Unlock()
 	for _, t := range s.topics {
-		sh := h.shard(t)
+		sh := h.stripe(t)
 		sh.mu.Lock()
 		ts := sh.topics[t]
 		if ts == nil {
@@ -337,7 +461,7 @@ func (h *Hub) unregister(s *Subscription) {
 		return
 	}
 	for _, t := range s.topics {
-		sh := h.shard(t)
+		sh := h.stripe(t)
 		sh.mu.Lock()
 		if ts := sh.topics[t]; ts != nil {
 			if i, ok := ts.idx[s]; ok {
@@ -412,4 +536,40 @@ func (c *counters) reset(reason string) {
 	case ReasonInvalidID:
 		c.resetInvalidID.Add(1)
 	}
+}
+
+// Earliest returns the event id that stands before the first event of
+// every log of topics: resuming from it replays all the history they have.
+func (h *Hub) Earliest(topics []string) string {
+	var entries []shard.Entry
+	for _, t := range topics {
+		k := h.ShardOf(t)
+		if !slices.ContainsFunc(entries, func(e shard.Entry) bool { return e.Shard == k }) {
+			entries = append(entries, shard.Entry{Shard: k, Pos: pubsub.Position{Epoch: h.logs[k].broker.Epoch()}})
+		}
+	}
+	if len(entries) == 0 {
+		return pubsub.Position{Epoch: h.logs[0].broker.Epoch()}.String()
+	}
+	slices.SortFunc(entries, func(a, b shard.Entry) int { return a.Shard - b.Shard })
+	return shard.FormatID(entries)
+}
+
+// KnownID reports whether id is an event id of the hub's logs in their
+// current epochs (a position, or a vector of positions).
+func (h *Hub) KnownID(id string) bool {
+	epochs := make([]string, len(h.logs))
+	for k, ls := range h.logs {
+		epochs[k] = ls.broker.Epoch()
+	}
+	entries, err := shard.ParseID(id, epochs)
+	if err != nil || len(entries) == 0 {
+		return false
+	}
+	for _, e := range entries {
+		if e.Shard < 0 || e.Pos.Epoch == "" {
+			return false
+		}
+	}
+	return true
 }

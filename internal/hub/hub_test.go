@@ -209,6 +209,44 @@ func TestPreludeResets(t *testing.T) {
 	}
 }
 
+// After any reset, each topic's retained message comes first (in position
+// order with the history kept), as a new subscriber gets it, then live
+// events: a progress bar resumed after a reset shows the current value.
+func TestPreludeRetainedAfterReset(t *testing.T) {
+	for _, tc := range []struct {
+		name, lastID, want string
+	}{
+		{"history truncated", "epoch1-1", "reset:history-truncated 20% p-log3 p-log4 q-state q-log6"},
+		{"epoch changed", "oldepoch-3", "reset:epoch-changed 20% p-log3 p-log4 q-state q-log6"},
+		{"unparseable id", "garbage", "reset:invalid-id 20% p-log3 p-log4 q-state q-log6"},
+		{"id from the future", "epoch1-99", "reset:invalid-id 20% p-log3 p-log4 q-state q-log6"},
+		{"exact resume gets history only", "epoch1-2", "p-log3 p-log4 q-state q-log6"},
+		{"exact resume at the head", "epoch1-6", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, pubsub.Retention{MaxEvents: 2}, nil)
+			e.publish(&pubsub.Message{Topics: []string{"p"}, Data: "10%", Retain: true})     // 1
+			e.publish(&pubsub.Message{Topics: []string{"p"}, Data: "20%", Retain: true})     // 2
+			e.pub("p-log3", "p")                                                             // 3: 10% evicted
+			e.pub("p-log4", "p")                                                             // 4: 20% evicted, still p's state
+			e.publish(&pubsub.Message{Topics: []string{"q"}, Data: "q-state", Retain: true}) // 5, in q's history
+			e.pub("q-log6", "q")                                                             // 6
+
+			s := e.subscribe(tc.lastID, "p", "q")
+			evs, open := pending(s)
+			got := descs(evs)
+			if got != tc.want && got != strings.TrimSpace(tc.want+" pos:6") || !open {
+				t.Fatalf("prelude %q (open %v), want %q", got, open, tc.want)
+			}
+			live := e.pub("live", "p")
+			evs, _ = take(t, s, 1)
+			if len(evs) != 1 || evs[0].Msg != live {
+				t.Fatalf("live event after the prelude: %q", descs(evs))
+			}
+		})
+	}
+}
+
 // An empty log after a reset still gives the client a position.
 func TestResetOnEmptyHistoryGivesPosition(t *testing.T) {
 	e := newEnv(t, pubsub.Retention{}, nil)
@@ -366,17 +404,50 @@ func TestHiddenFinal(t *testing.T) {
 	}
 }
 
-// A topic whose final message left history (the byte cap) is finished all
-// the same: a client that resumes from before gets a reset and the end, not
-// a stream that waits forever.
-func TestEvictedFinal(t *testing.T) {
-	e := newEnv(t, pubsub.Retention{MaxBytes: 1000}, nil)
-	e.pub("x", "job")
-	e.publish(&pubsub.Message{Topics: []string{"job"}, Data: "done", Final: true})
-	for range 10 {
-		e.pub(strings.Repeat("y", 200), "noise")
+// finalsEvicted is a broker whose history has lost the final messages (the
+// memory broker's bounds never evict a topic's newest message, but a
+// broker may lose it, e.g. by age just before it forgets the topic).
+type finalsEvicted struct{ *memory.Broker }
+
+func (b finalsEvicted) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, error) {
+	snap, err := b.Broker.Read(ctx, q)
+	kept := snap.Events[:0:0]
+	for _, m := range snap.Events {
+		if m.Final {
+			snap.Truncated = true
+			continue
+		}
+		kept = append(kept, m)
 	}
-	s := e.subscribe("epoch1-1", "job")
+	snap.Events = kept
+	return snap, err
+}
+
+// A topic whose final message left history is finished all the same: a
+// client that resumes from before gets a reset and the end, not a stream
+// that waits forever.
+func TestEvictedFinal(t *testing.T) {
+	b := memory.New(&memory.Options{Epoch: "epoch1"})
+	defer b.Close()
+	h := hub.New(finalsEvicted{b}, nil)
+	defer h.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-ran
+	}()
+	for _, m := range []*pubsub.Message{{Topics: []string{"job"}, Data: "x"}, {Topics: []string{"job"}, Data: "done", Final: true}} {
+		if _, err := h.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := h.Subscribe(ctx, hub.Request{Topics: []string{"job"}, LastEventID: "epoch1-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	evs, open := take(t, s, 5)
 	if open || !strings.HasPrefix(descs(evs), "reset:history-truncated pos:") || !errors.Is(s.Err(), hub.ErrFinished) {
 		t.Fatalf("prelude %q open %v err %v", descs(evs), open, s.Err())
@@ -702,4 +773,42 @@ func followWithReconnects(ctx context.Context, h *hub.Hub, topics []string, want
 		reconnects++
 	}
 	return nil
+}
+
+// TestSync: Sync returns once the hub has fanned out the message at a
+// position, at once for one it has, with the context's error when it ends
+// first, and at once for a position of another epoch.
+func TestSync(t *testing.T) {
+	e := newEnv(t, pubsub.Retention{}, nil)
+	e.subscribe("", "a") // Run listens: the hub gets what is published from now on
+	m := e.pub("1", "a")
+	ctx := context.Background()
+	if err := e.hub.Sync(ctx, m.Pos); err != nil {
+		t.Fatalf("Sync of a delivered message: %v", err)
+	}
+	next := pubsub.Position{Epoch: m.Pos.Epoch, Offset: m.Pos.Offset + 1}
+	done := make(chan error, 1)
+	go func() { done <- e.hub.Sync(ctx, next) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Sync of a message not published yet returned %v", err)
+	default:
+	}
+	e.pub("2", "b")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Sync did not return after the message was delivered")
+	}
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := e.hub.Sync(short, pubsub.Position{Epoch: m.Pos.Epoch, Offset: 99}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sync with an ended context: %v, want context.Canceled", err)
+	}
+	if err := e.hub.Sync(ctx, pubsub.Position{Epoch: "other", Offset: 99}); err != nil {
+		t.Fatalf("Sync of another epoch: %v, want nil at once", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/shard"
 )
 
 // Request describes a subscription.
@@ -48,28 +49,39 @@ type Subscription struct {
 	hub           *Hub
 	internal      bool
 	topics        []string
+	logs          []int // the logs (shards) of its topics, ascending
 	canSeePrivate func(string) bool
 	match         func(*pubsub.Message) bool
 	notify        chan struct{}
 	wake          atomic.Pointer[func()] // see Notify
+	closeOnce     sync.Once
+	acquired      int // logs acquired (interest), in order of logs
 
 	mu        sync.Mutex
 	queue     []*Event
 	qbytes    int
-	last      uint64          // highest offset queued
+	pending   []pendingEvent  // live events offered before the prelude was built
+	last      []uint64        // per log: highest offset queued
+	fp        string          // several logs: the fingerprint of their epochs (ids)
 	open      map[string]bool // topics not finished yet; nil until the prelude is built
 	ended     bool
 	err       error
 	preludeOK bool
 }
 
+// pendingEvent is a live event of log k offered before the prelude.
+type pendingEvent struct {
+	ev *Event
+	k  int
+}
+
 // Subscribe registers a subscription and computes its prelude. It returns
 // ErrFinished when every topic is finished and the client already has the
 // final events, ErrClosed when the hub is closing, and the broker's error if
-// the snapshot cannot be read. If the broker can tell (see
-// pubsub.ListenNotifier), it first waits until Run listens, so that no
-// message published after the snapshot is missed. The caller must Close
-// the subscription.
+// the snapshot cannot be read. It first waits until Run runs and the hub
+// listens to the logs of the topics (which it starts doing, if no other
+// subscription needed them), so that no message published after the
+// snapshot is missed. The caller must Close the subscription.
 func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error) {
 	topics := dedupe(req.Topics)
 	if len(topics) == 0 {
@@ -81,149 +93,99 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 		}
 	}
 	s := &Subscription{hub: h, topics: topics, canSeePrivate: req.CanSeePrivate, match: req.Match, internal: req.Internal, notify: make(chan struct{}, 1)}
-
-	var (
-		q      = pubsub.Query{Topics: topics}
-		reason string
-	)
-	if req.LastEventID != "" {
-		pos, err := pubsub.ParsePosition(req.LastEventID)
-		if err != nil {
-			reason = ReasonInvalidID
-			// A position in no epoch: the broker reads the log from the start.
-			pos = pubsub.Position{}
+	byLog := make(map[int][]string)
+	for _, t := range topics {
+		k := h.ShardOf(t)
+		if byLog[k] == nil {
+			s.logs = append(s.logs, k)
 		}
-		q.After = &pos
+		byLog[k] = append(byLog[k], t)
 	}
-	if err := h.waitListening(ctx); err != nil {
+	slices.Sort(s.logs)
+	s.last = make([]uint64, len(s.logs))
+
+	if err := h.waitRunning(ctx); err != nil {
 		return nil, err
 	}
 	if err := h.register(s); err != nil {
 		return nil, err
 	}
-	snap, err := h.broker.Read(ctx, q)
+	for _, k := range s.logs {
+		probe := func() error {
+			_, err := h.logs[k].broker.Read(ctx, pubsub.Query{Topics: byLog[k]})
+			return err
+		}
+		if err := h.logs[k].acquire(ctx, probe); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.acquired++
+	}
+	p, err := h.prelude(ctx, s, req.LastEventID, byLog)
 	if err != nil {
-		h.unregister(s)
-		return nil, fmt.Errorf("hub: read snapshot: %w", err)
-	}
-	if reason == "" && q.After != nil {
-		switch {
-		case snap.EpochChanged:
-			reason = ReasonEpochChanged
-		case q.After.Offset > snap.Head.Offset:
-			// Same epoch but from the future: not an id this log made.
-			reason = ReasonInvalidID
-			snap, err = h.broker.Read(ctx, pubsub.Query{Topics: topics, After: &pubsub.Position{}})
-			if err != nil {
-				h.unregister(s)
-				return nil, fmt.Errorf("hub: read snapshot: %w", err)
-			}
-		case snap.Truncated:
-			reason = ReasonTruncated
-		}
-	}
-
-	// Which topics are still open for this client.
-	after := uint64(0)
-	if q.After != nil && reason != ReasonEpochChanged && reason != ReasonInvalidID {
-		after = q.After.Offset
-	}
-	open := make(map[string]bool, len(topics))
-	for _, t := range topics {
-		f, finished := snap.Finals[t]
-		if finished && (q.After == nil || (reason == "" || reason == ReasonTruncated) && after >= f.Offset) {
-			continue // the client has the end already (or joins after it)
-		}
-		open[t] = true
-	}
-	if len(open) == 0 {
-		h.unregister(s)
-		return nil, ErrFinished
-	}
-
-	prelude := make([]*Event, 0, len(snap.Events)+len(snap.Retained)+2)
-	if reason != "" {
-		h.stats.reset(reason)
-		prelude = append(prelude, &Event{Kind: KindReset, Reset: Reset{Reason: reason, LastEventID: req.LastEventID}})
-	}
-	history := snap.Events
-	if q.After == nil {
-		history = snap.Retained
-	}
-	// The prelude is built before taking s.mu: live messages are offered
-	// under the broker's lock, and a long replay must not hold up the
-	// publisher.
-	finished := false
-	closeTopics := func(m *pubsub.Message) {
-		if !m.Final {
-			return
-		}
-		for _, t := range m.Topics {
-			delete(open, t)
-		}
-		finished = len(open) == 0
-	}
-	replayed := 0
-	for _, m := range history {
-		if finished {
-			break
-		}
-		if !s.visible(m) {
-			if m.Final {
-				// The client may not see it but must learn the end.
-				prelude = append(prelude, hiddenFinal(m))
-				closeTopics(m)
-			}
-			continue
-		}
-		prelude = append(prelude, NewMessageEvent(m))
-		replayed++
-		closeTopics(m)
-	}
-	if q.After != nil {
-		h.stats.replayed.Add(uint64(replayed))
-	}
-	if !finished {
-		// A topic whose final message is no longer in history (evicted)
-		// is finished all the same.
-		for t := range open {
-			if _, ok := snap.Finals[t]; ok {
-				delete(open, t)
-			}
-		}
-		finished = len(open) == 0
-		if finished || !endsAt(prelude, snap.Head) {
-			prelude = append(prelude, &Event{Kind: KindPosition, Pos: snap.Head})
-		}
+		s.Close()
+		return nil, err
 	}
 
 	s.mu.Lock()
-	s.open = open
-	if finished && !s.ended {
+	s.open = p.open
+	if p.finished && !s.ended {
 		s.ended, s.err = true, ErrFinished
 	}
-	// Keep the live events that came after the snapshot.
-	live := s.queue
-	s.queue = prelude
+	s.queue = p.events
 	s.qbytes = 0
-	s.last = snap.Head.Offset
-	for _, ev := range live {
+	s.last = p.heads
+	s.fp = p.fp
+	s.preludeOK = true
+	// The live events that came while the prelude was built: those after
+	// the snapshots' heads follow it.
+	pending := s.pending
+	s.pending = nil
+	for _, pe := range pending {
 		if s.ended {
 			break
 		}
-		// Live events are in log order; a message with several of our
-		// topics was offered once per topic.
-		if ev.Msg.Pos.Offset > s.last && ev.Msg.Pos.Epoch == snap.Head.Epoch {
-			s.last = ev.Msg.Pos.Offset
-			s.queue = append(s.queue, ev)
-			s.qbytes += ev.size()
-			s.closeTopics(ev.Msg)
-		}
+		s.offerLocked(pe.ev, pe.k)
 	}
-	s.preludeOK = true
 	s.mu.Unlock()
 	s.signal()
 	return s, nil
+}
+
+// reads reports whether the subscription reads log k.
+func (s *Subscription) reads(k int) bool {
+	_, ok := slices.BinarySearch(s.logs, k)
+	return ok
+}
+
+// logIndex returns the index of log k in s.logs.
+func (s *Subscription) logIndex(k int) int {
+	if len(s.logs) == 1 {
+		return 0
+	}
+	i, _ := slices.BinarySearch(s.logs, k)
+	return i
+}
+
+// withState merges the retained messages into events, in position order,
+// leaving out those that events hold already.
+func withState(retained, events []*pubsub.Message) []*pubsub.Message {
+	if len(retained) == 0 {
+		return events
+	}
+	out := make([]*pubsub.Message, 0, len(retained)+len(events))
+	i := 0
+	for _, r := range retained {
+		for i < len(events) && events[i].Pos.Offset < r.Pos.Offset {
+			out = append(out, events[i])
+			i++
+		}
+		if i < len(events) && events[i].Pos.Offset == r.Pos.Offset {
+			continue // in history already
+		}
+		out = append(out, r)
+	}
+	return append(out, events[i:]...)
 }
 
 // endsAt reports whether the last event of evs is the message at pos, which
@@ -288,43 +250,114 @@ func (s *Subscription) closeTopics(m *pubsub.Message) {
 	}
 }
 
-// offer queues a live event. Called by the hub with the shard lock held;
-// it reports whether the subscription must be signalled, which the hub
-// does once the shard lock is released.
-func (s *Subscription) offer(ev *Event) (signal bool) {
-	m := ev.Msg
+// offer queues a live event of log k. Called by the hub with the stripe
+// lock held; it reports whether the subscription must be signalled (its
+// queue or its state changed), which the hub does once the stripe lock is
+// released.
+func (s *Subscription) offer(ev *Event, k int) (signal bool) {
 	s.mu.Lock()
-	if s.ended || m.Pos.Offset <= s.last && s.preludeOK {
+	if !s.preludeOK {
+		if !s.ended {
+			s.pending = append(s.pending, pendingEvent{ev, k})
+		}
 		s.mu.Unlock()
 		return false
 	}
-	if s.preludeOK {
-		s.last = m.Pos.Offset
+	queued, ended := len(s.queue), s.ended
+	slow := s.offerLocked(ev, k)
+	signal = len(s.queue) != queued || s.ended != ended
+	s.mu.Unlock()
+	if slow > 0 {
+		s.hub.stats.slow.Add(1)
+		s.hub.stats.dropped.Add(uint64(slow))
 	}
-	if !s.visible(m) {
+	return signal
+}
+
+// offerLocked queues a live event of log k after the prelude: unless the
+// subscriber has it (at or below its position there), or takes it from
+// another log (see shard.Skip), or may not see it (a final message it may
+// not see still ends its topics, as a position). It returns how many
+// events were dropped when the queue overflowed (the subscription is then
+// cut off). s.mu is held.
+func (s *Subscription) offerLocked(ev *Event, k int) (dropped int) {
+	m := ev.Msg
+	i := s.logIndex(k)
+	if s.ended || m.Pos.Offset <= s.last[i] {
+		return 0
+	}
+	s.last[i] = m.Pos.Offset
+	if !s.takes(m, k) {
 		if !m.Final {
-			s.mu.Unlock()
-			return false
+			return 0
 		}
-		ev = hiddenFinal(m)
+		ev = s.positionOf(m)
+	} else if len(s.logs) > 1 {
+		ev = &Event{Kind: KindMessage, Msg: m, base: ev, id: s.idLocked()}
 	}
 	size := ev.size()
 	if s.qbytes+size > s.hub.queueBytes {
 		n := len(s.queue)
 		s.queue, s.qbytes = nil, 0
 		s.ended, s.err = true, ErrSlowConsumer
-		s.mu.Unlock()
-		s.hub.stats.slow.Add(1)
-		s.hub.stats.dropped.Add(uint64(n + 1))
-		return true
+		return n + 1
 	}
 	s.queue = append(s.queue, ev)
 	s.qbytes += size
-	if s.preludeOK {
-		s.closeTopics(m)
+	s.closeTopics(m)
+	return 0
+}
+
+// takes reports whether the subscriber gets m (of log k) as an event: it
+// may see it, and it takes it from no lower log (an event split over
+// shards is taken once, from the lowest shard whose copy the subscriber
+// may see).
+func (s *Subscription) takes(m *pubsub.Message, k int) bool {
+	if !s.visible(m) {
+		return false
 	}
-	s.mu.Unlock()
+	if len(m.Also) == 0 || len(s.logs) == 1 || s.hub.sharded == nil {
+		return true
+	}
+	for _, j := range s.logs {
+		if j >= k {
+			break
+		}
+		var on, rest []string
+		for _, t := range m.Also {
+			if s.hub.ShardOf(t) == j {
+				on = append(on, t)
+			} else {
+				rest = append(rest, t)
+			}
+		}
+		if !slices.ContainsFunc(on, s.follows) {
+			continue
+		}
+		sib := *m
+		sib.Topics, sib.Also = on, append(rest, m.Topics...)
+		if s.visible(&sib) {
+			return false
+		}
+	}
 	return true
+}
+
+// positionOf returns the id-only event that stands for m, a final message
+// the subscriber does not take: its position moves on past it.
+func (s *Subscription) positionOf(m *pubsub.Message) *Event {
+	ev := hiddenFinal(m)
+	if len(s.logs) > 1 {
+		ev.id = s.idLocked()
+	}
+	return ev
+}
+
+// idLocked returns the subscriber's position in its logs as an event id:
+// a vector (see package shard). s.mu is held, or the subscription is not
+// shared yet.
+func (s *Subscription) idLocked() string {
+	return string(shard.AppendVector(make([]byte, 0, len(s.fp)+8*len(s.logs)), s.fp, s.logs, s.last))
 }
 
 func (s *Subscription) signal() {
@@ -418,13 +451,19 @@ func Graceful(err error) bool {
 	return err == nil || errors.Is(err, ErrFinished) || errors.Is(err, ErrClosed) || errors.Is(err, ErrKicked) || errors.Is(err, ErrEpochChanged)
 }
 
-// Close unregisters the subscription. It is idempotent.
+// Close unregisters the subscription (and, if no other subscription needs
+// them, the hub stops listening to its logs). It is idempotent.
 func (s *Subscription) Close() {
-	s.hub.unregister(s)
+	s.closeOnce.Do(func() {
+		s.hub.unregister(s)
+		for _, k := range s.logs[:s.acquired] {
+			s.hub.logs[k].release()
+		}
+	})
 	s.mu.Lock()
 	if !s.ended {
 		s.ended = true
 	}
-	s.queue, s.qbytes = nil, 0
+	s.queue, s.qbytes, s.pending = nil, 0, nil
 	s.mu.Unlock()
 }

@@ -26,8 +26,7 @@ const page = `<!doctype html>
 window.logs = {auth: [], anon: []};
 window.opened = {auth: 0, anon: 0};
 const u = new URL(%q);
-u.searchParams.append("topic", "https://example.com/books/{id}");
-u.searchParams.append("topic", "https://example.com/marker");
+for (const [k, v] of %s) u.searchParams.append(k, v);
 function follow(name, es) {
 	const push = e => window.logs[name].push({type: e.type, id: e.lastEventId, data: e.data});
 	es.onmessage = push;
@@ -45,13 +44,35 @@ type entry struct {
 }
 
 // A real Chromium: a page of another origin subscribes to
-// /.well-known/mercure with EventSource, its token in the
-// mercureAuthorization cookie the application set; it gets public updates
-// and the private ones its token allows, with the publishers' ids and
-// types; cut off, it reconnects with the id it last saw and gets exactly
-// what it missed. An EventSource without credentials gets public updates
-// only.
+// /.well-known/mercure with EventSource, its token in the cookie the
+// application set; it gets public updates and the private ones its token
+// allows, with the publishers' ids and types; cut off, it reconnects with
+// the id it last saw and gets exactly what it missed. An EventSource
+// without credentials gets public updates only. Once as a 0.x application
+// does it (topic parameters with URI templates, the mercure claim in the
+// mercureAuthorization cookie), once as the current protocol has it
+// (match_urlpattern and match, an access token with authorization_details
+// in the __Secure-mercure_access_token cookie).
 func TestBrowserEventSourceWithCookie(t *testing.T) {
+	for _, v := range []struct {
+		name, params, cookie string
+		secure               bool
+		tok                  func(t *testing.T) string
+	}{
+		{"0.x", `[["topic", "https://example.com/books/{id}"], ["topic", "https://example.com/marker"]]`, "mercureAuthorization", false,
+			func(t *testing.T) string {
+				return token(t, subKey, auth.MercureClaim{Subscribe: []string{"https://example.com/books/1"}})
+			}},
+		{"current protocol", `[["match_urlpattern", "https://example.com/books/:id"], ["match", "https://example.com/marker"]]`, "__Secure-mercure_access_token", true,
+			func(t *testing.T) string {
+				return accessToken(t, subKey, `{"exp": EXP, "authorization_details": [{"type": "mercure", "actions": ["subscribe"], "topics": [{"match": "https://example.com/books/1"}]}]}`)
+			}},
+	} {
+		t.Run(v.name, func(t *testing.T) { browserEventSource(t, v.params, v.cookie, v.secure, v.tok(t)) })
+	}
+}
+
+func browserEventSource(t *testing.T, params, cookie string, secure bool, tok string) {
 	pageSrv := httptest.NewUnstartedServer(nil)
 	pageSrv.Start()
 	defer pageSrv.Close()
@@ -60,12 +81,13 @@ func TestBrowserEventSourceWithCookie(t *testing.T) {
 		c.HTTP.CORSOrigins = config.Strings{origin}
 		c.Core.Retry = 200 * time.Millisecond
 	})
-	tok := token(t, subKey, auth.MercureClaim{Subscribe: []string{"https://example.com/books/1"}})
 	pageSrv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "mercureAuthorization", Value: tok, Path: hubPath, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		// A __Secure- cookie must be Secure; Chromium takes one from a
+		// loopback origin, which it counts as secure.
+		http.SetCookie(w, &http.Cookie{Name: cookie, Value: tok, Path: hubPath, HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode})
 		w.Header().Set("Link", `<`+srv.URL+hubPath+`>; rel="mercure"`)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, page, srv.URL+hubPath)
+		fmt.Fprintf(w, page, srv.URL+hubPath, params)
 	})
 
 	ctx := browsertest.New(t, 60*time.Second)

@@ -1,9 +1,7 @@
 package mercure
 
 import (
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/heraldpush/herald/pubsub"
@@ -28,10 +26,11 @@ const SubscriptionsTopic = "/.well-known/mercure/subscriptions"
 // selectors are never matched against.
 func hubTopic(t string) bool { return t == HubTopic || t == SubscriptionsTopic }
 
-// envelopePrefix starts the data of a stored update that carries a
-// publisher's id or retry. 0xFF never occurs in UTF-8 text, and update data
-// must be UTF-8, so the prefix cannot be confused with an update's own data.
-const envelopePrefix = pubsub.MetaPrefix + "mercure:"
+// Meta keys of a stored update (pubsub.Message.Meta).
+const (
+	metaID    = "mercure.id"    // the publisher's event id
+	metaRetry = "mercure.retry" // the retry delay, in milliseconds
+)
 
 // meta is what a Mercure update carries that a Herald message has no field
 // for: the publisher's event id and the retry delay.
@@ -40,54 +39,42 @@ type meta struct {
 	Retry time.Duration
 }
 
-// wrap returns the data to store for an update with meta m: data itself
-// when m is empty, else an envelope "\xffmercure:<query>\n<data>" whose
-// query holds id and retry (milliseconds). Every broker stores data as
-// bytes, so the envelope travels through all of them unchanged.
-func wrap(m meta, data string) string {
+// wrap returns the message metadata that stores m: nil when m is empty.
+// Every broker stores Message.Meta, so it travels through all of them.
+func wrap(m meta) map[string]string {
 	if m == (meta{}) {
-		return data
+		return nil
 	}
-	v := url.Values{}
+	out := make(map[string]string, 2)
 	if m.ID != "" {
-		v.Set("id", m.ID)
+		out[metaID] = m.ID
 	}
 	if m.Retry > 0 {
-		v.Set("retry", strconv.FormatInt(m.Retry.Milliseconds(), 10))
+		out[metaRetry] = strconv.FormatInt(m.Retry.Milliseconds(), 10)
 	}
-	return envelopePrefix + v.Encode() + "\n" + data
+	return out
 }
 
-// unwrap splits stored data into meta and the update's own data. Data
-// without an envelope (or with a malformed one) is returned as it is.
-func unwrap(stored string) (meta, string) {
-	if !strings.HasPrefix(stored, envelopePrefix) {
-		return meta{}, stored
+// unwrap returns the Mercure metadata of a stored message. Metadata it
+// does not understand (a malformed retry) is left out. (Releases before
+// Meta kept it in a "\xffmercure:" line ahead of the data: the brokers
+// move that line to Meta when they read such a message.)
+func unwrap(msg *pubsub.Message) meta {
+	if len(msg.Meta) == 0 {
+		return meta{}
 	}
-	head, data, ok := strings.Cut(stored[len(envelopePrefix):], "\n")
-	if !ok {
-		return meta{}, stored
-	}
-	v, err := url.ParseQuery(head)
-	if err != nil {
-		return meta{}, stored
-	}
-	m := meta{ID: v.Get("id")}
-	if r := v.Get("retry"); r != "" {
+	m := meta{ID: msg.Meta[metaID]}
+	if r := msg.Meta[metaRetry]; r != "" {
 		if ms, err := strconv.ParseInt(r, 10, 64); err == nil && ms > 0 {
 			m.Retry = time.Duration(ms) * time.Millisecond
 		}
 	}
-	return m, data
+	return m
 }
 
 // publisherID returns the id the publisher gave m, or "".
 func publisherID(m *pubsub.Message) string {
-	if !strings.HasPrefix(m.Data, envelopePrefix) {
-		return ""
-	}
-	mt, _ := unwrap(m.Data)
-	return mt.ID
+	return m.Meta[metaID]
 }
 
 // eventID returns the id a Mercure subscriber sees for m: the publisher's

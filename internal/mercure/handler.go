@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"sync"
 
@@ -64,16 +65,49 @@ func FaceRules(cookie string) access.FaceRules {
 
 // Namespace is the hub's reserved namespace: every topic holding
 // /.well-known/mercure (HubTopic, which every update carries, and the
-// subscription events' topics). Only the Mercure face reads it, under its
-// own filters; nobody publishes to it.
+// subscription events' topics), and every topic whose path, resolved and
+// normalized, is the hub's (see Reserved). Only the Mercure face reads it,
+// under its own filters; nobody publishes to it.
 func Namespace() access.Namespace {
 	return access.Namespace{
 		Name:  "the Mercure hub",
 		Face:  access.FaceMercure,
-		Match: func(t string) bool { return strings.Contains(t, Path) },
+		Match: Reserved,
 		Read:  access.ReachOwnFace,
 		Path:  Path,
 	}
+}
+
+// hubURL is the base relative topics are resolved against to tell whether
+// they address the hub (the reference hub's, when its public URL is not
+// configured: a relative "mercure" is not the hub's path).
+var hubURL = &url.URL{Scheme: "https", Host: "hub.invalid", Path: "/"}
+
+// Reserved reports whether topic lies in the hub's reserved namespace: it
+// contains /.well-known/mercure, or, resolved as a URL reference against
+// the hub's URL, with its dot segments removed and its percent-encoding
+// decoded, its path is /.well-known/mercure or below it (so that
+// /.well-known/%6Dercure/... or /a/../.well-known/mercure cannot forge
+// the hub's own updates), as the current protocol requires.
+func Reserved(topic string) bool {
+	if strings.Contains(topic, Path) {
+		return true
+	}
+	if !strings.Contains(topic, "%") && !strings.Contains(topic, "/.") && !strings.HasPrefix(topic, ".") {
+		// Neither an encoded character nor a dot segment: the path is
+		// in the topic as it is, and the test above said it all.
+		return false
+	}
+	u, err := url.Parse(topic)
+	if err != nil {
+		return false // not a URL reference: it cannot name a hub path
+	}
+	p := hubURL.ResolveReference(u).Path
+	if p == "" {
+		return false
+	}
+	p = path.Clean("/" + p)
+	return p == Path || strings.HasPrefix(p, Path+"/")
 }
 
 // Handler serves the Mercure protocol: subscribe (GET) and publish (POST)
@@ -139,6 +173,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ask asks the policy about r on the Mercure face.
 func (h *Handler) ask(r *http.Request, action access.Action, topics []string) (access.Decision, error) {
 	return access.Ask(h.o.Access, r, access.Query{Action: action, Face: access.FaceMercure, Topics: topics})
+}
+
+// refuse answers a refusal of the policy, with the Bearer challenge of
+// RFC 6750 the current protocol asks for: error="invalid_token" for a
+// token that does not verify or has expired, error="insufficient_scope"
+// for one that does not cover the request, no error code when the request
+// carries no token.
+func refuse(w http.ResponseWriter, r *http.Request, err error) {
+	e := access.As(err)
+	switch {
+	case e.Status == http.StatusUnauthorized && (e.Code == access.CodeTokenInvalid || e.Code == access.CodeTokenExpired):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
+	case e.Status == http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+	case e.Status == http.StatusForbidden && e.Code == access.CodeTopicForbidden:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="insufficient_scope"`)
+	}
+	access.Write(w, r, e)
 }
 
 func badRequest(msg string) *access.Error { return access.BadRequest("%s", msg) }

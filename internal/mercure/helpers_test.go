@@ -2,10 +2,12 @@ package mercure_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -124,9 +126,12 @@ type sub struct {
 	// tok goes in the Authorization header, the cookie or the query
 	// parameter, as how says.
 	tok, how string
-	// lastID goes in the Last-Event-ID header; queryID in lastEventID.
-	lastID, queryID string
-	cookie          string // cookie name (default mercureAuthorization)
+	// lastID goes in the Last-Event-ID header; queryID in lastEventID,
+	// snakeID in last_event_id.
+	lastID, queryID, snakeID string
+	cookie                   string // cookie name (default mercureAuthorization)
+	// params are more query parameters: match, match_urlpattern...
+	params url.Values
 }
 
 // stream is an open subscription read in a goroutine.
@@ -140,12 +145,24 @@ type stream struct {
 // response and its body.
 func open(t *testing.T, base string, s sub) (*stream, *http.Response, string) {
 	t.Helper()
-	q := url.Values{"topic": s.topics}
+	q := url.Values{}
+	if len(s.topics) > 0 {
+		q["topic"] = s.topics
+	}
+	for k, vs := range s.params {
+		q[k] = append(q[k], vs...)
+	}
 	if s.queryID != "" {
 		q.Set("lastEventID", s.queryID)
 	}
-	if s.how == "query" {
+	if s.snakeID != "" {
+		q.Set("last_event_id", s.snakeID)
+	}
+	switch s.how {
+	case "query":
 		q.Set("authorization", s.tok)
+	case "access_token":
+		q.Set("access_token", s.tok)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+hubPath+"?"+q.Encode(), nil)
@@ -165,7 +182,7 @@ func open(t *testing.T, base string, s sub) (*stream, *http.Response, string) {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()
-		t.Fatalf("subscribe %v: %v", s.topics, err)
+		t.Fatalf("subscribe %v %v: %v", s.topics, s.params, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
@@ -238,4 +255,28 @@ func datas(evs []sse.Event) string {
 		s = append(s, ev.Data)
 	}
 	return strings.Join(s, " ")
+}
+
+// accessToken signs an access token (header typ at+jwt) whose claims are
+// the JSON text given, byte for byte, as the Mercure documents print
+// them; "EXP" in it is replaced by an expiry an hour from now.
+func accessToken(t testing.TB, key, claims string) string {
+	t.Helper()
+	return rawToken(t, key, `{"alg":"HS256","typ":"at+jwt"}`, claims)
+}
+
+// rawToken signs a token of the given header and claims texts with HS256.
+func rawToken(t testing.TB, key, header, claims string) string {
+	t.Helper()
+	claims = strings.ReplaceAll(claims, "EXP", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+	if !json.Valid([]byte(claims)) || !json.Valid([]byte(header)) {
+		t.Fatalf("not JSON: %s %s", header, claims)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	in := enc([]byte(header)) + "." + enc([]byte(claims))
+	sig, err := jwt.SigningMethodHS256.Sign(in, []byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in + "." + enc(sig)
 }

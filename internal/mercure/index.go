@@ -12,63 +12,43 @@ import (
 )
 
 // index maps publisher-chosen event ids to the positions of their updates,
-// so that a subscriber resuming from such an id resumes exactly. It holds
-// at most max ids, forgetting the oldest first; a forgotten id resumes like
-// any unknown id (a herald.reset, then what history has). It is fed by the
-// publish handler on this node and by a follower that reads HubTopic from
-// the broker (updates published on other nodes, and history at start).
+// so that a subscriber resuming from such an id resumes exactly. An id may
+// be reused (as the reference hub allows): the index keeps the position of
+// its latest update, and resuming from the id resumes after that one, as
+// the reference hub's history does (it looks for the id from the newest
+// update back). It holds at most max ids, forgetting the least recently
+// published first; a forgotten id resumes like any unknown id (a
+// herald.reset, then what history has). It is fed by the publish handler
+// on this node and by a follower that reads HubTopic from the broker
+// (updates published on other nodes, and history at start).
 type index struct {
-	mu      sync.Mutex
-	max     int
-	ids     map[string]pubsub.Position
-	pending map[string]bool
-	order   []string // insertion order, for eviction; order[head:] are live
-	head    int
-	seen    pubsub.Position // the follower's position in HubTopic
+	mu  sync.Mutex
+	max int
+	ids map[string]indexed
+	// order lists ids by their latest publish, oldest first, for
+	// eviction; order[head:] are live. An id reused leaves a stale entry
+	// behind (its seq is not the id's any more), skipped and compacted.
+	order []orderEntry
+	head  int
+	next  uint64          // seq of the next entry
+	seen  pubsub.Position // the follower's position in HubTopic
+}
 
-	// ready is closed once the follower has read the history that was in
-	// the log when it started.
-	ready     chan struct{}
-	readyOnce sync.Once
+type indexed struct {
+	pos pubsub.Position
+	seq uint64 // of the id's entry in order
+}
+
+type orderEntry struct {
+	id  string
+	seq uint64
 }
 
 func newIndex(max int) *index {
 	if max <= 0 {
 		max = 100000
 	}
-	return &index{max: max, ids: make(map[string]pubsub.Position), pending: make(map[string]bool), ready: make(chan struct{})}
-}
-
-// waitReady returns once the follower has indexed the history the log had
-// when it started (so that an id published before this node started is
-// known), or after timeout, or when ctx ends.
-func (x *index) waitReady(ctx context.Context, timeout time.Duration) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-x.ready:
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-// reserve claims id for a publish in progress. It reports false when id is
-// already known or being published.
-func (x *index) reserve(id string) bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if _, ok := x.ids[id]; ok || x.pending[id] {
-		return false
-	}
-	x.pending[id] = true
-	return true
-}
-
-// release gives up a reservation whose publish failed.
-func (x *index) release(id string) {
-	x.mu.Lock()
-	delete(x.pending, id)
-	x.mu.Unlock()
+	return &index{max: max, ids: make(map[string]indexed)}
 }
 
 // put records that id names the update at pos.
@@ -78,24 +58,35 @@ func (x *index) put(id string, pos pubsub.Position) {
 	x.putLocked(id, pos)
 }
 
+// putLocked records id at pos unless the index already has a later update
+// of id (the follower reads an update after the publish handler put it,
+// and may read older ones after newer).
 func (x *index) putLocked(id string, pos pubsub.Position) {
-	delete(x.pending, id)
-	if old, ok := x.ids[id]; ok {
-		if old.Epoch == pos.Epoch && old.Offset >= pos.Offset {
-			return
-		}
-		x.ids[id] = pos // a newer update reused the id: the newest wins
+	if old, ok := x.ids[id]; ok && old.pos.Epoch == pos.Epoch && old.pos.Offset >= pos.Offset {
 		return
 	}
-	x.ids[id] = pos
-	x.order = append(x.order, id)
+	x.ids[id] = indexed{pos: pos, seq: x.next}
+	x.order = append(x.order, orderEntry{id, x.next})
+	x.next++
 	for len(x.ids) > x.max && x.head < len(x.order) {
-		delete(x.ids, x.order[x.head])
-		x.order[x.head] = ""
+		e := x.order[x.head]
+		if cur, ok := x.ids[e.id]; ok && cur.seq == e.seq {
+			delete(x.ids, e.id)
+		}
+		x.order[x.head] = orderEntry{}
 		x.head++
 	}
-	if x.head > len(x.order)/2 && x.head > 1024 {
-		x.order = append([]string(nil), x.order[x.head:]...)
+	if live := len(x.order) - x.head; live > 2*len(x.ids)+1024 {
+		// Mostly stale entries (ids reused): keep the live ones.
+		kept := make([]orderEntry, 0, len(x.ids))
+		for _, e := range x.order[x.head:] {
+			if cur, ok := x.ids[e.id]; ok && cur.seq == e.seq {
+				kept = append(kept, e)
+			}
+		}
+		x.order, x.head = kept, 0
+	} else if x.head > len(x.order)/2 && x.head > 1024 {
+		x.order = append([]orderEntry(nil), x.order[x.head:]...)
 		x.head = 0
 	}
 }
@@ -104,8 +95,8 @@ func (x *index) putLocked(id string, pos pubsub.Position) {
 func (x *index) get(id string) (pubsub.Position, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	p, ok := x.ids[id]
-	return p, ok
+	e, ok := x.ids[id]
+	return e.pos, ok
 }
 
 // clear forgets every id: the log's epoch changed.
@@ -140,6 +131,7 @@ func (x *index) lookup(ctx context.Context, b pubsub.Broker, id string) (pubsub.
 	if p, ok := x.get(id); ok {
 		return p, true
 	}
+	b = pubsub.LogOf(b, HubTopic)
 	x.mu.Lock()
 	after := x.seen
 	x.mu.Unlock()
@@ -157,8 +149,8 @@ func (x *index) lookup(ctx context.Context, b pubsub.Broker, id string) (pubsub.
 			x.putLocked(pid, m.Pos)
 		}
 	}
-	p, ok := x.ids[id]
-	return p, ok
+	e, ok := x.ids[id]
+	return e.pos, ok
 }
 
 // follow feeds the index from the broker: it follows HubTopic from the
@@ -167,22 +159,30 @@ func (x *index) lookup(ctx context.Context, b pubsub.Broker, id string) (pubsub.
 // it stood when its subscription ends (slow consumer, epoch change). It
 // returns when ctx ends or the hub closes.
 func (x *index) follow(ctx context.Context, h *hub.Hub, log *slog.Logger) {
-	last := pubsub.Position{Epoch: h.Broker().Epoch()}.String()
+	last := pubsub.Position{Epoch: pubsub.LogOf(h.Broker(), HubTopic).Epoch()}.String()
 	withID := func(m *pubsub.Message) bool { return publisherID(m) != "" }
 	var batch []*hub.Event
+	failing := false
 	for ctx.Err() == nil {
 		sub, err := h.Subscribe(ctx, hub.Request{Topics: []string{HubTopic}, LastEventID: last, Match: withID, Internal: true})
 		if err != nil {
 			if errors.Is(err, hub.ErrClosed) || ctx.Err() != nil {
 				return
 			}
-			log.Warn("mercure: cannot follow the log for publishers' ids; retrying", "err", err)
+			if !failing {
+				log.Warn("mercure: cannot follow the log for publishers' ids; retrying every second", "err", err)
+				failing = true
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(time.Second):
 			}
 			continue
+		}
+		if failing {
+			log.Info("mercure: following the log for publishers' ids again")
+			failing = false
 		}
 		open := true
 		for open {
@@ -211,8 +211,6 @@ func (x *index) follow(ctx context.Context, h *hub.Hub, log *slog.Logger) {
 				}
 			}
 			clear(batch)
-			// The first batch holds the whole prelude: the history.
-			x.readyOnce.Do(func() { close(x.ready) })
 		}
 		err = sub.Err()
 		sub.Close()

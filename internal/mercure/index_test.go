@@ -23,24 +23,22 @@ func TestEnvelope(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		meta meta
-		data string
 	}{
-		{"no meta: data as is", meta{}, "plain"},
-		{"id", meta{ID: "urn:uuid:1"}, `{"a":1}`},
-		{"id with reserved characters", meta{ID: "a&b=c d%\u00e9"}, "x"},
-		{"retry", meta{Retry: 3 * time.Second}, ""},
-		{"both, data with newlines", meta{ID: "x", Retry: time.Millisecond}, "line1\nline2\n"},
+		{"no meta", meta{}},
+		{"id", meta{ID: "urn:uuid:1"}},
+		{"id with reserved characters", meta{ID: "a&b=c d%\u00e9"}},
+		{"retry", meta{Retry: 3 * time.Second}},
+		{"both", meta{ID: "x", Retry: time.Millisecond}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stored := wrap(tc.meta, tc.data)
-			if tc.meta == (meta{}) && stored != tc.data {
-				t.Fatalf("data without meta was wrapped: %q", stored)
+			stored := wrap(tc.meta)
+			if tc.meta == (meta{}) && stored != nil {
+				t.Fatalf("no meta was stored as %v", stored)
 			}
-			m, data := unwrap(stored)
-			if m != tc.meta || data != tc.data {
-				t.Fatalf("unwrap(wrap) = %+v %q, want %+v %q", m, data, tc.meta, tc.data)
+			msg := &pubsub.Message{Data: "d", Meta: stored, Pos: pubsub.Position{Epoch: "e", Offset: 3}}
+			if m := unwrap(msg); m != tc.meta {
+				t.Fatalf("unwrap(wrap) = %+v, want %+v", m, tc.meta)
 			}
-			msg := &pubsub.Message{Data: stored, Pos: pubsub.Position{Epoch: "e", Offset: 3}}
 			want := tc.meta.ID
 			if want == "" {
 				want = "e-3"
@@ -50,28 +48,16 @@ func TestEnvelope(t *testing.T) {
 			}
 		})
 	}
-	// Data that is not an envelope, or a broken one, is the update's own.
-	for _, s := range []string{"", "mercure:id=x\n", envelopePrefix + "id=x", envelopePrefix + "%zz\nd"} {
-		if m, data := unwrap(s); m != (meta{}) || data != s {
-			t.Errorf("unwrap(%q) = %+v %q", s, m, data)
-		}
+	// Metadata it does not understand is left out.
+	if m := unwrap(&pubsub.Message{Meta: map[string]string{metaRetry: "soon", "other.x": "y"}}); m != (meta{}) {
+		t.Errorf("unwrap of foreign metadata = %+v", m)
 	}
 }
 
 func TestIndex(t *testing.T) {
 	x := newIndex(3)
 	pos := func(n uint64) pubsub.Position { return pubsub.Position{Epoch: "e", Offset: n} }
-	if !x.reserve("a") || x.reserve("a") {
-		t.Fatal("a second reservation of an id in progress was granted")
-	}
-	x.release("a")
-	if !x.reserve("a") {
-		t.Fatal("released id cannot be reserved")
-	}
 	x.put("a", pos(1))
-	if x.reserve("a") {
-		t.Fatal("a known id was reserved again")
-	}
 	x.put("b", pos(2))
 	x.put("c", pos(3))
 	x.put("a", pos(1)) // the follower sees it again: no change
@@ -84,9 +70,27 @@ func TestIndex(t *testing.T) {
 			t.Errorf("get(%q) = %v %v, want %v", id, p, ok, pos(want))
 		}
 	}
-	x.put("c", pos(9)) // an id reused later: the newest wins
-	if p, _ := x.get("c"); p != pos(9) {
+	x.put("b", pos(9)) // an id reused: the latest update wins
+	if p, _ := x.get("b"); p != pos(9) {
 		t.Errorf("reused id: %v", p)
+	}
+	x.put("b", pos(5)) // an older update of it read late: no change
+	if p, _ := x.get("b"); p != pos(9) {
+		t.Errorf("an older update of a reused id replaced the latest: %v", p)
+	}
+	// Reuse counts as the id's latest publish: c, now the oldest, goes
+	// first, and b stays.
+	x.put("e", pos(10))
+	if _, ok := x.get("c"); ok {
+		t.Error("c should have been forgotten before the reused b")
+	}
+	if p, ok := x.get("b"); !ok || p != pos(9) {
+		t.Errorf("the reused id was forgotten: %v %v", p, ok)
+	}
+	// Another epoch: the new position wins whatever its offset.
+	x.put("e", pubsub.Position{Epoch: "f", Offset: 1})
+	if p, _ := x.get("e"); p.Epoch != "f" {
+		t.Errorf("an id of a new epoch: %v", p)
 	}
 	x.clear()
 	if x.len() != 0 {
@@ -99,6 +103,20 @@ func TestIndex(t *testing.T) {
 	}
 	if big.len() != 10 || len(big.order)-big.head != 10 || len(big.order) > 3000 {
 		t.Errorf("after 10000 puts: %d ids, order %d (head %d)", big.len(), len(big.order), big.head)
+	}
+	// So does reusing a few ids over and over (stale entries are
+	// compacted).
+	reused := newIndex(100)
+	for i := range 20000 {
+		reused.put(fmt.Sprint(i%5), pos(uint64(i+1)))
+	}
+	if reused.len() != 5 || len(reused.order)-reused.head > 2*5+1024+1 {
+		t.Errorf("after 20000 reuses of 5 ids: %d ids, order %d (head %d)", reused.len(), len(reused.order), reused.head)
+	}
+	for i := range 5 {
+		if p, ok := reused.get(fmt.Sprint(i)); !ok || p != pos(uint64(20000-4+i)) {
+			t.Errorf("id %d: %v %v, want its latest update %d", i, p, ok, 20000-4+i)
+		}
 	}
 }
 
@@ -124,7 +142,7 @@ func TestIndexFollowsTheLog(t *testing.T) {
 	h := newHub(t)
 	ctx := context.Background()
 	other := func(id, data string) pubsub.Position {
-		m := &pubsub.Message{Topics: []string{"t", HubTopic}, Data: wrap(meta{ID: id}, data)}
+		m := &pubsub.Message{Topics: []string{"t", HubTopic}, Data: data, Meta: wrap(meta{ID: id})}
 		p, err := h.Publish(ctx, m)
 		if err != nil {
 			t.Fatal(err)

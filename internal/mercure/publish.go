@@ -15,6 +15,8 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
+	"github.com/heraldpush/herald/internal/topicmatch"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -47,7 +49,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	// be selected by the token's mercure.publish claim; none may lie in
 	// the hub's reserved namespace (or another face's).
 	if _, err := h.ask(r, access.Publish, u.topics); err != nil {
-		access.Write(w, r, err)
+		refuse(w, r, err)
 		return
 	}
 	if id := u.meta.ID; id != "" {
@@ -55,25 +57,19 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 			access.Write(w, r, err)
 			return
 		}
-		// After a start, ids published before it are known once the
-		// follower has read the history.
-		h.index.waitReady(r.Context(), 5*time.Second)
-		if !h.index.reserve(id) {
-			access.Write(w, r, access.Errorf(http.StatusConflict, "id_conflict", "event id %q was already used: publisher-chosen ids must be unique, or resuming from them would be ambiguous", id))
-			return
-		}
 	}
+	// A publisher's id may be reused, as with the reference hub (a retried
+	// publish, an id per resource): the index keeps its latest update, and
+	// resuming from it resumes after that one.
 	m := &pubsub.Message{
 		Topics:  append(u.topics, HubTopic),
 		Type:    u.typ,
-		Data:    wrap(u.meta, u.data),
+		Data:    u.data,
+		Meta:    wrap(u.meta),
 		Private: u.private,
 	}
 	pos, err := h.o.Hub.Publish(r.Context(), m)
 	if err != nil {
-		if u.meta.ID != "" {
-			h.index.release(u.meta.ID)
-		}
 		access.Write(w, r, h.publishError(err))
 		return
 	}
@@ -99,18 +95,18 @@ func (h *Handler) publishError(err error) error {
 		return &access.Error{Status: http.StatusConflict, Code: "topic_finished", Msg: err.Error(), Err: err}
 	case errors.Is(err, hub.ErrInvalidTopic), errors.Is(err, hub.ErrInvalidMessage):
 		return badRequest(err.Error())
-	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
+	case errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed):
 		return &access.Error{Status: http.StatusServiceUnavailable, Msg: "cannot publish now: " + err.Error(), RetryAfter: 1, Err: err}
 	}
-	h.log.Error("mercure publish failed", "err", err)
+	h.o.Metrics.Failed(outage.Publish, err)
 	return &access.Error{Status: http.StatusServiceUnavailable, Msg: "cannot publish now: " + err.Error(), RetryAfter: 1, Err: err}
 }
 
 // checkID refuses a publisher-chosen id that would be ambiguous on resume:
-// Herald's own ids have the form <epoch>-<offset>, and an id of that form
-// in the current epoch names a position.
+// Herald's own ids have the form <epoch>-<offset> (or a vector of shard
+// positions), and an id of that form in a current epoch names a position.
 func (h *Handler) checkID(id string) error {
-	if p, err := pubsub.ParsePosition(id); err == nil && p.Epoch == h.o.Hub.Broker().Epoch() {
+	if h.o.Hub.KnownID(id) {
 		return badRequest(fmt.Sprintf("id %q has the form of Herald's own event ids (<epoch>-<offset>) in the current epoch: choose another", id))
 	}
 	return nil
@@ -152,7 +148,13 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 	topics := u.topics[:0:0]
 	for _, t := range u.topics {
 		if err := hub.ValidateTopic(t); err != nil {
-			return nil, badRequest(fmt.Sprintf("topic %q: %v", t, err))
+			return nil, badRequest(fmt.Sprintf("topic %q: %v", clip(t), err))
+		}
+		if err := topicmatch.CheckValue(t); err != nil {
+			return nil, badRequest(fmt.Sprintf("topic %q: %v", clip(t), err))
+		}
+		if t == topicmatch.Wildcard {
+			return nil, badRequest(`topic "*" is reserved: it is the selector of every topic, so no subscriber could select it alone`)
 		}
 		if !seen[t] {
 			seen[t] = true
@@ -176,6 +178,9 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 	case strings.HasPrefix(u.typ, api.ReservedTypePrefix):
 		return nil, badRequest(fmt.Sprintf("type %q is reserved: types starting with %q are Herald's own", u.typ, api.ReservedTypePrefix))
 	}
+	if err := topicmatch.CheckValue(u.typ); err != nil {
+		return nil, badRequest("invalid type: " + err.Error())
+	}
 	if _, ok := form["id"]; ok {
 		id := form.Get("id")
 		switch {
@@ -191,6 +196,9 @@ func (h *Handler) parseUpdate(w http.ResponseWriter, r *http.Request) (*update, 
 			return nil, badRequest(`invalid id: it must not start with "#" (Mercure reserves those for hubs)`)
 		case id == EarliestID:
 			return nil, badRequest(`invalid id: "earliest" is reserved (it asks for all history)`)
+		}
+		if err := topicmatch.CheckValue(id); err != nil {
+			return nil, badRequest("invalid id: " + err.Error())
 		}
 		u.meta.ID = id
 	}

@@ -180,3 +180,74 @@ func TestParseSelectors(t *testing.T) {
 		})
 	}
 }
+
+// The hub's reserved namespace: whatever holds its path, and whatever
+// resolves to it once normalized (the current protocol's rule).
+func TestReserved(t *testing.T) {
+	for topic, want := range map[string]bool{
+		"/.well-known/mercure":                        true,
+		"/.well-known/mercure/subscriptions/a/b":      true,
+		"https://evil.example/.well-known/mercure/x":  true,
+		"x/.well-known/mercure":                       true,
+		"https://hub.example/.well-known/%6Dercure/x": true,
+		"https://hub.example/.well-known/mercur%65":   true,
+		"/.well-known/./mercure":                      true,
+		"/a/b/../../.well-known/mercure/x":            true,
+		"./.well-known/mercure":                       true,
+		"https://hub.example/.well-known/mercure%2Fx": true, // decoded: stricter than the protocol
+		"https://example.com/books/1":                 false,
+		"https://example.com/.well-known/mercurial":   false,
+		"mercure":                    false,
+		"/.well-known/":              false,
+		"https://example.com/a/../b": false,
+		"%zz/.well-known/%6Dercure":  false, // not a URL reference
+		"urn:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427": false,
+	} {
+		if got := Reserved(topic); got != want {
+			t.Errorf("Reserved(%q) = %v, want %v", topic, got, want)
+		}
+	}
+}
+
+// The match parameters beside topic: exact matchers are hub topics, URL
+// patterns and "*" follow HubTopic, the same selector twice counts once,
+// the whole match namespace is checked.
+func TestParseMatchParameters(t *testing.T) {
+	h := &Handler{o: Options{MaxTopics: 4}}
+	for _, tc := range []struct {
+		name   string
+		q      map[string][]string
+		topics string
+		n      int // selectors
+		err    string
+	}{
+		{"match", map[string][]string{"match": {"a", "b"}}, "a b", 2, ""},
+		{"match_exact is match", map[string][]string{"match": {"a"}, "match_exact": {"a"}}, "a", 1, ""},
+		{"match and topic are different selectors", map[string][]string{"match": {"a"}, "topic": {"a"}}, "a", 2, ""},
+		{"match *", map[string][]string{"match": {"*"}}, HubTopic, 1, ""},
+		{"match_urlpattern", map[string][]string{"match_urlpattern": {"/b/:id"}, "match": {"a"}}, "a " + HubTopic, 2, ""},
+		{"a URL pattern is not a template", map[string][]string{"match_urlpattern": {"/b/{id}"}}, HubTopic, 1, ""},
+		{"draft spellings", map[string][]string{"matchURLPattern": {"/b/:id"}, "matchExact": {"a"}}, "a " + HubTopic, 2, ""},
+		{"all kinds count toward the limit", map[string][]string{"match": {"a", "b"}, "topic": {"c"}, "match_urlpattern": {"/d", "/e"}}, "", 0, "too many"},
+		{"unknown type", map[string][]string{"match_regexp": {"a"}}, "", 0, "unknown topic matcher parameter"},
+		{"case matters", map[string][]string{"MATCH": {"a"}}, "", 0, "unknown topic matcher parameter"},
+		{"bad pattern", map[string][]string{"match_urlpattern": {"("}}, "", 0, "well-formed"},
+		{"nothing", map[string][]string{"other": {"a"}}, "", 0, "missing topic selector"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := h.parseSelectors(tc.q)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(s.topics, " "); got != tc.topics || len(s.selectors) != tc.n {
+				t.Fatalf("topics %q with %d selectors, want %q with %d", got, len(s.selectors), tc.topics, tc.n)
+			}
+		})
+	}
+}

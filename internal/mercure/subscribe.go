@@ -2,9 +2,7 @@ package mercure
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/heraldpush/herald/internal/access"
@@ -16,54 +14,12 @@ import (
 
 // subscription is what a subscribe request asks for.
 type subscription struct {
-	selectors []*Selector
+	selectors []selector
 	// topics are the Herald topics the hub subscription follows: the exact
 	// selectors, and HubTopic (and SubscriptionsTopic) when a selector is
-	// a template or "*".
+	// a template, a URL pattern or "*" (wide).
 	topics []string
-}
-
-// parseSelectors reads the "topic" query parameters of a subscribe request.
-func (h *Handler) parseSelectors(q map[string][]string) (*subscription, error) {
-	wideTopics := []string{HubTopic}
-	if h.o.Subscriptions {
-		wideTopics = append(wideTopics, SubscriptionsTopic)
-	}
-	raw := q["topic"]
-	switch {
-	case len(raw) == 0:
-		return nil, badRequest(`missing "topic" query parameter: give one per topic selector (an IRI, a URI template, or *)`)
-	case len(raw) > h.o.MaxTopics:
-		return nil, &access.Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("too many topic selectors: %d (limit %d)", len(raw), h.o.MaxTopics), Reason: "max_topics"}
-	}
-	s := &subscription{}
-	wide := false
-	for _, t := range raw {
-		if slices.ContainsFunc(s.selectors, func(x *Selector) bool { return x.String() == t }) {
-			continue
-		}
-		sel, err := compileCached(t)
-		if err != nil {
-			return nil, badRequest(fmt.Sprintf("topic selector %q: %v", t, err))
-		}
-		s.selectors = append(s.selectors, sel)
-		if !sel.Exact() {
-			wide = true
-			continue
-		}
-		if err := hub.ValidateTopic(t); err != nil {
-			return nil, badRequest(fmt.Sprintf("topic %q: %v", t, err))
-		}
-		s.topics = append(s.topics, t)
-	}
-	if wide {
-		for _, t := range wideTopics {
-			if !slices.Contains(s.topics, t) {
-				s.topics = append(s.topics, t)
-			}
-		}
-	}
-	return s, nil
+	wide   bool
 }
 
 // exact returns the subscription's exact selectors: Herald topics.
@@ -129,17 +85,17 @@ func encode(ev *hub.Event) []byte {
 	}
 	return ev.Memo(encKey{}, func() []byte {
 		m := ev.Msg
-		mt, data := unwrap(m.Data)
+		mt, data := unwrap(m), m.Data
 		id := mt.ID
 		if id == "" {
-			id = m.Pos.String()
+			id = ev.ID() // Herald's: a vector for a subscription on several shards
 		}
 		e := ssewire.Event{ID: id, Type: m.Type, Data: data, Retry: mt.Retry}
 		b, err := e.AppendTo(nil)
 		if err != nil {
 			// Publishers' ids and types are checked; this is a message
 			// stored by something else: send it with Herald's id.
-			e.ID = m.Pos.String()
+			e.ID = ev.ID()
 			e.Type = ""
 			b, _ = e.AppendTo(nil)
 		}
@@ -165,25 +121,28 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	// own updates only.
 	d, err := h.ask(r, access.Subscribe, s.exact())
 	if err != nil {
-		access.Write(w, r, err)
+		refuse(w, r, err)
 		return
 	}
 
-	// Resume position: the Last-Event-ID header wins over the lastEventID
-	// query parameter.
+	// Resume position: the Last-Event-ID header wins over the query
+	// parameters, last_event_id (the current protocol's) then lastEventID
+	// (0.x's).
 	requested := r.Header.Get("Last-Event-ID")
-	if requested == "" {
-		requested = q.Get("lastEventID")
+	for _, p := range []string{"last_event_id", "lastEventID"} {
+		if requested == "" {
+			requested = q.Get(p)
+		}
 	}
 	lastID := requested
 	switch {
 	case requested == EarliestID:
-		lastID = pubsub.Position{Epoch: h.o.Hub.Broker().Epoch()}.String()
+		lastID = h.o.Hub.Earliest(s.topics)
 	case requested != "":
-		// Herald's own ids of the current epoch are positions already
+		// Herald's own ids of the current epochs are positions already
 		// (publishers cannot choose ids of that form); others may be
 		// publishers' ids.
-		if p, err := pubsub.ParsePosition(requested); err == nil && p.Epoch == h.o.Hub.Broker().Epoch() {
+		if h.o.Hub.KnownID(requested) {
 			break
 		}
 		if pos, ok := h.index.lookup(r.Context(), h.o.Hub.Broker(), requested); ok {
@@ -195,7 +154,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	// ends, which on the lean path is after this handler returns.
 	var done func()
 	if h.o.Subscriptions {
-		me := h.subs.add(s, d.Payload)
+		me := h.subs.add(s, d.Payload, d.PayloadFor)
 		h.announce(r.Context(), me, true)
 		ctx := context.WithoutCancel(r.Context())
 		done = func() {
@@ -223,7 +182,10 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		if requested == EarliestID || len(prelude) > 0 && prelude[0].Kind == hub.KindReset {
 			got = EarliestID
 		}
+		// Both protocols' names: 0.x's Last-Event-ID, the current
+		// protocol's Mercure-Last-Event-ID.
 		w.Header().Set("Last-Event-ID", got)
+		w.Header().Set("Mercure-Last-Event-ID", got)
 	}
 	var pre []byte
 	for _, ev := range prelude {

@@ -321,7 +321,7 @@ func TestResumeBeyondHistory(t *testing.T) {
 func TestSubscribeBadRequests(t *testing.T) {
 	srv := startHub(t, nil)
 	many := url.Values{}
-	for i := range 65 {
+	for i := range 64 {
 		many.Add("topic", "t"+strings.Repeat("x", i))
 	}
 	for _, tc := range []struct {
@@ -329,12 +329,24 @@ func TestSubscribeBadRequests(t *testing.T) {
 		status             int
 		want               string
 	}{
-		{"no topic", "GET", hubPath, 400, `missing "topic"`},
+		{"no topic", "GET", hubPath, 400, `missing topic selector`},
+		{"only an unrelated parameter", "GET", hubPath + "?foo=bar", 400, `missing topic selector`},
+		{"unknown matcher type", "GET", hubPath + "?match_regexp=.*", 400, `unknown topic matcher parameter "match_regexp"`},
+		{"matcher parameter in the wrong case", "GET", hubPath + "?Match=a", 400, `unknown topic matcher parameter "Match"`},
+		{"the whole match prefix is reserved", "GET", hubPath + "?topic=a&matches=1", 400, `unknown topic matcher parameter "matches"`},
+		{"match_URLPattern", "GET", hubPath + "?match_URLPattern=/a", 400, "unknown topic matcher parameter"},
+		{"empty match", "GET", hubPath + "?match=", 400, "empty"},
+		{"control character in match", "GET", hubPath + "?match=a%0Ab", 400, "control character"},
+		{"format character in match", "GET", hubPath + "?match=a%E2%80%8Bb", 400, "format character"},
+		{"exact match too long for a topic", "GET", hubPath + "?match=" + strings.Repeat("x", 300), 400, "longer than"},
+		{"malformed URL pattern", "GET", hubPath + "?match_urlpattern=https%3A%2F%2Fexample.com%2F(", 400, "not a well-formed URL pattern"},
+		{"costly URL pattern", "GET", hubPath + "?match_urlpattern=%2F(a%7B1%2C1000%7D)", 400, "bounded repetitions"},
+		{"too many selectors, all kinds counted", "GET", hubPath + "?" + many.Encode() + "&match=z", 400, "too many"},
 		{"empty topic", "GET", hubPath + "?topic=", 400, "empty"},
 		{"control character", "GET", hubPath + "?topic=a%0Ab", 400, "control character"},
 		{"invalid UTF-8", "GET", hubPath + "?topic=%FF", 400, "UTF-8"},
 		{"selector too long", "GET", hubPath + "?topic=" + strings.Repeat("x", 2000), 400, "longer than"},
-		{"too many selectors", "GET", hubPath + "?" + many.Encode(), 400, "too many"},
+		{"too many selectors", "GET", hubPath + "?" + many.Encode() + "&topic=last", 400, "too many"},
 		{"malformed query", "GET", hubPath + "?topic=%zz", 400, "malformed"},
 		{"wrong method", "DELETE", hubPath + "?topic=a", 405, "method not allowed"},
 		{"unknown path", "GET", hubPath + "/nothing", 404, "no such endpoint"},

@@ -13,6 +13,8 @@ import (
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
+	"github.com/heraldpush/herald/internal/topicmatch"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -21,47 +23,92 @@ const JSONLDContext = "https://mercure.rocks/"
 
 // Subscription is the JSON-LD document that describes one subscription (a
 // subscriber's topic selector), in subscription events and the
-// subscriptions API.
+// subscriptions API. A subscription made with a 0.x "topic" parameter has
+// Topic; one made with a current-protocol "match" parameter has MatchType
+// and Match. LastEventID is given under both protocols' names.
 type Subscription struct {
-	Context     string          `json:"@context,omitempty"`
-	ID          string          `json:"id"`
-	Type        string          `json:"type"`
-	Subscriber  string          `json:"subscriber"`
-	Topic       string          `json:"topic"`
-	Active      bool            `json:"active"`
-	LastEventID string          `json:"lastEventID,omitempty"`
-	Payload     json.RawMessage `json:"payload,omitempty"`
+	Context          string          `json:"@context,omitempty"`
+	ID               string          `json:"id"`
+	Type             string          `json:"type"`
+	Subscriber       string          `json:"subscriber"`
+	Topic            string          `json:"topic,omitempty"`
+	MatchType        string          `json:"match_type,omitempty"`
+	Match            string          `json:"match,omitempty"`
+	Active           bool            `json:"active"`
+	LastEventID      string          `json:"lastEventID,omitempty"`
+	LastEventIDSnake string          `json:"last_event_id,omitempty"`
+	Payload          json.RawMessage `json:"payload,omitempty"`
 }
 
 // Subscriptions is the JSON-LD document of a collection of subscriptions.
 type Subscriptions struct {
-	Context       string         `json:"@context"`
-	ID            string         `json:"id"`
-	Type          string         `json:"type"`
-	LastEventID   string         `json:"lastEventID"`
-	Subscriptions []Subscription `json:"subscriptions"`
+	Context          string         `json:"@context"`
+	ID               string         `json:"id"`
+	Type             string         `json:"type"`
+	LastEventID      string         `json:"lastEventID"`
+	LastEventIDSnake string         `json:"last_event_id"`
+	Subscriptions    []Subscription `json:"subscriptions"`
 }
 
-// SubscriptionID returns a subscription's IRI, which is also the topic of
-// its subscription events: /.well-known/mercure/subscriptions/{topic}/{subscriber},
-// each variable query-escaped once.
+// SubscriptionID returns the IRI of a subscription made with a 0.x "topic"
+// parameter, which is also the topic of its subscription events:
+// /.well-known/mercure/subscriptions/{topic}/{subscriber}, each variable
+// query-escaped once.
 func SubscriptionID(topic, subscriber string) string {
 	return SubscriptionsPath + "/" + url.QueryEscape(topic) + "/" + url.QueryEscape(subscriber)
+}
+
+// MatchSubscriptionID returns the IRI of a subscription made with a
+// current-protocol "match" parameter:
+// /.well-known/mercure/subscriptions/{match_type}/{match}/{subscriber},
+// each variable percent-encoded once as an RFC 6570 simple expansion does
+// (everything but unreserved characters).
+func MatchSubscriptionID(matchType, match, subscriber string) string {
+	return SubscriptionsPath + "/" + escapeVar(matchType) + "/" + escapeVar(match) + "/" + escapeVar(subscriber)
+}
+
+// escapeVar percent-encodes s as an RFC 6570 simple string expansion:
+// every byte but ALPHA, DIGIT, "-", ".", "_" and "~".
+func escapeVar(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
 }
 
 // subscriber is one open Mercure stream, as the subscriptions API lists it.
 type subscriber struct {
 	id        string // urn:uuid:...
 	seq       uint64
-	selectors []string
-	payload   json.RawMessage
+	selectors []subscribed
+}
+
+// subscribed is one of a subscriber's selectors and its payload.
+type subscribed struct {
+	typ     string // "" for a 0.x topic selector, else the matcher type
+	raw     string
+	payload json.RawMessage
 }
 
 func (s *subscriber) docs(active bool, context string) []Subscription {
 	out := make([]Subscription, 0, len(s.selectors))
-	for _, t := range s.selectors {
-		out = append(out, Subscription{Context: context, ID: SubscriptionID(t, s.id), Type: "Subscription",
-			Subscriber: s.id, Topic: t, Active: active, Payload: s.payload})
+	for _, x := range s.selectors {
+		d := Subscription{Context: context, Type: "Subscription", Subscriber: s.id, Active: active, Payload: x.payload}
+		if x.typ == "" {
+			d.ID, d.Topic = SubscriptionID(x.raw, s.id), x.raw
+		} else {
+			d.ID, d.MatchType, d.Match = MatchSubscriptionID(x.typ, x.raw, s.id), x.typ, x.raw
+		}
+		out = append(out, d)
 	}
 	return out
 }
@@ -75,12 +122,18 @@ type registry struct {
 
 func newRegistry() *registry { return &registry{m: make(map[string]*subscriber)} }
 
-func (r *registry) add(s *subscription, payload json.RawMessage) *subscriber {
-	sel := make([]string, len(s.selectors))
+// add registers a subscriber for s. Each selector's payload is the token's
+// for it (payloadFor, when the token has authorization details), else
+// payload.
+func (r *registry) add(s *subscription, payload json.RawMessage, payloadFor func(string) json.RawMessage) *subscriber {
+	sel := make([]subscribed, len(s.selectors))
 	for i, x := range s.selectors {
-		sel[i] = x.String()
+		sel[i] = subscribed{typ: string(x.typ), raw: x.String(), payload: payload}
+		if payloadFor != nil {
+			sel[i].payload = payloadFor(x.String())
+		}
 	}
-	me := &subscriber{selectors: sel, payload: payload}
+	me := &subscriber{selectors: sel}
 	// A random version 4 UUID, in the form Mercure hubs use.
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -126,7 +179,7 @@ func (h *Handler) announce(ctx context.Context, me *subscriber, active bool) {
 		data, _ := json.Marshal(doc)
 		m := &pubsub.Message{Topics: []string{doc.ID, SubscriptionsTopic}, Data: string(data), Private: true}
 		if _, err := h.o.Hub.Publish(ctx, m); err != nil {
-			h.log.Warn("mercure: cannot publish a subscription event", "topic", doc.ID, "active", active, "err", err)
+			h.o.Metrics.Failed(outage.Publish, fmt.Errorf("mercure subscription event for %s: %w", doc.ID, err))
 		}
 	}
 }
@@ -156,29 +209,17 @@ func (h *Handler) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.URL.EscapedPath()
-	rest := strings.TrimPrefix(strings.TrimPrefix(path, SubscriptionsPath), "/")
-	var vars []string
-	if rest != "" {
-		vars = strings.Split(rest, "/")
-	}
-	if len(vars) > 2 {
-		access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no such endpoint: %s", r.URL.Path))
+	q, err := parseSubscriptionsPath(path)
+	if err != nil {
+		access.Write(w, r, err)
 		return
-	}
-	for i, v := range vars {
-		u, err := url.QueryUnescape(v)
-		if err != nil || u == "" {
-			access.Write(w, r, badRequest(fmt.Sprintf("malformed path segment %q", v)))
-			return
-		}
-		vars[i] = u
 	}
 
 	// Mercure: the request needs a subscriber token whose mercure.subscribe
 	// claim selects the requested URL (its path); without a subscriber
 	// key, the policy lets loopback clients only in.
 	if _, err := h.ask(r, access.ReadMetadata, []string{path}); err != nil {
-		access.Write(w, r, err)
+		refuse(w, r, err)
 		return
 	}
 
@@ -197,31 +238,30 @@ func (h *Handler) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var body any
-	switch len(vars) {
-	case 2:
+	if q.single {
 		var found *Subscription
-		for _, s := range h.subs.list() {
-			if s.id != vars[1] {
+		for _, sub := range h.subs.list() {
+			if sub.id != q.subscriber {
 				continue
 			}
-			for _, d := range s.docs(true, JSONLDContext) {
-				if d.Topic == vars[0] {
+			for _, d := range sub.docs(true, JSONLDContext) {
+				if q.selects(d) {
 					found = &d
 					break
 				}
 			}
 		}
 		if found == nil {
-			access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no active subscription of %q to %q", vars[1], vars[0]))
+			access.Write(w, r, access.Errorf(http.StatusNotFound, "", "no active subscription of %q to %q", clip(q.subscriber), clip(q.match)))
 			return
 		}
-		found.LastEventID = last
+		found.LastEventID, found.LastEventIDSnake = last, last
 		body = found
-	default:
-		c := Subscriptions{Context: JSONLDContext, ID: path, Type: "Subscriptions", LastEventID: last, Subscriptions: []Subscription{}}
-		for _, s := range h.subs.list() {
-			for _, d := range s.docs(true, "") {
-				if len(vars) == 0 || d.Topic == vars[0] {
+	} else {
+		c := Subscriptions{Context: JSONLDContext, ID: path, Type: "Subscriptions", LastEventID: last, LastEventIDSnake: last, Subscriptions: []Subscription{}}
+		for _, sub := range h.subs.list() {
+			for _, d := range sub.docs(true, "") {
+				if q.selects(d) {
 					c.Subscriptions = append(c.Subscriptions, d)
 				}
 			}
@@ -237,4 +277,61 @@ func (h *Handler) subscriptionsAPI(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	w.Write(append(b, '\n'))
+}
+
+// subscriptionsQuery is what a subscriptions API path asks for.
+type subscriptionsQuery struct {
+	all        bool   // the whole collection
+	typ        string // "" for a 0.x topic, else a matcher type
+	match      string // the topic or matcher
+	subscriber string
+	single     bool
+}
+
+// selects reports whether d is in the answer (its subscriber aside).
+func (q subscriptionsQuery) selects(d Subscription) bool {
+	switch {
+	case q.all:
+		return true
+	case q.typ == "":
+		return d.MatchType == "" && d.Topic == q.match
+	}
+	return d.MatchType == q.typ && d.Match == q.match
+}
+
+// parseSubscriptionsPath reads a subscriptions API path: the collection
+// (/subscriptions), 0.x's /subscriptions/{topic}[/{subscriber}] (each
+// query-escaped) and the current protocol's
+// /subscriptions/{match_type}/{match}[/{subscriber}] (percent-encoded).
+// Two segments whose first is a matcher type name ("exact", "urlpattern")
+// are read the current protocol's way.
+func parseSubscriptionsPath(path string) (subscriptionsQuery, error) {
+	rest := strings.TrimPrefix(strings.TrimPrefix(path, SubscriptionsPath), "/")
+	if rest == "" {
+		return subscriptionsQuery{all: true}, nil
+	}
+	segs := strings.Split(rest, "/")
+	_, typed := topicmatch.ParseType(segs[0])
+	unescape := url.QueryUnescape
+	if typed && len(segs) > 1 {
+		unescape = url.PathUnescape
+	}
+	for i, v := range segs {
+		u, err := unescape(v)
+		if err != nil || u == "" {
+			return subscriptionsQuery{}, badRequest(fmt.Sprintf("malformed path segment %q", clip(v)))
+		}
+		segs[i] = u
+	}
+	switch {
+	case len(segs) == 1:
+		return subscriptionsQuery{match: segs[0]}, nil
+	case len(segs) == 2 && !typed:
+		return subscriptionsQuery{match: segs[0], subscriber: segs[1], single: true}, nil
+	case len(segs) == 2:
+		return subscriptionsQuery{typ: segs[0], match: segs[1]}, nil
+	case len(segs) == 3 && typed:
+		return subscriptionsQuery{typ: segs[0], match: segs[1], subscriber: segs[2], single: true}, nil
+	}
+	return subscriptionsQuery{}, access.Errorf(http.StatusNotFound, "", "no such endpoint: %s", clip(path))
 }

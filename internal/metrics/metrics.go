@@ -4,12 +4,14 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
 )
 
 // Metrics holds the collectors that handlers update directly. Counters that
@@ -25,6 +27,20 @@ type Metrics struct {
 	Rejected *prometheus.CounterVec
 	// Delivered events written to clients, by transport.
 	Delivered *prometheus.CounterVec
+	// Failures, if set, reports per-request failures (see Failed); the
+	// server sets it and registers it in Registry.
+	Failures *outage.Reporter
+}
+
+// Failed reports a failure of op through m.Failures: counted, and logged
+// once per kind and interval instead of once per request. With no reporter
+// (m or m.Failures nil) the failure is logged to slog.Default.
+func (m *Metrics) Failed(op outage.Op, err error) {
+	var r *outage.Reporter
+	if m != nil {
+		r = m.Failures
+	}
+	r.Fail(op, err)
 }
 
 // New returns Metrics registered in a new registry, with the hub's counters
@@ -72,12 +88,14 @@ var (
 	descDropped       = prometheus.NewDesc("herald_events_dropped_total", "Events dropped from the queues of subscribers cut off as slow consumers (they resume from history).", nil, nil)
 	descSlow          = prometheus.NewDesc("herald_slow_consumer_disconnects_total", "Subscribers disconnected because their queue overflowed.", nil, nil)
 	descResets        = prometheus.NewDesc("herald_resets_total", "herald.reset events sent, by reason.", []string{"reason"}, nil)
+	descShardListen   = prometheus.NewDesc("herald_shard_listening", "1 while this node reads the shard (a local subscriber needs it), else 0.", []string{"shard"}, nil)
+	descShardReceived = prometheus.NewDesc("herald_shard_messages_received_total", "Messages this node read from the shard.", []string{"shard"}, nil)
 )
 
 type hubCollector struct{ h *hub.Hub }
 
 func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSubscriptions, descPublished, descDelivered, descReplayed, descDropped, descSlow, descResets} {
+	for _, d := range []*prometheus.Desc{descSubscriptions, descPublished, descDelivered, descReplayed, descDropped, descSlow, descResets, descShardListen, descShardReceived} {
 		ch <- d
 	}
 }
@@ -92,5 +110,14 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSlow, prometheus.CounterValue, float64(s.SlowDisconnects))
 	for reason, n := range s.Resets {
 		ch <- prometheus.MustNewConstMetric(descResets, prometheus.CounterValue, float64(n), reason)
+	}
+	for _, st := range c.h.ShardStats() {
+		k := strconv.Itoa(st.Shard)
+		listening := 0.0
+		if st.Listening {
+			listening = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descShardListen, prometheus.GaugeValue, listening, k)
+		ch <- prometheus.MustNewConstMetric(descShardReceived, prometheus.CounterValue, float64(st.Received), k)
 	}
 }

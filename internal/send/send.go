@@ -23,6 +23,7 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -92,7 +93,11 @@ type Service struct {
 	// Observe, if set, is told the outcome of each message, by transport:
 	// "delivered", "duplicate", "rejected" or "failed".
 	Observe func(transport, result string)
-	// Logger; default slog.Default().
+	// Failures, if set, counts and logs failed publishes and webhook calls
+	// (see outage); nil logs each to slog.Default.
+	Failures *outage.Reporter
+	// Logger receives the service's logs; default slog.Default(). (It
+	// logs nothing at present: failures go through Failures.)
 	Logger *slog.Logger
 }
 
@@ -174,13 +179,6 @@ func (s *Service) timeout() time.Duration {
 	return t + 10*time.Second
 }
 
-func (s *Service) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
-	}
-	return slog.Default()
-}
-
 // check validates m and asks the policy. It returns the message to publish
 // (nil without a topic), the data as published, and the sender's name
 // (the policy's Decision.Owner) that message ids are remembered under.
@@ -260,7 +258,7 @@ func (s *Service) publishError(e *entry, err error) *access.Error {
 	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed), errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusServiceUnavailable, "cannot publish now: %v", err)
 	}
-	s.logger().Error("client message: publish failed", "err", err)
+	s.Failures.Fail(outage.Publish, fmt.Errorf("client message: %w", err))
 	return errorf(http.StatusServiceUnavailable, "cannot publish now: %v", err)
 }
 
@@ -276,7 +274,7 @@ func (s *Service) webhookError(e *entry, err error) *access.Error {
 			return errorf(http.StatusGatewayTimeout, "the application backend did not answer in time")
 		}
 	}
-	s.logger().Warn("client message: webhook failed", "err", err)
+	s.Failures.Fail(outage.Webhook, err)
 	return errorf(http.StatusBadGateway, "the application backend could not take the message: %v", err)
 }
 

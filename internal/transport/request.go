@@ -3,11 +3,12 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 )
 
 // Request holds what a subscription request asks for.
@@ -63,17 +64,18 @@ func Subscribe(h *hub.Hub, d access.Decider, r *http.Request, face access.Face, 
 }
 
 // Refusal returns the answer to a failed hub.Subscribe, the same on every
-// face: 503 while shutting down or when history cannot be read (logged),
-// 400 for an invalid topic. hub.ErrFinished is not a refusal: each
-// transport says "finished" its own way (SSE: 204 No Content; WebSocket:
-// close code 4204), so Refusal is not called with it.
-func Refusal(err error, log *slog.Logger) *access.Error {
+// face: 503 while shutting down or when history cannot be read (reported
+// through m as an outage.Subscribe failure: counted, and logged once per
+// kind and interval), 400 for an invalid topic. hub.ErrFinished is not a
+// refusal: each transport says "finished" its own way (SSE: 204 No
+// Content; WebSocket: close code 4204), so Refusal is not called with it.
+func Refusal(err error, m *metrics.Metrics) *access.Error {
 	switch {
 	case errors.Is(err, hub.ErrClosed):
 		return &access.Error{Status: http.StatusServiceUnavailable, Msg: "server is shutting down", RetryAfter: 1, Err: err}
 	case errors.Is(err, hub.ErrInvalidTopic):
 		return &access.Error{Status: http.StatusBadRequest, Msg: err.Error(), Err: err}
 	}
-	log.Error("subscribe failed", "err", err)
+	m.Failed(outage.Subscribe, err)
 	return &access.Error{Status: http.StatusServiceUnavailable, Msg: "history unavailable: " + err.Error(), RetryAfter: 1, Err: err}
 }

@@ -70,16 +70,12 @@ type Broker struct {
 
 	hmu     sync.Mutex
 	handler pubsub.Handler
-
-	listening  chan struct{} // closed once Listen has set a handler
-	listenOnce sync.Once
 }
 
 var (
-	_ pubsub.Broker         = (*Broker)(nil)
-	_ pubsub.Purger         = (*Broker)(nil)
-	_ pubsub.Inspector      = (*Broker)(nil)
-	_ pubsub.ListenNotifier = (*Broker)(nil)
+	_ pubsub.Broker    = (*Broker)(nil)
+	_ pubsub.Purger    = (*Broker)(nil)
+	_ pubsub.Inspector = (*Broker)(nil)
 )
 
 // op is one request to the writer.
@@ -88,6 +84,7 @@ type op struct {
 	msg   *pubsub.Message // opPublish
 	topic string          // opPurge
 	state atomic.Int32    // opPending, opTaken or opCancelled
+	dup   bool            // published before (by ID): not stored again
 	err   error
 	done  chan struct{}
 }
@@ -144,7 +141,6 @@ func Open(path string, opts *Options) (*Broker, error) {
 	b.ops = make(chan *op, o.MaxBatch)
 	b.stop = make(chan struct{})
 	b.done = make(chan struct{})
-	b.listening = make(chan struct{})
 	go b.run()
 	return b, nil
 }
@@ -233,16 +229,18 @@ func (b *Broker) init() error {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keyVersion); v != nil && getUint(meta, keyVersion) != layoutVersion {
-			return fmt.Errorf("bolt: %s has layout version %d, this herald reads %d", b.path, getUint(meta, keyVersion), layoutVersion)
+		if v := meta.Get(keyVersion); v != nil && getUint(meta, keyVersion) != layoutVersion && getUint(meta, keyVersion) != layoutVersion1 {
+			return fmt.Errorf("bolt: %s has layout version %d, this herald reads %d and %d", b.path, getUint(meta, keyVersion), layoutVersion1, layoutVersion)
 		}
 		if meta.Get(keyEpoch) == nil {
 			if err := meta.Put(keyEpoch, []byte(pubsub.NewEpoch())); err != nil {
 				return err
 			}
-			if err := meta.Put(keyVersion, []byte{layoutVersion}); err != nil {
-				return err
-			}
+		}
+		// Version 2 records may be written from now on: an older herald
+		// must refuse the file rather than misread them.
+		if err := meta.Put(keyVersion, []byte{layoutVersion}); err != nil {
+			return err
 		}
 		s, err := loadStore(tx)
 		if err != nil {
@@ -258,6 +256,9 @@ func (b *Broker) init() error {
 				return fmt.Errorf("bolt: newest record: %w", err)
 			}
 			b.lastTime = r.time
+		}
+		if err := s.countBytes(); err != nil {
+			return err
 		}
 		if err := s.trimTopics(b.o.Retention.MaxEvents); err != nil {
 			return err
@@ -409,6 +410,9 @@ func (b *Broker) commit(batch []*op) {
 				if errors.As(err, &refused) {
 					o.err, err = refused.err, nil
 				}
+				if errors.Is(err, errAlreadyPublished) {
+					o.dup, err = true, nil
+				}
 			case opPurge:
 				err = s.purge([]byte(o.topic))
 			}
@@ -433,7 +437,7 @@ func (b *Broker) commit(batch []*op) {
 		b.hmu.Lock()
 		if h := b.handler; h != nil {
 			for _, o := range ops {
-				if o.kind == opPublish && o.err == nil {
+				if o.kind == opPublish && o.err == nil && !o.dup {
 					h.HandleMessage(o.msg)
 				}
 			}
@@ -498,7 +502,8 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 }
 
 // Listen hands every message committed from now on to h, in position
-// order, until ctx ends or the broker is closed.
+// order, until ctx ends or the broker is closed. It calls h.HandleStart
+// (if h has it) with the head once h is set.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.closeMu.RLock()
 	closed := b.closed
@@ -508,8 +513,26 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	}
 	b.hmu.Lock()
 	b.handler = h
+	if sh, ok := h.(pubsub.StartHandler); ok {
+		// The writer delivers under hmu after committing: whatever is
+		// committed after this read reaches h (what was committed before
+		// and is not delivered yet may reach it too, at or below head).
+		var seq uint64
+		err := b.db.View(func(tx *bbolt.Tx) error {
+			s, err := loadStore(tx)
+			if err == nil {
+				seq = s.seq
+			}
+			return err
+		})
+		if err != nil {
+			b.handler = nil
+			b.hmu.Unlock()
+			return fmt.Errorf("bolt: listen: %w", err)
+		}
+		sh.HandleStart(pubsub.Position{Epoch: b.epoch, Offset: seq})
+	}
 	b.hmu.Unlock()
-	b.listenOnce.Do(func() { close(b.listening) })
 	select {
 	case <-ctx.Done():
 	case <-b.stop:
@@ -521,11 +544,6 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.hmu.Unlock()
 	return nil
 }
-
-// Listening returns a channel that is closed once Listen has set its
-// Handler: every message committed from then on reaches it. It implements
-// pubsub.ListenNotifier.
-func (b *Broker) Listening() <-chan struct{} { return b.listening }
 
 // Purge removes topic's history, retained and final state. Subscribers
 // resuming from before the purge are told that history was truncated.

@@ -29,9 +29,12 @@
 //
 // # Retention and disk use
 //
-// Retention.MaxEvents (per topic), MaxAge (swept every SweepInterval) and
-// MaxBytes (all history, counted as pubsub.Message.Size counts it) evict the
-// oldest messages; per-topic eviction marks let Read report truncation
+// Retention.MaxEvents (per topic) and MaxAge (swept every SweepInterval)
+// evict the oldest messages; MaxBytes (all history, counted as
+// pubsub.Message.Size counts it) is shared fairly: it evicts the oldest
+// message of the topic holding the most bytes, never a topic's newest (each
+// topic counts its bytes, and a bucket orders the topics by what may be
+// taken from them). Per-topic eviction marks let Read report truncation
 // exactly. Retained messages (a topic's current state) are kept until
 // replaced or purged; finished topics are forgotten after MaxAge. bbolt
 // reuses the pages of evicted messages, so the file stops growing once

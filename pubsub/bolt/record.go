@@ -7,42 +7,34 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/internal/codec"
 )
 
 // A record is a message as stored on disk:
 //
-//	version byte (1)
+//	version byte (2)
 //	flags   byte (1 retain, 2 final, 4 private)
 //	offset  uvarint
 //	time    varint (Unix nanoseconds)
 //	topics  uvarint count, then each as uvarint length + bytes
 //	type    uvarint length + bytes
+//	extra   id, other-shard topics, metadata (see codec.AppendExtra)
 //	data    uvarint length + bytes
 //
-// The epoch is not stored per record: a file holds one log of one epoch.
-const recordVersion = 1
-
+// Version 1 records (written by releases before metadata became fields)
+// have no extra part; their data may start with a legacy metadata line,
+// which reading moves to Meta (codec.LegacyMeta). The epoch is not stored
+// per record: a file holds one log of one epoch.
 const (
-	flagRetain = 1 << iota
-	flagFinal
-	flagPrivate
+	recordVersion1 = 1
+	recordVersion  = 2
 )
 
 var errCorrupt = errors.New("bolt: corrupt record")
 
 // appendRecord appends m's record to dst.
 func appendRecord(dst []byte, m *pubsub.Message) []byte {
-	var flags byte
-	if m.Retain {
-		flags |= flagRetain
-	}
-	if m.Final {
-		flags |= flagFinal
-	}
-	if m.Private {
-		flags |= flagPrivate
-	}
-	dst = append(dst, recordVersion, flags)
+	dst = append(dst, recordVersion, codec.Flags(m))
 	dst = binary.AppendUvarint(dst, m.Pos.Offset)
 	dst = binary.AppendVarint(dst, m.Time.UnixNano())
 	dst = binary.AppendUvarint(dst, uint64(len(m.Topics)))
@@ -50,6 +42,7 @@ func appendRecord(dst []byte, m *pubsub.Message) []byte {
 		dst = appendBytes(dst, t)
 	}
 	dst = appendBytes(dst, m.Type)
+	dst = codec.AppendExtra(dst, m)
 	return appendBytes(dst, m.Data)
 }
 
@@ -61,21 +54,23 @@ func appendBytes(dst []byte, s string) []byte {
 // rawRecord is a parsed record whose byte slices point into the stored
 // value: valid only inside the transaction that read it.
 type rawRecord struct {
-	flags  byte
-	offset uint64
-	time   int64
-	topics [][]byte
-	typ    []byte
-	data   []byte
+	version byte
+	flags   byte
+	offset  uint64
+	time    int64
+	topics  [][]byte
+	typ     []byte
+	extra   []byte // version 2: id, other-shard topics, metadata
+	data    []byte
 }
 
 // parseRecord parses b without copying.
 func parseRecord(b []byte) (rawRecord, error) {
 	var r rawRecord
-	if len(b) < 2 || b[0] != recordVersion {
+	if len(b) < 2 || b[0] != recordVersion && b[0] != recordVersion1 {
 		return r, errCorrupt
 	}
-	r.flags = b[1]
+	r.version, r.flags = b[0], b[1]
 	b = b[2:]
 	var n int
 	if r.offset, n = binary.Uvarint(b); n <= 0 {
@@ -101,6 +96,13 @@ func parseRecord(b []byte) (rawRecord, error) {
 	if r.typ, b, err = takeBytes(b); err != nil {
 		return r, err
 	}
+	if r.version == recordVersion {
+		rest := codec.Reader{B: b}
+		if rest.Extra(&pubsub.Message{}) != nil {
+			return r, errCorrupt
+		}
+		r.extra, b = b[:len(b)-len(rest.B)], rest.B
+	}
 	if r.data, b, err = takeBytes(b); err != nil {
 		return r, err
 	}
@@ -122,17 +124,20 @@ func takeBytes(b []byte) (field, rest []byte, err error) {
 // message copies r into a new Message of epoch.
 func (r *rawRecord) message(epoch string) *pubsub.Message {
 	m := &pubsub.Message{
-		Topics:  make([]string, len(r.topics)),
-		Type:    string(r.typ),
-		Data:    string(r.data),
-		Retain:  r.flags&flagRetain != 0,
-		Final:   r.flags&flagFinal != 0,
-		Private: r.flags&flagPrivate != 0,
-		Pos:     pubsub.Position{Epoch: epoch, Offset: r.offset},
-		Time:    time.Unix(0, r.time),
+		Topics: make([]string, len(r.topics)),
+		Type:   string(r.typ),
+		Pos:    pubsub.Position{Epoch: epoch, Offset: r.offset},
+		Time:   time.Unix(0, r.time),
 	}
+	codec.SetFlags(m, r.flags)
 	for i, t := range r.topics {
 		m.Topics[i] = string(t)
+	}
+	if r.version == recordVersion {
+		m.Data = string(r.data)
+		_ = (&codec.Reader{B: r.extra}).Extra(m) // checked by parseRecord
+	} else {
+		m.Meta, m.Data = codec.LegacyMeta(string(r.data))
 	}
 	return m
 }
@@ -140,6 +145,12 @@ func (r *rawRecord) message(epoch string) *pubsub.Message {
 // size is what the record counts against Retention.MaxBytes: the size of
 // its message, as pubsub.Message.Size reckons it.
 func (r *rawRecord) size(epoch string) int64 {
+	if len(r.extra) > 3 {
+		// Metadata counts as Message.Size counts it: decode (rare). (A
+		// version 1 record counts its legacy metadata line as data, as
+		// the release that wrote it did.)
+		return int64(r.message(epoch).Size())
+	}
 	n := len(r.typ) + len(r.data) + len(epoch) + 96
 	for _, t := range r.topics {
 		n += len(t) + 16

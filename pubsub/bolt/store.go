@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -15,14 +16,23 @@ import (
 //
 //	meta      "epoch" → epoch; "seq" → last offset given; "forgotten" →
 //	          highest offset of any forgotten topic; "bytes" → history size
-//	          (by Message.Size); "version" → layoutVersion
+//	          (by Message.Size); "version" → layoutVersion (1: records
+//	          of version 1 only; 2: records of versions 1 and 2)
 //	log       be64(offset) → record: the history, in offset order
 //	idx       lp(topic) be64(offset) → empty: each topic's offsets
-//	topics    topic → uvarint count, uvarint evicted: messages of the topic
-//	          in history, highest offset evicted from it
+//	topics    topic → uvarint count, uvarint evicted, uvarint bytes,
+//	          uvarint last: messages of the topic in history, highest
+//	          offset evicted from it, their size, the size of the newest
 //	retained  topic → record of its latest retained message
 //	finals    topic → record of its final message
 //	finq      be64(final time) topic → empty: finished topics by age
+//	fair      be64(evictable bytes) topic → empty: the topics whose history
+//	          the byte bound may cut, by bytes held but the newest message
+//	          (see enforceBytes)
+//	ids       message ID → uvarint offset, varint time: the messages
+//	          published with an ID (Message.ID) in the last
+//	          pubsub.DedupeWindow, for idempotent publishing
+//	idq       be64(time) ID → empty: the same, oldest first
 //
 // lp(topic) is the topic's length as a uvarint followed by the topic, so that
 // no topic's keys are a prefix of another's.
@@ -34,25 +44,38 @@ var (
 	bucketRetained = []byte("retained")
 	bucketFinals   = []byte("finals")
 	bucketFinq     = []byte("finq")
+	bucketFair     = []byte("fair")
+	bucketIDs      = []byte("ids")
+	bucketIDQ      = []byte("idq")
 
 	keyEpoch     = []byte("epoch")
 	keySeq       = []byte("seq")
 	keyForgotten = []byte("forgotten")
 	keyBytes     = []byte("bytes")
 	keyVersion   = []byte("version")
+	// keyFair marks a file whose topics count their bytes and fill the
+	// fair bucket (files written before have neither: Open adds them).
+	keyFair = []byte("fair")
 )
 
-const layoutVersion = 1
+// Layout versions: a file of version 1 (written by releases before
+// metadata became fields) is read as it is, and marked version 2 when
+// opened.
+const (
+	layoutVersion1 = 1
+	layoutVersion  = 2
+)
 
-var allBuckets = [][]byte{bucketMeta, bucketLog, bucketIdx, bucketTopics, bucketRetained, bucketFinals, bucketFinq}
+var allBuckets = [][]byte{bucketMeta, bucketLog, bucketIdx, bucketTopics, bucketRetained, bucketFinals, bucketFinq, bucketFair, bucketIDs, bucketIDQ}
 
 // store is the log inside one transaction. Its counters are loaded from meta
 // and saved back by save (write transactions only).
 type store struct {
-	epoch                                          string
-	meta, log, idx, topics, retained, finals, finq *bbolt.Bucket
-	seq, forgotten                                 uint64
-	bytes                                          int64
+	epoch                                                string
+	meta, log, idx, topics, retained, finals, finq, fair *bbolt.Bucket
+	ids, idq                                             *bbolt.Bucket // nil in a file opened without creating them
+	seq, forgotten                                       uint64
+	bytes                                                int64
 }
 
 // loadStore reads the log's state in tx. The buckets must exist.
@@ -65,8 +88,11 @@ func loadStore(tx *bbolt.Tx) (*store, error) {
 		retained: tx.Bucket(bucketRetained),
 		finals:   tx.Bucket(bucketFinals),
 		finq:     tx.Bucket(bucketFinq),
+		fair:     tx.Bucket(bucketFair),
+		ids:      tx.Bucket(bucketIDs),
+		idq:      tx.Bucket(bucketIDQ),
 	}
-	if s.meta == nil || s.log == nil || s.idx == nil || s.topics == nil || s.retained == nil || s.finals == nil || s.finq == nil {
+	if s.meta == nil || s.log == nil || s.idx == nil || s.topics == nil || s.retained == nil || s.finals == nil || s.finq == nil || s.fair == nil {
 		return nil, fmt.Errorf("bolt: missing bucket: not a herald data file")
 	}
 	s.epoch = string(s.meta.Get(keyEpoch))
@@ -98,6 +124,17 @@ func getUint(b *bbolt.Bucket, key []byte) uint64 {
 type topicMeta struct {
 	count   uint64 // messages of the topic in history
 	evicted uint64 // highest offset evicted from the topic's history
+	bytes   uint64 // size of those messages (by pubsub.Message.Size)
+	last    uint64 // size of the newest of them (0 when count is 0)
+}
+
+// evictable is what the byte bound may take from the topic: every message
+// but the newest.
+func (tm topicMeta) evictable() uint64 {
+	if tm.count < 2 || tm.bytes <= tm.last {
+		return 0
+	}
+	return tm.bytes - tm.last
 }
 
 func (s *store) topicMeta(topic []byte) (topicMeta, bool) {
@@ -106,17 +143,57 @@ func (s *store) topicMeta(topic []byte) (topicMeta, bool) {
 		return topicMeta{}, false
 	}
 	var tm topicMeta
-	var n int
-	tm.count, n = binary.Uvarint(v)
-	if n > 0 {
-		tm.evicted, _ = binary.Uvarint(v[n:])
+	for _, f := range []*uint64{&tm.count, &tm.evicted, &tm.bytes, &tm.last} {
+		x, n := binary.Uvarint(v)
+		if n <= 0 {
+			break
+		}
+		*f, v = x, v[n:]
 	}
 	return tm, true
 }
 
+// putTopicMeta writes topic's entry and keeps its place in the fair bucket.
 func (s *store) putTopicMeta(topic []byte, tm topicMeta) error {
+	if tm.count == 0 {
+		tm.bytes, tm.last = 0, 0
+	}
+	if err := s.unfair(topic); err != nil {
+		return err
+	}
 	v := binary.AppendUvarint(nil, tm.count)
-	return s.topics.Put(topic, binary.AppendUvarint(v, tm.evicted))
+	v = binary.AppendUvarint(v, tm.evicted)
+	v = binary.AppendUvarint(v, tm.bytes)
+	v = binary.AppendUvarint(v, tm.last)
+	if err := s.topics.Put(topic, v); err != nil {
+		return err
+	}
+	if e := tm.evictable(); e > 0 {
+		return s.fair.Put(fairKey(e, topic), nil)
+	}
+	return nil
+}
+
+// deleteTopic forgets topic's entry.
+func (s *store) deleteTopic(topic []byte) error {
+	if err := s.unfair(topic); err != nil {
+		return err
+	}
+	return s.topics.Delete(topic)
+}
+
+// unfair removes topic's key from the fair bucket, if it has one.
+func (s *store) unfair(topic []byte) error {
+	if old, ok := s.topicMeta(topic); ok {
+		if e := old.evictable(); e > 0 {
+			return s.fair.Delete(fairKey(e, topic))
+		}
+	}
+	return nil
+}
+
+func fairKey(evictable uint64, topic []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(topic)), evictable), topic...)
 }
 
 func idxPrefix(topic []byte) []byte {
@@ -132,6 +209,10 @@ func finqKey(t int64, topic []byte) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(t)), topic...)
 }
 
+// errAlreadyPublished: a message whose ID was published within the dedupe
+// window; its position is the first one's and nothing is stored.
+var errAlreadyPublished = errors.New("bolt: already published")
+
 // errRefused wraps the errors that refuse one message without failing the
 // transaction.
 type errRefused struct{ err error }
@@ -143,6 +224,17 @@ func (e errRefused) Unwrap() error { return e.err }
 // and applies per-topic retention. A refusal (a finished topic) is returned
 // as errRefused and changes nothing.
 func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
+	if m.ID != "" && s.ids != nil {
+		if v := s.ids.Get([]byte(m.ID)); v != nil {
+			off, n := binary.Uvarint(v)
+			t, k := binary.Varint(v[max(n, 0):])
+			if n > 0 && k > 0 && now-t <= int64(pubsub.DedupeWindow) {
+				// Published again: the first one stands.
+				m.Pos, m.Time = pubsub.Position{Epoch: s.epoch, Offset: off}, unixTime(t)
+				return errAlreadyPublished
+			}
+		}
+	}
 	for i, t := range m.Topics {
 		if s.finals.Get([]byte(t)) != nil {
 			return errRefused{fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, t)}
@@ -158,7 +250,8 @@ func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
 	if err := s.log.Put(be64(s.seq), rec); err != nil {
 		return err
 	}
-	s.bytes += int64(m.Size())
+	size := uint64(m.Size())
+	s.bytes += int64(size)
 	for _, t := range m.Topics {
 		topic := []byte(t)
 		tm, ok := s.topicMeta(topic)
@@ -172,6 +265,8 @@ func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
 			return err
 		}
 		tm.count++
+		tm.bytes += size
+		tm.last = size
 		if m.Retain {
 			if err := s.retained.Put(topic, rec); err != nil {
 				return err
@@ -194,7 +289,30 @@ func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
 			return err
 		}
 	}
-	return nil
+	return s.rememberID(m, now)
+}
+
+// rememberID records m's ID, and forgets the IDs older than the dedupe
+// window.
+func (s *store) rememberID(m *pubsub.Message, now int64) error {
+	if m.ID == "" || s.ids == nil || s.idq == nil {
+		return nil
+	}
+	c := s.idq.Cursor()
+	for k, _ := c.First(); len(k) >= 8 && now-int64(binary.BigEndian.Uint64(k)) > int64(pubsub.DedupeWindow); k, _ = c.First() {
+		key := bytes.Clone(k)
+		if err := s.ids.Delete(key[8:]); err != nil {
+			return err
+		}
+		if err := s.idq.Delete(key); err != nil {
+			return err
+		}
+	}
+	v := binary.AppendVarint(binary.AppendUvarint(nil, m.Pos.Offset), now)
+	if err := s.ids.Put([]byte(m.ID), v); err != nil {
+		return err
+	}
+	return s.idq.Put(append(binary.BigEndian.AppendUint64(nil, uint64(now)), m.ID...), nil)
 }
 
 // evictFront removes the oldest message of topic from its history.
@@ -214,27 +332,31 @@ func (s *store) evictFront(topic []byte, tm *topicMeta) error {
 	}
 	tm.count--
 	tm.evicted = max(tm.evicted, off)
-	return s.release(off)
+	size, err := s.release(off)
+	tm.bytes -= min(tm.bytes, uint64(size))
+	return err
 }
 
-// release deletes the record at off if no topic's history holds it any more.
-func (s *store) release(off uint64) error {
+// release deletes the record at off if no topic's history holds it any
+// more, and returns its size.
+func (s *store) release(off uint64) (int64, error) {
 	key := be64(off)
 	v := s.log.Get(key)
 	if v == nil {
-		return nil
+		return 0, nil
 	}
 	r, err := parseRecord(v)
 	if err != nil {
-		return fmt.Errorf("offset %d: %w", off, err)
+		return 0, fmt.Errorf("offset %d: %w", off, err)
 	}
+	size := r.size(s.epoch)
 	for _, t := range r.topics {
 		if s.idx.Get(idxKey(t, off)) != nil {
-			return nil
+			return size, nil
 		}
 	}
-	s.bytes -= r.size(s.epoch)
-	return s.log.Delete(key)
+	s.bytes -= size
+	return size, s.log.Delete(key)
 }
 
 // oldest returns the offset and time of the oldest message in history.
@@ -287,10 +409,11 @@ func (s *store) evictOldest() (bool, error) {
 		}
 		tm, _ := s.topicMeta(topic)
 		tm.count = max(tm.count, 1) - 1
+		tm.bytes -= min(tm.bytes, uint64(size))
 		tm.evicted = max(tm.evicted, off)
 		if tm.count == 0 && s.retained.Get(topic) == nil && s.finals.Get(topic) == nil {
 			s.forgotten = max(s.forgotten, tm.evicted)
-			err = s.topics.Delete(topic)
+			err = s.deleteTopic(topic)
 		} else {
 			err = s.putTopicMeta(topic, tm)
 		}
@@ -319,7 +442,7 @@ func (s *store) clearTopic(topic []byte) (topicMeta, uint64, error) {
 		if err := s.idx.Delete(idxKey(topic, off)); err != nil {
 			return tm, 0, err
 		}
-		if err := s.release(off); err != nil {
+		if _, err := s.release(off); err != nil {
 			return tm, 0, err
 		}
 		tm.evicted = max(tm.evicted, off)
@@ -395,25 +518,89 @@ func (s *store) sweep(cutoff int64) error {
 			return err
 		}
 		s.forgotten = max(s.forgotten, tm.evicted, final)
-		if err := s.topics.Delete(topic); err != nil {
+		if err := s.deleteTopic(topic); err != nil {
 			return err
 		}
 	}
 }
 
-// enforceBytes evicts the oldest messages until history fits maxBytes.
+// enforceBytes evicts until history fits maxBytes, fairly (see
+// pubsub.Retention.MaxBytes): the oldest message of the topic with the
+// most evictable bytes (the last key of the fair bucket) each time, never
+// a topic's newest message.
 func (s *store) enforceBytes(maxBytes int64) error {
 	for maxBytes > 0 && s.bytes > maxBytes {
-		ok, err := s.evictOldest()
-		if err != nil {
+		k, _ := s.fair.Cursor().Last()
+		if k == nil {
+			if first, _ := s.log.Cursor().First(); first == nil {
+				s.bytes = 0 // nothing left: the count had drifted
+			}
+			return nil // only the topics' newest messages are left
+		}
+		if len(k) < 8 {
+			return fmt.Errorf("%w: fair key of %d bytes", errCorrupt, len(k))
+		}
+		topic := bytes.Clone(k[8:])
+		tm, ok := s.topicMeta(topic)
+		if !ok || tm.evictable() == 0 {
+			// A stale key: drop it.
+			if err := s.fair.Delete(bytes.Clone(k)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.evictFront(topic, &tm); err != nil {
 			return err
 		}
-		if !ok {
-			s.bytes = 0
-			return nil
+		if err := s.putTopicMeta(topic, tm); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// countBytes fills in the byte counts of the topics of a file written
+// before they were kept, and the fair bucket (once per file).
+func (s *store) countBytes() error {
+	if s.meta.Get(keyFair) != nil {
+		return nil
+	}
+	var topics [][]byte
+	err := s.topics.ForEach(func(k, _ []byte) error {
+		topics = append(topics, bytes.Clone(k))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c := s.idx.Cursor()
+	for _, topic := range topics {
+		tm, _ := s.topicMeta(topic)
+		tm.count, tm.bytes, tm.last = 0, 0, 0
+		p := idxPrefix(topic)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			off, err := fromBE64(k[len(p):])
+			if err != nil {
+				return err
+			}
+			v := s.log.Get(be64(off))
+			if v == nil {
+				continue
+			}
+			r, err := parseRecord(v)
+			if err != nil {
+				return fmt.Errorf("offset %d: %w", off, err)
+			}
+			size := uint64(r.size(s.epoch))
+			tm.count++
+			tm.bytes += size
+			tm.last = size
+		}
+		if err := s.putTopicMeta(topic, tm); err != nil {
+			return err
+		}
+	}
+	return s.meta.Put(keyFair, []byte{1})
 }
 
 // trimTopics applies maxEvents to every topic (after a restart with a lower
@@ -462,21 +649,9 @@ func (s *store) snapshot(q pubsub.Query) (pubsub.Snapshot, error) {
 		}
 	}
 	if q.After == nil {
-		for _, t := range q.Topics {
-			v := s.retained.Get([]byte(t))
-			if v == nil {
-				continue
-			}
-			r, err := parseRecord(v)
-			if err != nil {
-				return snap, fmt.Errorf("retained of %q: %w", t, err)
-			}
-			if !slices.ContainsFunc(snap.Retained, func(m *pubsub.Message) bool { return m.Pos.Offset == r.offset }) {
-				snap.Retained = append(snap.Retained, r.message(s.epoch))
-			}
-		}
-		slices.SortFunc(snap.Retained, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
-		return snap, nil
+		var err error
+		snap.Retained, err = s.retainedOf(q.Topics)
+		return snap, err
 	}
 	after := q.After.Offset
 	if q.After.Epoch != s.epoch {
@@ -514,7 +689,33 @@ func (s *store) snapshot(q pubsub.Query) (pubsub.Snapshot, error) {
 		}
 		snap.Events = append(snap.Events, m)
 	}
+	if snap.Truncated || snap.EpochChanged {
+		var err error
+		snap.Retained, err = s.retainedOf(q.Topics)
+		return snap, err
+	}
 	return snap, nil
+}
+
+// retainedOf returns the retained messages of topics, each once, in
+// position order.
+func (s *store) retainedOf(topics []string) ([]*pubsub.Message, error) {
+	var out []*pubsub.Message
+	for _, t := range topics {
+		v := s.retained.Get([]byte(t))
+		if v == nil {
+			continue
+		}
+		r, err := parseRecord(v)
+		if err != nil {
+			return nil, fmt.Errorf("retained of %q: %w", t, err)
+		}
+		if !slices.ContainsFunc(out, func(m *pubsub.Message) bool { return m.Pos.Offset == r.offset }) {
+			out = append(out, r.message(s.epoch))
+		}
+	}
+	slices.SortFunc(out, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
+	return out, nil
 }
 
 // topicInfos lists the topics the log holds, sorted by name.

@@ -99,7 +99,8 @@ func TestNotAHeraldFile(t *testing.T) {
 }
 
 // TestDiskBound: with a bound on history bytes, the file stops growing
-// however much is published through it.
+// however much is published through it. (16 topics: the bound never
+// evicts a topic's newest message, and 16 of them fit in it.)
 func TestDiskBound(t *testing.T) {
 	const maxBytes = 256 << 10
 	path := filepath.Join(t.TempDir(), "herald.db")
@@ -118,7 +119,7 @@ func TestDiskBound(t *testing.T) {
 		for g := range 8 {
 			wg.Go(func() {
 				for i := range n {
-					m := &pubsub.Message{Topics: []string{fmt.Sprintf("t%d", (g*n+i)%50)}, Data: data}
+					m := &pubsub.Message{Topics: []string{fmt.Sprintf("t%d", (g*n+i)%16)}, Data: data}
 					if _, err := b.Publish(context.Background(), m); err != nil {
 						t.Error(err)
 						return
@@ -279,5 +280,54 @@ func TestResetEpoch(t *testing.T) {
 	}
 	if _, err := bolt.ResetEpoch(filepath.Join(t.TempDir(), "missing.db")); err == nil {
 		t.Fatal("ResetEpoch of a missing file succeeded")
+	}
+}
+
+// TestFairBoundOnOldFile: a file written before topics counted their bytes
+// gets the counts when it is opened, and the byte bound then shares
+// history fairly: a lower bound applied at start cuts the noisy topic, not
+// the quiet one.
+func TestFairBoundOnOldFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "herald.db")
+	b := openT(t, path, bolt.Options{})
+	ctx := context.Background()
+	quiet := &pubsub.Message{Topics: []string{"quiet"}, Data: "the only event"}
+	if _, err := b.Publish(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	var noisy []*pubsub.Message
+	for i := range 20 {
+		m := &pubsub.Message{Topics: []string{"noisy"}, Data: fmt.Sprint(i, strings.Repeat("n", 4<<10))}
+		if _, err := b.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		noisy = append(noisy, m)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	makeOld(t, path)
+
+	b = openT(t, path, bolt.Options{Retention: pubsub.Retention{MaxBytes: 32 << 10}})
+	snap, err := b.Read(ctx, pubsub.Query{Topics: []string{"quiet"}, After: &pubsub.Position{Epoch: b.Epoch()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Events) != 1 || snap.Events[0].Data != quiet.Data || snap.Truncated {
+		t.Fatalf("quiet topic after the bound was applied: %d events, truncated %v; want its event", len(snap.Events), snap.Truncated)
+	}
+	snap, err = b.Read(ctx, pubsub.Query{Topics: []string{"noisy"}, After: &pubsub.Position{Epoch: b.Epoch()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(snap.Events); n == 0 || n > 8 || !snap.Truncated || snap.Events[n-1].Pos != noisy[len(noisy)-1].Pos {
+		t.Fatalf("noisy topic after the bound was applied: %d events ending %v, truncated %v; want its newest few, truncated", n, snap.Events[n-1].Pos, snap.Truncated)
+	}
+	st, err := b.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Bytes > 32<<10 {
+		t.Errorf("history holds %d bytes, bound %d", st.Bytes, 32<<10)
 	}
 }

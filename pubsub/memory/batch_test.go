@@ -20,8 +20,9 @@ func TestPublishBatch(t *testing.T) {
 	h := &collect{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.Listen(ctx, h) }()
-	<-b.Listening()
+	sh := startSignal(h)
+	go func() { done <- b.Listen(ctx, sh) }()
+	<-sh.ch
 
 	msgs := []*pubsub.Message{
 		{Topics: []string{"a"}, Data: "1"},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/internal/fair"
 )
 
 // Broker is an in-memory pubsub.Broker. Create one with New.
@@ -19,9 +20,11 @@ import (
 // Lock order: Broker.mu is held while the Handler's HandleMessage runs, so a
 // Handler must never call back into the Broker.
 //
-// Truncation is exact per topic: each topic remembers the highest offset it
-// evicted. A topic with no history, retained or final message left is
-// forgotten, and a tombstone keeps that offset; only when more than
+// Retention.MaxBytes is shared fairly between topics (see fair.go and
+// pubsub.Retention). Truncation is exact per topic: each topic remembers the
+// highest offset it evicted. A topic with no history, retained or final
+// message left is forgotten, and a tombstone keeps that offset; only when
+// more than
 // MaxTombstones topics have been forgotten are the oldest tombstones folded
 // into one watermark that applies to every unknown topic (a client may then
 // get a spurious history-truncated reset, never a silent gap).
@@ -38,14 +41,15 @@ type Broker struct {
 	head      int
 	live      int // entries of all[head:] that some topic still holds
 	bytes     int64
-	tombs     map[string]uint64 // forgotten topic → highest offset it evicted
-	tombOrder []tomb            // tombstones, oldest first (may hold stale ones)
-	forgotten uint64            // highest offset of the topics whose tombstones were dropped
-	handler   pubsub.Handler
+	tombs     map[string]uint64          // forgotten topic → highest offset it evicted
+	tombOrder []tomb                     // tombstones, oldest first (may hold stale ones)
+	fair      fair.Heap[*topicLog]       // topics with evictable bytes (see fair.go)
+	forgotten uint64                     // highest offset of the topics whose tombstones were dropped
+	handlers  []*listening               // one per running Listen (several hubs may share the broker)
+	ids       map[string]*pubsub.Message // recent messages by ID (idempotent publishing)
+	idOrder   []*pubsub.Message          // the same, oldest first
 	closed    bool
 	done      chan struct{}
-	listening chan struct{}
-	listenOne sync.Once
 	wg        sync.WaitGroup
 }
 
@@ -57,7 +61,6 @@ type tomb struct {
 var (
 	_ pubsub.Broker         = (*Broker)(nil)
 	_ pubsub.Purger         = (*Broker)(nil)
-	_ pubsub.ListenNotifier = (*Broker)(nil)
 	_ pubsub.BatchPublisher = (*Broker)(nil)
 )
 
@@ -68,10 +71,12 @@ type entry struct {
 }
 
 type topicLog struct {
-	log      []*entry // in offset order
-	evicted  uint64   // highest offset evicted from this topic's log
-	retained *pubsub.Message
-	final    *pubsub.Message
+	fair.Entry          // its place in Broker.fair (see fair.go)
+	log        []*entry // in offset order
+	bytes      int64    // size of the entries in log
+	evicted    uint64   // highest offset evicted from this topic's log
+	retained   *pubsub.Message
+	final      *pubsub.Message
 }
 
 // Options configure a Broker. The zero value is valid.
@@ -110,7 +115,6 @@ func New(opts *Options) *Broker {
 		topics:    make(map[string]*topicLog),
 		tombs:     make(map[string]uint64),
 		done:      make(chan struct{}),
-		listening: make(chan struct{}),
 	}
 	if o.Retention.MaxAge > 0 {
 		b.wg.Add(1)
@@ -157,6 +161,13 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 	if b.closed {
 		return pubsub.Position{}, pubsub.ErrClosed
 	}
+	if m.ID != "" {
+		if first, ok := b.recentID(m.ID, now); ok {
+			// Published again: the first one stands.
+			m.Pos, m.Time = first.Pos, first.Time
+			return m.Pos, nil
+		}
+	}
 	for _, t := range m.Topics {
 		if tl := b.topics[t]; tl != nil && tl.final != nil {
 			return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, t)
@@ -177,6 +188,7 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 			b.topics[t] = tl
 		}
 		tl.log = append(tl.log, e)
+		tl.bytes += int64(e.size)
 		if m.Retain {
 			tl.retained = m
 		}
@@ -188,17 +200,48 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 				b.dropFront(tl)
 			}
 		}
+		b.fix(tl)
 	}
-	if max := b.retention.MaxBytes; max > 0 {
-		for b.bytes > max && b.head < len(b.all) {
-			b.evictOldest()
-		}
+	if b.retention.MaxBytes > 0 {
+		b.enforceBytes()
 	}
 	b.compact()
-	if b.handler != nil {
-		b.handler.HandleMessage(m)
+	if m.ID != "" {
+		b.rememberID(m)
+	}
+	for _, l := range b.handlers {
+		l.h.HandleMessage(m)
 	}
 	return m.Pos, nil
+}
+
+// maxIDs bounds the IDs remembered for idempotent publishing, besides
+// pubsub.DedupeWindow.
+const maxIDs = 1 << 16
+
+// recentID returns the message published with id within the dedupe
+// window, forgetting older IDs. b.mu is held.
+func (b *Broker) recentID(id string, now time.Time) (*pubsub.Message, bool) {
+	for len(b.idOrder) > 0 && (now.Sub(b.idOrder[0].Time) > pubsub.DedupeWindow || len(b.idOrder) > maxIDs) {
+		old := b.idOrder[0]
+		b.idOrder[0] = nil
+		b.idOrder = b.idOrder[1:]
+		if b.ids[old.ID] == old {
+			delete(b.ids, old.ID)
+		}
+	}
+	m, ok := b.ids[id]
+	return m, ok
+}
+
+// rememberID records m's ID (with its position and time only). b.mu is held.
+func (b *Broker) rememberID(m *pubsub.Message) {
+	if b.ids == nil {
+		b.ids = make(map[string]*pubsub.Message)
+	}
+	r := &pubsub.Message{ID: m.ID, Pos: m.Pos, Time: m.Time}
+	b.ids[m.ID] = r
+	b.idOrder = append(b.idOrder, r)
 }
 
 // dropFront evicts the oldest entry of one topic's log.
@@ -206,6 +249,7 @@ func (b *Broker) dropFront(tl *topicLog) {
 	e := tl.log[0]
 	tl.log[0] = nil
 	tl.log = tl.log[1:]
+	tl.bytes -= int64(e.size)
 	tl.evicted = max(tl.evicted, e.m.Pos.Offset)
 	b.release(e)
 }
@@ -256,6 +300,8 @@ func (b *Broker) evictOldest() {
 			b.dropFront(tl)
 			if tl.empty() {
 				b.forget(t, tl)
+			} else {
+				b.fix(tl)
 			}
 		}
 	}
@@ -282,6 +328,7 @@ func (b *Broker) forget(topic string, tl *topicLog) {
 	for len(tl.log) > 0 {
 		b.dropFront(tl)
 	}
+	b.fix(tl)
 	hi := tl.evicted
 	if tl.final != nil {
 		hi = max(hi, tl.final.Pos.Offset)
@@ -361,12 +408,7 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		}
 	}
 	if q.After == nil {
-		for _, t := range q.Topics {
-			if tl := b.topics[t]; tl != nil && tl.retained != nil && !slices.Contains(snap.Retained, tl.retained) {
-				snap.Retained = append(snap.Retained, tl.retained)
-			}
-		}
-		sort.Slice(snap.Retained, func(i, j int) bool { return snap.Retained[i].Pos.Offset < snap.Retained[j].Pos.Offset })
+		snap.Retained = b.retainedLocked(q.Topics)
 		return snap, nil
 	}
 	after := q.After.Offset
@@ -392,7 +434,23 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		}
 	}
 	snap.Events = merge(lists)
+	if snap.Truncated || snap.EpochChanged {
+		snap.Retained = b.retainedLocked(q.Topics)
+	}
 	return snap, nil
+}
+
+// retainedLocked returns the retained messages of topics, each once, in
+// position order. b.mu is held.
+func (b *Broker) retainedLocked(topics []string) []*pubsub.Message {
+	var out []*pubsub.Message
+	for _, t := range topics {
+		if tl := b.topics[t]; tl != nil && tl.retained != nil && !slices.Contains(out, tl.retained) {
+			out = append(out, tl.retained)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pos.Offset < out[j].Pos.Offset })
+	return out
 }
 
 // merge merges offset-ordered lists into one, each message once.
@@ -431,32 +489,33 @@ func merge(lists [][]*entry) []*pubsub.Message {
 }
 
 // Listen hands every message published from now on to h until ctx ends or
-// the broker is closed.
+// the broker is closed. It calls h.HandleStart (if h has it) with the head
+// when it registers h. Several Listen calls may run at once (several hubs
+// in one process sharing the broker): each gets every message.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return pubsub.ErrClosed
 	}
-	b.handler = h
+	l := &listening{h: h}
+	b.handlers = append(b.handlers, l)
+	if sh, ok := h.(pubsub.StartHandler); ok {
+		sh.HandleStart(pubsub.Position{Epoch: b.epoch, Offset: b.seq})
+	}
 	b.mu.Unlock()
-	b.listenOne.Do(func() { close(b.listening) })
 	select {
 	case <-ctx.Done():
 	case <-b.done:
 	}
 	b.mu.Lock()
-	if b.handler == h {
-		b.handler = nil
-	}
+	b.handlers = slices.DeleteFunc(b.handlers, func(x *listening) bool { return x == l })
 	b.mu.Unlock()
 	return nil
 }
 
-// Listening returns a channel that is closed once Listen has registered its
-// Handler: every message published from then on reaches it. It implements
-// pubsub.ListenNotifier.
-func (b *Broker) Listening() <-chan struct{} { return b.listening }
+// listening is one running Listen call.
+type listening struct{ h pubsub.Handler }
 
 // Purge removes topic's history and retained and final state, and forgets
 // the topic. Subscribers resuming from before the purge are told that

@@ -309,8 +309,11 @@ func TestRetained(t *testing.T) {
 	if len(snap.Events) != 0 || snap.Head.Offset != 7 {
 		t.Errorf("new subscriber snapshot %+v: want no history, head 7", snap)
 	}
-	if snap := read(t, b, at(b, 0), "a"); len(snap.Retained) != 0 {
-		t.Errorf("a resuming subscriber got retained messages %s", datas(snap.Retained))
+	if snap := read(t, b, at(b, 5), "a"); len(snap.Retained) != 0 {
+		t.Errorf("a subscriber resuming exactly got retained messages %s", datas(snap.Retained))
+	}
+	if snap := read(t, b, at(b, 0), "a"); !snap.Truncated || datas(snap.Retained) != "ab" {
+		t.Errorf("a subscriber whose history was truncated: Truncated=%v retained %s, want true and ab", snap.Truncated, datas(snap.Retained))
 	}
 }
 
@@ -441,11 +444,12 @@ func listen(t *testing.T, b *memory.Broker, h pubsub.Handler) (stop func() error
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.Listen(ctx, h) }()
+	sh := startSignal(h)
+	go func() { done <- b.Listen(ctx, sh) }()
 	select {
-	case <-b.Listening():
+	case <-sh.ch:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Listening not closed after Listen")
+		t.Fatal("HandleStart not called after Listen")
 	}
 	return func() error {
 		cancel()
@@ -455,11 +459,6 @@ func listen(t *testing.T, b *memory.Broker, h pubsub.Handler) (stop func() error
 
 func TestListenAndClose(t *testing.T) {
 	b := memory.New(nil)
-	select {
-	case <-b.Listening():
-		t.Fatal("Listening closed before Listen")
-	default:
-	}
 	h := newRecorder()
 	stop := listen(t, b, h)
 	for i := range 100 {
@@ -481,9 +480,9 @@ func TestListenAndClose(t *testing.T) {
 
 	// Close ends a running Listen and makes every later call fail.
 	done := make(chan error, 1)
-	go func() { done <- b.Listen(context.Background(), h) }()
-	<-b.Listening()
-	time.Sleep(10 * time.Millisecond) // let Listen block (not needed for correctness)
+	sh := startSignal(h)
+	go func() { done <- b.Listen(context.Background(), sh) }()
+	<-sh.ch
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -527,3 +526,14 @@ func TestPublishErrors(t *testing.T) {
 		t.Errorf("stats %+v after failed publishes", st)
 	}
 }
+
+// started passes a Handler's calls on, and closes ch when Listen calls
+// HandleStart.
+type started struct {
+	pubsub.Handler
+	ch chan struct{}
+}
+
+func startSignal(h pubsub.Handler) started { return started{h, make(chan struct{})} }
+
+func (s started) HandleStart(pubsub.Position) { close(s.ch) }

@@ -29,9 +29,16 @@
 //
 // # Truncation
 //
-// Retention maps to the stream's limits: Retention.MaxEvents to
-// MaxMsgsPerSubject, MaxAge to MaxAge, MaxBytes to MaxBytes (JetStream
-// counts subject, headers and payload, which Message.Size approximates).
+// Retention.MaxEvents maps to the stream's MaxMsgsPerSubject, MaxAge to
+// its MaxAge. Retention.MaxBytes does not map to the stream's MaxBytes,
+// which would evict the oldest messages whatever their subject: the
+// stream has no byte limit, and every node runs a trimmer that shares the
+// bound fairly, as pubsub.Retention says, per subject (see trim.go). It
+// follows the stream with a headers-only consumer, counts each subject's
+// bytes (payload plus 128, approximating Message.Size), and purges the
+// oldest messages of the subject with the most bytes, never its newest,
+// within milliseconds of the publish that went over the bound (history may
+// exceed the bound meanwhile). Every node makes the same purges.
 // JetStream does not say what it evicted, so each message carries, in a
 // header, the sequence of the previous message on its subject (or, on a
 // subject that was empty, a bound: the stream's first sequence then, since
@@ -71,9 +78,25 @@
 //
 // A listener that misses messages (they left the stream before it read
 // them) calls HandleEpoch with the unchanged epoch: subscribers resume
-// from history. While NATS cannot be reached, Publish and Read fail with
-// errors wrapping pubsub.ErrUnavailable (the HTTP API answers 503) within
-// Options.Timeout, and listeners retry with backoff.
+// from history.
+//
+// # Outages
+//
+// The broker follows the connection through the client's status events
+// (see conn.go), not missed heartbeats. When the connection is lost it
+// logs it once; Publish and Read fail with errors wrapping
+// pubsub.ErrUnavailable (the HTTP API answers 503), at once for a new
+// request. A publish whose answer was lost with the connection waits for
+// the connection to come back (within Options.Timeout) and is sent again:
+// its Nats-Msg-Id makes JetStream store it once (the stream's Duplicates
+// window is twice Options.Timeout, at least 30 s), and a chained publish
+// that finds its own message newest on the subject takes its sequence. When
+// the connection is back the broker logs it once, and each listener makes
+// a new consumer at once (live delivery resumes within milliseconds of the
+// first publish JetStream accepts) and logs that live delivery resumed.
+// The client's asynchronous errors (slow consumers, permissions) go to the
+// Logger, each at most once a minute, when the broker opened the
+// connection (Open); Open also reconnects every 500 ms.
 //
 // # Limits
 //

@@ -272,25 +272,6 @@ func TestStreamDeleted(t *testing.T) {
 	h.wait(t, "the message of the new epoch", func() bool { return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == m.Pos })
 }
 
-// TestListenStartsAtCreation: a subscriber whose snapshot was read before
-// Listen started (a node just starting) misses nothing published between.
-func TestListenStartsAtCreation(t *testing.T) {
-	needNATS(t)
-	b := open(t, natsURL(), uniqueStream(t, natsURL()), pubsub.Retention{})
-	defer b.Close()
-	snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := publish(t, b, "between", "s")
-	if m.Pos.Offset <= snap.Head.Offset {
-		t.Fatalf("published at %v, not after the snapshot's head %v", m.Pos, snap.Head)
-	}
-	h := newHandler()
-	listen(t, b, h)
-	h.wait(t, "the message published before Listen started", func() bool { return len(h.msgs) == 1 && h.msgs[0].Pos == m.Pos })
-}
-
 // TestBucketLost: when the state bucket alone is gone, it is created again
 // and retained state works on.
 func TestBucketLost(t *testing.T) {

@@ -1,6 +1,7 @@
 package pubsubtest
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -40,18 +41,16 @@ func (s *suite) testEpoch(t *testing.T) {
 // from 1 in a fresh log, whatever the topics.
 func (s *suite) testPublishPositions(t *testing.T) {
 	b := s.open(t, pubsub.Retention{})
-	if h := head(t, b); h.Offset != 0 {
-		t.Fatalf("fresh log: Head %v, want offset 0", h)
-	}
+	start := s.start(t, b)
 	before := time.Now()
-	var last uint64
+	last := start
 	for i := range 20 {
 		m := publish(t, b, msg(fmt.Sprint(i), fmt.Sprintf("t%d", i%3)))
 		if m.Pos.Offset <= last {
 			t.Fatalf("message %d at %v, not after %d", i, m.Pos, last)
 		}
-		if i == 0 && m.Pos.Offset != 1 {
-			t.Errorf("first message of a fresh log at offset %d, want 1", m.Pos.Offset)
+		if i == 0 && m.Pos.Offset != start+1 {
+			t.Errorf("first message of a fresh log at offset %d, want %d", m.Pos.Offset, start+1)
 		}
 		last = m.Pos.Offset
 		if m.Time.Before(before.Add(-time.Minute)) || m.Time.After(time.Now().Add(time.Minute)) {
@@ -66,11 +65,12 @@ func (s *suite) testPublishPositions(t *testing.T) {
 // testPublishNoTopic: a message needs a topic.
 func (s *suite) testPublishNoTopic(t *testing.T) {
 	b := s.open(t, pubsub.Retention{})
+	start := s.start(t, b)
 	if _, err := b.Publish(t.Context(), &pubsub.Message{Data: "x"}); err == nil {
 		t.Error("Publish without a topic succeeded, want an error")
 	}
-	if h := head(t, b); h.Offset != 0 {
-		t.Errorf("Head %v after a refused publish, want offset 0", h)
+	if h := head(t, b); h.Offset != start {
+		t.Errorf("Head %v after a refused publish, want offset %d", h, start)
 	}
 }
 
@@ -131,10 +131,11 @@ func (s *suite) testOrdering(t *testing.T) {
 // testSnapshotEmpty: a fresh log has nothing, and nothing is wrong with it.
 func (s *suite) testSnapshotEmpty(t *testing.T) {
 	b := s.open(t, pubsub.Retention{})
+	start := s.start(t, b)
 	for _, after := range []*pubsub.Position{nil, at(b.Epoch(), 0)} {
 		snap := read(t, b, after, "e1", "e2")
-		if snap.Head != (pubsub.Position{Epoch: b.Epoch()}) {
-			t.Errorf("after %v: Head %v, want %v", after, snap.Head, pubsub.Position{Epoch: b.Epoch()})
+		if want := (pubsub.Position{Epoch: b.Epoch(), Offset: start}); snap.Head != want {
+			t.Errorf("after %v: Head %v, want %v", after, snap.Head, want)
 		}
 		if len(snap.Events) != 0 || len(snap.Retained) != 0 || len(snap.Finals) != 0 || snap.EpochChanged || snap.Truncated {
 			t.Errorf("after %v: snapshot of an empty log is %+v, want empty", after, snap)
@@ -295,4 +296,50 @@ func (s *suite) testFinal(t *testing.T) {
 	}
 	// Other topics stay open.
 	publish(t, b, msg("more", "open"))
+}
+
+// testIdempotent: a message published again with the ID of one published
+// before is stored once: Publish answers the first one's position, and
+// neither history nor the listener has a second message; another ID is
+// another message; Meta and Also are stored as they were.
+func (s *suite) testIdempotent(t *testing.T) {
+	if s.o.NoDedupe {
+		t.Skip("the broker does not keep message IDs (NoDedupe)")
+	}
+	b := s.open(t, pubsub.Retention{})
+	rec := s.listen(t, b, b)
+	first := publish(t, b, &pubsub.Message{Topics: []string{"id"}, Data: "1", ID: "evt-1", Meta: map[string]string{"p.k": "v"}, Also: []string{"elsewhere"}})
+	again := &pubsub.Message{Topics: []string{"id"}, Data: "1 again", ID: "evt-1"}
+	pos, err := b.Publish(context.Background(), again)
+	if err != nil {
+		t.Fatalf("publishing an ID again: %v", err)
+	}
+	if pos != first.Pos || again.Pos != first.Pos {
+		t.Fatalf("publishing an ID again answered %v (m.Pos %v), want the first position %v", pos, again.Pos, first.Pos)
+	}
+	other := publish(t, b, &pubsub.Message{Topics: []string{"id"}, Data: "2", ID: "evt-2"})
+	plain := publish(t, b, msg("3", "id"))
+	snap := read(t, b, at(b.Epoch(), 0), "id")
+	checkMessages(t, "history", snap.Events, []*pubsub.Message{first, other, plain})
+	if len(snap.Events) > 0 {
+		got := snap.Events[0]
+		if got.ID != "evt-1" || got.Meta["p.k"] != "v" || len(got.Also) != 1 || got.Also[0] != "elsewhere" {
+			t.Errorf("stored message: ID %q, Meta %v, Also %v; want them as published", got.ID, got.Meta, got.Also)
+		}
+	}
+	if !rec.waitFor(t, plain.Pos, s.o.Wait) {
+		t.Fatal("the listener did not get the messages")
+	}
+	checkMessages(t, "live", withTopic(rec.messages(), "id"), []*pubsub.Message{first, other, plain})
+}
+
+// start returns the head of a fresh log: 0, unless Options.NotEmpty says
+// that the broker writes messages of its own to a fresh log.
+func (s *suite) start(t *testing.T, b pubsub.Broker) uint64 {
+	t.Helper()
+	h := head(t, b)
+	if h.Offset != 0 && !s.o.NotEmpty {
+		t.Fatalf("fresh log: Head %v, want offset 0", h)
+	}
+	return h.Offset
 }

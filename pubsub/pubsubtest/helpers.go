@@ -136,6 +136,7 @@ type recorder struct {
 	inCall atomic.Int32
 
 	mu       sync.Mutex
+	starts   []pubsub.Position // HandleStart calls
 	msgs     []*pubsub.Message
 	epochs   []string
 	problems []string
@@ -161,6 +162,11 @@ func (r *recorder) HandleMessage(m *pubsub.Message) {
 	defer r.inCall.Add(-1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.starts) == 0 {
+		r.problems = append(r.problems, "HandleMessage before HandleStart")
+	} else if st := r.starts[len(r.starts)-1]; st.Epoch == m.Pos.Epoch && m.Pos.Offset <= st.Offset {
+		r.problems = append(r.problems, fmt.Sprintf("HandleMessage: position %v at or before the head %v given to HandleStart", m.Pos, st))
+	}
 	if n := len(r.msgs); n > 0 {
 		prev := r.msgs[n-1].Pos
 		if prev.Epoch == m.Pos.Epoch && m.Pos.Offset <= prev.Offset {
@@ -178,6 +184,47 @@ func (r *recorder) HandleMessage(m *pubsub.Message) {
 	}
 	close(r.changed)
 	r.changed = make(chan struct{})
+}
+
+// HandleStart records where Listen started.
+func (r *recorder) HandleStart(head pubsub.Position) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if head.Epoch == "" {
+		r.problems = append(r.problems, "HandleStart with an empty epoch")
+	}
+	r.starts = append(r.starts, head)
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// started waits until HandleStart was called n times and returns the last
+// head it was given.
+func (r *recorder) started(t *testing.T, n int, timeout time.Duration) pubsub.Position {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		got := len(r.starts)
+		var head pubsub.Position
+		if got > 0 {
+			head = r.starts[got-1]
+		}
+		ch := r.changed
+		r.mu.Unlock()
+		if got > n {
+			t.Fatalf("HandleStart called %d times, want %d", got, n)
+		}
+		if got == n {
+			return head
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("HandleStart called %d times within %v, want %d", got, timeout, n)
+		}
+	}
 }
 
 func (r *recorder) HandleEpoch(epoch string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,6 +80,48 @@ func (s *suite) testListenCancel(t *testing.T) {
 		checkMessages(t, "Read after Listen ended", read(t, b, at(b.Epoch(), 0), "lc").Events, []*pubsub.Message{m})
 		rec.check(t)
 	})
+}
+
+// testListenAgain: Listen starts where the log stands when it takes effect
+// (HandleStart tells the head; nothing at or before it is delivered, every
+// message after it is), and may be called again after it returned: the
+// second call starts at the head of then, delivering none of what was
+// published in between.
+func (s *suite) testListenAgain(t *testing.T) {
+	b := s.open(t, pubsub.Retention{})
+	publish(t, b, msg("before", "la"))
+	rec := newRecorder()
+	for round := 1; round <= 2; round++ {
+		gap := publish(t, b, msg(fmt.Sprint("between ", round), "la"))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Listen(ctx, rec) }()
+		head := rec.started(t, round, s.o.Wait)
+		if head.Epoch != gap.Pos.Epoch || head.Offset < gap.Pos.Offset {
+			t.Fatalf("round %d: HandleStart(%v), want a head at or after %v", round, head, gap.Pos)
+		}
+		m := publish(t, b, msg(fmt.Sprint("live ", round), "la"))
+		if !rec.waitFor(t, m.Pos, s.o.Wait) {
+			t.Fatalf("round %d: the message published after HandleStart did not arrive", round)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: Listen returned %v, want nil", round, err)
+			}
+		case <-time.After(s.o.Wait):
+			t.Fatalf("round %d: Listen did not return within %v after its context ended", round, s.o.Wait)
+		}
+	}
+	var got []string
+	for _, m := range rec.messages() {
+		got = append(got, m.Data)
+	}
+	if !slices.Equal(got, []string{"live 1", "live 2"}) {
+		t.Errorf("delivered %q, want only what was published after each start", got)
+	}
+	rec.check(t)
 }
 
 // testClose: Close ends Listen; afterwards Publish, Read and Listen fail

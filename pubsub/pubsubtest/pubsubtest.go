@@ -6,12 +6,18 @@
 //   - ordering: positions strictly increase in one log, per topic in
 //     publish order, live delivery in position order from one goroutine;
 //   - snapshots: Head, Events after a position for several topics (each
-//     message once), Retained, Finals, EpochChanged, Truncated;
+//     message once), Retained (for new subscribers and after a reset),
+//     Finals, EpochChanged, Truncated;
+//   - Listen starting at the head (HandleStart), and again after it
+//     returned;
 //   - the exact hand-over from Read to Listen under concurrent publishing,
 //     done as the hub does it (register, read, skip live messages at or
 //     below Head): no gap, no duplicate;
-//   - epochs, retention (per-topic count, age, total bytes) and truncation;
+//   - epochs, retention (per-topic count, age, total bytes shared fairly
+//     between topics) and truncation;
 //   - retained and final messages (ErrTopicFinished), Purge if implemented;
+//   - idempotent publishing by Message.ID (stored once, the first position
+//     answered again);
 //   - concurrency (run the suite with -race), cancellation, Close
 //     (ErrClosed afterwards) and goroutine leaks after Close;
 //   - optionally, a second node on the same log (Options.Peer) and a
@@ -61,6 +67,15 @@ type Options struct {
 	// NoMaxBytes declares that the broker does not enforce
 	// Retention.MaxBytes. Default false.
 	NoMaxBytes bool
+	// NoDedupe declares that the broker does not keep Message.ID for
+	// idempotent publishing; the Idempotent test is skipped. Default
+	// false.
+	NoDedupe bool
+	// NotEmpty declares that a fresh log may already hold messages the
+	// broker wrote itself, on topics of its own (a shard's records of the
+	// shard count): offsets are then checked from its head. Default
+	// false: a fresh log is empty.
+	NotEmpty bool
 	// CoarseTruncation declares that the broker may report
 	// Snapshot.Truncated for a topic when older messages of other topics
 	// were evicted (a spurious reset, never a silent gap). Default false:
@@ -126,16 +141,20 @@ var cases = []testCase{
 	{"SnapshotAfter", (*suite).testSnapshotAfter},
 	{"SnapshotRetained", (*suite).testSnapshotRetained},
 	{"SnapshotEpochChanged", (*suite).testSnapshotEpochChanged},
+	{"RetainedAfterReset", (*suite).testRetainedAfterReset},
 	{"Final", (*suite).testFinal},
+	{"Idempotent", (*suite).testIdempotent},
 	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
 	{"StateOutlivesHistory", (*suite).testStateOutlivesHistory},
 	{"TruncationMaxBytes", (*suite).testTruncationMaxBytes},
+	{"FairMaxBytes", (*suite).testFairMaxBytes},
 	{"TruncationMaxAge", (*suite).testTruncationMaxAge},
 	{"Purge", (*suite).testPurge},
 	{"Concurrency", (*suite).testConcurrency},
 	{"HandOver", (*suite).testHandOver},
 	{"Cancellation", (*suite).testCancellation},
 	{"ListenCancel", (*suite).testListenCancel},
+	{"ListenAgain", (*suite).testListenAgain},
 	{"Close", (*suite).testClose},
 	{"Leaks", (*suite).testLeaks},
 	{"PeerSharesLog", (*suite).testPeerSharesLog},

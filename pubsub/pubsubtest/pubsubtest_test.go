@@ -35,6 +35,13 @@ func (h faultyHandler) HandleMessage(m *pubsub.Message) {
 	}
 }
 
+// HandleStart passes the start on, unless the fault is to forget it.
+func (h faultyHandler) HandleStart(head pubsub.Position) {
+	if sh, ok := h.Handler.(pubsub.StartHandler); ok && h.fault != "no-start" {
+		sh.HandleStart(head)
+	}
+}
+
 func (b *faulty) Listen(ctx context.Context, h pubsub.Handler) error {
 	switch b.fault {
 	case "leak":
@@ -66,6 +73,10 @@ func (b *faulty) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		}
 	case "no-epoch-check":
 		snap.EpochChanged = false
+	case "no-retained-after-reset":
+		if q.After != nil {
+			snap.Retained = nil
+		}
 	}
 	return snap, err
 }
@@ -103,8 +114,10 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		{"gap", "HandOver"},
 		{"late-head", "HandOver"},
 		{"no-epoch-check", "SnapshotEpochChanged"},
+		{"no-retained-after-reset", "RetainedAfterReset"},
 		{"ignore-context", "Cancellation"},
 		{"listen-error", "ListenCancel"},
+		{"no-start", "ListenAgain"},
 		{"leak", "Leaks"},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {

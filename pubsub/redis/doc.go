@@ -51,15 +51,29 @@
 //   - Retention.MaxEvents: each topic's index is trimmed to that many
 //     entries when the topic is published to, exactly, and the highest
 //     offset trimmed is recorded per topic (the wm hash): truncation is
-//     exact per topic.
-//   - Retention.MaxBytes: the log's size (by Message.Size) is counted; the
-//     publish script evicts the oldest messages of the whole log beyond it.
+//     exact per topic. A message no topic's index holds any more leaves
+//     the log (a message of several topics counts its holders in the refs
+//     hash).
+//   - Retention.MaxBytes: the log's size (by Message.Size) is counted, and
+//     each topic's (the sizes hash; every index entry carries its
+//     message's size). The publish script shares the bound fairly, as
+//     pubsub.Retention says: while the log is over it, it drops the oldest
+//     entry of the topic with the most evictable bytes (the fair sorted
+//     set: all but the topic's newest message), as MaxEvents drops one.
+//     A log written by an older Herald, without sizes, is evicted oldest
+//     first until none of it is left (meta's legacy offset).
 //   - Retention.MaxAge: a clock stream maps time to offsets; a sweeper on
 //     every node (idempotent, every Options.SweepInterval) evicts messages
 //     older than MaxAge from the log.
 //
-// The log's oldest offset is its floor. Index entries below the floor are
-// dropped lazily and count as evicted. Topics whose messages all left the
+// Messages dropped by the count or byte bound leave the log with XDEL;
+// Redis frees a stream's memory by nodes of up to 100 entries
+// (stream-node-max-entries), so with small messages the log may take more
+// memory than its count until age or the next entries empty those nodes.
+//
+// No offset below the log's floor is in it (age and the legacy bound trim
+// from the front). Index entries below the floor are dropped lazily and
+// count as evicted. Topics whose messages all left the
 // log are forgotten (their final state too, so a finished topic may be
 // used again after MaxAge, as with the memory broker); a topic the broker
 // does not know reports truncation to clients older than the newest
@@ -69,12 +83,21 @@
 //
 // # Live delivery
 //
-// A node's listener that falls behind the floor (it could not read while
-// more than the whole history was published) misses messages. It detects
-// it (offsets are consecutive) and calls HandleEpoch with the unchanged
-// epoch, so that subscribers resume from history. While Redis cannot be
-// reached the listener retries with backoff; Publish and Read fail with
-// errors wrapping pubsub.ErrUnavailable (the HTTP API answers 503).
+// A node's listener that falls behind (it could not read a message before
+// the bounds evicted it: a node cut off for longer than history lasts, or
+// lagging behind a topic whose whole history the byte bound keeps short)
+// misses messages. It detects it (offsets are consecutive) and calls
+// HandleEpoch with the unchanged epoch, so that subscribers resume from
+// history.
+//
+// While Redis cannot be reached the listener retries with a short backoff
+// (at most 250 ms), and at once when a Publish or Read of the node
+// succeeds, so that live delivery resumes with the first publish Redis
+// accepts; it logs the interruption and the resumption once each. Publish
+// and Read fail meanwhile with errors wrapping pubsub.ErrUnavailable (the
+// HTTP API answers 503). (go-redis stops dialling after a run of failures
+// and probes once a second: Redis is "back" for Herald at the first probe
+// that succeeds.)
 //
 // A Publish whose context ends while Redis runs the script may have stored
 // the message: the caller sees an error and may publish it again.

@@ -21,10 +21,12 @@ const listenBlock = time.Second
 // listenBatch is the most log entries one XREAD returns.
 const listenBatch = 512
 
-// Listen delivers every message published after it was called (in fact
-// after the Broker was created, or after the previous Listen stopped), on
-// any node, to h, in position order, until ctx ends or the broker is closed. It reads
-// the log stream with XREAD BLOCK: no polling, one reader per node.
+// Listen delivers every message published after it took effect, on any
+// node, to h, in position order, until ctx ends or the broker is closed:
+// it reads the log's head (calling h.HandleStart with it, if h has it),
+// then reads the log stream from there with XREAD BLOCK: no polling, one
+// reader per node and shard listened to. While Redis cannot be reached at
+// the start it retries, and calls HandleStart once it could read the head.
 //
 // When Redis lost the log (its epoch changed) it calls h.HandleEpoch with
 // the new epoch and delivers the new log from its start. When this node
@@ -39,10 +41,8 @@ func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.life, cancel)()
-	from := b.listenFrom.Load()
-	l := &listener{b: b, h: h, epoch: from.epoch, cursor: from.offset}
+	l := &listener{b: b, h: h}
 	l.run(ctx)
-	b.listenFrom.Store(&position{epoch: l.epoch, offset: l.cursor})
 	return nil
 }
 
@@ -56,32 +56,35 @@ type listener struct {
 	recheck   bool // the epoch must be checked before the next read
 }
 
+// run reads the log until ctx ends. While Redis cannot be reached it
+// retries with a short backoff, and at once when a Publish or Read of this
+// node succeeds (Redis is back): live delivery resumes within milliseconds
+// of the first publish Redis accepts. It logs the interruption and the
+// resumption once each.
 func (l *listener) run(ctx context.Context) {
 	log := l.b.o.Logger
 	backoff := time.Duration(0)
-	failing := false
 	for ctx.Err() == nil {
 		err := l.step(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			if !failing {
+			if !l.b.listenDown.Swap(true) {
 				log.Warn("redis: live delivery interrupted; retrying", "err", err)
-				failing = true
 			}
-			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			backoff = min(max(2*backoff, 25*time.Millisecond), 250*time.Millisecond)
 			select {
 			case <-ctx.Done():
 				return
+			case <-l.b.up:
 			case <-time.After(backoff):
 			}
 			l.recheck = true
 			continue
 		}
-		if failing {
+		if l.b.listenDown.Swap(false) {
 			log.Info("redis: live delivery resumed")
-			failing = false
 		}
 		backoff = 0
 	}
@@ -93,6 +96,13 @@ func (l *listener) step(ctx context.Context) error {
 		st, err := l.b.start(ctx)
 		if err != nil {
 			return err
+		}
+		if !l.started {
+			l.epoch, l.cursor = st.epoch, st.head
+			l.b.setEpoch(st.epoch)
+			if sh, ok := l.h.(pubsub.StartHandler); ok {
+				sh.HandleStart(pubsub.Position{Epoch: st.epoch, Offset: st.head})
+			}
 		}
 		if st.epoch != l.epoch {
 			l.b.o.Logger.Warn("redis: the log's epoch changed: Redis lost Herald's data or the log was recreated", "old", l.epoch, "new", st.epoch)

@@ -221,25 +221,3 @@ func (h *slowHandler) HandleMessage(m *pubsub.Message) {
 	}
 	h.handler.HandleMessage(m)
 }
-
-// TestListenStartsAtCreation: a subscriber whose snapshot was read before
-// Listen started (a node just starting) misses nothing published between.
-func TestListenStartsAtCreation(t *testing.T) {
-	needRedis(t)
-	b := open(t, uniquePrefix(t), pubsub.Retention{})
-	defer b.Close()
-	snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &pubsub.Message{Topics: []string{"s"}, Data: "between"}
-	if _, err := b.Publish(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	if m.Pos.Offset <= snap.Head.Offset {
-		t.Fatalf("published at %v, not after the snapshot's head %v", m.Pos, snap.Head)
-	}
-	h := newHandler()
-	listen(t, b, h)
-	h.wait(t, "the message published before Listen started", func() bool { return len(h.msgs) == 1 && h.msgs[0].Pos == m.Pos })
-}

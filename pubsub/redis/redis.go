@@ -69,10 +69,11 @@ type Broker struct {
 	epochs    string
 
 	epoch atomic.Pointer[string]
-	// listenFrom is where the next Listen starts: the head when the broker
-	// was created, then where the last Listen stopped. (So a subscriber
-	// that reads a snapshot before Listen has started misses nothing.)
-	listenFrom atomic.Pointer[position]
+
+	// listenDown is set while the listener cannot read; up wakes it when
+	// a call of this node succeeds meanwhile (Redis is back).
+	listenDown atomic.Bool
+	up         chan struct{}
 
 	life      context.Context // ends when the broker is closed
 	stop      context.CancelFunc
@@ -112,13 +113,12 @@ func New(ctx context.Context, rdb goredis.UniversalClient, opts *Options) (*Brok
 		o.Logger = slog.Default()
 	}
 	base := "{" + o.Prefix + "}"
-	b := &Broker{rdb: rdb, o: o, base: base, meta: base + ":meta", epochs: base + ":epochs"}
+	b := &Broker{rdb: rdb, o: o, base: base, meta: base + ":meta", epochs: base + ":epochs", up: make(chan struct{}, 1)}
 	st, err := b.start(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b.setEpoch(st.epoch)
-	b.listenFrom.Store(&position{epoch: st.epoch, offset: st.head})
 	b.life, b.stop = context.WithCancel(context.Background())
 	if o.Retention.MaxAge > 0 || o.Retention.MaxBytes > 0 {
 		b.wg.Add(1)
@@ -161,19 +161,15 @@ func (b *Broker) Epoch() string { return *b.epoch.Load() }
 
 func (b *Broker) setEpoch(e string) { b.epoch.Store(&e) }
 
-type position struct {
-	epoch  string
-	offset uint64
-}
-
 // epochKeys are the keys of one epoch's log.
 type epochKeys struct {
-	log, clock, wm, topics, ret, fin, topicPrefix string
+	log, clock, wm, topics, ret, fin, sizes, fair, refs, topicPrefix, ids string
 }
 
 func (b *Broker) keys(epoch string) epochKeys {
 	p := b.base + ":" + epoch + ":"
-	return epochKeys{log: p + "log", clock: p + "clock", wm: p + "wm", topics: p + "topics", ret: p + "ret", fin: p + "fin", topicPrefix: p + "t:"}
+	return epochKeys{log: p + "log", clock: p + "clock", wm: p + "wm", topics: p + "topics", ret: p + "ret", fin: p + "fin",
+		sizes: p + "sizes", fair: p + "fair", refs: p + "refs", topicPrefix: p + "t:", ids: p + "id:"}
 }
 
 type startState struct {
@@ -226,6 +222,16 @@ func transient(msg string) bool {
 	return false
 }
 
+// reachable wakes the listener if it is waiting to retry: Redis answered.
+func (b *Broker) reachable() {
+	if b.listenDown.Load() {
+		select {
+		case b.up <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (b *Broker) check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -255,9 +261,13 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	for range maxEpochRetries {
 		epoch := b.Epoch()
 		k := b.keys(epoch)
-		keys := append(make([]string, 0, 8+len(topics)), b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin)
-		args := append(make([]any, 0, 9+len(topics)),
-			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob)
+		idArg := ""
+		if m.ID != "" {
+			idArg = fmt.Sprintf("%d %s", int(pubsub.DedupeWindow.Seconds()), m.ID)
+		}
+		keys := append(make([]string, 0, 12+len(topics)), b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs, k.ids+m.ID)
+		args := append(make([]any, 0, 11+len(topics)),
+			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob, k.topicPrefix, idArg)
 		for _, t := range topics {
 			keys = append(keys, k.topicPrefix+t)
 			args = append(args, t)
@@ -266,6 +276,7 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 		if err != nil {
 			return pubsub.Position{}, b.fail(ctx, "publish", err)
 		}
+		b.reachable()
 		switch str(res[0]) {
 		case "ok":
 			m.Pos = pubsub.Position{Epoch: epoch, Offset: toUint(res[1])}
@@ -297,7 +308,7 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 			if q.After.Epoch == epoch {
 				after = q.After.Offset
 			} else {
-				epochChanged = true
+				mode, epochChanged = "reset", true
 			}
 		}
 		keys := append(make([]string, 0, 7+len(topics)), b.meta, b.epochs, k.log, k.wm, k.topics, k.ret, k.fin)
@@ -310,6 +321,7 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 		if err != nil {
 			return pubsub.Snapshot{}, b.fail(ctx, "read", err)
 		}
+		b.reachable()
 		switch str(res[0]) {
 		case "epoch":
 			b.setEpoch(str(res[1]))
@@ -330,24 +342,23 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 			}
 			snap.Finals[str(finals[i])] = pubsub.Position{Epoch: epoch, Offset: toUint(finals[i+1])}
 		}
-		items, _ := res[4].([]any)
-		msgs := make([]*pubsub.Message, 0, len(items)/3)
-		for i := 0; i+2 < len(items); i += 3 {
-			m, err := decode(epoch, toUint(items[i]), toUint(items[i+1]), str(items[i+2]))
-			if err != nil {
-				return pubsub.Snapshot{}, fmt.Errorf("redis: read: %w", err)
-			}
-			msgs = append(msgs, m)
+		msgs, err := decodeItems(epoch, res[4])
+		if err != nil {
+			return pubsub.Snapshot{}, err
 		}
 		if mode == "new" {
-			// Retained messages: in position order, each once.
-			slices.SortFunc(msgs, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
-			msgs = slices.CompactFunc(msgs, func(a, b *pubsub.Message) bool { return a.Pos == b.Pos })
-			if len(msgs) > 0 {
-				snap.Retained = msgs
-			}
-		} else if len(msgs) > 0 {
+			snap.Retained = retainedSet(msgs)
+			return snap, nil
+		}
+		if len(msgs) > 0 {
 			snap.Events = msgs
+		}
+		if len(res) > 5 {
+			ret, err := decodeItems(epoch, res[5])
+			if err != nil {
+				return pubsub.Snapshot{}, err
+			}
+			snap.Retained = retainedSet(ret)
 		}
 		return snap, nil
 	}
@@ -361,7 +372,7 @@ func (b *Broker) Purge(ctx context.Context, topic string) error {
 	}
 	epoch := b.Epoch()
 	k := b.keys(epoch)
-	res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic}, epoch, topic).Slice()
+	res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic, k.log, k.sizes, k.fair, k.refs}, epoch, topic).Slice()
 	if err != nil {
 		return b.fail(ctx, "purge", err)
 	}
@@ -432,7 +443,7 @@ func (b *Broker) sweeper() {
 func (b *Broker) sweep(ctx context.Context) error {
 	epoch := b.Epoch()
 	k := b.keys(epoch)
-	keys := []string{b.meta, k.log, k.clock, k.wm, k.topics, k.ret, k.fin}
+	keys := []string{b.meta, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs}
 	for range 100 {
 		more, err := sweepScript.Run(ctx, b.rdb, keys, epoch, b.o.Retention.MaxAge.Milliseconds(), 500, k.topicPrefix).Int()
 		if err != nil {
@@ -458,6 +469,31 @@ func (b *Broker) Close() error {
 		}
 	})
 	return err
+}
+
+// decodeItems decodes a script's list of messages {offset, ms, encoded
+// message, ...}.
+func decodeItems(epoch string, reply any) ([]*pubsub.Message, error) {
+	items, _ := reply.([]any)
+	msgs := make([]*pubsub.Message, 0, len(items)/3)
+	for i := 0; i+2 < len(items); i += 3 {
+		m, err := decode(epoch, toUint(items[i]), toUint(items[i+1]), str(items[i+2]))
+		if err != nil {
+			return nil, fmt.Errorf("redis: read: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// retainedSet returns retained messages in position order, each once (a
+// message retained on several topics comes once per topic), or nil.
+func retainedSet(msgs []*pubsub.Message) []*pubsub.Message {
+	if len(msgs) == 0 {
+		return nil
+	}
+	slices.SortFunc(msgs, func(a, b *pubsub.Message) int { return cmpUint(a.Pos.Offset, b.Pos.Offset) })
+	return slices.CompactFunc(msgs, func(a, b *pubsub.Message) bool { return a.Pos == b.Pos })
 }
 
 func decode(epoch string, seq, ms uint64, blob string) (*pubsub.Message, error) {

@@ -295,10 +295,12 @@
       // and the EventSource closes for good. Closed without COMPLETE, after
       // some of the task: it is gone (the server restarted, or lost it).
       // Closed before anything: the task was over before the page came
-      // (a new subscriber to a finished task gets 204).
+      // (a new subscriber to a finished task gets 204) — unless the page
+      // had seen it running (its progress, from /sse/tasks or the demo
+      // stream) before its own stream could connect.
       t.row.dataset.stream = "closed";
       if (t.es === es) t.es = null;
-      if (t.lastId) end(t, "interrupted", "Interrupted: its stream ended before the task completed (the server restarted or lost it).");
+      if (t.lastId || t.pct !== null) end(t, "interrupted", "Interrupted: its stream ended before the task completed (the server restarted or lost it).");
       else end(t, "ended", "This task was over before the page could follow it.");
     };
   }

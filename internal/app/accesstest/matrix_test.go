@@ -33,7 +33,7 @@ const (
 )
 
 // The identities a request is made with, in the order of the tables below.
-var identities = []string{"none", "bad-signature", "expired", "iat-future", "other-topic", "topic", "admin", "forwarded", "cross-origin", "foreign-host"}
+var identities = []string{"none", "bad-signature", "expired", "iat-future", "other-topic", "topic", "admin", "forwarded", "cross-origin", "foreign-host", "access-token"}
 
 // env is one server and what the identities need.
 type env struct {
@@ -48,6 +48,28 @@ type env struct {
 func sign(t *testing.T, key string, c *auth.Claims) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// signAccessToken signs an access token (header typ at+jwt) for sub whose
+// authorization_details let it publish and subscribe to every topic, as
+// the Mercure documents write one.
+func signAccessToken(t *testing.T, key, sub string) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": sub,
+		"exp": time.Now().Add(time.Hour).Unix(),
+		"authorization_details": []any{map[string]any{
+			"type":    "https://mercure.rocks/authorization-detail",
+			"actions": []string{"publish", "subscribe"},
+			"topics":  []any{map[string]string{"match": "*"}},
+		}},
+	})
+	tok.Header["typ"] = "at+jwt"
+	s, err := tok.SignedString([]byte(key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +108,10 @@ func newEnv(t *testing.T, name string) *env {
 		"other-topic":   sign(t, secret, claims("other", []string{"other"}, nil)),
 		"topic":         sign(t, secret, claims("owner", []string{"*"}, nil)),
 		"admin":         adminToken,
+		// The current Mercure protocol's shape: an access token (typ
+		// at+jwt) whose authorization_details grant what "topic"'s
+		// mercure claim does.
+		"access-token": signAccessToken(t, secret, "owner"),
 	}
 	return e
 }
@@ -208,24 +234,24 @@ func (e *env) live(t *testing.T) {
 // from the policy.
 var subscriptions = map[string]map[string]map[string]string{
 	"keys": {
-		"public":   {"none": "401 401 401", "bad-signature": "401 401 401", "expired": "401 401 401", "iat-future": "401 401 401", "other-topic": "403 403 ok", "topic": "ok ok ok", "admin": "401 401 401", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "ok ok ok"},
-		"private":  {"none": "401 401 401", "bad-signature": "401 401 401", "expired": "401 401 401", "iat-future": "401 401 401", "other-topic": "403 403 ok", "topic": "ok ok ok", "admin": "401 401 401", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "ok ok ok"},
-		"reserved": {"none": "403 403 401", "bad-signature": "403 403 401", "expired": "403 403 401", "iat-future": "403 403 401", "other-topic": "403 403 ok", "topic": "403 403 ok", "admin": "403 403 401", "forwarded": "403 403 ok", "cross-origin": "403 403 ok", "foreign-host": "403 403 ok"},
-		"chat":     {"none": "401 401 401", "bad-signature": "401 401 401", "expired": "401 401 401", "iat-future": "401 401 401", "other-topic": "403 403 403", "topic": "ok ok ok", "admin": "401 401 401", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "ok ok ok"},
-		"demo":     {"none": "ok ok ok", "bad-signature": "401 401 401", "expired": "401 401 401", "iat-future": "401 401 401", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "401 401 401", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "ok ok ok"},
+		"public":   {"none": "401 401 401", "bad-signature": "401 401 401", "expired": "401 401 401", "iat-future": "401 401 401", "other-topic": "403 403 ok", "topic": "ok ok ok", "admin": "401 401 401", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "ok ok ok", "access-token": "ok ok ok"},
+		"private":  {"none": "401 401 401", "bad-signature": "401 401 401", "expired": "401 401 401", "iat-future": "401 401 401", "other-topic": "403 403 ok", "topic": "ok ok ok", "admin": "401 401 401", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "ok ok ok", "access-token": "ok ok ok"},
+		"reserved": {"none": "403 403 401", "bad-signature": "403 403 401", "expired": "403 403 401", "iat-future": "403 403 401", "other-topic": "403 403 ok", "topic": "403 403 ok", "admin": "403 403 401", "forwarded": "403 403 ok", "cross-origin": "403 403 ok", "foreign-host": "403 403 ok", "access-token": "403 403 ok"},
+		"chat":     {"none": "401 401 401", "bad-signature": "401 401 401", "expired": "401 401 401", "iat-future": "401 401 401", "other-topic": "403 403 403", "topic": "ok ok ok", "admin": "401 401 401", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "ok ok ok", "access-token": "ok ok ok"},
+		"demo":     {"none": "ok ok ok", "bad-signature": "401 401 401", "expired": "401 401 401", "iat-future": "401 401 401", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "401 401 401", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "ok ok ok", "access-token": "ok ok ok"},
 	},
 	"dev": {
-		"public":   {"none": "ok ok ok", "bad-signature": "ok ok ok", "expired": "ok ok ok", "iat-future": "ok ok ok", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "ok ok ok", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "403 403 403"},
-		"private":  {"none": "ok ok ok", "bad-signature": "ok ok ok", "expired": "ok ok ok", "iat-future": "ok ok ok", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "ok ok ok", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "403 403 403"},
-		"reserved": {"none": "403 403 ok", "bad-signature": "403 403 ok", "expired": "403 403 ok", "iat-future": "403 403 ok", "other-topic": "403 403 ok", "topic": "403 403 ok", "admin": "403 403 ok", "forwarded": "403 403 ok", "cross-origin": "403 403 ok", "foreign-host": "403 403 403"},
-		"chat":     {"none": "ok ok ok", "bad-signature": "ok ok ok", "expired": "ok ok ok", "iat-future": "ok ok ok", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "ok ok ok", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "403 403 403"},
-		"demo":     {"none": "ok ok ok", "bad-signature": "ok ok ok", "expired": "ok ok ok", "iat-future": "ok ok ok", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "ok ok ok", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "403 403 403"},
+		"public":   {"none": "ok ok ok", "bad-signature": "ok ok ok", "expired": "ok ok ok", "iat-future": "ok ok ok", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "ok ok ok", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "403 403 403", "access-token": "ok ok ok"},
+		"private":  {"none": "ok ok ok", "bad-signature": "ok ok ok", "expired": "ok ok ok", "iat-future": "ok ok ok", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "ok ok ok", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "403 403 403", "access-token": "ok ok ok"},
+		"reserved": {"none": "403 403 ok", "bad-signature": "403 403 ok", "expired": "403 403 ok", "iat-future": "403 403 ok", "other-topic": "403 403 ok", "topic": "403 403 ok", "admin": "403 403 ok", "forwarded": "403 403 ok", "cross-origin": "403 403 ok", "foreign-host": "403 403 403", "access-token": "403 403 ok"},
+		"chat":     {"none": "ok ok ok", "bad-signature": "ok ok ok", "expired": "ok ok ok", "iat-future": "ok ok ok", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "ok ok ok", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "403 403 403", "access-token": "ok ok ok"},
+		"demo":     {"none": "ok ok ok", "bad-signature": "ok ok ok", "expired": "ok ok ok", "iat-future": "ok ok ok", "other-topic": "ok ok ok", "topic": "ok ok ok", "admin": "ok ok ok", "forwarded": "ok ok ok", "cross-origin": "ok 403 ok", "foreign-host": "403 403 403", "access-token": "ok ok ok"},
 	},
 }
 
 // seesPrivate: the identities whose token covers the private topic (with
 // keys; without keys private events reach no one).
-var seesPrivate = map[string]bool{"topic": true, "forwarded": true, "cross-origin": true, "foreign-host": true}
+var seesPrivate = map[string]bool{"topic": true, "forwarded": true, "cross-origin": true, "foreign-host": true, "access-token": true}
 
 var transports = []string{"events", "ws", "mercure"}
 
@@ -558,32 +584,32 @@ var rows = map[string]row{
 // (the row's status) or the refusal's status.
 var outcomes = map[string]map[string]string{
 	"keys": {
-		"publish":      "401 401 401 401 403 ok 401 ok 403 ok",
-		"demo-write":   "ok ok ok ok ok ok ok ok 403 ok",
-		"demo-read":    "ok 401 401 401 ok ok 401 ok ok ok",
-		"demo-meta":    "ok ok ok ok ok ok ok ok ok ok",
-		"chat-create":  "401 401 401 401 403 ok 401 ok 403 ok",
-		"chat-read":    "401 401 401 401 403 ok 401 ok ok ok",
-		"chat-cancel":  "401 401 401 401 403 ok 401 ok 403 ok",
-		"mercure-meta": "401 401 401 401 403 ok 401 ok ok ok",
-		"admin-read":   "401 403 403 403 403 403 ok 403 401 403",
-		"admin-write":  "401 403 403 403 403 403 ok 403 401 403",
-		"probe":        "ok ok ok ok ok ok ok ok ok ok",
-		"public":       "ok ok ok ok ok ok ok ok ok ok",
+		"publish":      "401 401 401 401 403 ok 401 ok 403 ok ok",
+		"demo-write":   "ok ok ok ok ok ok ok ok 403 ok ok",
+		"demo-read":    "ok 401 401 401 ok ok 401 ok ok ok ok",
+		"demo-meta":    "ok ok ok ok ok ok ok ok ok ok ok",
+		"chat-create":  "401 401 401 401 403 ok 401 ok 403 ok ok",
+		"chat-read":    "401 401 401 401 403 ok 401 ok ok ok ok",
+		"chat-cancel":  "401 401 401 401 403 ok 401 ok 403 ok ok",
+		"mercure-meta": "401 401 401 401 403 ok 401 ok ok ok ok",
+		"admin-read":   "401 403 403 403 403 403 ok 403 401 403 403",
+		"admin-write":  "401 403 403 403 403 403 ok 403 401 403 403",
+		"probe":        "ok ok ok ok ok ok ok ok ok ok ok",
+		"public":       "ok ok ok ok ok ok ok ok ok ok ok",
 	},
 	"dev": {
-		"publish":      "ok ok ok ok ok ok ok 403 403 403",
-		"demo-write":   "ok ok ok ok ok ok ok ok 403 403",
-		"demo-read":    "ok ok ok ok ok ok ok ok ok 403",
-		"demo-meta":    "ok ok ok ok ok ok ok ok ok 403",
-		"chat-create":  "ok ok ok ok ok ok ok ok 403 403",
-		"chat-read":    "ok ok ok ok ok ok ok ok ok 403",
-		"chat-cancel":  "ok ok ok ok ok ok ok 403 403 403",
-		"mercure-meta": "ok ok ok ok ok ok ok 403 ok 403",
-		"admin-read":   "ok ok ok ok ok ok ok 403 ok 403",
-		"admin-write":  "ok ok ok ok ok ok ok 403 403 403",
-		"probe":        "ok ok ok ok ok ok ok ok ok ok",
-		"public":       "ok ok ok ok ok ok ok ok ok ok",
+		"publish":      "ok ok ok ok ok ok ok 403 403 403 ok",
+		"demo-write":   "ok ok ok ok ok ok ok ok 403 403 ok",
+		"demo-read":    "ok ok ok ok ok ok ok ok ok 403 ok",
+		"demo-meta":    "ok ok ok ok ok ok ok ok ok 403 ok",
+		"chat-create":  "ok ok ok ok ok ok ok ok 403 403 ok",
+		"chat-read":    "ok ok ok ok ok ok ok ok ok 403 ok",
+		"chat-cancel":  "ok ok ok ok ok ok ok 403 403 403 ok",
+		"mercure-meta": "ok ok ok ok ok ok ok 403 ok 403 ok",
+		"admin-read":   "ok ok ok ok ok ok ok 403 ok 403 ok",
+		"admin-write":  "ok ok ok ok ok ok ok 403 403 403 ok",
+		"probe":        "ok ok ok ok ok ok ok ok ok ok ok",
+		"public":       "ok ok ok ok ok ok ok ok ok ok ok",
 	},
 }
 

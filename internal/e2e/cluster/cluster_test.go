@@ -38,6 +38,26 @@ func TestClusterNATS(t *testing.T) {
 	runCluster(t, newNATSEngine(t))
 }
 
+// TestClusterRedisShards: the same on two shards (--broker-shards 2): the
+// clients follow topics on both, so their ids are vectors.
+func TestClusterRedisShards(t *testing.T) {
+	anyOrder = true
+	t.Cleanup(func() { anyOrder = false })
+	runCluster(t, sharded{newRedisEngine(t)})
+}
+
+// TestClusterNATSShards: the same on NATS, two streams.
+func TestClusterNATSShards(t *testing.T) {
+	anyOrder = true
+	t.Cleanup(func() { anyOrder = false })
+	runCluster(t, sharded{newNATSEngine(t)})
+}
+
+// sharded runs an engine's deployment on two shards.
+type sharded struct{ engine }
+
+func (s sharded) flags() []string { return append(s.engine.flags(), "--broker-shards", "2") }
+
 // runCluster runs three `herald serve` nodes on the engine: publishes on
 // A, subscribers on B and C. It kills B mid-stream (its clients move to C
 // with Last-Event-ID), then stops the engine (publishing answers 503),

@@ -360,6 +360,11 @@ func checkExactly(t *testing.T, who string, got, want []string) {
 	if slices.Equal(got, want) {
 		return
 	}
+	if anyOrder && slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		// Topics on different shards have no order between them (the
+		// hub tests check the order per topic).
+		return
+	}
 	seen := map[string]int{}
 	for _, g := range got {
 		seen[g]++
@@ -379,6 +384,10 @@ func checkExactly(t *testing.T, who string, got, want []string) {
 	t.Errorf("%s: got %d events, want %d; duplicates %v; missing %v", who, len(got), len(want), head(dups), head(missing))
 }
 
+// anyOrder, set while a test runs on several shards, lets checkExactly
+// accept the events in any order (each once).
+var anyOrder bool
+
 func head(s []string) []string {
 	if len(s) > 10 {
 		return append(s[:10:10], "...")
@@ -387,25 +396,26 @@ func head(s []string) []string {
 }
 
 // topicsOf gives client i its topics: one, the other, or both.
+// topicsOf: "news" and "weather" are on different shards of two.
 func topicsOf(i int) []string {
 	switch i % 3 {
 	case 0:
 		return []string{"news"}
 	case 1:
-		return []string{"sport"}
+		return []string{"weather"}
 	}
-	return []string{"news", "sport"}
+	return []string{"news", "weather"}
 }
 
 // topicsFor gives event i its topics; every 5th goes to both.
 func topicsFor(i int) []string {
 	switch {
 	case i%5 == 0:
-		return []string{"news", "sport"}
+		return []string{"news", "weather"}
 	case i%2 == 0:
 		return []string{"news"}
 	}
-	return []string{"sport"}
+	return []string{"weather"}
 }
 
 // eventData is the data of event i of a phase.

@@ -92,29 +92,54 @@ func (f *framing) End(b *transport.Batch, err error) transport.Next {
 	return transport.End
 }
 
-// encKey keys the SSE form of events in hub.Event.Memo.
-type encKey struct{}
+// encKey keys the SSE form of events in hub.Event.Memo; bodyKey keys the
+// form of a message without its id (see hub.Event.Shared).
+type (
+	encKey  struct{}
+	bodyKey struct{}
+)
 
 // Encode returns ev's text/event-stream form, computed once per event for
 // all its subscribers: a message as an event with its id, type and data, a
-// position as an id-only event, a reset as a herald.reset event.
+// position as an id-only event, a reset as a herald.reset event. An event
+// with an id of its own subscriber's (a vector: see hub.Event.Shared) is
+// its id field ahead of the shared event's other fields, which are
+// encoded once.
 func Encode(ev *hub.Event) []byte {
-	return ev.Memo(encKey{}, func() []byte { return encode(ev) })
+	if base := ev.Shared(); base != nil {
+		return withID(ev, base.Memo(bodyKey{}, func() []byte { return encode(base, false) }))
+	}
+	return ev.Memo(encKey{}, func() []byte { return encode(ev, true) })
 }
 
-func encode(ev *hub.Event) []byte {
+// withID returns "id: <ev's id>" followed by body, the other fields of
+// the event (their order in an SSE event does not matter).
+func withID(ev *hub.Event, body []byte) []byte {
+	id := ev.ID()
+	b, err := ssewire.AppendID(make([]byte, 0, len(id)+len(body)+6), id)
+	if err != nil {
+		panic("sse: unencodable event id: " + err.Error()) // the hub's ids are valid
+	}
+	return append(b[:len(b)-1], body...) // without the blank line that ends an id-only block
+}
+
+// encode returns ev's form, with its id or (a message only) without.
+func encode(ev *hub.Event, withID bool) []byte {
 	var (
 		b   []byte
 		err error
 	)
 	switch ev.Kind {
 	case hub.KindMessage:
-		e := ssewire.Event{ID: ev.Msg.Pos.String(), Type: ev.Msg.Type, Data: ev.Msg.Payload()}
+		e := ssewire.Event{Type: ev.Msg.Type, Data: ev.Msg.Data}
+		if withID {
+			e.ID = ev.ID()
+		}
 		// Room for the fields of a one-line event: one allocation.
 		buf := make([]byte, 0, len(e.ID)+len(e.Type)+len(e.Data)+24)
 		b, err = e.AppendTo(buf)
 	case hub.KindPosition:
-		b, err = ssewire.AppendID(nil, ev.Pos.String())
+		b, err = ssewire.AppendID(nil, ev.ID())
 	case hub.KindReset:
 		data, _ := json.Marshal(ev.Reset)
 		e := ssewire.Event{Type: hub.ResetEventType, Data: string(data)}

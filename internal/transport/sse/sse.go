@@ -130,7 +130,7 @@ func (s *Server) Refuse(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, hub.ErrFinished):
 		NoContent(w)
 	default:
-		access.Write(w, r, transport.Refusal(err, s.logger()))
+		access.Write(w, r, transport.Refusal(err, s.Metrics))
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/outage"
 	"github.com/heraldpush/herald/internal/send"
 	"github.com/heraldpush/herald/internal/transport"
 )
@@ -211,15 +213,16 @@ func closeFor(err error, log *slog.Logger, topics []string) (CloseCode, string) 
 	return CloseGoingAway, "server shutting down"
 }
 
-// subscribeClose returns how a connection whose subscribe failed closes.
-func subscribeClose(err error, log *slog.Logger) *closeWith {
+// subscribeClose returns how a connection whose subscribe failed closes;
+// a failure to read history is reported through m (outage.Subscribe).
+func subscribeClose(err error, m *metrics.Metrics) *closeWith {
 	switch {
 	case errors.Is(err, hub.ErrFinished):
 		return &closeWith{CloseAlreadyFinished, "finished"}
 	case errors.Is(err, hub.ErrClosed):
 		return &closeWith{CloseGoingAway, "server shutting down"}
 	}
-	log.Error("websocket subscribe failed", "err", err)
+	m.Failed(outage.Subscribe, err)
 	return &closeWith{CloseInternal, "history unavailable"}
 }
 
@@ -244,7 +247,7 @@ func (s *conn) takeSubscription(c *transport.Conn, b *transport.Batch) {
 	switch {
 	case !done:
 	case err != nil:
-		cw := subscribeClose(err, s.h.logger())
+		cw := subscribeClose(err, s.h.Metrics)
 		s.close(c, b, cw.code, cw.reason)
 	default:
 		c.Attach(sub)

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/gobwas/ws"
@@ -30,17 +31,35 @@ type Frame struct {
 	Final  bool   `json:"final,omitempty"`       // the message ends its topics
 }
 
-// frameKey keys the WebSocket form of events in hub.Event.Memo.
-type frameKey struct{}
+// frameKey keys the WebSocket form of events in hub.Event.Memo; bodyKey
+// keys the JSON of a message without its id (see hub.Event.Shared).
+type (
+	frameKey struct{}
+	bodyKey  struct{}
+)
 
 // EncodeJSON returns ev's JSON frame.
 func EncodeJSON(ev *hub.Event) []byte {
+	if base := ev.Shared(); base != nil {
+		if b, ok := spliceID(base.Memo(bodyKey{}, func() []byte { return encodeJSON(base, false) }), ev.ID()); ok {
+			return b
+		}
+	}
+	return encodeJSON(ev, true)
+}
+
+// encodeJSON returns ev's JSON frame, with its id or (a message only)
+// without.
+func encodeJSON(ev *hub.Event, withID bool) []byte {
 	var f Frame
 	switch ev.Kind {
 	case hub.KindMessage:
-		f = Frame{Type: "event", ID: ev.Msg.Pos.String(), Event: ev.Msg.Type, Data: ev.Msg.Payload(), Final: ev.Msg.Final}
+		f = Frame{Type: "event", Event: ev.Msg.Type, Data: ev.Msg.Data, Final: ev.Msg.Final}
+		if withID {
+			f.ID = ev.ID()
+		}
 	case hub.KindPosition:
-		f = Frame{Type: "position", ID: ev.Pos.String()}
+		f = Frame{Type: "position", ID: ev.ID()}
 	case hub.KindReset:
 		f = Frame{Type: "reset", Reason: ev.Reset.Reason, Last: ev.Reset.LastEventID}
 	}
@@ -48,9 +67,37 @@ func EncodeJSON(ev *hub.Event) []byte {
 	return b
 }
 
+// eventPrefix is how an event frame's JSON starts; its id comes next.
+const eventPrefix = `{"type":"event"`
+
+// spliceID returns body, an event frame without an id, with id where
+// json.Marshal puts it (the bytes Frame{ID: id, ...} marshals to). It
+// reports false when id would need escaping in JSON (the hub's vector ids
+// never do).
+func spliceID(body []byte, id string) ([]byte, bool) {
+	if !bytes.HasPrefix(body, []byte(eventPrefix)) {
+		return nil, false
+	}
+	for i := range len(id) {
+		if c := id[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return nil, false
+		}
+	}
+	b := make([]byte, 0, len(body)+len(id)+8)
+	b = append(b, eventPrefix...)
+	b = append(b, `,"id":"`...)
+	b = append(b, id...)
+	b = append(b, '"')
+	return append(b, body[len(eventPrefix):]...), true
+}
+
 // encode returns ev as a whole WebSocket text frame (header and JSON),
-// computed once per event for all its subscribers.
+// computed once per event for all its subscribers (an event with an id of
+// its subscriber's own is one subscriber's: see hub.Event.Shared).
 func encode(ev *hub.Event) []byte {
+	if ev.Shared() != nil {
+		return textFrame(EncodeJSON(ev))
+	}
 	return ev.Memo(frameKey{}, func() []byte { return textFrame(EncodeJSON(ev)) })
 }
 

@@ -226,7 +226,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !resumeFrame {
 		sub, err = h.Hub.Subscribe(r.Context(), hub.Request{Topics: req.Topics, LastEventID: req.LastEventID, CanSeePrivate: d.CanSeePrivate})
 		if err != nil {
-			s.closeWith = subscribeClose(err, h.logger())
+			s.closeWith = subscribeClose(err, h.Metrics)
 		}
 	}
 	e.Serve(transport.ConnOptions{Conn: nc, Request: r, Sub: sub, Expires: d.Expires, Read: true, Early: early, Proto: s})

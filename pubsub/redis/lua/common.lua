@@ -2,9 +2,10 @@
 --
 -- Keys (all share one hash tag, so that Redis Cluster keeps them in one
 -- slot and a script may touch them all):
---   meta    hash: epoch, seq (last offset), floor (oldest offset kept in
---           the log), forgotten (highest offset of a forgotten topic),
---           bytes (approximate size of the log)
+--   meta    hash: epoch, seq (last offset), floor (no offset below it is
+--           in the log), forgotten (highest offset of a forgotten topic),
+--           bytes (approximate size of the log), legacy (offsets up to it
+--           were written before topics counted their bytes)
 --   epochs  stream announcing every new epoch (nodes block on it)
 --   log     stream of every message of the epoch, id "<offset>-0", fields
 --           t (ms), n (size), m (encoded message)
@@ -14,7 +15,17 @@
 --   topics  sorted set topic -> offset of its newest message
 --   ret     hash topic -> "<offset> <ms> <encoded message>" (retained)
 --   fin     hash topic -> offset of its final message
---   t:<topic> stream, id "<offset>-0": the topic's index into log
+--   t:<topic> stream, id "<offset>-0", field n (size): the topic's index
+--           into log
+--   sizes   hash topic -> "<bytes> <newest>": the size of the topic's
+--           messages in history, and of its newest one
+--   fair    sorted set topic -> bytes the byte bound may evict from it
+--           (all but its newest message); only topics with some
+--   refs    hash offset -> how many topics' indexes still hold the message
+--           (messages of several topics only)
+--   id:<id> string "<offset> <ms>": a message published with that ID
+--           (Message.ID), for idempotent publishing; expires after
+--           pubsub.DedupeWindow
 
 -- sid returns the stream id of offset n.
 local function sid(n)
@@ -51,7 +62,112 @@ local function current_epoch(meta, epochs, candidate)
   if candidate == nil or candidate == '' then
     return ''
   end
-  redis.call('HSET', meta, 'epoch', candidate, 'seq', 0, 'floor', 1, 'forgotten', 0, 'bytes', 0)
+  redis.call('HSET', meta, 'epoch', candidate, 'seq', 0, 'floor', 1, 'forgotten', 0, 'bytes', 0, 'legacy', 0)
   redis.call('XADD', epochs, 'MAXLEN', '~', 64, '*', 'epoch', candidate)
   return candidate
+end
+
+-- sizes_of returns the bytes of a topic's history and of its newest message.
+local function sizes_of(sizes, name)
+  local v = redis.call('HGET', sizes, name)
+  if not v then
+    return 0, 0
+  end
+  local b, l = string.match(v, '^(%d+) (%d+)$')
+  return num(b), num(l)
+end
+
+-- set_sizes records a topic's sizes and its place in the fair set.
+local function set_sizes(sizes, fair, name, b, l)
+  if b <= 0 then
+    redis.call('HDEL', sizes, name)
+    redis.call('ZREM', fair, name)
+    return
+  end
+  redis.call('HSET', sizes, name, string.format('%d %d', b, l))
+  if b > l then
+    redis.call('ZADD', fair, b - l, name)
+  else
+    redis.call('ZREM', fair, name)
+  end
+end
+
+-- release drops one topic's hold on the message at offset s. Once no
+-- topic holds it, it leaves the log; returns the bytes that frees.
+local function release(log, refs, s)
+  if redis.call('HEXISTS', refs, s) == 1 then
+    if redis.call('HINCRBY', refs, s, -1) > 0 then
+      return 0
+    end
+    redis.call('HDEL', refs, s)
+  end
+  local e = redis.call('XRANGE', log, sid(s), sid(s))[1]
+  if not e then
+    return 0 -- it left the log already (age, or the oldest-first bound)
+  end
+  redis.call('XDEL', log, e[1])
+  return num(field(e[2], 'n'))
+end
+
+-- drop_front removes the oldest message of a topic's history: from its
+-- index (key), its sizes, and the log once no topic holds it. It records
+-- the offset in the topic's eviction mark, and returns the bytes freed from
+-- the log (false when the topic's index is empty).
+local function drop_front(log, refs, sizes, fair, wm, name, key)
+  local e = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
+  if not e then
+    return false
+  end
+  local s = seq_of(e[1])
+  redis.call('XDEL', key, e[1])
+  if s > num(redis.call('HGET', wm, name)) then
+    redis.call('HSET', wm, name, s)
+  end
+  local b, l = sizes_of(sizes, name)
+  b = b - num(field(e[2], 'n'))
+  if redis.call('XLEN', key) == 0 then
+    b, l = 0, 0
+  end
+  set_sizes(sizes, fair, name, b, l)
+  return release(log, refs, s)
+end
+
+-- enforce_bytes evicts until the log fits max_bytes: the oldest messages
+-- of the log while some of it predates byte counting per topic (legacy),
+-- then fairly: the oldest message of the topic with the most evictable
+-- bytes, never a topic's newest. It returns the bytes and the floor.
+local function enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes, seq)
+  local bytes = num(redis.call('HGET', meta, 'bytes'))
+  local floor = num(redis.call('HGET', meta, 'floor'))
+  local legacy = num(redis.call('HGET', meta, 'legacy'))
+  while bytes > max_bytes do
+    if floor <= legacy then
+      local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+      local fseq = first and seq_of(first[1])
+      if not fseq or fseq >= seq then
+        break
+      end
+      if fseq > legacy then
+        floor = legacy + 1 -- the legacy messages have all left
+      else
+        bytes = bytes - num(field(first[2], 'n'))
+        floor = fseq + 1
+        redis.call('XTRIM', log, 'MINID', sid(floor))
+        redis.call('HDEL', refs, fseq)
+      end
+    else
+      local top = redis.call('ZREVRANGE', fair, 0, 0)[1]
+      if not top then
+        break -- only the topics' newest messages are left
+      end
+      local freed = drop_front(log, refs, sizes, fair, wm, top, prefix .. top)
+      if freed == false then
+        redis.call('ZREM', fair, top) -- stale
+      else
+        bytes = bytes - freed
+      end
+    end
+  end
+  redis.call('HSET', meta, 'bytes', math.max(bytes, 0), 'floor', floor)
+  return bytes, floor
 end

@@ -1,18 +1,32 @@
 -- publish appends a message to the log and to each topic's index.
 -- KEYS: 1 meta, 2 epochs, 3 log, 4 clock, 5 wm, 6 topics, 7 ret, 8 fin,
---       9.. the topics' index streams (in the order of the names in ARGV)
+--       9 sizes, 10 fair, 11 refs, 12 the message ID's key (idempotent
+--       publishing; unused without an ID),
+--       13.. the topics' index streams (in the order of the names in ARGV)
 -- ARGV: 1 expected epoch, 2 candidate epoch, 3 max events per topic,
 --       4 max bytes, 5 keep a clock (1/0), 6 size, 7 retain (1/0),
---       8 final (1/0), 9 encoded message, 10.. topic names
+--       8 final (1/0), 9 encoded message, 10 prefix of the topics' index
+--       keys, 11 the message's ID ('' for none) and how many seconds the
+--       broker remembers it, as "<seconds> <id>", 12.. topic names
 -- Returns {'ok', offset, ms}, {'epoch', current} when the caller's epoch is
--- stale, or {'finished', topic}.
+-- stale, or {'finished', topic}. A message whose ID was published within
+-- the window is not stored again: {'ok', offset, ms} of the first.
 local meta, epochs, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local sizes, fair, refs = KEYS[9], KEYS[10], KEYS[11]
 local cur = current_epoch(meta, epochs, ARGV[2])
 if cur ~= ARGV[1] then
   return {'epoch', cur}
 end
+local idkey = ARGV[11] ~= '' and KEYS[12] or nil
+if idkey then
+  local first = redis.call('GET', idkey)
+  if first then
+    local s, ms = string.match(first, '^(%d+) (%d+)$')
+    return {'ok', tonumber(s), tonumber(ms)}
+  end
+end
 local names = {}
-for i = 10, #ARGV do
+for i = 12, #ARGV do
   names[#names + 1] = ARGV[i]
 end
 for _, name in ipairs(names) do
@@ -21,7 +35,7 @@ for _, name in ipairs(names) do
   end
 end
 
-local max_events, max_bytes, size = num(ARGV[3]), num(ARGV[4]), num(ARGV[6])
+local max_events, max_bytes, size, prefix = num(ARGV[3]), num(ARGV[4]), num(ARGV[6]), ARGV[10]
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
 local id = sid(seq)
 local ms
@@ -35,51 +49,45 @@ else
   ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 redis.call('XADD', log, id, 't', ms, 'n', size, 'm', ARGV[9])
-
--- Total size: evict the oldest messages of the log (never the new one).
-local floor = num(redis.call('HGET', meta, 'floor'))
-local bytes = redis.call('HINCRBY', meta, 'bytes', size)
-if max_bytes > 0 and bytes > max_bytes then
-  while bytes > max_bytes do
-    local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
-    local fseq = seq_of(first[1])
-    if fseq >= seq then
-      break
-    end
-    bytes = bytes - num(field(first[2], 'n'))
-    floor = fseq + 1
-    redis.call('XTRIM', log, 'MINID', sid(floor))
-  end
-  redis.call('HSET', meta, 'bytes', bytes, 'floor', floor)
+redis.call('HINCRBY', meta, 'bytes', size)
+if #names > 1 then
+  redis.call('HSET', refs, seq, #names)
 end
 
+local floor = num(redis.call('HGET', meta, 'floor'))
 local forgotten = num(redis.call('HGET', meta, 'forgotten'))
 for i, name in ipairs(names) do
-  local key = KEYS[8 + i]
+  local key = KEYS[12 + i]
   local mark = num(redis.call('HGET', wm, name))
   if not redis.call('ZSCORE', topics, name) and forgotten > mark then
     -- A new (or forgotten) topic: what was forgotten may have been its.
     mark = forgotten
   end
+  local b, l = sizes_of(sizes, name)
   if floor > 1 then
-    local below = redis.call('XREVRANGE', key, '(' .. sid(floor), '-', 'COUNT', 1)
+    -- Entries whose message left the log (by age) are trimmed lazily.
+    local below = redis.call('XRANGE', key, '-', '(' .. sid(floor))
     if #below > 0 then
-      mark = math.max(mark, seq_of(below[1][1]))
+      mark = math.max(mark, seq_of(below[#below][1]))
+      for _, e in ipairs(below) do
+        b = b - num(field(e[2], 'n'))
+      end
       redis.call('XTRIM', key, 'MINID', sid(floor))
     end
   end
-  if max_events > 0 then
-    local n = redis.call('XLEN', key)
-    if n >= max_events then
-      local drop = redis.call('XRANGE', key, '-', '+', 'COUNT', n - max_events + 1)
-      local last = seq_of(drop[#drop][1])
-      mark = math.max(mark, last)
-      redis.call('XTRIM', key, 'MINID', sid(last + 1))
-    end
-  end
-  redis.call('XADD', key, id, 'x', '')
   if mark > 0 then
     redis.call('HSET', wm, name, mark)
+  end
+  redis.call('XADD', key, id, 'n', size)
+  set_sizes(sizes, fair, name, b + size, size)
+  if max_events > 0 then
+    local n = redis.call('XLEN', key)
+    for _ = 1, n - max_events do
+      local freed = drop_front(log, refs, sizes, fair, wm, name, key)
+      if freed and freed > 0 then
+        redis.call('HINCRBY', meta, 'bytes', -freed)
+      end
+    end
   end
   redis.call('ZADD', topics, seq, name)
   if ARGV[7] == '1' then
@@ -88,5 +96,12 @@ for i, name in ipairs(names) do
   if ARGV[8] == '1' then
     redis.call('HSET', fin, name, seq)
   end
+end
+if max_bytes > 0 then
+  enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes, seq)
+end
+if idkey then
+  local window = tonumber(string.match(ARGV[11], '^(%d+) '))
+  redis.call('SET', idkey, string.format('%d %d', seq, ms), 'EX', window)
 end
 return {'ok', seq, ms}

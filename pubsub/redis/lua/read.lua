@@ -1,12 +1,15 @@
 -- read returns a consistent snapshot for a subscriber.
 -- KEYS: 1 meta, 2 epochs, 3 log, 4 wm, 5 topics, 6 ret, 7 fin,
 --       8.. the topics' index streams (in the order of the names in ARGV)
--- ARGV: 1 expected epoch, 2 candidate epoch, 3 'new' or 'resume',
---       4 offset to resume after, 5.. topic names
+-- ARGV: 1 expected epoch, 2 candidate epoch, 3 'new', 'resume' or
+--       'reset' (a resume from another epoch), 4 offset to resume after,
+--       5.. topic names
 -- Returns {'epoch', current} when the caller's epoch is stale, else
 -- {'ok', head, truncated (0/1), finals {name, offset, ...},
---  items {offset, ms, encoded message, ...}} where items are the retained
--- messages ('new') or the history after the offset ('resume').
+--  items {offset, ms, encoded message, ...}, retained {same}} where items
+-- are the retained messages ('new') or the history after the offset, and
+-- retained, after a reset (another epoch, or truncated history), the
+-- retained messages.
 local meta, epochs, log, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local cur = current_epoch(meta, epochs, ARGV[2])
 if cur ~= ARGV[1] then
@@ -26,18 +29,24 @@ for _, name in ipairs(names) do
   end
 end
 
-local items = {}
-if ARGV[3] == 'new' then
+-- retained_of returns the retained messages of the topics.
+local function retained_of()
+  local out = {}
   for _, name in ipairs(names) do
     local r = redis.call('HGET', ret, name)
     if r then
       local s, ms, m = string.match(r, '^(%d+) (%d+) (.*)$')
-      items[#items + 1] = s
-      items[#items + 1] = ms
-      items[#items + 1] = m
+      out[#out + 1] = s
+      out[#out + 1] = ms
+      out[#out + 1] = m
     end
   end
-  return {'ok', head, 0, finals, items}
+  return out
+end
+
+local items = {}
+if ARGV[3] == 'new' then
+  return {'ok', head, 0, finals, retained_of(), {}}
 end
 
 local after = num(ARGV[4])
@@ -76,4 +85,8 @@ for _, s in ipairs(seqs) do
     truncated = 1
   end
 end
-return {'ok', head, truncated, finals, items}
+local retained = {}
+if truncated == 1 or ARGV[3] == 'reset' then
+  retained = retained_of()
+end
+return {'ok', head, truncated, finals, items, retained}

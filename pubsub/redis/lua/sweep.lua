@@ -1,10 +1,12 @@
 -- sweep applies age-based retention to the log, and forgets topics whose
 -- every message has left the log. It does at most limit items of each kind
 -- of work and returns 1 when there is more to do.
--- KEYS: 1 meta, 2 log, 3 clock, 4 wm, 5 topics, 6 ret, 7 fin
+-- KEYS: 1 meta, 2 log, 3 clock, 4 wm, 5 topics, 6 ret, 7 fin, 8 sizes,
+--       9 fair, 10 refs
 -- ARGV: 1 expected epoch, 2 max age in ms (0: no age limit), 3 limit,
 --       4 prefix of the topics' index keys
 local meta, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local sizes, fair, refs = KEYS[8], KEYS[9], KEYS[10]
 if redis.call('HGET', meta, 'epoch') ~= ARGV[1] then
   return -1
 end
@@ -25,6 +27,7 @@ if max_age > 0 then
       local old = redis.call('XRANGE', log, sid(floor), sid(upto), 'COUNT', limit)
       for _, e in ipairs(old) do
         bytes = bytes - num(field(e[2], 'n'))
+        redis.call('HDEL', refs, seq_of(e[1]))
       end
       if #old > 0 then
         floor = seq_of(old[#old][1]) + 1
@@ -48,6 +51,7 @@ for _, name in ipairs(gone) do
   redis.call('DEL', ARGV[4] .. name)
   redis.call('HDEL', wm, name)
   redis.call('ZREM', topics, name)
+  set_sizes(sizes, fair, name, 0, 0)
   if redis.call('HDEL', fin, name) == 1 then
     redis.call('HDEL', ret, name)
   end
