@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -132,13 +131,6 @@ func TestImportDirection(t *testing.T) {
 // maxLines bounds a non-test source file.
 const maxLines = 800
 
-// longFiles are the known exceptions, each with its reason; remove an
-// entry when the file is split.
-var longFiles = map[string]string{
-	// The shards branch (issue 22) splits it by concern.
-	"pubsub/nats/nats.go": "split by the shards branch",
-}
-
 // No non-test Go source file is over maxLines lines: a file that grows
 // past it holds more than one concern.
 func TestFileLength(t *testing.T) {
@@ -165,12 +157,6 @@ func TestFileLength(t *testing.T) {
 			return err
 		}
 		seen++
-		if _, ok := longFiles[rel]; ok {
-			if n <= maxLines {
-				t.Errorf("%s has %d lines: remove it from the known exceptions", rel, n)
-			}
-			return nil
-		}
 		if n > maxLines {
 			t.Errorf("%s has %d lines (at most %d): split it by concern", rel, n, maxLines)
 		}
@@ -203,15 +189,6 @@ func countLines(path string) (int, error) {
 // installed from the Go module proxy like any module.
 const staticcheckVersion = "v0.8.2" // honnef.co/go/tools, staticcheck 2026.2.2
 
-// knownFindings are findings in files another branch owns at the time of
-// writing, each with the reason it stays; remove an entry once fixed.
-var knownFindings = []string{
-	// The shards branch (issue 22) rewrites the bolt store and extends the
-	// conformance suite's helpers.
-	"pubsub/bolt/store.go:",
-	"pubsub/pubsubtest/helpers.go:",
-}
-
 // The code is staticcheck clean (all default checks, tests included).
 func TestStaticcheck(t *testing.T) {
 	if testing.Short() {
@@ -228,7 +205,7 @@ func TestStaticcheck(t *testing.T) {
 	}
 	var findings []string
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if line == "" || slices.ContainsFunc(knownFindings, func(k string) bool { return strings.HasPrefix(line, k) }) {
+		if line == "" {
 			continue
 		}
 		findings = append(findings, line)

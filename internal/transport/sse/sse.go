@@ -65,8 +65,6 @@ func (s *Server) Engine() *transport.Engine {
 	return s.engine
 }
 
-func (s *Server) logger() *slog.Logger { return s.Engine().Logger() }
-
 // Stream describes one response. The zero value is a plain stream.
 type Stream struct {
 	// Preamble, if set, is written right after the opening (the demo's
