@@ -52,7 +52,6 @@ type Conn struct {
 	readDue   atomic.Bool   // the client sent something
 	shutDue   atomic.Bool   // the engine is shutting down
 	paused    atomic.Bool   // reading is paused (PauseRead)
-	flushing  atomic.Bool   // a goroutine of its own is writing (flush)
 	reads     bool          // the engine watches the socket for reading (ConnOptions.Read)
 	lastWrite atomic.Int64  // wheel tick of the last write
 	wroteAt   atomic.Int64  // clock() at the last write
@@ -143,21 +142,6 @@ func (c *Conn) Wake() {
 		c.dirty = true
 	}
 	c.mu.Unlock()
-	if c.flushing.Load() {
-		c.cutBlockedWrite()
-	}
-}
-
-// cutBlockedWrite makes a blocked write (flush) fail at once when the hub
-// has cut the subscriber off as a slow consumer: what the write holds is
-// of a stream that is over, and waiting for the write timeout would keep
-// the connection, its socket and its references to events that long.
-// Wake and flush both call it after their own step, so that whichever
-// comes second sees the other's.
-func (c *Conn) cutBlockedWrite() {
-	if sub := c.Sub(); sub != nil && errors.Is(sub.Err(), hub.ErrSlowConsumer) {
-		_ = c.nc.SetWriteDeadline(time.Now())
-	}
 }
 
 // peerGone is called when the peer closed or reset the connection.
@@ -252,14 +236,12 @@ func (c *Conn) due() Due {
 // socket), then gives the connection back to the pool, or ends it.
 func (c *Conn) flush(parts [][]byte, payload int, ending bool) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.e.writeTimeout))
-	c.cutBlockedWrite() // the subscriber may have been cut off meanwhile
 	var err error
 	for _, p := range parts {
 		if _, err = c.nc.Write(p); err != nil {
 			break
 		}
 	}
-	c.flushing.Store(false)
 	_ = c.nc.SetWriteDeadline(time.Time{})
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		if sub := c.Sub(); sub != nil {

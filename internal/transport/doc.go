@@ -58,10 +58,7 @@
 // hub's and the broker's: a subscription's Notify callback (Conn.Wake) is
 // called with no hub lock held, possibly under the broker's lock (see
 // internal/hub's doc), and a turn calls the subscription's methods (Pop,
-// Err, Close) with none of this package's locks held; so does Wake, which
-// reads the subscription's Err after releasing Conn.mu when a write of
-// the connection is blocked (a subscriber cut off as slow loses its
-// blocked write at once). So the whole order
+// Err, Close) with none of this package's locks held. So the whole order
 // is: broker lock → hub's shard.mu → Subscription.mu, and broker lock →
 // one of this package's locks; never the reverse.
 package transport

@@ -71,7 +71,6 @@ func (w *worker) serve(c *Conn) (handedOn bool) {
 			n = 0
 		}
 		b.reset(true) // the scratch bytes go with rest
-		c.flushing.Store(true)
 		go c.flush(slices.Clip(rest), payload, ending)
 		return true
 	case ending:
