@@ -2,8 +2,8 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"io"
-	"iter"
 	"net/http"
 	"testing"
 	"time"
@@ -11,20 +11,18 @@ import (
 	"github.com/heraldpush/herald/sse"
 )
 
-// Stream is a text/event-stream read with the public decoder (sse.Read),
-// event by event, each read bounded by a timeout.
+// Stream is a text/event-stream read by a goroutine of its own, block by
+// block (see BlockReader), as fast as the server writes it: a test that
+// reads slowly does not make the server see a slow client. Its methods
+// wait at most Timeout for what they return; they are for one goroutine
+// (the test's) at a time.
 type Stream struct {
 	Resp   *http.Response
-	next   func() (sse.Event, error, bool)
-	stop   func()
+	blocks chan Block
+	done   chan error // receives once, after blocks is closed: nil at a clean end
+	end    error      // what done gave, once it has
+	ended  bool
 	cancel context.CancelFunc
-	events chan result
-}
-
-type result struct {
-	ev  sse.Event
-	err error
-	ok  bool
 }
 
 // Subscribe GETs url with hdr (may be nil) on c (nil: http.DefaultClient)
@@ -68,13 +66,77 @@ func Get(t testing.TB, c *http.Client, url string, hdr http.Header) (*http.Respo
 }
 
 // NewStream reads resp's body as a text/event-stream; cancel (may be nil)
-// ends the request when the stream is closed.
+// ends the request when the stream is closed, which happens when t ends.
 func NewStream(t testing.TB, resp *http.Response, cancel context.CancelFunc) *Stream {
-	s := &Stream{Resp: resp, cancel: cancel, events: make(chan result)}
-	next, stop := iter.Pull2(sse.Read(resp.Body))
-	s.next, s.stop = next, stop
+	s := &Stream{Resp: resp, cancel: cancel, blocks: make(chan Block, 4096), done: make(chan error, 1)}
+	go func() {
+		r := NewBlockReader(resp.Body)
+		for {
+			b, err := r.Next()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				close(s.blocks)
+				s.done <- err
+				return
+			}
+			s.blocks <- b
+		}
+	}()
 	t.Cleanup(s.Close)
 	return s
+}
+
+// NextBlockWithin returns the next block, io.EOF once the stream has
+// ended cleanly, the read error that ended it otherwise, or an error if
+// none comes within d.
+func (s *Stream) NextBlockWithin(d time.Duration) (Block, error) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case b, ok := <-s.blocks:
+		if ok {
+			return b, nil
+		}
+		if err := s.result(); err != nil {
+			return Block{}, err
+		}
+		return Block{}, io.EOF
+	case <-timer.C:
+		return Block{}, errTimeout{d}
+	}
+}
+
+// NextBlock returns the next block (comments, retry hints and id-only
+// position markers included), or false once the stream has ended; it
+// fails t if none comes within Timeout.
+func (s *Stream) NextBlock(t testing.TB) (Block, bool) {
+	t.Helper()
+	b, err := s.NextBlockWithin(Timeout)
+	switch {
+	case err == nil:
+		return b, true
+	case errors.As(err, new(errTimeout)):
+		t.Fatalf("reading the stream: %v", err)
+	}
+	return Block{}, false
+}
+
+// NextWithin returns the next event (a block that carries data, as an
+// EventSource dispatches it), or io.EOF once the stream has ended, or an
+// error if none comes within d.
+func (s *Stream) NextWithin(d time.Duration) (sse.Event, error) {
+	deadline := time.Now().Add(d)
+	for {
+		b, err := s.NextBlockWithin(time.Until(deadline))
+		if err != nil {
+			return sse.Event{}, err
+		}
+		if b.HasData {
+			return b.Event(), nil
+		}
+	}
 }
 
 // Next returns the next event, failing t if none comes within Timeout or
@@ -88,29 +150,20 @@ func (s *Stream) Next(t testing.TB) sse.Event {
 	return ev
 }
 
-// NextWithin returns the next event, or io.EOF once the stream has ended,
-// or an error if none comes within d.
-func (s *Stream) NextWithin(d time.Duration) (sse.Event, error) {
-	go func() {
-		ev, err, ok := s.next()
-		s.events <- result{ev, err, ok}
-	}()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case r := <-s.events:
-		switch {
-		case !r.ok:
-			return sse.Event{}, io.EOF
-		case r.err != nil:
-			return sse.Event{}, r.err
+// NextID returns the next block that carries an id field (an event or an
+// id-only position marker), failing t if none comes within Timeout or the
+// stream ends. A test waits on it for a subscription to be in place.
+func (s *Stream) NextID(t testing.TB) Block {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for {
+		b, err := s.NextBlockWithin(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("waiting for an id: %v", err)
 		}
-		return r.ev, nil
-	case <-timer.C:
-		// The reader stays blocked until the request ends.
-		s.closeBody()
-		<-s.events
-		return sse.Event{}, errTimeout{d}
+		if b.HasID {
+			return b
+		}
 	}
 }
 
@@ -128,50 +181,59 @@ func (s *Stream) Until(t testing.TB, match func(sse.Event) bool) (sse.Event, []s
 	}
 }
 
-// Data reads n events that carry data (skipping id-only events) and
-// returns their data.
+// Data reads n events and returns their data.
 func (s *Stream) Data(t testing.TB, n int) []string {
 	t.Helper()
-	var out []string
+	out := make([]string, 0, n)
 	for len(out) < n {
-		if ev := s.Next(t); ev.Data != "" || ev.Type != "" {
-			out = append(out, ev.Data)
-		}
+		out = append(out, s.Next(t).Data)
 	}
 	return out
 }
 
-// End reads until the stream ends and returns the events read, failing t
-// if it does not end within Timeout.
-func (s *Stream) End(t testing.TB) []sse.Event {
+// End reads until the stream ends and returns the blocks read and how it
+// ended (nil: cleanly, at the end of the body), failing t if it does not
+// end within Timeout.
+func (s *Stream) End(t testing.TB) ([]Block, error) {
 	t.Helper()
-	var evs []sse.Event
+	var rest []Block
+	deadline := time.Now().Add(Timeout)
 	for {
-		ev, err := s.NextWithin(Timeout)
-		if err == io.EOF {
-			return evs
+		b, err := s.NextBlockWithin(time.Until(deadline))
+		switch {
+		case err == nil:
+			rest = append(rest, b)
+			continue
+		case errors.Is(err, io.EOF):
+			return rest, nil
+		case errors.As(err, new(errTimeout)):
+			t.Fatalf("waiting for the stream to end (got %v): %v", rest, err)
 		}
-		if err != nil {
-			t.Fatalf("waiting for the stream to end: %v", err)
-		}
-		evs = append(evs, ev)
+		return rest, err
 	}
 }
 
-// Close ends the request and the reader. It is idempotent; do not call it
-// while Next runs.
-func (s *Stream) Close() {
-	s.closeBody()
-	s.stop()
+// result returns how the stream ended (nil: cleanly), once blocks is
+// closed: the reader sends it right after.
+func (s *Stream) result() error {
+	if !s.ended {
+		s.end, s.ended = <-s.done, true
+	}
+	return s.end
 }
 
-func (s *Stream) closeBody() {
+// Close ends the request and the reader, and waits for the reader. It is
+// idempotent.
+func (s *Stream) Close() {
 	if s.cancel != nil {
 		s.cancel()
 	}
 	s.Resp.Body.Close()
+	for range s.blocks {
+	}
+	s.result()
 }
 
 type errTimeout struct{ d time.Duration }
 
-func (e errTimeout) Error() string { return "no event within " + e.d.String() }
+func (e errTimeout) Error() string { return "nothing within " + e.d.String() }

@@ -26,7 +26,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	})
 	c := newClient(t)
 	fast := subscribe(t, c, eventsURL(srv.URL, "s"), "")
-	fast.nextID(t)
+	fast.NextID(t)
 
 	// The slow client: a tiny receive buffer, and no reads.
 	d := net.Dialer{Control: func(network, address string, rc syscall.RawConn) error {
@@ -54,14 +54,14 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 		}
 		ids = append(ids, publish(t, c, srv.URL, data, "s"))
 		// The normal subscriber gets every event, as it comes.
-		if ev := fast.nextEvent(t); ev.ID != ids[len(ids)-1] {
+		if ev := fast.Next(t); ev.ID != ids[len(ids)-1] {
 			t.Fatalf("normal subscriber got %s, want %s", ev.ID, ids[len(ids)-1])
 		}
 	}
 	t.Logf("the slow subscriber was cut off after %d events of 16 KiB", len(ids))
 	for range 5 { // and after
 		ids = append(ids, publish(t, c, srv.URL, data, "s"))
-		if ev := fast.nextEvent(t); ev.ID != ids[len(ids)-1] {
+		if ev := fast.Next(t); ev.ID != ids[len(ids)-1] {
 			t.Fatalf("normal subscriber got %s, want %s", ev.ID, ids[len(ids)-1])
 		}
 	}
@@ -80,11 +80,11 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(resp.Body)
+	br := testkit.NewBlockReader(resp.Body)
 	var got []string
 	lastID := ""
 	for {
-		b, err := readBlock(br)
+		b, err := br.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -103,8 +103,8 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	}
 	r := subscribe(t, c, eventsURL(srv.URL, "s"), lastID)
 	for len(got) < len(ids) {
-		ev := r.nextEvent(t)
-		if ev.Event == "herald.reset" {
+		ev := r.Next(t)
+		if ev.Type == "herald.reset" {
 			t.Fatalf("resume after the cut: %v", ev)
 		}
 		got = append(got, ev.ID)
@@ -112,8 +112,8 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(ids, ",") {
 		t.Errorf("slow client's events before and after the cut differ from the published ones")
 	}
-	fast.close()
-	r.close()
+	fast.Close()
+	r.Close()
 	noOpenStreams(t, c, srv, "s")
 }
 
