@@ -65,6 +65,15 @@ func Get(t testing.TB, c *http.Client, url string, hdr http.Header) (*http.Respo
 	return resp, cancel
 }
 
+// LastEventID returns a header with Last-Event-ID id, or nil when id is
+// empty: what an EventSource sends when it reconnects.
+func LastEventID(id string) http.Header {
+	if id == "" {
+		return nil
+	}
+	return http.Header{"Last-Event-Id": {id}}
+}
+
 // NewStream reads resp's body as a text/event-stream; cancel (may be nil)
 // ends the request when the stream is closed, which happens when t ends.
 func NewStream(t testing.TB, resp *http.Response, cancel context.CancelFunc) *Stream {
@@ -117,7 +126,7 @@ func (s *Stream) NextBlock(t testing.TB) (Block, bool) {
 	switch {
 	case err == nil:
 		return b, true
-	case errors.As(err, new(errTimeout)):
+	case errors.Is(err, ErrTimeout):
 		t.Fatalf("reading the stream: %v", err)
 	}
 	return Block{}, false
@@ -206,7 +215,7 @@ func (s *Stream) End(t testing.TB) ([]Block, error) {
 			continue
 		case errors.Is(err, io.EOF):
 			return rest, nil
-		case errors.As(err, new(errTimeout)):
+		case errors.Is(err, ErrTimeout):
 			t.Fatalf("waiting for the stream to end (got %v): %v", rest, err)
 		}
 		return rest, err
@@ -234,6 +243,10 @@ func (s *Stream) Close() {
 	s.result()
 }
 
+// ErrTimeout is what a read that waited in vain returns (errors.Is).
+var ErrTimeout = errors.New("testkit: nothing came in time")
+
 type errTimeout struct{ d time.Duration }
 
-func (e errTimeout) Error() string { return "nothing within " + e.d.String() }
+func (e errTimeout) Error() string        { return "nothing within " + e.d.String() }
+func (e errTimeout) Is(target error) bool { return target == ErrTimeout }

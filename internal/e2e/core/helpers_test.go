@@ -56,21 +56,13 @@ func eventsURL(base string, topics ...string) string {
 // the answer.
 func open(t *testing.T, c *http.Client, rawURL, lastID string) (*http.Response, context.CancelFunc) {
 	t.Helper()
-	return testkit.Get(t, c, rawURL, lastEventID(lastID))
+	return testkit.Get(t, c, rawURL, testkit.LastEventID(lastID))
 }
 
 // subscribe opens a stream on rawURL and expects 200.
 func subscribe(t *testing.T, c *http.Client, rawURL, lastID string) *testkit.Stream {
 	t.Helper()
-	return testkit.Subscribe(t, c, rawURL, lastEventID(lastID))
-}
-
-// lastEventID is a Last-Event-ID header of id, or none if it is empty.
-func lastEventID(id string) http.Header {
-	if id == "" {
-		return nil
-	}
-	return http.Header{"Last-Event-Id": {id}}
+	return testkit.Subscribe(t, c, rawURL, testkit.LastEventID(lastID))
 }
 
 // publishReq is the JSON body of POST /publish.
