@@ -190,6 +190,14 @@ func (s *Stream) Until(t testing.TB, match func(sse.Event) bool) (sse.Event, []s
 	}
 }
 
+// UntilData reads events until one whose data is data (a test's marker),
+// and returns the events before it.
+func (s *Stream) UntilData(t testing.TB, data string) []sse.Event {
+	t.Helper()
+	_, before := s.Until(t, func(ev sse.Event) bool { return ev.Data == data })
+	return before
+}
+
 // Data reads n events and returns their data.
 func (s *Stream) Data(t testing.TB, n int) []string {
 	t.Helper()
