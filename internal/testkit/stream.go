@@ -213,8 +213,14 @@ func (s *Stream) Data(t testing.TB, n int) []string {
 // end within Timeout.
 func (s *Stream) End(t testing.TB) ([]Block, error) {
 	t.Helper()
+	return s.EndWithin(t, Timeout)
+}
+
+// EndWithin is End with a timeout of d.
+func (s *Stream) EndWithin(t testing.TB, d time.Duration) ([]Block, error) {
+	t.Helper()
 	var rest []Block
-	deadline := time.Now().Add(Timeout)
+	deadline := time.Now().Add(d)
 	for {
 		b, err := s.NextBlockWithin(time.Until(deadline))
 		switch {

@@ -111,16 +111,13 @@ func TestBrokerCredentialsRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := bufio.NewReader(resp.Body)
+	ds := testkit.NewStream(t, resp, nil)
+	sample, before := ds.Until(t, func(ev sse.Event) bool { return strings.Contains(ev.Data, "broker") })
+	ds.Close()
 	var dash strings.Builder
-	for !strings.Contains(dash.String(), "broker") {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("dashboard stream: %v (%s)", err, dash.String())
-		}
-		dash.WriteString(l)
+	for _, ev := range append(before, sample) {
+		dash.WriteString(ev.Data + "\n")
 	}
-	resp.Body.Close()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -305,7 +302,7 @@ func TestNoPrivateUpdatesThroughHubTopics(t *testing.T) {
 			t.Fatalf("Mercure publish: %d %s", status, b)
 		}
 	}
-	if got := s.collect(t, "end"); strings.Join(got, ",") != "mine" {
+	if got := collect(t, s, "end"); strings.Join(got, ",") != "mine" {
 		t.Fatalf("/events got %q, want only orders' private update", got)
 	}
 }
@@ -352,7 +349,7 @@ func TestDemoTrafficIsBounded(t *testing.T) {
 	}
 	// The other topic kept its history: a resume is exact.
 	s := subscribe(t, srv.URL, "", viaNone, first, "orders")
-	ev := s.next(t, 5*time.Second)
+	ev := s.Next(t)
 	if ev.Type == "herald.reset" || ev.Data != "o2" {
 		t.Fatalf("resume on orders after the demo traffic: %+v, want o2", ev)
 	}
@@ -387,13 +384,15 @@ func TestChatOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	blocks, err := testkit.NewStream(t, resp, nil).End(t)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var last sse.Event
-	for ev, err := range sse.Read(resp.Body) {
-		if err != nil {
-			t.Fatal(err)
+	for _, b := range blocks {
+		if b.HasData {
+			last = b.Event()
 		}
-		last = ev
 	}
 	if last.Type != transport.AuthExpiredEventType {
 		t.Fatalf("chat stream ended with %+v, want %s", last, transport.AuthExpiredEventType)
@@ -424,7 +423,7 @@ func TestSendDedupeIsPerSender(t *testing.T) {
 		t.Fatalf("alice's message was taken for mallory's: %v", ack)
 	}
 	mustPublish(t, srv.URL, mint(t, "backend", []string{"*"}, nil, time.Hour), map[string]any{"topic": "room", "data": "end"})
-	if got := s.collect(t, "end"); strings.Join(got, ",") != "pre-empted,hello" {
+	if got := collect(t, s, "end"); strings.Join(got, ",") != "pre-empted,hello" {
 		t.Fatalf("room got %q", got)
 	}
 }
