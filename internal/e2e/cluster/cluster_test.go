@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/nats-io/nats-server/v2/server"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -84,20 +85,12 @@ func runCluster(t *testing.T, e engine) {
 	}()
 	// Each client is subscribed (it has its position) before anything is
 	// published: from then on it must miss nothing.
-	deadline := time.Now().Add(20 * time.Second)
 	for _, cl := range clients {
-		for {
+		testkit.WaitWithin(t, 20*time.Second, "client "+cl.name+" to connect", func() bool {
 			cl.mu.Lock()
-			ok := cl.connects > 0 // subscribed: the answer's headers come after
-			cl.mu.Unlock()
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("client %s never connected", cl.name)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			defer cl.mu.Unlock()
+			return cl.connects > 0 // subscribed: the answer's headers come after
+		})
 	}
 
 	// Phase 1: node B dies mid-stream.
@@ -289,15 +282,7 @@ func (e *redisEngine) start(t *testing.T) {
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(e.cmd, e.done)
 	rdb := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", e.port)})
 	defer rdb.Close()
-	for i := 0; ; i++ {
-		if err := rdb.Ping(t.Context()).Err(); err == nil {
-			return
-		}
-		if i == 100 {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "redis-server to start", func() bool { return rdb.Ping(t.Context()).Err() == nil })
 }
 
 func (e *redisEngine) kill() {
