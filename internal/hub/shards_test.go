@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/pubsub/memory"
 	"github.com/heraldpush/herald/pubsub/shard"
 )
 
@@ -26,16 +26,7 @@ type cluster struct {
 
 func newCluster(t testing.TB, n int) *cluster {
 	t.Helper()
-	logs := make([]pubsub.Broker, n)
-	for k := range logs {
-		logs[k] = memory.New(&memory.Options{Epoch: fmt.Sprint("log", k)})
-	}
-	b, err := shard.New(context.Background(), logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return &cluster{t: t, broker: b, n: n}
+	return &cluster{t: t, broker: testkit.ShardedBroker(t, n), n: n}
 }
 
 // node runs a hub over the cluster's broker until the test ends.
@@ -216,7 +207,7 @@ func TestInterest(t *testing.T) {
 	}
 	s.Close()
 	s2.Close()
-	waitFor(t, func() bool { return listening() == "[false false false]" }, "the node to stop listening")
+	testkit.WaitWithin(t, 30*time.Second, "the node to stop listening", func() bool { return listening() == "[false false false]" })
 	// Published while nobody listens, then a subscriber resumes from before.
 	m := publishTo(t, h, "while idle", y)
 	r := subscribe(t, h, "log2-3", y)
@@ -326,27 +317,22 @@ func TestShardsHandOverUnderConcurrency(t *testing.T) {
 				want = append(want, fmt.Sprint(n))
 			}
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		caughtUp := testkit.Within(30*time.Second, func() bool {
 			results[i].mu.Lock()
-			n := len(results[i].data)
+			defer results[i].mu.Unlock()
+			return len(results[i].data) >= len(want)
+		})
+		if !caughtUp {
+			results[i].mu.Lock()
+			got := slices.Clone(results[i].data)
 			results[i].mu.Unlock()
-			if n >= len(want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				results[i].mu.Lock()
-				got := slices.Clone(results[i].data)
-				results[i].mu.Unlock()
-				var missing []string
-				for _, d := range want {
-					if !slices.Contains(got, d) {
-						missing = append(missing, d)
-					}
+			var missing []string
+			for _, d := range want {
+				if !slices.Contains(got, d) {
+					missing = append(missing, d)
 				}
-				t.Fatalf("subscriber %d (%v) got %d of %d events; missing %v", i, follows[i], n, len(want), missing)
 			}
-			time.Sleep(5 * time.Millisecond)
+			t.Fatalf("subscriber %d (%v) got %d of %d events; missing %v", i, follows[i], len(got), len(want), missing)
 		}
 		results[i].mu.Lock()
 		got := results[i].data
@@ -407,17 +393,6 @@ func checkPerTopicOnce(t *testing.T, i int, got, want []string, published [][]st
 			}
 			prev = n
 		}
-	}
-}
-
-func waitFor(t testing.TB, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

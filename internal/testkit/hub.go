@@ -12,9 +12,9 @@ import (
 	"github.com/heraldpush/herald/pubsub/shard"
 )
 
-// ShardedHub runs a hub over n memory logs behind a shard.Broker until t
-// ends (log k has epoch "log<k>"), with o (may be nil).
-func ShardedHub(t testing.TB, n int, o *hub.Options) *hub.Hub {
+// ShardedBroker returns a shard.Broker over n memory logs (log k has
+// epoch "log<k>"), closed when t ends.
+func ShardedBroker(t testing.TB, n int) *shard.Broker {
 	t.Helper()
 	logs := make([]pubsub.Broker, n)
 	for k := range logs {
@@ -24,6 +24,15 @@ func ShardedHub(t testing.TB, n int, o *hub.Options) *hub.Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// ShardedHub runs a hub over ShardedBroker(t, n) until t ends, with o
+// (nil: the defaults, logging nothing).
+func ShardedHub(t testing.TB, n int, o *hub.Options) *hub.Hub {
+	t.Helper()
+	b := ShardedBroker(t, n)
 	if o == nil {
 		o = &hub.Options{Logger: slog.New(slog.DiscardHandler)}
 	}
@@ -31,7 +40,7 @@ func ShardedHub(t testing.TB, n int, o *hub.Options) *hub.Hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = h.Run(ctx); close(done) }()
-	t.Cleanup(func() { h.Close(); cancel(); <-done; b.Close() })
+	t.Cleanup(func() { h.Close(); cancel(); <-done })
 	return h
 }
 

@@ -26,8 +26,16 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 // WaitWithin is WaitFor with a timeout of d.
 func WaitWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Within(d, cond) {
+		t.Fatalf("timed out after %s waiting for %s", d, what)
+	}
+}
+
+// Within polls cond until it holds or d passes, and reports whether it
+// held: for a test that says itself what went wrong, or goes on either way.
+func Within(d time.Duration, cond func() bool) bool {
 	if cond() {
-		return
+		return true
 	}
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
@@ -36,13 +44,10 @@ func WaitWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
 	for {
 		select {
 		case <-deadline.C:
-			if cond() {
-				return
-			}
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+			return cond()
 		case <-tick.C:
 			if cond() {
-				return
+				return true
 			}
 		}
 	}
