@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -23,20 +22,7 @@ import (
 // openStream subscribes to topic over SSE and keeps reading until the test ends.
 func openStream(t *testing.T, base, topic string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/events?topic="+topic, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-		}
-	}()
-	t.Cleanup(func() { cancel(); resp.Body.Close(); <-done })
+	testkit.Subscribe(t, nil, base+"/events?topic="+topic, nil)
 }
 
 func TestStreamSendsHistoryThenSamples(t *testing.T) {
@@ -127,22 +113,10 @@ func TestDashboardOffWithAuthUnlessEnabled(t *testing.T) {
 
 func TestShutdownEndsDashboardStreams(t *testing.T) {
 	srv := apptest.Start(t, nil)
-	resp, err := http.Get(srv.URL + "/dashboard/stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	done := make(chan struct{})
-	go func() {
-		for range sse.Read(resp.Body) {
-		}
-		close(done)
-	}()
+	s := testkit.Subscribe(t, nil, srv.URL+"/dashboard/stream", nil)
 	srv.Stop()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("dashboard stream still open after shutdown")
+	if _, err := s.EndWithin(t, 5*time.Second); err != nil {
+		t.Fatalf("dashboard stream at shutdown: %v, want a clean end", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,6 @@ import (
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
 )
 
 const (
@@ -358,25 +358,12 @@ func TestHeraldAndMercureShareTopics(t *testing.T) {
 		t.Fatalf("Mercure subscriber got %+v, want Herald's update with Herald's id", ev)
 	}
 
-	resp, err := http.Get(srv.URL + "/events?topic=shared")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	h := testkit.Subscribe(t, nil, srv.URL+"/events?topic=shared", nil)
 	publish(t, srv.URL, form("topic", "shared", "data", "from mercure"))
-	// An update with a publisher's id and retry stores them ahead of its
-	// data; Herald's subscribers get the data alone.
+	// An update with a publisher's id and retry keeps them as metadata;
+	// Herald's subscribers get the data alone.
 	publish(t, srv.URL, form("topic", "shared", "data", "with id", "id", "urn:uuid:1", "retry", "900"))
-	want := []string{"from mercure", "with id"}
-	for ev, err := range sse.Read(resp.Body) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Data != want[0] {
-			t.Fatalf("Herald subscriber got %+v, want data %q", ev, want[0])
-		}
-		if want = want[1:]; len(want) == 0 {
-			break
-		}
+	if got := h.Data(t, 2); !slices.Equal(got, []string{"from mercure", "with id"}) {
+		t.Fatalf("Herald subscriber got %q, want the data alone", got)
 	}
 }
