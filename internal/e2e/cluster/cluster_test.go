@@ -96,13 +96,15 @@ func runCluster(t *testing.T, e engine) {
 	// Phase 1: node B dies mid-stream.
 	var all []published
 	const n1 = 240
+	pace := time.NewTicker(2 * time.Millisecond) // spread over the kill
+	defer pace.Stop()
 	for i := range n1 {
 		if i == n1/3 {
 			b.kill()
 			t.Logf("killed node B after %d events", i)
 		}
 		all = append(all, publish(t, a, eventData("p1", i), topicsFor(i)...))
-		time.Sleep(2 * time.Millisecond)
+		<-pace.C
 	}
 	check(t, clients, all, "after node B was killed")
 	for _, cl := range clients {
@@ -206,6 +208,10 @@ func publishRetrying(t *testing.T, n *node, phase string, count int) []published
 	t.Helper()
 	var out []published
 	deadline := time.Now().Add(30 * time.Second)
+	pace := time.NewTicker(2 * time.Millisecond)
+	defer pace.Stop()
+	retry := time.NewTicker(100 * time.Millisecond)
+	defer retry.Stop()
 	for i := 0; i < count; {
 		data := eventData(phase, i)
 		topics := topicsFor(i)
@@ -218,7 +224,7 @@ func publishRetrying(t *testing.T, n *node, phase string, count int) []published
 			}
 			out = append(out, published{ID: res.ID, Topics: topics, Data: data})
 			i++
-			time.Sleep(2 * time.Millisecond)
+			<-pace.C
 		case http.StatusServiceUnavailable:
 			var e struct{ Error string }
 			if json.Unmarshal(body, &e) != nil || e.Error == "" {
@@ -227,7 +233,7 @@ func publishRetrying(t *testing.T, n *node, phase string, count int) []published
 			if time.Now().After(deadline) {
 				t.Fatalf("publishing still fails after 30s: %s", body)
 			}
-			time.Sleep(100 * time.Millisecond)
+			<-retry.C
 		default:
 			t.Fatalf("publish %s: %d %s", data, status, body)
 		}

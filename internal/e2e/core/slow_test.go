@@ -149,8 +149,8 @@ func TestWriteDeadline(t *testing.T) {
 			t.Fatal("128 MB written to a client that does not read, and its stream is still open")
 		}
 		publish(t, c, srv.URL, data, "w")
-		if i%50 == 49 {
-			time.Sleep(100 * time.Millisecond) // give the write deadline a chance
+		if i%50 == 49 { // give the write deadline a chance
+			testkit.Within(100*time.Millisecond, func() bool { return subscribers(srv, "w") != 1 })
 		}
 	}
 	// The queue (1 GiB) cannot have overflowed: the write deadline cut the

@@ -114,8 +114,10 @@ func TestExactResumeUnderReconnectStorm(t *testing.T) {
 	cutsDone := make(chan struct{})
 	go func() {
 		defer close(cutsDone)
+		every := time.NewTicker(250 * time.Millisecond)
+		defer every.Stop()
 		for !stopCuts.Load() {
-			time.Sleep(250 * time.Millisecond)
+			<-every.C
 			srv.App.Hub().Disconnect("")
 		}
 	}()
