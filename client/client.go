@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heraldpush/herald/internal/errbody"
 	"github.com/heraldpush/herald/sseclient"
 )
 
@@ -133,14 +132,14 @@ func (c *Client) Publish(ctx context.Context, topic, data string, opts *PublishO
 	if resp.StatusCode != http.StatusOK {
 		return "", &StatusError{
 			StatusCode: resp.StatusCode,
-			Message:    errbody.Message(resp),
-			RetryAfter: errbody.RetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			Message:    sseclient.ErrorMessage(resp),
+			RetryAfter: sseclient.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 		}
 	}
 	var out struct {
 		ID string `json:"id"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, errbody.MaxRead)).Decode(&out); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, sseclient.MaxErrorBody)).Decode(&out); err != nil {
 		return "", fmt.Errorf("herald: publish: unreadable answer: %w", err)
 	}
 	if out.ID == "" {

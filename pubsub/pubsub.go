@@ -346,10 +346,3 @@ type Inspector interface {
 	// Topics describes every topic the broker holds history for.
 	Topics(ctx context.Context) ([]TopicInfo, error)
 }
-
-// Payload returns the message's data: the text subscribers receive. It is
-// Data: metadata travels in Meta, never in Data. (Releases before storage
-// format 2 kept it in a "\xff<protocol>:" line ahead of the data; the
-// brokers move such a line to Meta when they read it.) Payload is kept for
-// callers written before Meta; new code reads Data.
-func (m *Message) Payload() string { return m.Data }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures Herald against the same-run baseline (bench/baseline: a plain go-sse
-# broadcast server) with `herald bench`, on loopback. Each server runs pinned
+# broadcast server) and floor (bench/floor: one write(2) per subscriber per
+# event, nothing else) with `herald bench`, on loopback. Each server runs pinned
 # to core 0 and the load generator to core 1 (taskset), except the throughput
 # runs, which give both cores to both as the targets say. docs/benchmarks.md
 # explains every run and records the results.
@@ -20,10 +21,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$bin"' EXIT
 
 CGO_ENABLED=0 go build -o "$bin/herald" ./cmd/herald
 CGO_ENABLED=0 go build -o "$bin/baseline" ./bench/baseline
+CGO_ENABLED=0 go build -o "$bin/floor" ./bench/floor
 ulimit -n "$(ulimit -Hn)"
 
 HERALD_ADDR=127.0.0.1:18700
 BASELINE_ADDR=127.0.0.1:18701
+FLOOR_ADDR=127.0.0.1:18702
 nice=()
 if [ -n "${BENCH_NICE:-}" ]; then nice=(nice -n "$BENCH_NICE"); fi
 
@@ -31,9 +34,13 @@ start_server() { # name cpus
   local name=$1 cpus=$2
   if [ "$name" = herald ]; then
     # No per-address limits or publish rate: every client is 127.0.0.1.
-    "${nice[@]}" taskset -c "$cpus" "$bin/herald" serve --addr "$HERALD_ADDR" --log-level error --demo=false \
-      --max-connections-per-ip 0 --publish-rate 0 >"$out/herald.log" 2>&1 &
+    # The demo is on only for the runs that subscribe to it (FACE=demo).
+    "${nice[@]}" taskset -c "$cpus" "$bin/herald" serve --addr "$HERALD_ADDR" --log-level error --demo="${DEMO:-false}" \
+      --max-connections-per-ip 0 --max-idle-connections-per-ip 0 --publish-rate 0 >"$out/herald.log" 2>&1 &
     addr=$HERALD_ADDR
+  elif [ "$name" = floor ]; then
+    "${nice[@]}" taskset -c "$cpus" "$bin/floor" --addr "$FLOOR_ADDR" >"$out/floor.log" 2>&1 &
+    addr=$FLOOR_ADDR
   else
     "${nice[@]}" taskset -c "$cpus" "$bin/baseline" --addr "$BASELINE_ADDR" >"$out/baseline.log" 2>&1 &
     addr=$BASELINE_ADDR
@@ -79,12 +86,19 @@ for s in herald baseline; do
   # Memory with 1,000 subscribers that never read (10 that do).
   run stalled-1000 "$s" 0 1 --scenario slow-consumer --subscribers 10 --stalled 1000 --size 10000
 done
+# The floor: one write per subscriber per event and nothing else.
+run fanout-1k floor 0 1 --scenario fanout --publishers 4 --duration 20s
 # Herald only: the baseline has no batch form, no resume, no WebSocket.
 run throughput-batch herald 0-1 0-1 --scenario throughput-batch --publishers 16
 run throughput-batch-1sub herald 0-1 0-1 --scenario throughput-batch --publishers 16 --subscribers 1
 run idle-19k herald 0 1 --scenario idle --subscribers 19000
 run resume-storm herald 0 1 --scenario resume-storm
 run fanout-1k-ws herald 0 1 --scenario fanout --transport ws --publishers 4 --duration 20s
+# Idle memory per connection on every streaming face, each on a fresh server.
+run idle-3k-events herald 0 1 --scenario idle --subscribers 3000
+run idle-3k-mercure herald 0 1 --scenario idle --subscribers 3000 --face mercure
+DEMO=true run idle-3k-demo herald 0 1 --scenario idle --subscribers 3000 --face demo
+run idle-3k-ws herald 0 1 --scenario idle --subscribers 3000 --transport ws
 run chat herald 0 1 --scenario chat --duration 30s
 
 go run ./internal/bench/report "$out"

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-
-	"github.com/heraldpush/herald/internal/errbody"
 )
 
 // StatusError is an HTTP answer other than 200 and 204 to a stream request.
@@ -37,9 +35,9 @@ func (e *StatusError) Temporary() bool {
 }
 
 func newStatusError(resp *http.Response) *StatusError {
-	e := &StatusError{StatusCode: resp.StatusCode, Message: errbody.Message(resp)}
+	e := &StatusError{StatusCode: resp.StatusCode, Message: ErrorMessage(resp)}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		e.RetryAfter = errbody.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return e
 }

@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +20,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/browsertest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -75,7 +75,7 @@ func (p *page) waitMore(what string, n int) {
 // event the page would show twice would have come by then.
 func (p *page) settle(base, topic string) []received {
 	p.t.Helper()
-	id := publish(p.t, base, topic, "end")
+	id := testkit.Publish(p.t, base, topic, "end")
 	p.waitFor("the last event", fmt.Sprintf(`hybrid.received.some((m) => m.id === %q)`, id), 30*time.Second)
 	got := eval[[]received](p, `hybrid.received`)
 	if last := got[len(got)-1]; last.ID != id {
@@ -136,23 +136,6 @@ type received struct {
 	Transport string `json:"transport"`
 }
 
-func publish(t *testing.T, base, topic, data string) string {
-	t.Helper()
-	body, _ := json.Marshal(map[string]string{"topic": topic, "data": data})
-	resp, err := http.Post(base+"/publish", "application/json", strings.NewReader(string(body)))
-	if err != nil {
-		t.Error(err)
-		return ""
-	}
-	defer resp.Body.Close()
-	var r struct{ ID, Error string }
-	json.NewDecoder(resp.Body).Decode(&r)
-	if resp.StatusCode != 200 {
-		t.Errorf("publish: %d %s", resp.StatusCode, r.Error)
-	}
-	return r.ID
-}
-
 // publisher publishes "1", "2", ... to topic until stopped.
 type publisher struct {
 	n    atomic.Int64
@@ -173,7 +156,7 @@ func startPublisher(t *testing.T, base, topic string, interval time.Duration) *p
 			case <-tick.C:
 			}
 			n := p.n.Add(1)
-			publish(t, base, topic, strconv.FormatInt(n, 10))
+			testkit.Publish(t, base, topic, strconv.FormatInt(n, 10))
 		}
 	}()
 	return p
@@ -298,7 +281,7 @@ func TestHybridFallsBackWhenUpgradeIsBlocked(t *testing.T) {
 	p.waitFor("the fallback to be reported", `hybrid.errors.some((e) => e.transport === "websocket")`, 20*time.Second)
 	p.startSending("blocked-sent", 30*time.Millisecond)
 	for i := 1; i <= 20; i++ {
-		publish(t, srv.URL, "blocked", strconv.Itoa(i))
+		testkit.Publish(t, srv.URL, "blocked", strconv.Itoa(i))
 	}
 	p.waitFor("the events", "hybrid.received.length >= 20", 20*time.Second)
 	p.waitFor("a few sends", "sender.results.length >= 5", 20*time.Second)
@@ -316,12 +299,13 @@ func TestHybridFallsBackWhenUpgradeIsBlocked(t *testing.T) {
 func TestHybridTriesWebSocketAgain(t *testing.T) {
 	srv := apptest.Start(t, nil)
 	target, _ := url.Parse(srv.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	// A transparent proxy: without X-Forwarded-For the page's sends come
-	// from loopback, which development mode lets publish (a forwarded
-	// client is remote: docs/security.md).
-	direct := rp.Director
-	rp.Director = func(r *http.Request) { direct(r); r.Header["X-Forwarded-For"] = nil }
+	// A transparent proxy: without X-Forwarded-For (Rewrite adds none)
+	// the page's sends come from loopback, which development mode lets
+	// publish (a forwarded client is remote: docs/security.md).
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host // the page's origin is the proxy's
+	}}
 	var blocked atomic.Bool
 	blocked.Store(true)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -459,7 +443,7 @@ func TestHybridBackOnWebSocketAfterRestart(t *testing.T) {
 		t.Errorf("transports %v: the page left WebSocket while the server was down", got)
 	}
 	// And it follows the new server.
-	id := publish(t, srv.URL, "restart", "after the restart")
+	id := testkit.Publish(t, srv.URL, "restart", "after the restart")
 	p.waitFor("the event after the restart", fmt.Sprintf(`hybrid.received.some((m) => m.id === %q)`, id), 10*time.Second)
 	t.Logf("back on WebSocket %v after the restart", back.Round(100*time.Millisecond))
 }
@@ -555,13 +539,13 @@ func TestHybridReconnectsASilentStream(t *testing.T) {
 	p := openPage(t, proxy.URL, "topic=silent&transport=sse&heartbeatTimeout=1500&checkInterval=500")
 	p.waitTransport("sse", 20*time.Second)
 	eval[chromedp.Void](p, `window.opens = 0, hybrid.herald.on("open", () => window.opens++)`)
-	publish(t, srv.URL, "silent", "1")
+	testkit.Publish(t, srv.URL, "silent", "1")
 	p.waitFor("event 1", `hybrid.received.length === 1`, 10*time.Second)
 	if proxy.Freeze("GET /events") == 0 {
 		t.Fatal("no stream to freeze")
 	}
-	publish(t, srv.URL, "silent", "2")
-	publish(t, srv.URL, "silent", "3")
+	testkit.Publish(t, srv.URL, "silent", "2")
+	testkit.Publish(t, srv.URL, "silent", "3")
 	p.waitFor("the reconnection", `window.opens >= 1`, 10*time.Second)
 	p.waitFor("the events missed", `hybrid.received.length === 3`, 10*time.Second)
 	checkSequence(t, p.settle(srv.URL, "silent"), 3)

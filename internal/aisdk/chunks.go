@@ -126,7 +126,7 @@ type encoder struct {
 	ended bool // the final chunks are written
 }
 
-// encode is an eventstream.StreamOptions.Encode: it returns the chunks of
+// encode is an sse.Stream.Encode: it returns the chunks of
 // ev, or nil for events that have none (positions, events of other types,
 // anything after the end).
 func (e *encoder) encode(ev *hub.Event) []byte {

@@ -14,19 +14,19 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 
 	"github.com/heraldpush/herald/internal/chat"
-	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/transport/sse"
 )
 
 // Options configure a Handler.
 type Options struct {
 	// Chat runs the generations and keeps their streams. Required.
 	Chat *chat.Service
-	// Stream configures the responses: keep-alive comments, the write
-	// deadline, metrics and logger. Its Retry, Preamble and Encode are not
-	// used (the UI message stream has no reconnection of its own).
-	Stream eventstream.StreamOptions
+	// Stream writes the responses (the server's, shared by every face);
+	// nil: a server of its own with the defaults. The UI message stream
+	// has no retry hint (it has no reconnection of its own).
+	Stream *sse.Server
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -35,7 +35,7 @@ type Options struct {
 // methods are safe for concurrent use.
 type Handler struct {
 	chat   *chat.Service
-	stream eventstream.StreamOptions
+	stream *sse.Server
 	log    *slog.Logger
 	active *activeIndex
 }
@@ -48,10 +48,9 @@ func New(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Stream.Logger == nil {
-		o.Stream.Logger = o.Logger
+	if o.Stream == nil {
+		o.Stream = &sse.Server{Logger: o.Logger}
 	}
-	o.Stream.Retry, o.Stream.Preamble, o.Stream.Encode = 0, nil, nil
 	return &Handler{chat: o.Chat, stream: o.Stream, log: o.Logger, active: newActiveIndex()}, nil
 }
 
@@ -105,8 +104,7 @@ func (h *Handler) HandleStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNoContent)
+		sse.NoContent(w)
 		return
 	}
 	sub, err := h.chat.Follow(r.Context(), a.id)
@@ -124,8 +122,7 @@ func (h *Handler) HandleStream(w http.ResponseWriter, r *http.Request) {
 			h.chat.WriteError(w, r, err)
 			return
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNoContent)
+		sse.NoContent(w)
 		return
 	}
 	h.serve(w, r, sub, a.id, prelude)
@@ -230,18 +227,21 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, required bool
 // so that the client sees a broken connection and can resume, instead of a
 // clean end that would make a partial answer look whole.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, id string, popped []*hub.Event) {
-	defer sub.Close()
 	w.Header().Set(StreamHeader, StreamVersion)
 	enc := &encoder{}
-	o := h.stream
-	o.Preamble = opening(id)
+	pre := opening(id)
 	for _, ev := range popped {
-		o.Preamble = append(o.Preamble, enc.encode(ev)...)
+		pre = append(pre, enc.encode(ev)...)
 	}
-	o.Encode = enc.encode
-	eventstream.Stream(r.Context(), w, sub, o)
-	if !enc.ended && r.Context().Err() == nil {
-		h.log.Info("aisdk: stream cut off before the end of the answer", "id", id, "cause", fmt.Sprint(sub.Err()))
-		panic(http.ErrAbortHandler)
-	}
+	h.stream.Serve(w, r, sub, sse.Stream{
+		Preamble: pre,
+		Encode:   enc.encode,
+		NoRetry:  true,
+		Finish: func(err error) bool {
+			if !enc.ended {
+				h.log.Info("aisdk: stream cut off before the end of the answer", "id", id, "cause", fmt.Sprint(err))
+			}
+			return enc.ended
+		},
+	})
 }

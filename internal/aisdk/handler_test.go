@@ -17,6 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/llm"
 	"github.com/heraldpush/herald/internal/llm/openaitest"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/sse"
 )
 
@@ -184,7 +185,7 @@ func TestStopEndpoint(t *testing.T) {
 		t.Fatalf("final event %s %s: want a stopped done with the partial text", fin.Type, fin.Data)
 	}
 	release()
-	waitFor(t, "the upstream request to be cancelled", func() bool { return up.Aborted() == 1 })
+	testkit.WaitFor(t, "the upstream request to be cancelled", func() bool { return up.Aborted() == 1 })
 	if r := send(t, http.MethodGet, srv.URL+"/ai/chat/chat-stop/stream", "", 0, nil); r.status != http.StatusNoContent {
 		t.Fatalf("resume after a stop: %d, want 204", r.status)
 	}

@@ -225,17 +225,3 @@ func wantWhole(t testing.TB, r reply, end string) {
 		t.Fatalf("[DONE] %v, clean end %v, error %v", r.done, r.ended, r.err)
 	}
 }
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("%s: not within 15s", what)
-		case <-tick.C:
-		}
-	}
-}

@@ -22,6 +22,7 @@ import (
 	"github.com/heraldpush/herald/internal/chat"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/llm/openaitest"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // The tests in this file run the unmodified `ai` package from npm (the AI
@@ -199,7 +200,7 @@ func TestSDKStopEndpoint(t *testing.T) {
 		t.Fatalf("stored end %s %s; want stopped after 30 tokens, starting with what the client had (%q)", fin.Type, fin.Data, res.AfterStop.Text)
 	}
 	release()
-	waitFor(t, "the upstream request to be cancelled", func() bool { return up.Aborted() == 1 })
+	testkit.WaitFor(t, "the upstream request to be cancelled", func() bool { return up.Aborted() == 1 })
 }
 
 func TestSDKNothingToResume(t *testing.T) {

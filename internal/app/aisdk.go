@@ -4,7 +4,6 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/aisdk"
 	"github.com/heraldpush/herald/internal/chat"
-	"github.com/heraldpush/herald/internal/eventstream"
 )
 
 // mountAISDK registers the AI SDK's chat endpoints on top of the chat
@@ -13,11 +12,8 @@ import (
 // may start or watch a chat answer may use them likewise.
 func (a *App) mountAISDK(rt *access.Router, svc *chat.Service) error {
 	h, err := aisdk.New(aisdk.Options{
-		Chat: svc,
-		Stream: eventstream.StreamOptions{
-			KeepAlive: a.cfg.Core.KeepAlive, WriteTimeout: a.cfg.Core.WriteTimeout,
-			Metrics: a.metrics, Logger: a.log,
-		},
+		Chat:   svc,
+		Stream: a.sse,
 		Logger: a.log,
 	})
 	if err != nil {

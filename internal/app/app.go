@@ -20,6 +20,7 @@ import (
 	"github.com/heraldpush/herald/internal/journal"
 	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/outage"
+	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -48,6 +49,9 @@ type App struct {
 
 	// sec holds authentication, CORS and limits (security.go).
 	sec *security
+
+	// sse writes the text/event-stream responses of every face.
+	sse *sse.Server
 
 	router *access.Router
 

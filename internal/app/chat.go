@@ -6,7 +6,6 @@ import (
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/chat"
-	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/llm"
 	"github.com/heraldpush/herald/internal/llm/demo"
 	"github.com/heraldpush/herald/internal/llm/openai"
@@ -49,10 +48,7 @@ func (a *App) mountChat(ctx context.Context, rt *access.Router) error {
 		},
 		HistoryMaxEvents: a.cfg.History.MaxEvents,
 		Retention:        c.Retention,
-		Stream: eventstream.StreamOptions{
-			Retry: a.cfg.Core.Retry, KeepAlive: a.cfg.Core.KeepAlive, WriteTimeout: a.cfg.Core.WriteTimeout,
-			Metrics: a.metrics, Logger: a.log,
-		},
+		Stream:           a.sse,
 		// Starting, watching and stopping an answer needs what reading its
 		// topic needs (nothing in development mode); stopping it, being
 		// the one who started it.

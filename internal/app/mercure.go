@@ -26,9 +26,7 @@ func (a *App) mountMercure(ctx context.Context, rt *access.Router) error {
 		IDIndexSize:   c.Mercure.IDIndexSize,
 		MaxTopics:     c.Limits.MaxTopics,
 		MaxDataBytes:  int(c.Limits.MaxDataBytes),
-		Retry:         c.Core.Retry,
-		KeepAlive:     c.Core.KeepAlive,
-		WriteTimeout:  c.Core.WriteTimeout,
+		Stream:        a.sse,
 		Metrics:       a.metrics,
 		Logger:        a.log.With("component", "mercure"),
 	})

@@ -11,10 +11,10 @@ import (
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/api"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/journal"
 	"github.com/heraldpush/herald/internal/mercure"
+	"github.com/heraldpush/herald/internal/transport/sse"
 )
 
 // Policy entries shared by several routes.
@@ -35,24 +35,30 @@ func (a *App) mount(ctx context.Context, rt *access.Router) error {
 	// forged entry would make the next start write to the topics it
 	// names).
 	a.sec.policy.Reserve(access.Namespace{Name: "the work journal", Face: access.FaceInternal, Match: access.Prefix(journal.TopicPrefix), Read: access.ReachOwnFace})
-	events := &eventstream.Handler{
-		Hub:          a.hub,
+	// One server writes the text/event-stream responses of every face
+	// (/events, Mercure, chat, AI SDK, demo): one engine, one set of
+	// protocol bits.
+	a.sse = &sse.Server{
 		Retry:        cfg.Core.Retry,
 		KeepAlive:    cfg.Core.KeepAlive,
 		WriteTimeout: cfg.Core.WriteTimeout,
-		MaxTopics:    cfg.Limits.MaxTopics,
 		Metrics:      a.metrics,
 		Logger:       a.log,
-		Access:       a.sec.policy,
+	}
+	events := &sse.Handler{
+		Hub:       a.hub,
+		Server:    a.sse,
+		MaxTopics: cfg.Limits.MaxTopics,
+		Access:    a.sec.policy,
 	}
 	rt.Handle("/events", access.Route{Action: access.Subscribe, Face: access.FaceEvents, Topics: true}, events)
-	// Streams on the lean path (hijacked HTTP/1.1 connections) are not
-	// requests http.Server.Shutdown waits for: wait for them here, once
+	// Streams on the lean path (connections taken over from net/http) are
+	// not requests http.Server.Shutdown waits for: wait for them here, once
 	// the hub is closed.
 	a.onShutdown(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.Core.ShutdownTimeout)
 		defer cancel()
-		_ = events.Shutdown(ctx)
+		_ = a.sse.Shutdown(ctx)
 	})
 	rt.Handle("/publish", access.Route{Action: access.Publish, Face: access.FacePublish, Topics: true}, &api.Publisher{
 		Hub:          a.hub,

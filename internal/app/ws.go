@@ -52,6 +52,14 @@ func (a *App) mountWS(ctx context.Context, rt *access.Router) error {
 		Logger:        a.log.With("component", "ws"),
 		Access:        a.sec.policy,
 	}
+	// Connections taken over after the handshake are not requests
+	// http.Server.Shutdown waits for: end them here (a closed hub ends
+	// their subscriptions: they close with 1001).
+	a.onShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Core.ShutdownTimeout)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+	})
 	a.onClose(h.Close)
 	// The policy checks a WebSocket page's Origin (its own origin, the
 	// exact --cors-origins, --ws-origin patterns): a browser sends cookies

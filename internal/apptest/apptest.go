@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ type Server struct {
 
 	cancel context.CancelFunc
 	done   chan error
+	stop   sync.Once
 }
 
 // Config returns the server defaults, as `herald serve` with no flags has
@@ -82,18 +84,18 @@ func StartLogger(t testing.TB, log *slog.Logger, mutate func(*config.Server)) *S
 	return s
 }
 
-// Stop shuts the server down gracefully and waits for it. It is idempotent.
+// Stop shuts the server down gracefully and waits for it. It is
+// idempotent and safe for concurrent use: every caller returns once the
+// server has stopped.
 func (s *Server) Stop() {
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	s.cancel = nil
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		panic("apptest: server did not stop within 30s")
-	}
-	s.App.Close()
-	http.DefaultClient.CloseIdleConnections()
+	s.stop.Do(func() {
+		s.cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			panic("apptest: server did not stop within 30s")
+		}
+		s.App.Close()
+		http.DefaultClient.CloseIdleConnections()
+	})
 }

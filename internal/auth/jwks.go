@@ -296,13 +296,17 @@ func (k *rawJWK) publicKey() (any, error) {
 		default:
 			return nil, fmt.Errorf("unsupported curve %q", k.Crv)
 		}
-		x, err1 := b64int(k.X)
-		y, err2 := b64int(k.Y)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, err
+		// RFC 7518 §6.2.1.2: x and y are the full size of the curve's
+		// coordinates; the point is parsed (and checked to be on the
+		// curve) in its uncompressed form, 0x04 || x || y.
+		size := (curve.Params().BitSize + 7) / 8
+		x, err1 := base64.RawURLEncoding.DecodeString(k.X)
+		y, err2 := base64.RawURLEncoding.DecodeString(k.Y)
+		if err := errors.Join(err1, err2); err != nil || len(x) != size || len(y) != size {
+			return nil, fmt.Errorf("bad EC coordinates: want %d bytes each in base64url", size)
 		}
-		pub := &ecdsa.PublicKey{Curve: curve, X: x, Y: y}
-		if _, err := pub.ECDH(); err != nil { // checks the point is on the curve
+		pub, err := ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
+		if err != nil {
 			return nil, fmt.Errorf("invalid EC point: %w", err)
 		}
 		key = pub

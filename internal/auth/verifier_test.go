@@ -274,9 +274,13 @@ func rsaJWK(kid string, k *rsa.PublicKey) map[string]any {
 }
 
 func ecJWK(kid string, k *ecdsa.PublicKey) map[string]any {
+	pt, err := k.Bytes() // 0x04, X, Y: 32 bytes each on P-256
+	if err != nil {
+		panic(err)
+	}
 	return map[string]any{"kty": "EC", "kid": kid, "crv": "P-256",
-		"x": base64.RawURLEncoding.EncodeToString(k.X.FillBytes(make([]byte, 32))),
-		"y": base64.RawURLEncoding.EncodeToString(k.Y.FillBytes(make([]byte, 32)))}
+		"x": base64.RawURLEncoding.EncodeToString(pt[1:33]),
+		"y": base64.RawURLEncoding.EncodeToString(pt[33:])}
 }
 
 func edJWK(kid string, k ed25519.PublicKey) map[string]any {

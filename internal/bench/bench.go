@@ -10,7 +10,6 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +30,10 @@ type Config struct {
 	Server string
 	// Transport is "sse" (default) or "ws".
 	Transport string
+	// Face is the SSE endpoint subscribers use: "events" (default,
+	// /events), "mercure" (/.well-known/mercure) or "demo" (/sse/subscribe,
+	// whose topic is the demo's: for idle runs).
+	Face string
 	// Subscribers to open; subscriber i follows topic i % Topics.
 	Subscribers int
 	// Topics to spread subscribers and publishes over. Default 1.
@@ -69,6 +72,7 @@ type Result struct {
 	Scenario    string  `json:"scenario,omitempty"`
 	Server      string  `json:"server"`
 	Transport   string  `json:"transport"`
+	Face        string  `json:"face,omitempty"`
 	Subscribers int     `json:"subscribers"`
 	Topics      int     `json:"topics"`
 	Publishers  int     `json:"publishers"`
@@ -114,6 +118,12 @@ func (c *Config) defaults() error {
 	if c.Transport != "sse" && c.Transport != "ws" {
 		return fmt.Errorf("transport %q: use sse or ws", c.Transport)
 	}
+	if c.Face == "" {
+		c.Face = "events"
+	}
+	if _, ok := faces[c.Face]; !ok || c.Transport == "ws" && c.Face != "events" {
+		return fmt.Errorf("face %q: use events, mercure or demo (with the sse transport)", c.Face)
+	}
 	if c.Topics <= 0 {
 		c.Topics = 1
 	}
@@ -155,6 +165,14 @@ func isLoopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// faces maps a face to its subscribe URL (after the server's), given the
+// topic, query-escaped.
+var faces = map[string]func(topic string) string{
+	"events":  func(t string) string { return "/events?topic=" + t },
+	"mercure": func(t string) string { return "/.well-known/mercure?topic=" + t },
+	"demo":    func(string) string { return "/sse/subscribe" },
 }
 
 // minPayload is the room the payload header needs: "p.seq.nanos.".
@@ -261,7 +279,6 @@ type counters struct {
 	received    atomic.Int64
 	connectErrs atomic.Int64
 	disconnects atomic.Int64
-	connected   atomic.Int64
 	perTopic    []atomic.Int64
 }
 
@@ -274,6 +291,3 @@ func newHTTPClient(conns int) *http.Client {
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 	}}
 }
-
-// errStop ends a subscriber loop without counting an error.
-var errStop = errors.New("stop")

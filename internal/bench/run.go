@@ -107,7 +107,7 @@ func runWith(ctx context.Context, cfg *Config, client *http.Client) (Result, err
 	subWG.Wait()
 
 	res := Result{
-		Server: cfg.Server, Transport: cfg.Transport, Subscribers: cfg.Subscribers, Topics: cfg.Topics,
+		Server: cfg.Server, Transport: cfg.Transport, Face: cfg.Face, Subscribers: cfg.Subscribers, Topics: cfg.Topics,
 		Publishers: cfg.Publishers, Seconds: pubSecs,
 		Published: ctr.published.Load(), PublishErrors: ctr.pubErrors.Load(),
 		Expected: expected(), ConnectErrors: ctr.connectErrs.Load(), Disconnects: ctr.disconnects.Load(),
@@ -174,7 +174,7 @@ func follow(ctx context.Context, cfg *Config, client *http.Client, s *subscriber
 }
 
 func followSSE(ctx context.Context, cfg *Config, client *http.Client, s *subscriber, hs *histograms, ctr *counters, lastID string, onOpen func()) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Server+"/events?topic="+url.QueryEscape(s.topic), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Server+faces[cfg.Face](url.QueryEscape(s.topic)), nil)
 	if err != nil {
 		return lastID, err
 	}

@@ -107,7 +107,7 @@ func Idle(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Server: cfg.Server, Transport: cfg.Transport, Subscribers: cfg.Subscribers, Topics: cfg.Topics,
+	res := Result{Server: cfg.Server, Transport: cfg.Transport, Face: cfg.Face, Subscribers: cfg.Subscribers, Topics: cfg.Topics,
 		Seconds: cfg.Duration.Seconds(), ConnectErrors: ctr.connectErrs.Load(), Disconnects: ctr.disconnects.Load()}
 	if before.ok && after.ok {
 		res.ServerRSSBytes = after.rss

@@ -12,13 +12,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldpush/herald/internal/access"
-	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/llm"
 	"github.com/heraldpush/herald/internal/outage"
+	"github.com/heraldpush/herald/internal/transport"
+	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
 )
 
 // MaxConversationLen is the longest conversation id accepted, in bytes.
@@ -144,10 +144,7 @@ func (s *Service) HandleStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	last := r.Header.Get("Last-Event-ID")
-	if last == "" {
-		last = r.URL.Query().Get("lastEventID")
-	}
+	last := transport.LastEventID(r)
 	if last == "" {
 		// A new watcher: the whole answer. A finished one in one event.
 		snap, err := s.hub.Broker().Read(ctx, pubsub.Query{Topics: []string{topic}})
@@ -165,45 +162,20 @@ func (s *Service) HandleStream(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, hub.ErrFinished):
 		// The client has the end already: make EventSource stop.
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNoContent)
+		sse.NoContent(w)
 		return
 	case err != nil:
 		s.fail(w, r, err)
 		return
 	}
-	defer sub.Close()
 	// Like /events, the stream ends with herald.auth-expired when the
 	// token does.
-	o := s.stream
-	o.Expires = d.Expires
-	eventstream.Stream(ctx, w, sub, o)
+	s.stream.Serve(w, r, sub, sse.Stream{Expires: d.Expires})
 }
 
 // writeFinal writes a finished stream's final event as a whole stream.
 func (s *Service) writeFinal(w http.ResponseWriter, m *pubsub.Message) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	b := []byte(": ok\n\n")
-	if s.stream.Retry > 0 {
-		b = sse.AppendRetry(b, s.stream.Retry)
-	}
-	b = append(b, hub.NewMessageEvent(m).SSE()...)
-	rc := http.NewResponseController(w)
-	timeout := s.stream.WriteTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	_ = rc.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := w.Write(b); err == nil {
-		rc.Flush()
-	}
-	if s.stream.Metrics != nil {
-		s.stream.Metrics.Delivered.WithLabelValues("sse").Inc()
-	}
+	s.stream.WriteEvents(w, sse.Encode(hub.NewMessageEvent(m)))
 }
 
 // CancelResult is the answer to a cancel request.

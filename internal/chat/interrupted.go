@@ -44,7 +44,7 @@ func (s *Service) endInterrupted(ctx context.Context, items []journal.Item) {
 		events := 0
 		for _, m := range snap.Events {
 			if m.Type == EventToken {
-				text.WriteString(m.Payload())
+				text.WriteString(m.Data)
 				events++
 			}
 		}

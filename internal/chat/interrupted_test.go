@@ -14,6 +14,7 @@ import (
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/journal"
 	"github.com/heraldpush/herald/internal/llm/openaitest"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/bolt"
 )
@@ -43,8 +44,8 @@ func TestShutdownEndsAnswersWithInterrupted(t *testing.T) {
 	id := ask(t, srv, "q")
 	got := make(chan stream, 1)
 	go func() { got <- follow(t, srv.URL, id, "", 0) }()
-	waitFor(t, "4 tokens", func() bool { return tokenEvents(t, srv.App.Hub().Broker(), id) == 4 })
-	waitFor(t, "the watcher", func() bool { return srv.App.Hub().TopicCounts()[chat.TopicPrefix+id] == 1 })
+	testkit.WaitFor(t, "4 tokens", func() bool { return tokenEvents(t, srv.App.Hub().Broker(), id) == 4 })
+	testkit.WaitFor(t, "the watcher", func() bool { return srv.App.Hub().TopicCounts()[chat.TopicPrefix+id] == 1 })
 
 	srv.Stop()
 	s := <-got

@@ -16,11 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldpush/herald/internal/access"
-	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/journal"
 	"github.com/heraldpush/herald/internal/llm"
 	"github.com/heraldpush/herald/internal/outage"
+	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -123,8 +123,9 @@ type Options struct {
 	// the service forgets the stream and purges its topic (when the broker
 	// can). Zero keeps it as long as the broker does.
 	Retention time.Duration
-	// Stream configures the text/event-stream responses.
-	Stream eventstream.StreamOptions
+	// Stream writes the text/event-stream responses (the server's, shared
+	// by every face); nil: a server of its own with the defaults.
+	Stream *sse.Server
 	// Access decides whether a request may start (access.Create), watch
 	// (access.Subscribe) or stop (access.Cancel) the stream of a topic,
 	// on face access.FaceChat; it names the requester (the owner of what
@@ -180,7 +181,7 @@ type Service struct {
 	limits   Limits
 	histMax  int
 	keep     time.Duration
-	stream   eventstream.StreamOptions
+	stream   *sse.Server
 	log      *slog.Logger
 	metrics  *metrics
 	access   access.Decider
@@ -234,8 +235,8 @@ func New(o Options) (*Service, error) {
 	if o.Limits.MaxDuration <= 0 {
 		o.Limits.MaxDuration = 10 * time.Minute
 	}
-	if o.Stream.Logger == nil {
-		o.Stream.Logger = o.Logger
+	if o.Stream == nil {
+		o.Stream = &sse.Server{Logger: o.Logger}
 	}
 	s := &Service{
 		hub: o.Hub, provider: o.Provider, limits: o.Limits, histMax: o.HistoryMaxEvents,

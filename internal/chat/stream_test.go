@@ -10,6 +10,7 @@ import (
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/llm"
 	"github.com/heraldpush/herald/internal/llm/openaitest"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -168,7 +169,7 @@ func TestDisconnectDoesNotStopTheGeneration(t *testing.T) {
 		t.Fatal("no tokens")
 	}
 	// Everyone is gone: the answer still completes.
-	waitFor(t, "upstream finished", func() bool { return up.Completed() == 1 })
+	testkit.WaitFor(t, "upstream finished", func() bool { return up.Completed() == 1 })
 	s := follow(t, srv.URL, id, "", 0)
 	if s.done == nil || s.done.Stopped || s.done.Text != up.Script().Text() {
 		t.Fatalf("done = %+v", s.done)
@@ -194,7 +195,7 @@ func TestCancelStopsTheUpstreamAndKeepsThePartialAnswer(t *testing.T) {
 	if code := post(t, srv.URL+"/chat/stream/"+id+"/cancel", nil, &res); code != http.StatusOK || !res.Stopped || res.ID != id {
 		t.Fatalf("cancel: %d %+v", code, res)
 	}
-	waitFor(t, "upstream request cancelled", func() bool { return up.Aborted() == 1 })
+	testkit.WaitFor(t, "upstream request cancelled", func() bool { return up.Aborted() == 1 })
 	r := follow(t, srv.URL, id, s.lastID, 0)
 	want := strings.Join(toks[:10], "")
 	if r.done == nil || !r.done.Stopped || r.done.FinishReason != "stopped" || r.done.Text != want || r.done.Tokens != 10 {
@@ -254,7 +255,7 @@ func TestForgottenAfterRetention(t *testing.T) {
 	srv := start(t, up, func(c *config.Server) { c.Chat.Retention = 100 * time.Millisecond })
 	id := ask(t, srv, "q")
 	s := finish(t, srv.URL, id)
-	waitFor(t, "stream forgotten", func() bool { return follow(t, srv.URL, id, "", 0).status == http.StatusNotFound })
+	testkit.WaitFor(t, "stream forgotten", func() bool { return follow(t, srv.URL, id, "", 0).status == http.StatusNotFound })
 	if r := follow(t, srv.URL, id, s.finalID, 0); r.status != http.StatusNotFound {
 		t.Fatalf("resume of a forgotten stream: %d, want 404", r.status)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/llm/openaitest"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // Upstream failures end the stream with an error event that says what went
@@ -57,7 +58,7 @@ func TestUpstreamFailuresBecomeErrorEvents(t *testing.T) {
 				t.Fatalf("reconnect after the error: %d, want 204", r.status)
 			}
 			if tt.aborted {
-				waitFor(t, "upstream request abandoned", func() bool { return up.Aborted() == 1 })
+				testkit.WaitFor(t, "upstream request abandoned", func() bool { return up.Aborted() == 1 })
 			}
 			if up.Calls() != 1 {
 				t.Fatalf("%d upstream calls: a failure must not be retried behind the client's back", up.Calls())
@@ -77,7 +78,7 @@ func TestMaxTokensCutsTheAnswer(t *testing.T) {
 	if got := up.Requests()[0].MaxTokens; got != 25 {
 		t.Fatalf("upstream asked for max_tokens %d, want 25", got)
 	}
-	waitFor(t, "upstream request abandoned", func() bool { return up.Aborted() == 1 })
+	testkit.WaitFor(t, "upstream request abandoned", func() bool { return up.Aborted() == 1 })
 }
 
 func TestMaxDuration(t *testing.T) {
@@ -101,5 +102,5 @@ func TestShutdownInterruptsGenerations(t *testing.T) {
 	if d := time.Since(begin); d > 5*time.Second {
 		t.Fatalf("shutdown took %s", d)
 	}
-	waitFor(t, "upstream request cancelled", func() bool { return up.Aborted() == 1 })
+	testkit.WaitFor(t, "upstream request cancelled", func() bool { return up.Aborted() == 1 })
 }

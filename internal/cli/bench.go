@@ -24,6 +24,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	scenario := fs.String("scenario", "", "preset: "+strings.Join(bench.ScenarioNames(), ", ")+" (empty: use the flags alone)")
 	server := fs.String("server", "http://127.0.0.1:8080", "base URL of the server under test")
 	transport := fs.String("transport", "sse", "subscriber transport: sse or ws")
+	face := fs.String("face", "events", "SSE endpoint: events (/events), mercure (/.well-known/mercure) or demo (/sse/subscribe; its topic is fixed: for idle runs)")
 	subscribers := fs.Int("subscribers", 100, "subscribers to open")
 	topics := fs.Int("topics", 1, "topics to spread subscribers and events over")
 	publishers := fs.Int("publishers", 1, "concurrent publishers")
@@ -51,7 +52,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 		cfg = bench.Config{Subscribers: *subscribers, Topics: *topics, Publishers: *publishers, Rate: *rate, Size: *size,
 			Duration: *duration, Batch: *batch, ConnRate: *connRate, Stalled: *stalled}
 	}
-	cfg.Server, cfg.Transport, cfg.Drain, cfg.PID, cfg.AllowRemote = *server, *transport, *drain, *pid, *allowRemote
+	cfg.Server, cfg.Transport, cfg.Face, cfg.Drain, cfg.PID, cfg.AllowRemote = *server, *transport, *face, *drain, *pid, *allowRemote
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "subscribers":

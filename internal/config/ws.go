@@ -42,7 +42,7 @@ type WS struct {
 
 func (c *WS) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Disable, "ws-disable", false, "refuse WebSocket upgrades on /ws (403) so that clients fall back to SSE; for SSE-only deployments and for testing fallback")
-	fs.DurationVar(&c.PingInterval, "ws-ping-interval", 25*time.Second, "interval of WebSocket pings on an open connection")
+	fs.DurationVar(&c.PingInterval, "ws-ping-interval", 25*time.Second, "how long a WebSocket may go without a write before the server pings it")
 	fs.DurationVar(&c.PingTimeout, "ws-ping-timeout", 10*time.Second, "how long a WebSocket pong may take before the connection is closed as dead")
 	fs.DurationVar(&c.ResumeTimeout, "ws-resume-timeout", 10*time.Second, "how long /ws?resume=frame waits for the client's first \"resume\" frame")
 	fs.Var(&c.MaxFrameBytes, "ws-max-frame-bytes", "largest WebSocket frame accepted from a client (0: max-data-bytes + 64KiB)")

@@ -18,80 +18,45 @@ import (
 
 	"github.com/heraldpush/herald/internal/chat"
 	"github.com/heraldpush/herald/internal/demo"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
 
 // watch reads the text/event-stream at url (from lastID, "" for a new
-// client) into a channel, closed when the stream ends. It returns the
-// status when it is not 200.
-func watch(t *testing.T, c *http.Client, url, lastID string) (<-chan sse.Event, int) {
+// client). It returns the status when it is not 200.
+func watch(t *testing.T, c *http.Client, url, lastID string) (*testkit.Stream, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", url, err)
-	}
+	resp, cancel := testkit.Get(t, c, url, testkit.LastEventID(lastID))
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		cancel()
 		return nil, resp.StatusCode
 	}
-	out := make(chan sse.Event, 1024)
-	go func() {
-		defer cancel()
-		defer resp.Body.Close()
-		defer close(out)
-		for ev, err := range sse.Read(resp.Body) {
-			if err != nil {
-				return
-			}
-			out <- ev
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		for range out {
-		}
-	})
-	return out, http.StatusOK
+	return testkit.NewStream(t, resp, cancel), http.StatusOK
 }
 
 // next returns the next event of a stream, or fails the test.
-func next(t *testing.T, evs <-chan sse.Event) sse.Event {
+func next(t *testing.T, s *testkit.Stream) sse.Event {
 	t.Helper()
-	select {
-	case ev, ok := <-evs:
-		if !ok {
-			t.Fatal("the stream ended while an event was expected")
-		}
-		return ev
-	case <-time.After(30 * time.Second):
-		t.Fatal("no event within 30s")
+	ev, err := s.NextWithin(30 * time.Second)
+	if err != nil {
+		t.Fatalf("waiting for an event: %v", err)
 	}
-	return sse.Event{}
+	return ev
 }
 
-// rest returns the events of a stream until it ends.
-func rest(t *testing.T, evs <-chan sse.Event) []sse.Event {
+// rest returns the events of a stream until it ends, cleanly or not.
+func rest(t *testing.T, s *testkit.Stream) []sse.Event {
 	t.Helper()
+	blocks, _ := s.EndWithin(t, 30*time.Second)
 	var out []sse.Event
-	for {
-		select {
-		case ev, ok := <-evs:
-			if !ok {
-				return out
-			}
-			out = append(out, ev)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("the stream did not end within 30s (%d events)", len(out))
+	for _, b := range blocks {
+		if b.HasData {
+			out = append(out, b.Event())
 		}
 	}
+	return out
 }
 
 // askChat starts an answer and returns its id.
@@ -110,7 +75,7 @@ func askChat(t *testing.T, c *http.Client, base string) string {
 }
 
 // tokensThen reads n token events, and returns their text and the last id.
-func tokensThen(t *testing.T, evs <-chan sse.Event, n int) (string, string) {
+func tokensThen(t *testing.T, evs *testkit.Stream, n int) (string, string) {
 	t.Helper()
 	var text strings.Builder
 	id := ""
@@ -154,7 +119,7 @@ func TestSIGTERMEndsAnswerWithErrorEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the herald binary")
 	}
-	bin := buildHerald(t)
+	bin := testkit.BuildHerald(t)
 	for _, tc := range []struct {
 		name string
 		args func(t *testing.T) []string
@@ -191,7 +156,7 @@ func TestSIGTERMEndsAnswerWithErrorEvent(t *testing.T) {
 // answer's stream then ends with its error event ("interrupted"), the
 // task's with INTERRUPTED, and a new task has a higher number.
 func killRestart(t *testing.T, args ...string) {
-	bin := buildHerald(t)
+	bin := testkit.BuildHerald(t)
 	c := &http.Client{}
 	defer c.CloseIdleConnections()
 	args = append(args, "--llm-demo-delay", "100ms", "--demo-task-interval", "300ms")

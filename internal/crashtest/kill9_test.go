@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,8 +22,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,7 +45,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the herald binary")
 	}
-	bin := buildHerald(t)
+	bin := testkit.BuildHerald(t)
 	dir := t.TempDir()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}}
 	defer client.CloseIdleConnections()
@@ -81,17 +80,6 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	}
 	verify(t, client, srv.url, epoch, all, 3)
 	srv.stop(t)
-}
-
-// buildHerald builds the herald command into a temporary directory.
-func buildHerald(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "herald")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/heraldpush/herald/cmd/herald")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 type server struct {
@@ -246,10 +234,9 @@ func publishUntilKilled(t *testing.T, c *http.Client, srv *server, round int) ([
 	}
 	// Kill once a few hundred publishes went through, while the
 	// publishers are still going.
-	deadline := time.Now().Add(20 * time.Second)
-	for count.Load() < 300 && time.Now().Before(deadline) && !broken.Load() {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitWithin(t, 20*time.Second, "300 publishes acknowledged (or a publisher to break)", func() bool {
+		return count.Load() >= 300 || broken.Load()
+	})
 	if err := srv.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
@@ -330,21 +317,11 @@ func readTopic(t *testing.T, c *http.Client, url, topic, lastEventID string, rou
 		t.Fatalf("publish sentinel: %d", resp.StatusCode)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/events?topic="+topic, nil)
-	req.Header.Set("Last-Event-ID", lastEventID)
-	resp, err = c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET /events: %d %s", resp.StatusCode, b)
-	}
+	s := testkit.Subscribe(t, c, url+"/events?topic="+topic, testkit.LastEventID(lastEventID))
+	defer s.Close()
 	var out []event
-	for ev, err := range sse.Read(resp.Body) {
+	for {
+		ev, err := s.NextWithin(20 * time.Second)
 		if err != nil {
 			t.Fatalf("%s from %s: stream ended before the sentinel: %v (%d events read)", topic, lastEventID, err, len(out))
 		}
@@ -363,6 +340,4 @@ func readTopic(t *testing.T, c *http.Client, url, topic, lastEventID string, rou
 		}
 		out = append(out, event{id: pos, data: ev.Data})
 	}
-	t.Fatalf("%s from %s: stream ended before the sentinel (%d events read)", topic, lastEventID, len(out))
-	return nil
 }

@@ -1,17 +1,16 @@
 package crashtest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -59,22 +58,9 @@ func TestRestartKeepsState(t *testing.T) {
 // event.
 func firstEvent(t *testing.T, c *http.Client, url, topic string) sse.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/events?topic="+topic, nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	for ev, err := range sse.Read(resp.Body) {
-		if err != nil {
-			t.Fatalf("%s: %v", topic, err)
-		}
-		return ev
-	}
-	t.Fatalf("%s: stream ended without an event", topic)
-	return sse.Event{}
+	s := testkit.Subscribe(t, c, url+"/events?topic="+topic, nil)
+	defer s.Close()
+	return s.Next(t)
 }
 
 // post publishes a JSON body and returns the event id (if the status is 200).

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/transport"
+	ssehttp "github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/internal/webui"
 	"github.com/heraldpush/herald/sse"
 	webdashboard "github.com/heraldpush/herald/web/dashboard"
@@ -222,19 +224,22 @@ func Page(site webui.Site) (page, assets http.Handler, err error) {
 // StreamHandler serves the samples as Server-Sent Events: first an event
 // "history" with every sample kept (a JSON array), then an event "sample"
 // for each new one. Open streams are counted in Sample.Dashboards.
+//
+// It is the one stream not written by the shared pump of
+// internal/transport: its events are samples, not a hub subscription, and
+// a dashboard is an operator's page, open a few at a time; it uses the
+// transport's headers and write timeout.
 func (s *Sampler) StreamHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.streams.Add(1)
 		defer s.streams.Add(-1)
-		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Accel-Buffering", "no")
+		ssehttp.SetHeaders(w.Header())
 		rc := http.NewResponseController(w)
 		send := func(typ string, v any) bool {
 			data, _ := json.Marshal(v)
 			ev := sse.Event{Type: typ, Data: string(data)}
 			b, _ := ev.AppendTo(nil)
-			_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_ = rc.SetWriteDeadline(time.Now().Add(transport.DefaultWriteTimeout))
 			if _, err := w.Write(b); err != nil {
 				return false
 			}

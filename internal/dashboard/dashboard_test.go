@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -16,44 +15,20 @@ import (
 	"github.com/heraldpush/herald/internal/browsertest"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/dashboard"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/sse"
 )
-
-func publish(t *testing.T, base, topic, data string) {
-	t.Helper()
-	resp, err := http.PostForm(base+"/publish", map[string][]string{"topic": {topic}, "data": {data}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("publish: %s", resp.Status)
-	}
-}
 
 // openStream subscribes to topic over SSE and keeps reading until the test ends.
 func openStream(t *testing.T, base, topic string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/events?topic="+topic, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-		}
-	}()
-	t.Cleanup(func() { cancel(); resp.Body.Close(); <-done })
+	testkit.Subscribe(t, nil, base+"/events?topic="+topic, nil)
 }
 
 func TestStreamSendsHistoryThenSamples(t *testing.T) {
 	srv := apptest.Start(t, nil)
 	openStream(t, srv.URL, "news")
-	publish(t, srv.URL, "news", "hello")
+	testkit.Publish(t, srv.URL, "news", "hello")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -138,22 +113,10 @@ func TestDashboardOffWithAuthUnlessEnabled(t *testing.T) {
 
 func TestShutdownEndsDashboardStreams(t *testing.T) {
 	srv := apptest.Start(t, nil)
-	resp, err := http.Get(srv.URL + "/dashboard/stream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	done := make(chan struct{})
-	go func() {
-		for range sse.Read(resp.Body) {
-		}
-		close(done)
-	}()
+	s := testkit.Subscribe(t, nil, srv.URL+"/dashboard/stream", nil)
 	srv.Stop()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("dashboard stream still open after shutdown")
+	if _, err := s.EndWithin(t, 5*time.Second); err != nil {
+		t.Fatalf("dashboard stream at shutdown: %v, want a clean end", err)
 	}
 }
 

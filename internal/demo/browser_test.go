@@ -237,7 +237,7 @@ func TestDemoPageOpenedMidTaskShowsRetainedProgress(t *testing.T) {
 	watch := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
 	var step sse.Event
 	for step.Data != percent(10) {
-		step = watch.next(t)
+		step = watch.Next(t)
 	}
 	p.click("connect")
 	// The first PROGRESS the page shows is the retained 10% — the step
@@ -372,7 +372,7 @@ func TestDemoPageCatchesUpAfterDisconnect(t *testing.T) {
 	p.poll("task 1 paused", `(`+taskState+`(1) || {}).stream === "paused"`)
 	// Wait, over HTTP, for the task's end.
 	watch := open(t, fmt.Sprintf("%s/sse/subscribe?task=1", srv.URL), "")
-	for ev := watch.next(t); ev.Type != demo.TypeComplete; ev = watch.next(t) {
+	for ev := watch.Next(t); ev.Type != demo.TypeComplete; ev = watch.Next(t) {
 	}
 	if ti := p.task(1); ti.State != "running" {
 		t.Fatalf("task 1 while disconnected: %+v", ti)

@@ -32,15 +32,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldpush/herald/internal/access"
-	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/httpjson"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/journal"
-	"github.com/heraldpush/herald/internal/metrics"
 	"github.com/heraldpush/herald/internal/outage"
+	"github.com/heraldpush/herald/internal/transport"
+	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/internal/webui"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
+	ssewire "github.com/heraldpush/herald/sse"
 )
 
 // Topic is the demo's topic: broadcasts and the events of every task.
@@ -96,11 +96,9 @@ type Options struct {
 	// the publish rate), on face access.FaceDemo; see Namespace. Nil lets
 	// everyone (unit tests).
 	Access access.Decider
-	// Retry, KeepAlive and WriteTimeout are the stream settings of
-	// /sse/subscribe, as for /events.
-	Retry, KeepAlive, WriteTimeout time.Duration
-	// Metrics, if set, count the demo's connections with the others.
-	Metrics *metrics.Metrics
+	// Stream writes /sse/subscribe's streams (the server's, shared by
+	// every face); nil: a server of its own with the defaults.
+	Stream *sse.Server
 	// Site is the set of pages the server serves, for the page's header.
 	Site webui.Site
 	// Logger; default slog.Default().
@@ -150,7 +148,10 @@ func New(o Options) *Demo {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	greeting := sse.Event{Type: TypeConnected, Data: ConnectedText}
+	if o.Stream == nil {
+		o.Stream = &sse.Server{Logger: o.Logger}
+	}
+	greeting := ssewire.Event{Type: TypeConnected, Data: ConnectedText}
 	connected, err := greeting.AppendTo(nil)
 	if err != nil {
 		panic("demo: " + err.Error())
@@ -289,14 +290,11 @@ func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
 			access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("history unavailable: %v", err), RetryAfter: 1})
 			return
 		case over:
-			finished(w)
+			sse.NoContent(w) // makes an EventSource stop reconnecting
 			return
 		}
 	}
-	lastID := r.Header.Get("Last-Event-ID")
-	if lastID == "" {
-		lastID = q.Get("lastEventID")
-	}
+	lastID := transport.LastEventID(r)
 	if lastID == "" && n > 0 {
 		// A new follower of a task that has ended gets its final event
 		// (COMPLETE or INTERRUPTED), so that it learns how the task ended,
@@ -308,23 +306,10 @@ func (d *Demo) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := d.o.Hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: lastID, CanSeePrivate: ad.CanSeePrivate})
 	if err != nil {
-		if err := eventstream.SubscribeError(w, err, d.o.Metrics); err != nil {
-			access.Write(w, r, err)
-		}
+		d.o.Stream.Refuse(w, r, err)
 		return
 	}
-	defer sub.Close()
-	eventstream.Stream(r.Context(), w, sub, eventstream.StreamOptions{
-		Retry: d.o.Retry, KeepAlive: d.o.KeepAlive, WriteTimeout: d.o.WriteTimeout,
-		Metrics: d.o.Metrics, Logger: d.o.Logger, Preamble: d.connected, Expires: ad.Expires,
-	})
-}
-
-// finished answers a subscription to a finished task: 204 No Content, which
-// makes an EventSource stop reconnecting.
-func finished(w http.ResponseWriter) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
+	d.o.Stream.Serve(w, r, sub, sse.Stream{Preamble: d.connected, Expires: ad.Expires})
 }
 
 var errNoTask = errors.New("no such task")
@@ -437,7 +422,7 @@ func (d *Demo) form(w http.ResponseWriter, r *http.Request) (url.Values, error) 
 }
 
 func (d *Demo) publishFailed(w http.ResponseWriter, r *http.Request, err error) {
-	d.o.Metrics.Failed(outage.Publish, err)
+	d.o.Stream.Metrics.Failed(outage.Publish, err)
 	access.Write(w, r, &access.Error{Status: http.StatusServiceUnavailable, Msg: fmt.Sprintf("cannot publish: %v", err), RetryAfter: 1})
 }
 
@@ -530,7 +515,7 @@ func (d *Demo) run(t *task) {
 			}
 			// The broker is down: the task's node ends it when it
 			// starts again, if it crashes meanwhile (the journal).
-			d.o.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
+			d.o.Stream.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
 			return
 		}
 		d.mu.Lock()
@@ -549,12 +534,12 @@ func (d *Demo) end(t *task, typ, data string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := d.o.Hub.Publish(ctx, &pubsub.Message{Topics: []string{Topic}, Type: typ, Data: data, Retain: true}); err != nil {
-		d.o.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
+		d.o.Stream.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
 		return
 	}
 	pos, err := d.o.Hub.Publish(ctx, &pubsub.Message{Topics: []string{TaskTopic(t.n)}, Type: typ, Data: data, Retain: true, Final: true})
 	if err != nil {
-		d.o.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
+		d.o.Stream.Metrics.Failed(outage.Task, fmt.Errorf("task %d: %w", t.n, err))
 		return
 	}
 	d.o.Journal.Done(JournalKind, strconv.Itoa(t.n))

@@ -1,7 +1,6 @@
 package demo_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/demo"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
@@ -29,89 +29,28 @@ func TestMain(m *testing.M) {
 // fast is a server whose demo tasks step every 20ms.
 func fast(c *config.Server) { c.Demo.TaskInterval = 20 * time.Millisecond }
 
-// stream is an open /sse/subscribe stream read with Herald's own decoder.
-type stream struct {
-	events chan sse.Event
-	done   chan error
-}
-
-func open(t *testing.T, rawURL, lastID string) *stream {
+// open subscribes to the demo's stream at rawURL (from lastID, "" for a
+// new client) and checks it is a text/event-stream.
+func open(t *testing.T, rawURL, lastID string) *testkit.Stream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("GET %s: status %d, body %s", rawURL, resp.StatusCode, b)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream; charset=utf-8" {
+	s := testkit.Subscribe(t, nil, rawURL, testkit.LastEventID(lastID))
+	if ct := s.Resp.Header.Get("Content-Type"); ct != "text/event-stream; charset=utf-8" {
 		t.Fatalf("Content-Type %q", ct)
 	}
-	s := &stream{events: make(chan sse.Event, 1024), done: make(chan error, 1)}
-	go func() {
-		d := sse.NewDecoder(resp.Body)
-		for {
-			ev, err := d.Next()
-			if err != nil {
-				if err == io.EOF {
-					err = nil
-				}
-				s.done <- err
-				return
-			}
-			s.events <- ev
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		resp.Body.Close()
-		<-s.done
-	})
 	return s
 }
 
-func (s *stream) next(t *testing.T) sse.Event {
+// expectEnd waits for the stream's clean end, with no more events.
+func expectEnd(t *testing.T, s *testkit.Stream) {
 	t.Helper()
-	select {
-	case ev := <-s.events:
-		return ev
-	case err := <-s.done:
-		s.done <- err
-		select {
-		case ev := <-s.events:
-			return ev
-		default:
-		}
-		t.Fatalf("stream ended (err %v) while an event was expected", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
+	rest, err := s.End(t)
+	if err != nil {
+		t.Fatalf("the stream ended with %v, want a clean end", err)
 	}
-	return sse.Event{}
-}
-
-func (s *stream) expectEnd(t *testing.T) {
-	t.Helper()
-	select {
-	case err := <-s.done:
-		s.done <- err
-		select {
-		case ev := <-s.events:
-			t.Fatalf("got %+v, want the end of the stream", ev)
-		default:
+	for _, b := range rest {
+		if b.HasData {
+			t.Fatalf("got %v, want the end of the stream", b)
 		}
-	case ev := <-s.events:
-		t.Fatalf("got %+v, want the end of the stream", ev)
-	case <-time.After(10 * time.Second):
-		t.Fatal("stream still open after 10s")
 	}
 }
 
@@ -247,9 +186,9 @@ func TestSubscribeBadInput(t *testing.T) {
 
 func TestBroadcastReachesEverySubscriber(t *testing.T) {
 	srv := apptest.Start(t, nil)
-	subs := []*stream{open(t, srv.URL+"/sse/subscribe", ""), open(t, srv.URL+"/sse/subscribe", "")}
+	subs := []*testkit.Stream{open(t, srv.URL+"/sse/subscribe", ""), open(t, srv.URL+"/sse/subscribe", "")}
 	for _, s := range subs {
-		expectEvent(t, s.next(t), "CONNECTED", demo.ConnectedText)
+		expectEvent(t, s.Next(t), "CONNECTED", demo.ConnectedText)
 	}
 	for _, tc := range []struct {
 		name, method, url, contentType, body, message string
@@ -270,7 +209,7 @@ func TestBroadcastReachesEverySubscriber(t *testing.T) {
 			}
 			var id string
 			for i, s := range subs {
-				ev := s.next(t)
+				ev := s.Next(t)
 				expectEvent(t, ev, "BROADCAST", tc.message)
 				if ev.ID == "" || !ev.HasID {
 					t.Fatalf("subscriber %d: BROADCAST without an id", i)
@@ -325,7 +264,7 @@ func TestBroadcastBadInput(t *testing.T) {
 func TestStartTaskProgressThenComplete(t *testing.T) {
 	srv := apptest.Start(t, fast)
 	main := open(t, srv.URL+"/sse/subscribe", "")
-	expectEvent(t, main.next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, main.Next(t), "CONNECTED", demo.ConnectedText)
 
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		t.Run(method, func(t *testing.T) {
@@ -335,12 +274,12 @@ func TestStartTaskProgressThenComplete(t *testing.T) {
 			}
 			n, _ := strconv.Atoi(h.Get(demo.TaskHeader))
 			own := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
-			expectEvent(t, own.next(t), "CONNECTED", demo.ConnectedText)
+			expectEvent(t, own.Next(t), "CONNECTED", demo.ConnectedText)
 
 			var last uint64
 			var ids []string
 			for p := 0; p <= 100; p += 10 {
-				ev := main.next(t)
+				ev := main.Next(t)
 				expectEvent(t, ev, "PROGRESS", percent(p))
 				if o := offset(t, ev.ID); o <= last {
 					t.Fatalf("%s: id %s not after the previous one", ev.Data, ev.ID)
@@ -349,14 +288,14 @@ func TestStartTaskProgressThenComplete(t *testing.T) {
 				}
 				ids = append(ids, ev.ID)
 			}
-			complete := main.next(t)
+			complete := main.Next(t)
 			expectEvent(t, complete, "COMPLETE", demo.CompleteText)
 
 			// The task's own stream: the same events (the same ids: one
 			// message each), its own COMPLETE, then the end. It may have
 			// joined after the first steps: it then starts with the
 			// retained current step.
-			ev := own.next(t)
+			ev := own.Next(t)
 			i := 0
 			for i < len(ids) && ids[i] != ev.ID {
 				i++
@@ -366,16 +305,16 @@ func TestStartTaskProgressThenComplete(t *testing.T) {
 			}
 			for p := i * 10; p <= 100; p += 10 {
 				if p > i*10 {
-					ev = own.next(t)
+					ev = own.Next(t)
 				}
 				expectEvent(t, ev, "PROGRESS", percent(p))
 				if ev.ID != ids[p/10] {
 					t.Fatalf("task stream: %s has id %s, demo stream had %s", ev.Data, ev.ID, ids[p/10])
 				}
 			}
-			fin := own.next(t)
+			fin := own.Next(t)
 			expectEvent(t, fin, "COMPLETE", demo.CompleteText)
-			own.expectEnd(t)
+			expectEnd(t, own)
 
 			// The EventSource's reconnect: 204, it stops.
 			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), nil)
@@ -391,13 +330,13 @@ func TestStartTaskProgressThenComplete(t *testing.T) {
 			// A new follower learns how it ended: the final event alone,
 			// with its id, then the end.
 			late := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
-			if ev := late.next(t); ev.Type != demo.TypeConnected {
+			if ev := late.Next(t); ev.Type != demo.TypeConnected {
 				t.Fatalf("late follower: first event %+v, want the greeting", ev)
 			}
-			if ev := late.next(t); ev.Type != demo.TypeComplete || ev.ID != fin.ID {
+			if ev := late.Next(t); ev.Type != demo.TypeComplete || ev.ID != fin.ID {
 				t.Fatalf("late follower of a finished task: %+v, want COMPLETE with id %s", ev, fin.ID)
 			}
-			late.expectEnd(t)
+			expectEnd(t, late)
 		})
 	}
 }
@@ -405,28 +344,28 @@ func TestStartTaskProgressThenComplete(t *testing.T) {
 func TestResumeMidTaskIsExact(t *testing.T) {
 	srv := apptest.Start(t, fast)
 	main := open(t, srv.URL+"/sse/subscribe", "")
-	expectEvent(t, main.next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, main.Next(t), "CONNECTED", demo.ConnectedText)
 	startTask(t, srv.URL)
 	var seen []sse.Event
 	for p := 0; p <= 30; p += 10 {
-		seen = append(seen, main.next(t))
+		seen = append(seen, main.Next(t))
 	}
 	// Reconnect as an EventSource does, from the last id it saw.
 	r := open(t, srv.URL+"/sse/subscribe", seen[len(seen)-1].ID)
-	expectEvent(t, r.next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, r.Next(t), "CONNECTED", demo.ConnectedText)
 	for p := 40; p <= 100; p += 10 {
-		ev := r.next(t)
+		ev := r.Next(t)
 		expectEvent(t, ev, "PROGRESS", percent(p))
-		if ev2 := main.next(t); ev2.ID != ev.ID {
+		if ev2 := main.Next(t); ev2.ID != ev.ID {
 			t.Fatalf("resumed stream got %s as %s, the live one as %s", ev.Data, ev.ID, ev2.ID)
 		}
 	}
-	expectEvent(t, r.next(t), "COMPLETE", demo.CompleteText)
+	expectEvent(t, r.Next(t), "COMPLETE", demo.CompleteText)
 	// Also with the lastEventID query parameter (for clients that cannot
 	// set headers): nothing more to replay, only live events.
 	q := open(t, srv.URL+"/sse/subscribe?lastEventID="+url.QueryEscape(seen[0].ID), "")
-	expectEvent(t, q.next(t), "CONNECTED", demo.ConnectedText)
-	expectEvent(t, q.next(t), "PROGRESS", percent(10))
+	expectEvent(t, q.Next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, q.Next(t), "PROGRESS", percent(10))
 }
 
 // A subscriber that joins mid-task gets the current percentage at once.
@@ -434,18 +373,18 @@ func TestLateSubscriberGetsRetainedProgress(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Server) { c.Demo.TaskInterval = 300 * time.Millisecond })
 	n := startTask(t, srv.URL)
 	watch := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
-	expectEvent(t, watch.next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, watch.Next(t), "CONNECTED", demo.ConnectedText)
 	var step sse.Event
 	for p := 0; p <= 20; p += 10 {
-		step = watch.next(t)
+		step = watch.Next(t)
 	}
 	expectEvent(t, step, "PROGRESS", percent(20))
 	// Joined between two steps (300ms apart): the first event after the
 	// greeting is the retained 20% — not the next live step.
 	for _, path := range []string{"/sse/subscribe", fmt.Sprintf("/sse/subscribe?task=%d", n)} {
 		late := open(t, srv.URL+path, "")
-		expectEvent(t, late.next(t), "CONNECTED", demo.ConnectedText)
-		ev := late.next(t)
+		expectEvent(t, late.Next(t), "CONNECTED", demo.ConnectedText)
+		ev := late.Next(t)
 		expectEvent(t, ev, "PROGRESS", percent(20))
 		if ev.ID != step.ID {
 			t.Fatalf("%s: retained event id %s, want %s", path, ev.ID, step.ID)
@@ -467,24 +406,24 @@ func TestLateSubscriberGetsRetainedProgress(t *testing.T) {
 func TestConcurrentTasksDoNotMix(t *testing.T) {
 	srv := apptest.Start(t, fast)
 	main := open(t, srv.URL+"/sse/subscribe", "")
-	expectEvent(t, main.next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, main.Next(t), "CONNECTED", demo.ConnectedText)
 	const tasks = 3
-	var own [tasks]*stream
+	var own [tasks]*testkit.Stream
 	for i := range own {
 		n := startTask(t, srv.URL)
 		own[i] = open(t, fmt.Sprintf("%s/sse/subscribe?task=%d&lastEventID=", srv.URL, n), "")
 	}
 	allIDs := map[string]bool{}
 	for i, s := range own {
-		expectEvent(t, s.next(t), "CONNECTED", demo.ConnectedText)
-		ev := s.next(t)
+		expectEvent(t, s.Next(t), "CONNECTED", demo.ConnectedText)
+		ev := s.Next(t)
 		first, err := strconv.Atoi(strings.TrimSuffix(ev.Data, "% completed"))
 		if ev.Type != "PROGRESS" || err != nil {
 			t.Fatalf("task %d: first event %+v", i, ev)
 		}
 		for p := first; p <= 100; p += 10 {
 			if p > first {
-				ev = s.next(t)
+				ev = s.Next(t)
 			}
 			expectEvent(t, ev, "PROGRESS", percent(p))
 			if allIDs[ev.ID] {
@@ -492,12 +431,12 @@ func TestConcurrentTasksDoNotMix(t *testing.T) {
 			}
 			allIDs[ev.ID] = true
 		}
-		expectEvent(t, s.next(t), "COMPLETE", demo.CompleteText)
-		s.expectEnd(t)
+		expectEvent(t, s.Next(t), "COMPLETE", demo.CompleteText)
+		expectEnd(t, s)
 	}
 	progress, complete := 0, 0
 	for progress < tasks*11 || complete < tasks {
-		switch ev := main.next(t); ev.Type {
+		switch ev := main.Next(t); ev.Type {
 		case "PROGRESS":
 			progress++
 		case "COMPLETE":
@@ -551,19 +490,13 @@ func TestForgottenTaskIs204(t *testing.T) {
 	n := startTask(t, srv.URL)
 	own := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
 	for {
-		if ev := own.next(t); ev.Type == "COMPLETE" {
+		if ev := own.Next(t); ev.Type == "COMPLETE" {
 			break
 		}
 	}
-	own.expectEnd(t)
+	expectEnd(t, own)
 	// The broker sweeps once a second: wait until it forgot the topic.
-	deadline := time.Now().Add(5 * time.Second)
-	for !forgotten(t, srv, n) {
-		if time.Now().After(deadline) {
-			t.Fatal("task topic not forgotten within 5s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the task's topic to be forgotten", func() bool { return forgotten(t, srv, n) })
 	status, _, body := call(t, http.MethodGet, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "", "")
 	if status != http.StatusNoContent || body != "" {
 		t.Fatalf("forgotten task: status %d, body %q; want 204", status, body)
@@ -622,7 +555,7 @@ func TestPage(t *testing.T) {
 	}
 	status, h, body = call(t, http.MethodGet, srv.URL+"/demo/nope.js", "", "")
 	expectJSONError(t, status, h, body, http.StatusNotFound, "no such endpoint")
-	status, h, body = call(t, http.MethodPost, srv.URL+"/", "", "")
+	status, _, _ = call(t, http.MethodPost, srv.URL+"/", "", "")
 	if status < 400 || status >= 500 {
 		t.Fatalf("POST /: status %d", status)
 	}
@@ -645,19 +578,14 @@ func TestDemoOff(t *testing.T) {
 // an idle demo stream gets keep-alive comments like /events.
 func TestSubscribeKeepAlive(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Server) { c.Core.KeepAlive = 50 * time.Millisecond })
-	resp, err := http.Get(srv.URL + "/sse/subscribe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	comments := 0
-	for sc.Scan() && comments < 3 {
-		if sc.Text() == ":" {
+	s := testkit.Subscribe(t, nil, srv.URL+"/sse/subscribe", nil)
+	for comments := 0; comments < 3; {
+		b, ok := s.NextBlock(t)
+		if !ok {
+			t.Fatalf("the stream ended after %d keep-alive comments", comments)
+		}
+		if b.Raw == ":\n" {
 			comments++
 		}
-	}
-	if comments < 3 {
-		t.Fatalf("got %d keep-alive comments", comments)
 	}
 }

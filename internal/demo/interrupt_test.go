@@ -24,15 +24,15 @@ import (
 func TestShutdownInterruptsTasks(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Server) { c.Demo.TaskInterval = time.Hour })
 	main := open(t, srv.URL+"/sse/subscribe", "")
-	expectEvent(t, main.next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, main.Next(t), "CONNECTED", demo.ConnectedText)
 	n := startTask(t, srv.URL)
 	own := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
-	expectEvent(t, own.next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, own.Next(t), "CONNECTED", demo.ConnectedText)
 
 	srv.Stop()
-	expectEvent(t, own.next(t), demo.TypeInterrupted, demo.ShutdownText)
-	own.expectEnd(t)
-	expectEvent(t, main.next(t), demo.TypeInterrupted, demo.ShutdownText)
+	expectEvent(t, own.Next(t), demo.TypeInterrupted, demo.ShutdownText)
+	expectEnd(t, own)
+	expectEvent(t, main.Next(t), demo.TypeInterrupted, demo.ShutdownText)
 }
 
 // Task numbers are positions in the log: after a restart on the same
@@ -57,13 +57,13 @@ func TestTaskNumbersGrowAcrossRestarts(t *testing.T) {
 	// so (their INTERRUPTED event, then the end).
 	for _, n := range []int{first, second} {
 		s := open(t, fmt.Sprintf("%s/sse/subscribe?task=%d", srv.URL, n), "")
-		if ev := s.next(t); ev.Type != demo.TypeConnected {
+		if ev := s.Next(t); ev.Type != demo.TypeConnected {
 			t.Fatalf("task %d: first event %+v, want the greeting", n, ev)
 		}
-		if ev := s.next(t); ev.Type != demo.TypeInterrupted {
+		if ev := s.Next(t); ev.Type != demo.TypeInterrupted {
 			t.Errorf("task %d after the restart: %+v, want INTERRUPTED", n, ev)
 		}
-		s.expectEnd(t)
+		expectEnd(t, s)
 	}
 }
 
@@ -100,11 +100,11 @@ func TestCrashLeftoversAreInterrupted(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Server) { c.Broker.DataDir = dir })
 	// The page that saw 30% reconnects.
 	s := open(t, srv.URL+"/sse/subscribe?task=5", progress.Pos.String())
-	expectEvent(t, s.next(t), "CONNECTED", demo.ConnectedText)
-	expectEvent(t, s.next(t), demo.TypeInterrupted, demo.CrashText)
-	s.expectEnd(t)
+	expectEvent(t, s.Next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, s.Next(t), demo.TypeInterrupted, demo.CrashText)
+	expectEnd(t, s)
 	// The demo topic's state says so too.
 	m := open(t, srv.URL+"/sse/subscribe", "")
-	expectEvent(t, m.next(t), "CONNECTED", demo.ConnectedText)
-	expectEvent(t, m.next(t), demo.TypeInterrupted, demo.CrashText)
+	expectEvent(t, m.Next(t), "CONNECTED", demo.ConnectedText)
+	expectEvent(t, m.Next(t), demo.TypeInterrupted, demo.CrashText)
 }

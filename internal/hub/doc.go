@@ -27,10 +27,23 @@
 // subscription of topics on one log keeps the one-log id "<epoch>-<offset>"
 // and shares each event's encodings with every other subscriber.
 //
+// The hub does not encode events: each transport turns an Event into its
+// wire form once, for all its subscribers, and keeps it on the event
+// (Event.Memo). An event of a subscription on several logs has an id of
+// its own (Event.ID) and stands for a shared event (Event.Shared) whose
+// encodings without an id it reuses.
+//
 // Lock order: broker lock (held while the broker calls HandleMessage) →
 // stripe.mu → Subscription.mu; broker lock → logState.syncMu (taken alone,
 // by the fan-out after it, and by Sync). logState.mu, Hub.mu and
 // Subscription.mu are never held together with another of the hub's
-// locks, except Subscription.mu under stripe.mu as above. Nothing takes
-// them in another order.
+// locks, except Subscription.mu under stripe.mu as above; Event.memoMu is
+// held alone (while a transport's encoder runs). Nothing takes them in
+// another order. A subscription is signalled (Ready and its Notify
+// callback) with no hub lock held: the fan-out collects the subscriptions
+// it queued events for and signals them once its stripe locks are
+// released, and the other signals (end, EndSlow, Subscribe) come after
+// Subscription.mu is released. A transport's callback may thus take the
+// transport's own locks (internal/transport writes its order down), which
+// come after the broker lock and never nest inside the hub's.
 package hub

@@ -246,8 +246,14 @@ func (h *Hub) stripe(topic string) *stripe {
 
 // fanOut hands m, a message of log k, to the local subscribers of its
 // topics.
+//
+// The subscriptions are signalled (Ready, and their Notify callbacks run)
+// once every stripe lock is released: a transport's callback takes its own
+// locks, which must never nest inside the hub's (see the lock order in
+// doc.go).
 func (h *Hub) fanOut(k int, m *pubsub.Message) {
 	var ev *Event
+	woken := wokenPool.Get().(*[]*Subscription)
 	for _, t := range m.Topics {
 		sh := h.stripe(t)
 		sh.mu.RLock()
@@ -257,12 +263,23 @@ func (h *Hub) fanOut(k int, m *pubsub.Message) {
 			}
 			ts.delivered.Add(1)
 			for _, s := range ts.subs {
-				s.offer(ev, k)
+				if s.offer(ev, k) {
+					*woken = append(*woken, s)
+				}
 			}
 		}
 		sh.mu.RUnlock()
 	}
+	for i, s := range *woken {
+		s.signal()
+		(*woken)[i] = nil
+	}
+	*woken = (*woken)[:0]
+	wokenPool.Put(woken)
 }
+
+// wokenPool holds fanOut's lists of subscriptions to signal.
+var wokenPool = sync.Pool{New: func() any { return new([]*Subscription) }}
 
 // logOf returns the log whose current epoch is epoch, or -1.
 func (h *Hub) logOf(epoch string) int {

@@ -2,7 +2,6 @@ package hub_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -202,11 +201,6 @@ func TestPreludeResets(t *testing.T) {
 			if evs[0].Reset.LastEventID != tc.lastID || evs[0].ID() != "" {
 				t.Errorf("reset %+v", evs[0].Reset)
 			}
-			wire := string(evs[0].SSE())
-			lastID, _ := json.Marshal(tc.lastID)
-			if wire != `event: herald.reset`+"\n"+`data: {"reason":"`+evs[0].Reset.Reason+`","lastEventId":`+string(lastID)+"}\n\n" {
-				t.Errorf("reset on the wire: %q", wire)
-			}
 		})
 	}
 	st := e.hub.Stats()
@@ -282,40 +276,6 @@ func TestLiveDelivery(t *testing.T) {
 	e.pub("5", "a")
 	if evs, _ := take(t, ab, 1); descs(evs) != "5" {
 		t.Errorf("a,b then got %q, want only 5", descs(evs))
-	}
-}
-
-// The wire forms of an event are computed once and shared.
-func TestEventForms(t *testing.T) {
-	e := newEnv(t, pubsub.Retention{}, nil)
-	s := e.subscribe("", "a")
-	take(t, s, 1)
-	m := e.publish(&pubsub.Message{Topics: []string{"a", "b"}, Type: "update", Data: "line1\nline2\r\nevent: evil", Final: true})
-	evs, _ := take(t, s, 1)
-	ev := evs[0]
-	if got, want := string(ev.SSE()), "id: "+id(m)+"\nevent: update\ndata: line1\ndata: line2\ndata: event: evil\n\n"; got != want {
-		t.Errorf("SSE = %q, want %q", got, want)
-	}
-	if &ev.SSE()[0] != &ev.SSE()[0] {
-		t.Error("SSE bytes recomputed")
-	}
-	var f hub.Frame
-	if err := json.Unmarshal(ev.JSON(), &f); err != nil {
-		t.Fatal(err)
-	}
-	if f.Type != "event" || f.ID != id(m) || f.Event != "update" || f.Data != m.Data || !f.Final {
-		t.Errorf("JSON frame %+v", f)
-	}
-	if strings.Contains(string(ev.JSON()), `"b"`) {
-		t.Errorf("JSON frame %s names the message's other topic", ev.JSON())
-	}
-	pos := &hub.Event{Kind: hub.KindPosition, Pos: pubsub.Position{Epoch: "e", Offset: 9}}
-	if string(pos.SSE()) != "id: e-9\n\n" || string(pos.JSON()) != `{"type":"position","id":"e-9"}` || pos.ID() != "e-9" {
-		t.Errorf("position forms %q %s", pos.SSE(), pos.JSON())
-	}
-	reset := &hub.Event{Kind: hub.KindReset, Reset: hub.Reset{Reason: hub.ReasonTruncated, LastEventID: "e-1"}}
-	if string(reset.JSON()) != `{"type":"reset","reason":"history-truncated","lastEventId":"e-1"}` {
-		t.Errorf("reset JSON %s", reset.JSON())
 	}
 }
 

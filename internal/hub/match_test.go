@@ -2,9 +2,12 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/pubsub"
@@ -105,5 +108,38 @@ func TestEventMemo(t *testing.T) {
 	}
 	if got["a"] != 10 || got["b"] != 10 || calls.Load() != 2 {
 		t.Fatalf("results %v, %d calls; want 10 each and 2 calls", got, calls.Load())
+	}
+}
+
+// A subscription's Notify callback runs with no hub lock held, so that a
+// transport may take its own locks in it (the lock order in doc.go): here
+// the callback closes another subscription of the same topic, which takes
+// the topic's shard lock for writing and cannot finish while the fan-out
+// holds it for reading.
+func TestNotifyRunsOutsideHubLocks(t *testing.T) {
+	e := newEnv(t, pubsub.Retention{}, nil)
+	s := e.subscribe("", "a")
+	other := e.subscribe("", "a")
+	take(t, s, 1)
+	result := make(chan error, 1)
+	var once sync.Once
+	s.Notify(func() {
+		once.Do(func() {
+			closed := make(chan struct{})
+			go func() { other.Close(); close(closed) }() // takes the shard lock of "a" for writing
+			select {
+			case <-closed:
+				result <- nil
+			case <-time.After(10 * time.Second):
+				result <- errors.New("closing a subscription of the same topic from the Notify callback did not finish: the callback runs under the hub's shard lock")
+			}
+		})
+	})
+	e.publish(&pubsub.Message{Topics: []string{"a"}, Data: "x"})
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := take(t, s, 1); descs(evs) != "x" {
+		t.Fatalf("got %q, want x", descs(evs))
 	}
 }

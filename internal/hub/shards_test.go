@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/pubsub/memory"
 	"github.com/heraldpush/herald/pubsub/shard"
 )
 
@@ -26,16 +26,7 @@ type cluster struct {
 
 func newCluster(t testing.TB, n int) *cluster {
 	t.Helper()
-	logs := make([]pubsub.Broker, n)
-	for k := range logs {
-		logs[k] = memory.New(&memory.Options{Epoch: fmt.Sprint("log", k)})
-	}
-	b, err := shard.New(context.Background(), logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return &cluster{t: t, broker: b, n: n}
+	return &cluster{t: t, broker: testkit.ShardedBroker(t, n), n: n}
 }
 
 // node runs a hub over the cluster's broker until the test ends.
@@ -97,8 +88,8 @@ func TestShardsOneShardKeepsIDs(t *testing.T) {
 	}
 	m := publishTo(t, h, "x", a1)
 	evs, _ = take(t, s, 1)
-	if evs[0].ID() != m.Pos.String() || !strings.HasPrefix(string(evs[0].SSE()), "id: log1-2\n") {
-		t.Fatalf("event id %q, SSE %q; want %s", evs[0].ID(), evs[0].SSE(), m.Pos)
+	if evs[0].ID() != "log1-2" || evs[0].ID() != m.Pos.String() || evs[0].Shared() != nil {
+		t.Fatalf("event id %q (a copy of its own: %v); want the shared event with id %s", evs[0].ID(), evs[0].Shared() != nil, m.Pos)
 	}
 }
 
@@ -128,8 +119,8 @@ func TestShardsExactlyOnce(t *testing.T) {
 		t.Fatalf("got %q, want %q", got, strings.Join(want, " "))
 	}
 	for _, ev := range evs {
-		if !strings.Contains(ev.ID(), "~") || !strings.HasPrefix(string(ev.SSE()), "id: "+ev.ID()+"\n") {
-			t.Fatalf("event %s: id %q, SSE %q; want a vector id", desc(ev), ev.ID(), ev.SSE())
+		if !strings.Contains(ev.ID(), "~") || ev.Shared() == nil || ev.Shared().Msg != ev.Msg || ev.Shared().ID() != ev.Msg.Pos.String() {
+			t.Fatalf("event %s: id %q; want a vector id on a copy of the shared event", desc(ev), ev.ID())
 		}
 	}
 	if extra, _ := pending(s); len(extra) > 0 {
@@ -216,7 +207,7 @@ func TestInterest(t *testing.T) {
 	}
 	s.Close()
 	s2.Close()
-	waitFor(t, func() bool { return listening() == "[false false false]" }, "the node to stop listening")
+	testkit.WaitWithin(t, 30*time.Second, "the node to stop listening", func() bool { return listening() == "[false false false]" })
 	// Published while nobody listens, then a subscriber resumes from before.
 	m := publishTo(t, h, "while idle", y)
 	r := subscribe(t, h, "log2-3", y)
@@ -326,27 +317,22 @@ func TestShardsHandOverUnderConcurrency(t *testing.T) {
 				want = append(want, fmt.Sprint(n))
 			}
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		caughtUp := testkit.Within(30*time.Second, func() bool {
 			results[i].mu.Lock()
-			n := len(results[i].data)
+			defer results[i].mu.Unlock()
+			return len(results[i].data) >= len(want)
+		})
+		if !caughtUp {
+			results[i].mu.Lock()
+			got := slices.Clone(results[i].data)
 			results[i].mu.Unlock()
-			if n >= len(want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				results[i].mu.Lock()
-				got := slices.Clone(results[i].data)
-				results[i].mu.Unlock()
-				var missing []string
-				for _, d := range want {
-					if !slices.Contains(got, d) {
-						missing = append(missing, d)
-					}
+			var missing []string
+			for _, d := range want {
+				if !slices.Contains(got, d) {
+					missing = append(missing, d)
 				}
-				t.Fatalf("subscriber %d (%v) got %d of %d events; missing %v", i, follows[i], n, len(want), missing)
 			}
-			time.Sleep(5 * time.Millisecond)
+			t.Fatalf("subscriber %d (%v) got %d of %d events; missing %v", i, follows[i], len(got), len(want), missing)
 		}
 		results[i].mu.Lock()
 		got := results[i].data
@@ -410,17 +396,6 @@ func checkPerTopicOnce(t *testing.T, i int, got, want []string, published [][]st
 	}
 }
 
-func waitFor(t testing.TB, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestShardDown: when one shard's broker is closed, subscribing to its
 // topics fails and the other shards' topics work on.
 func TestShardDown(t *testing.T) {
@@ -469,7 +444,7 @@ func BenchmarkFanOutShards(b *testing.B) {
 					buf, _ = s.Pop(buf[:0])
 					for _, ev := range buf {
 						idBytes += len(ev.ID())
-						sseBytes += len(ev.SSE())
+						sseBytes += len(encodeOnce(ev))
 					}
 				}
 			}

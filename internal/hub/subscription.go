@@ -128,7 +128,6 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.open = p.open
 	if p.finished && !s.ended {
 		s.ended, s.err = true, ErrFinished
@@ -148,6 +147,7 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 		}
 		s.offerLocked(pe.ev, pe.k)
 	}
+	s.mu.Unlock()
 	s.signal()
 	return s, nil
 }
@@ -251,23 +251,27 @@ func (s *Subscription) closeTopics(m *pubsub.Message) {
 }
 
 // offer queues a live event of log k. Called by the hub with the stripe
-// lock held.
-func (s *Subscription) offer(ev *Event, k int) {
+// lock held; it reports whether the subscription must be signalled (its
+// queue or its state changed), which the hub does once the stripe lock is
+// released.
+func (s *Subscription) offer(ev *Event, k int) (signal bool) {
 	s.mu.Lock()
 	if !s.preludeOK {
 		if !s.ended {
 			s.pending = append(s.pending, pendingEvent{ev, k})
 		}
 		s.mu.Unlock()
-		return
+		return false
 	}
+	queued, ended := len(s.queue), s.ended
 	slow := s.offerLocked(ev, k)
+	signal = len(s.queue) != queued || s.ended != ended
 	s.mu.Unlock()
 	if slow > 0 {
 		s.hub.stats.slow.Add(1)
 		s.hub.stats.dropped.Add(uint64(slow))
 	}
-	s.signal()
+	return signal
 }
 
 // offerLocked queues a live event of log k after the prelude: unless the
@@ -368,10 +372,12 @@ func (s *Subscription) signal() {
 
 // Notify makes the subscription call f, besides signalling Ready, each
 // time events are queued or the subscription ends: a transport that serves
-// many subscriptions without a goroutine each (the lean SSE path) uses it
-// instead of waiting on Ready. f runs with hub locks held: it must be fast,
-// must not block and must not call the subscription's methods. Events may
-// be queued before Notify takes effect: call Pop once after it.
+// many subscriptions without a goroutine each (the lean path of
+// internal/transport) uses it instead of waiting on Ready. f runs with no
+// hub lock held (the broker's may be: see the lock order in doc.go), on the
+// goroutine that queued the events: it must be fast and must not block; it
+// may take the transport's own locks. Events may be queued before Notify
+// takes effect: call Pop once after it.
 func (s *Subscription) Notify(f func()) {
 	s.wake.Store(&f)
 }

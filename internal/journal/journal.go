@@ -130,7 +130,7 @@ func (j *Journal) Open(ctx context.Context) ([]Item, error) {
 	var left []Item
 	for _, m := range snap.Retained {
 		var rec record
-		if err := json.Unmarshal([]byte(m.Payload()), &rec); err != nil {
+		if err := json.Unmarshal([]byte(m.Data), &rec); err != nil {
 			j.log.Warn("journal: unreadable; ignoring it", "topic", j.topic, "err", err)
 			continue
 		}

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/journal"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/memory"
 )
@@ -74,22 +74,6 @@ func ids(items []journal.Item) map[string]bool {
 	return out
 }
 
-// eventually polls cond until it holds or 10s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // TestAddIsStoredBeforeItReturns: an added item is in the stored journal
 // when Add returns; a done one leaves it shortly.
 func TestAddIsStoredBeforeItReturns(t *testing.T) {
@@ -109,7 +93,7 @@ func TestAddIsStoredBeforeItReturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.Done("chat", "a")
-	eventually(t, "chat/a to leave the journal", func() bool {
+	testkit.WaitFor(t, "chat/a to leave the journal", func() bool {
 		got := ids(stored(t, h, "n1"))
 		return !got["chat/a"] && got["demo/7"]
 	})

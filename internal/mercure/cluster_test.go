@@ -99,7 +99,7 @@ func TestCluster(t *testing.T) {
 			watcher := token(t, subKey, auth.MercureClaim{Subscribe: []string{subscriptionsTemplate}})
 			w := subscribe(t, a.URL, sub{topics: []string{subscriptionsTemplate}, tok: watcher, how: "header"})
 			onB := subscribe(t, b.URL, sub{topics: topics})
-			if ev := decodeSubscription(t, w.next(t).Data); ev.Topic != topics[0] || !ev.Active {
+			if ev := decodeSubscription(t, w.Next(t).Data); ev.Topic != topics[0] || !ev.Active {
 				t.Fatalf("watcher on A: %+v, want the subscription made on B", ev)
 			}
 
@@ -107,7 +107,7 @@ func TestCluster(t *testing.T) {
 			id2 := publish(t, b.URL, form("topic", "https://example.com/c/2", "data", "2"))
 			publish(t, a.URL, form("topic", "https://example.com/c/3", "id", "c3", "private", "on", "data", "secret"))
 			publish(t, a.URL, form("topic", "marker", "data", "end1"))
-			evs := onB.until(t, "end1")
+			evs := onB.UntilData(t, "end1")
 			if datas(evs) != "1 2" || evs[0].ID != "c1" || evs[1].ID != id2 {
 				t.Fatalf("subscriber on B got %+v", evs)
 			}
@@ -117,17 +117,17 @@ func TestCluster(t *testing.T) {
 			publish(t, a.URL, form("topic", "https://example.com/c/4", "id", "c4", "data", "4"))
 			publish(t, a.URL, form("topic", "marker", "data", "end2"))
 			s := subscribe(t, b.URL, sub{topics: topics, lastID: "c1"})
-			if got := datas(s.until(t, "end2")); got != "2 end1 4" {
+			if got := datas(s.UntilData(t, "end2")); got != "2 end1 4" {
 				t.Fatalf("resumed on B from c1: %q, want 2 end1 4", got)
 			}
-			if h := s.resp.Header.Get("Last-Event-ID"); h != "c1" {
+			if h := s.Resp.Header.Get("Last-Event-ID"); h != "c1" {
 				t.Fatalf("Last-Event-ID response header %q", h)
 			}
 			// And on A from an id published on B, with a token that sees
 			// the private update.
 			all := token(t, subKey, auth.MercureClaim{Subscribe: []string{"*"}})
 			s = subscribe(t, a.URL, sub{topics: topics, lastID: id2, tok: all, how: "query"})
-			if got := datas(s.until(t, "end2")); got != "secret end1 4" {
+			if got := datas(s.UntilData(t, "end2")); got != "secret end1 4" {
 				t.Fatalf("resumed on A from %s: %q, want secret end1 4", id2, got)
 			}
 		})
@@ -147,7 +147,7 @@ func TestDurableRestart(t *testing.T) {
 
 	again := startHub(t, durable)
 	s := subscribe(t, again.URL, sub{topics: []string{"https://example.com/d/{n}", "marker"}, lastID: "d1"})
-	if got := datas(s.until(t, "end")); got != "2" {
+	if got := datas(s.UntilData(t, "end")); got != "2" {
 		t.Fatalf("resumed from d1 after a restart: %q, want 2", got)
 	}
 	// An id published before the restart may be reused; resuming from it
@@ -158,7 +158,7 @@ func TestDurableRestart(t *testing.T) {
 	publish(t, again.URL, form("topic", "https://example.com/d/4", "data", "4"))
 	publish(t, again.URL, form("topic", "marker", "data", "end"))
 	s = subscribe(t, again.URL, sub{topics: []string{"https://example.com/d/{n}", "marker"}, lastID: "d2"})
-	if got := datas(s.until(t, "end")); got != "4" {
+	if got := datas(s.UntilData(t, "end")); got != "4" {
 		t.Fatalf("resumed from the reused id d2: %q, want 4 (after its latest update)", got)
 	}
 }

@@ -8,11 +8,11 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/metrics"
+	"github.com/heraldpush/herald/internal/transport/sse"
 )
 
 // Path is the Mercure hub's URL path.
@@ -44,10 +44,10 @@ type Options struct {
 	MaxTopics int
 	// MaxDataBytes bounds an update's data. Default 1 MiB.
 	MaxDataBytes int
-	// Retry, KeepAlive and WriteTimeout are the streams' reconnection hint,
-	// keep-alive interval and per-write deadline (see eventstream).
-	Retry, KeepAlive, WriteTimeout time.Duration
-	// Metrics, if set, count connections, deliveries and publish latency.
+	// Stream writes the subscribers' text/event-stream responses (the
+	// server's, shared by every face). Required.
+	Stream *sse.Server
+	// Metrics, if set, count publish latency.
 	Metrics *metrics.Metrics
 	// Logger; default slog.Default().
 	Logger *slog.Logger

@@ -1,7 +1,6 @@
 package mercure_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/sse"
 )
 
@@ -134,16 +134,9 @@ type sub struct {
 	params url.Values
 }
 
-// stream is an open subscription read in a goroutine.
-type stream struct {
-	resp   *http.Response
-	cancel context.CancelFunc
-	events chan sse.Event
-}
-
 // open requests a subscription; on anything but 200 it returns the
 // response and its body.
-func open(t *testing.T, base string, s sub) (*stream, *http.Response, string) {
+func open(t *testing.T, base string, s sub) (*testkit.Stream, *http.Response, string) {
 	t.Helper()
 	q := url.Values{}
 	if len(s.topics) > 0 {
@@ -164,88 +157,38 @@ func open(t *testing.T, base string, s sub) (*stream, *http.Response, string) {
 	case "access_token":
 		q.Set("access_token", s.tok)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+hubPath+"?"+q.Encode(), nil)
+	hdr := testkit.LastEventID(s.lastID)
+	if hdr == nil {
+		hdr = http.Header{}
+	}
 	switch s.how {
 	case "header":
-		req.Header.Set("Authorization", "Bearer "+s.tok)
+		hdr.Set("Authorization", "Bearer "+s.tok)
 	case "cookie":
 		name := s.cookie
 		if name == "" {
 			name = "mercureAuthorization"
 		}
-		req.AddCookie(&http.Cookie{Name: name, Value: s.tok})
+		hdr.Set("Cookie", (&http.Cookie{Name: name, Value: s.tok}).String())
 	}
-	if s.lastID != "" {
-		req.Header.Set("Last-Event-ID", s.lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("subscribe %v %v: %v", s.topics, s.params, err)
-	}
+	resp, cancel := testkit.Get(t, nil, base+hubPath+"?"+q.Encode(), hdr)
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		cancel()
 		return nil, resp, string(b)
 	}
-	st := &stream{resp: resp, cancel: cancel, events: make(chan sse.Event, 1024)}
-	go func() {
-		defer close(st.events)
-		for ev, err := range sse.Read(resp.Body) {
-			if err != nil {
-				return
-			}
-			st.events <- ev
-		}
-	}()
-	t.Cleanup(st.close)
-	return st, resp, ""
+	return testkit.NewStream(t, resp, cancel), resp, ""
 }
 
 // subscribe opens a subscription that must succeed.
-func subscribe(t *testing.T, base string, s sub) *stream {
+func subscribe(t *testing.T, base string, s sub) *testkit.Stream {
 	t.Helper()
 	st, resp, body := open(t, base, s)
 	if st == nil {
 		t.Fatalf("subscribe %+v: %d %s", s, resp.StatusCode, body)
 	}
 	return st
-}
-
-func (s *stream) close() {
-	s.cancel()
-	s.resp.Body.Close()
-	for range s.events {
-	}
-}
-
-func (s *stream) next(t *testing.T) sse.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			t.Fatal("stream ended while an event was expected")
-		}
-		return ev
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
-	}
-	return sse.Event{}
-}
-
-// until returns the events before the first whose data is marker.
-func (s *stream) until(t *testing.T, marker string) []sse.Event {
-	t.Helper()
-	var out []sse.Event
-	for {
-		ev := s.next(t)
-		if ev.Data == marker {
-			return out
-		}
-		out = append(out, ev)
-	}
 }
 
 // datas returns the data of events, joined with spaces.

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/memory"
 )
@@ -167,16 +168,10 @@ func TestIndexFollowsTheLog(t *testing.T) {
 	}
 	// The follower gets there too, without lookups.
 	third := other("third", "z")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if p, ok := x.get("third"); ok && p == third {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the follower did not index an id published on the log")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "the follower to index an id published on the log", func() bool {
+		p, ok := x.get("third")
+		return ok && p == third
+	})
 	if _, ok := x.lookup(ctx, h.Broker(), "never-published"); ok {
 		t.Fatal("an unknown id resolved")
 	}

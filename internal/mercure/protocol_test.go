@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/heraldpush/herald/internal/mercure"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // The current protocol's subscriptions: match (exact topics, "*"),
@@ -37,7 +38,7 @@ func TestMatchParameters(t *testing.T) {
 	publish(t, srv.URL, form("topic", "marker", "data", "end"))
 
 	for name, tc := range map[string]struct {
-		s    *stream
+		s    *testkit.Stream
 		want string
 	}{
 		"match, exact":          {exact, "b1"},
@@ -48,7 +49,7 @@ func TestMatchParameters(t *testing.T) {
 		"relative URL pattern":  {relative, "rel"},
 		"regular expression":    {digits, "b1 b2 alt"},
 	} {
-		if got := datas(tc.s.until(t, "end")); got != tc.want {
+		if got := datas(tc.s.UntilData(t, "end")); got != tc.want {
 			t.Errorf("%s: got %q, want %q", name, got, tc.want)
 		}
 	}
@@ -106,7 +107,7 @@ func TestAccessTokens(t *testing.T) {
     {"type": "mercure", "actions": ["subscribe"], "topics": [{"match": "https://example.com/books/2", "match_type": "exact"}]}
   ]}`)
 	route := form("match_urlpattern", "https://example.com/books/:id", "match", "marker")
-	streams := map[string]*stream{
+	streams := map[string]*testkit.Stream{
 		"header":       subscribe(t, srv.URL, sub{params: route, tok: reader, how: "header"}),
 		"access_token": subscribe(t, srv.URL, sub{params: route, tok: reader, how: "access_token"}),
 		"cookie":       subscribe(t, srv.URL, sub{params: route, tok: reader, how: "cookie", cookie: "__Secure-mercure_access_token"}),
@@ -118,7 +119,7 @@ func TestAccessTokens(t *testing.T) {
 	publish(t, srv.URL, form("topic", books1, "data", "pub"))
 	publish(t, srv.URL, form("topic", "marker", "data", "end"))
 	for name, want := range map[string]string{"header": "p1 p2 pub", "access_token": "p1 p2 pub", "cookie": "p1 p2 pub", "other": "p2 pub", "anonymous": "pub"} {
-		if got := datas(streams[name].until(t, "end")); got != want {
+		if got := datas(streams[name].UntilData(t, "end")); got != want {
 			t.Errorf("%s: got %q, want %q", name, got, want)
 		}
 	}
@@ -146,17 +147,17 @@ func TestReusedID(t *testing.T) {
 	publish(t, srv.URL, form("topic", "r", "data", "4"))
 	publish(t, srv.URL, form("topic", "marker", "data", "end"))
 	var ids []string
-	for _, ev := range live.until(t, "end") {
+	for _, ev := range live.UntilData(t, "end") {
 		ids = append(ids, ev.ID+"="+ev.Data)
 	}
 	if got := strings.Join(ids, " "); !strings.HasPrefix(got, "again=1 ") || !strings.Contains(got, " again=3 ") {
 		t.Fatalf("live events %q: both updates carry the reused id", got)
 	}
 	resumed := subscribe(t, srv.URL, sub{params: form("match", "r", "match", "marker"), lastID: "again"})
-	if got := datas(resumed.until(t, "end")); got != "4" {
+	if got := datas(resumed.UntilData(t, "end")); got != "4" {
 		t.Fatalf("resumed from the reused id: %q, want 4 (after its latest update)", got)
 	}
-	if h := resumed.resp.Header.Get("Mercure-Last-Event-ID"); h != "again" {
+	if h := resumed.Resp.Header.Get("Mercure-Last-Event-ID"); h != "again" {
 		t.Fatalf("Mercure-Last-Event-ID %q, want again", h)
 	}
 }
@@ -186,7 +187,7 @@ func TestResumeCurrentProtocol(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := subscribe(t, srv.URL, tc.s)
 			var got []string
-			for _, ev := range s.until(t, "end") {
+			for _, ev := range s.UntilData(t, "end") {
 				if ev.Data != "" && ev.Type != "herald.reset" {
 					got = append(got, ev.Data)
 				}
@@ -195,7 +196,7 @@ func TestResumeCurrentProtocol(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 			for _, h := range []string{"Mercure-Last-Event-ID", "Last-Event-ID"} {
-				if v := s.resp.Header.Get(h); v != tc.echo {
+				if v := s.Resp.Header.Get(h); v != tc.echo {
 					t.Errorf("%s %q, want %q", h, v, tc.echo)
 				}
 			}
@@ -223,7 +224,7 @@ func TestSubscriptionsCurrentProtocol(t *testing.T) {
 
 	var subscriber string
 	for i, want := range []struct{ typ, match, payload string }{{"exact", "news", `{"p":"default"}`}, {"urlpattern", pattern, `{"p":"books"}`}} {
-		ev := w.next(t)
+		ev := w.Next(t)
 		s := decodeSubscription(t, ev.Data)
 		if i == 0 {
 			subscriber = s.Subscriber
@@ -272,9 +273,9 @@ func TestSubscriptionsCurrentProtocol(t *testing.T) {
 		t.Fatalf("the subscriptions API with a token that does not select it: %d %s", resp.StatusCode, body)
 	}
 
-	a.close()
+	a.Close()
 	for range 2 {
-		if s := decodeSubscription(t, w.next(t).Data); s.Active || s.Subscriber != subscriber {
+		if s := decodeSubscription(t, w.Next(t).Data); s.Active || s.Subscriber != subscriber {
 			t.Fatalf("after the subscriber left: %+v", s)
 		}
 	}

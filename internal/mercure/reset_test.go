@@ -30,12 +30,12 @@ func TestRetainedAfterReset(t *testing.T) {
 	pub(`{"topic":"bar","data":"log b"}`) // 40% left history
 
 	s := subscribe(t, srv.URL, sub{topics: []string{"bar"}, lastID: "zzzzzzzzzz-1"})
-	if ev := s.next(t); ev.Type != "herald.reset" || !strings.Contains(ev.Data, "epoch-changed") {
+	if ev := s.Next(t); ev.Type != "herald.reset" || !strings.Contains(ev.Data, "epoch-changed") {
 		t.Fatalf("first event %+v, want a herald.reset for epoch-changed", ev)
 	}
 	var got []string
 	for range 3 {
-		got = append(got, s.next(t).Data)
+		got = append(got, s.Next(t).Data)
 	}
 	if strings.Join(got, " ") != "40% log a log b" {
 		t.Fatalf("after the reset: %q, want 40%% log a log b", got)

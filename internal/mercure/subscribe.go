@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/access"
-	"github.com/heraldpush/herald/internal/eventstream"
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/transport/sse"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
+	ssewire "github.com/heraldpush/herald/sse"
 )
 
 // subscription is what a subscribe request asks for.
@@ -81,7 +81,7 @@ type encKey struct{}
 // carries its publisher's id (or Herald's position) and retry field.
 func encode(ev *hub.Event) []byte {
 	if ev.Kind != hub.KindMessage {
-		return ev.SSE()
+		return sse.Encode(ev)
 	}
 	return ev.Memo(encKey{}, func() []byte {
 		m := ev.Msg
@@ -90,7 +90,7 @@ func encode(ev *hub.Event) []byte {
 		if id == "" {
 			id = ev.ID() // Herald's: a vector for a subscription on several shards
 		}
-		e := sse.Event{ID: id, Type: m.Type, Data: data, Retry: mt.Retry}
+		e := ssewire.Event{ID: id, Type: m.Type, Data: data, Retry: mt.Retry}
 		b, err := e.AppendTo(nil)
 		if err != nil {
 			// Publishers' ids and types are checked; this is a message
@@ -150,25 +150,29 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// The subscription is announced while it lasts: until the stream
+	// ends, which on the lean path is after this handler returns.
+	var done func()
 	if h.o.Subscriptions {
 		me := h.subs.add(s, d.Payload, d.PayloadFor)
 		h.announce(r.Context(), me, true)
-		defer func() {
+		ctx := context.WithoutCancel(r.Context())
+		done = func() {
 			h.subs.remove(me)
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			h.announce(ctx, me, false)
-		}()
+		}
 	}
 
 	sub, err := h.o.Hub.Subscribe(r.Context(), hub.Request{Topics: s.topics, LastEventID: lastID, Match: s.match(d.CanSeePrivate)})
 	if err != nil {
-		if err := eventstream.SubscribeError(w, err, h.o.Metrics); err != nil {
-			access.Write(w, r, err)
+		if done != nil {
+			done()
 		}
+		h.o.Stream.Refuse(w, r, err)
 		return
 	}
-	defer sub.Close()
 
 	// The prelude is queued: it tells whether the resume is exact, which
 	// the Last-Event-ID response header must say before the body starts.
@@ -190,14 +194,5 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 		pre = append(pre, encode(ev)...)
 	}
-	eventstream.Stream(r.Context(), w, sub, eventstream.StreamOptions{
-		Retry:        h.o.Retry,
-		KeepAlive:    h.o.KeepAlive,
-		WriteTimeout: h.o.WriteTimeout,
-		Expires:      d.Expires,
-		Metrics:      h.o.Metrics,
-		Logger:       h.log,
-		Preamble:     pre,
-		Encode:       encode,
-	})
+	h.o.Stream.Serve(w, r, sub, sse.Stream{Preamble: pre, Encode: encode, Expires: d.Expires, Done: done})
 }

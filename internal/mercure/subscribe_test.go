@@ -1,12 +1,11 @@
 package mercure_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +14,8 @@ import (
 
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
-	"github.com/heraldpush/herald/sse"
 )
 
 const (
@@ -44,7 +43,7 @@ func TestTopicSelectors(t *testing.T) {
 	publish(t, srv.URL, form("topic", "marker", "data", "end"))
 
 	for name, tc := range map[string]struct {
-		s    *stream
+		s    *testkit.Stream
 		want string
 	}{
 		"exact":               {exact, "b1"},
@@ -54,7 +53,7 @@ func TestTopicSelectors(t *testing.T) {
 		"alternate topic":     {alt, "alt"},
 		"the hub's own topic": {reserved, ""},
 	} {
-		if got := datas(tc.s.until(t, "end")); got != tc.want {
+		if got := datas(tc.s.UntilData(t, "end")); got != tc.want {
 			t.Errorf("%s: got %q, want %q", name, got, tc.want)
 		}
 	}
@@ -64,31 +63,20 @@ func TestTopicSelectors(t *testing.T) {
 // event field, its retry, and data split into lines.
 func TestEventFields(t *testing.T) {
 	srv := startHub(t, nil)
-	resp, err := http.Get(srv.URL + hubPath + "?topic=a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+	s := testkit.Subscribe(t, nil, srv.URL+hubPath+"?topic=a", nil)
+	if ct := s.Resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		t.Fatalf("Content-Type %q", ct)
 	}
+	s.NextID(t) // subscribed
 	publish(t, srv.URL, form("topic", "a", "id", "urn:uuid:e1", "type", "update", "retry", "1500", "data", "line1\nline2"))
 	id2 := publish(t, srv.URL, form("topic", "a", "data", "plain"))
-	want := "id: urn:uuid:e1\nevent: update\nretry: 1500\ndata: line1\ndata: line2\n\n" +
-		"id: " + id2 + "\ndata: plain\n\n"
-	var got bytes.Buffer
-	r := bufio.NewReader(resp.Body)
-	deadline := time.AfterFunc(10*time.Second, func() { resp.Body.Close() })
-	defer deadline.Stop()
-	for !strings.Contains(got.String(), "data: plain\n\n") {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("stream so far %q: %v", got.String(), err)
+	for _, want := range []string{
+		"id: urn:uuid:e1\nevent: update\nretry: 1500\ndata: line1\ndata: line2\n",
+		"id: " + id2 + "\ndata: plain\n",
+	} {
+		if b, _ := s.NextBlock(t); b.Raw != want {
+			t.Fatalf("block %q, want %q", b.Raw, want)
 		}
-		got.WriteString(line)
-	}
-	if !strings.HasSuffix(got.String(), want) {
-		t.Fatalf("stream %q\nwant it to end with %q", got.String(), want)
 	}
 }
 
@@ -100,7 +88,7 @@ func TestPrivateUpdates(t *testing.T) {
 	claim := auth.MercureClaim{Subscribe: []string{"https://example.com/users/1/inbox", "https://example.com/groups/{g}"}}
 	tok := token(t, subKey, claim)
 	topics := []string{"https://example.com/users/{id}/inbox", "marker"}
-	subs := map[string]*stream{
+	subs := map[string]*testkit.Stream{
 		"header":           subscribe(t, srv.URL, sub{topics: topics, tok: tok, how: "header"}),
 		"cookie":           subscribe(t, srv.URL, sub{topics: topics, tok: tok, how: "cookie", cookie: "hubToken"}),
 		"herald cookie":    subscribe(t, srv.URL, sub{topics: topics, tok: tok, how: "cookie", cookie: auth.CookieName}),
@@ -119,7 +107,7 @@ func TestPrivateUpdates(t *testing.T) {
 		if name == "anonymous" || name == "claim on nothing" {
 			want = "public"
 		}
-		if got := datas(s.until(t, "end")); got != want {
+		if got := datas(s.UntilData(t, "end")); got != want {
 			t.Errorf("%s: got %q, want %q", name, got, want)
 		}
 	}
@@ -129,7 +117,7 @@ func TestPrivateUpdates(t *testing.T) {
 		"p1 public p3": {sub{topics: topics, tok: tok, how: "header", lastID: "earliest"}},
 		"public":       {sub{topics: topics, lastID: "earliest"}},
 	} {
-		if got := datas(subscribe(t, srv.URL, tc.s).until(t, "end")); got != name {
+		if got := datas(subscribe(t, srv.URL, tc.s).UntilData(t, "end")); got != name {
 			t.Errorf("replay: got %q, want %q", got, name)
 		}
 	}
@@ -198,16 +186,8 @@ func TestStreamEndsAtTokenExpiry(t *testing.T) {
 		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(1500 * time.Millisecond))
 	})
 	s := subscribe(t, srv.URL, sub{topics: []string{"a"}, tok: tok, how: "header"})
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case _, ok := <-s.events:
-			if !ok {
-				return
-			}
-		case <-deadline:
-			t.Fatal("the stream outlived its token")
-		}
+	if _, err := s.End(t); err != nil {
+		t.Fatalf("the stream ended at the token's expiry with %v, want a clean end", err)
 	}
 }
 
@@ -242,7 +222,7 @@ func TestResume(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.s.topics = topics
 			st := subscribe(t, srv.URL, tc.s)
-			if got := st.resp.Header.Get("Last-Event-ID"); got != tc.header {
+			if got := st.Resp.Header.Get("Last-Event-ID"); got != tc.header {
 				t.Errorf("Last-Event-ID response header %q, want %q", got, tc.header)
 			}
 			if tc.s.lastID == "" && tc.s.queryID == "" {
@@ -250,7 +230,7 @@ func TestResume(t *testing.T) {
 			}
 			var resets []string
 			var got []string
-			for _, ev := range st.until(t, "end") {
+			for _, ev := range st.UntilData(t, "end") {
 				if ev.Type == "herald.reset" {
 					var r struct{ Reason string }
 					json.Unmarshal([]byte(ev.Data), &r)
@@ -276,16 +256,16 @@ func TestReconnectGetsWhatWasMissed(t *testing.T) {
 	publish(t, srv.URL, form("topic", "https://example.com/feed/1", "id", "f1", "data", "1"))
 	publish(t, srv.URL, form("topic", "https://example.com/feed/2", "data", "2"))
 	publish(t, srv.URL, form("topic", "marker", "data", "end1"))
-	evs := s.until(t, "end1")
+	evs := s.UntilData(t, "end1")
 	if datas(evs) != "1 2" {
 		t.Fatalf("first connection got %q", datas(evs))
 	}
-	s.close()
+	s.Close()
 	last := evs[0].ID // the publisher's id
 	publish(t, srv.URL, form("topic", "https://example.com/feed/3", "id", "f3", "data", "3"))
 	publish(t, srv.URL, form("topic", "https://example.com/feed/4", "data", "4"))
 	publish(t, srv.URL, form("topic", "marker", "data", "end2"))
-	if got := datas(subscribe(t, srv.URL, sub{topics: topics, lastID: last}).until(t, "end2")); got != "2 end1 3 4" {
+	if got := datas(subscribe(t, srv.URL, sub{topics: topics, lastID: last}).UntilData(t, "end2")); got != "2 end1 3 4" {
 		t.Fatalf("resumed from %q: got %q, want 2 end1 3 4", last, got)
 	}
 }
@@ -302,16 +282,16 @@ func TestResumeBeyondHistory(t *testing.T) {
 		publish(t, srv.URL, form("topic", "https://example.com/h/"+id, "id", id, "data", id))
 	}
 	s := subscribe(t, srv.URL, sub{topics: []string{"https://example.com/h/{id}"}, lastID: "h1"})
-	if h := s.resp.Header.Get("Last-Event-ID"); h != "earliest" {
+	if h := s.Resp.Header.Get("Last-Event-ID"); h != "earliest" {
 		t.Errorf("Last-Event-ID response header %q, want earliest", h)
 	}
-	ev := s.next(t)
+	ev := s.Next(t)
 	if ev.Type != "herald.reset" || !strings.Contains(ev.Data, "history-truncated") {
 		t.Fatalf("first event %+v, want a herald.reset for history-truncated", ev)
 	}
 	var got []string
 	for range 3 {
-		got = append(got, s.next(t).Data)
+		got = append(got, s.Next(t).Data)
 	}
 	if strings.Join(got, " ") != "h3 h4 h5" {
 		t.Fatalf("after the reset: %q, want h3 h4 h5", got)
@@ -373,30 +353,17 @@ func TestHeraldAndMercureShareTopics(t *testing.T) {
 	if resp, body := do(t, req); resp.StatusCode != 200 {
 		t.Fatalf("/publish: %d %s", resp.StatusCode, body)
 	}
-	ev := s.next(t)
+	ev := s.Next(t)
 	if _, err := pubsub.ParsePosition(ev.ID); ev.Data != "from herald" || err != nil {
 		t.Fatalf("Mercure subscriber got %+v, want Herald's update with Herald's id", ev)
 	}
 
-	resp, err := http.Get(srv.URL + "/events?topic=shared")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	h := testkit.Subscribe(t, nil, srv.URL+"/events?topic=shared", nil)
 	publish(t, srv.URL, form("topic", "shared", "data", "from mercure"))
-	// An update with a publisher's id and retry stores them ahead of its
-	// data; Herald's subscribers get the data alone.
+	// An update with a publisher's id and retry keeps them as metadata;
+	// Herald's subscribers get the data alone.
 	publish(t, srv.URL, form("topic", "shared", "data", "with id", "id", "urn:uuid:1", "retry", "900"))
-	want := []string{"from mercure", "with id"}
-	for ev, err := range sse.Read(resp.Body) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Data != want[0] {
-			t.Fatalf("Herald subscriber got %+v, want data %q", ev, want[0])
-		}
-		if want = want[1:]; len(want) == 0 {
-			break
-		}
+	if got := h.Data(t, 2); !slices.Equal(got, []string{"from mercure", "with id"}) {
+		t.Fatalf("Herald subscriber got %q, want the data alone", got)
 	}
 }

@@ -35,7 +35,7 @@ func TestSubscriptionEvents(t *testing.T) {
 	// The watcher sees the anonymous subscriber arrive: one event per
 	// selector, without payload.
 	for _, topic := range []string{subscriptionsTemplate, "marker"} {
-		if s := decodeSubscription(t, w.next(t).Data); s.Topic != topic || !s.Active || s.Payload != nil {
+		if s := decodeSubscription(t, w.Next(t).Data); s.Topic != topic || !s.Active || s.Payload != nil {
 			t.Fatalf("anonymous subscriber's event %+v", s)
 		}
 	}
@@ -46,7 +46,7 @@ func TestSubscriptionEvents(t *testing.T) {
 
 	var subscriber string
 	for i, topic := range topics {
-		ev := w.next(t)
+		ev := w.Next(t)
 		s := decodeSubscription(t, ev.Data)
 		if i == 0 {
 			subscriber = s.Subscriber
@@ -64,9 +64,9 @@ func TestSubscriptionEvents(t *testing.T) {
 		t.Fatalf("subscription id %q, want %q", mercure.SubscriptionID(topics[0], subscriber), want)
 	}
 
-	a.close()
+	a.Close()
 	for _, topic := range topics {
-		s := decodeSubscription(t, w.next(t).Data)
+		s := decodeSubscription(t, w.Next(t).Data)
 		if s.Active || s.Topic != topic || s.Subscriber != subscriber {
 			t.Fatalf("after the subscriber left: %+v, want active false for %q", s, topic)
 		}
@@ -74,7 +74,7 @@ func TestSubscriptionEvents(t *testing.T) {
 	// They are private: an anonymous subscriber of the same template got
 	// none of them.
 	publish(t, srv.URL, form("topic", "marker", "data", "end"))
-	if got := anon.until(t, "end"); len(got) != 0 {
+	if got := anon.UntilData(t, "end"); len(got) != 0 {
 		t.Fatalf("anonymous subscriber got subscription events: %+v", got)
 	}
 }
@@ -157,7 +157,7 @@ func TestSubscriptionsAPI(t *testing.T) {
 	seen := map[string]bool{}
 	for len(seen) < 2 {
 		// The watcher's own subscription, then the late one.
-		ev := decodeSubscription(t, w.next(t).Data)
+		ev := decodeSubscription(t, w.Next(t).Data)
 		if !ev.Active {
 			t.Fatalf("unexpected event %+v", ev)
 		}
@@ -199,7 +199,7 @@ func TestSubscriptionsOff(t *testing.T) {
 	w := subscribe(t, srv.URL, sub{topics: []string{"*"}, tok: all, how: "header"})
 	subscribe(t, srv.URL, sub{topics: []string{"a"}})
 	publish(t, srv.URL, form("topic", "marker", "data", "end"))
-	if got := w.until(t, "end"); len(got) != 0 {
+	if got := w.UntilData(t, "end"); len(got) != 0 {
 		t.Fatalf("events with subscriptions off: %+v", got)
 	}
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/.well-known/mercure/subscriptions", nil)

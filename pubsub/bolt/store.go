@@ -486,7 +486,7 @@ func (s *store) sweepDue(cutoff int64) (bool, error) {
 		return err == nil, err
 	}
 	k, _ := s.finq.Cursor().First()
-	return k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff, nil
+	return len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff, nil
 }
 
 // sweep applies age-based retention: messages older than cutoff leave
@@ -506,7 +506,7 @@ func (s *store) sweep(cutoff int64) error {
 	}
 	for {
 		k, _ := s.finq.Cursor().First()
-		if k == nil || len(k) < 8 || int64(binary.BigEndian.Uint64(k)) >= cutoff {
+		if len(k) < 8 || int64(binary.BigEndian.Uint64(k)) >= cutoff {
 			return nil
 		}
 		topic := bytes.Clone(k[8:])

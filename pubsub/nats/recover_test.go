@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/internal/logtest"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/nats"
 )
@@ -64,7 +65,7 @@ func (s *ownNATS) start() {
 	s.done = make(chan struct{})
 	cmd, done := s.cmd, s.done
 	go func() { _ = cmd.Wait(); close(done) }()
-	poll(s.t, "nats-server to serve JetStream", 20*time.Second, 20*time.Millisecond, func() bool {
+	testkit.WaitWithin(s.t, 20*time.Second, "nats-server to serve JetStream", func() bool {
 		nc, err := natsgo.Connect(s.url(), natsgo.Timeout(time.Second))
 		if err != nil {
 			return false
@@ -108,22 +109,6 @@ func (s *ownNATS) kill() {
 	s.cmd = nil
 }
 
-// poll calls cond every interval until it holds or timeout passes.
-func poll(t *testing.T, what string, timeout, interval time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-	}
-}
-
 // TestRecoverAfterKill: nats-server is frozen while a publish waits for
 // its answer, killed, and started again with its storage. The publish
 // completes as soon as the server is back (not after the whole broker
@@ -163,7 +148,7 @@ func TestRecoverAfterKill(t *testing.T) {
 
 	// Freeze the server, and publish: the request waits for an answer.
 	srv.signal(syscall.SIGSTOP)
-	poll(t, "nats-server to be stopped", 10*time.Second, time.Millisecond, srv.stopped)
+	testkit.WaitWithin(t, 10*time.Second, "nats-server to be stopped", srv.stopped)
 	sent := nc.Stats().OutMsgs
 	type result struct {
 		m   *pubsub.Message
@@ -176,9 +161,9 @@ func TestRecoverAfterKill(t *testing.T) {
 		_, err := b.Publish(ctx, m)
 		res <- result{m, err, time.Now()}
 	}()
-	poll(t, "the publish to be sent", 10*time.Second, 5*time.Millisecond, func() bool { return nc.Stats().OutMsgs > sent })
+	testkit.WaitWithin(t, 10*time.Second, "the publish to be sent", func() bool { return nc.Stats().OutMsgs > sent })
 	srv.kill()
-	poll(t, "the connection loss to be noticed", 10*time.Second, 5*time.Millisecond, func() bool { return logs.Count("connection lost") > 0 })
+	testkit.WaitWithin(t, 10*time.Second, "the connection loss to be noticed", func() bool { return logs.Count("connection lost") > 0 })
 	restart := time.Now()
 	srv.start()
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -42,39 +43,22 @@ func TestTrimmerCountsExistingHistory(t *testing.T) {
 		}
 		return snap
 	}
-	eventually(t, 10*time.Second, func() string {
+	held := -1
+	testkit.WaitWithin(t, 10*time.Second, "the trimmer to bring the noisy topic under the byte bound", func() bool {
 		snap := read("noisy")
-		n := len(snap.Events)
-		if n == 0 || n > 8 {
-			return fmt.Sprintf("the noisy topic holds %d events", n)
+		if n := len(snap.Events); n != held {
+			held = n
+			t.Logf("the noisy topic holds %d events", held) // shown if the wait fails
 		}
-		if !snap.Truncated || snap.Events[n-1].Pos != last.Pos {
-			t.Fatalf("noisy topic: %d events %v, truncated %v; want its newest, truncated", n, snap.Events[0].Pos, snap.Truncated)
+		if held == 0 || held > 8 {
+			return false
 		}
-		return ""
+		if !snap.Truncated || snap.Events[held-1].Pos != last.Pos {
+			t.Fatalf("noisy topic: %d events %v, truncated %v; want its newest, truncated", held, snap.Events[0].Pos, snap.Truncated)
+		}
+		return true
 	})
 	if snap := read("quiet"); len(snap.Events) != 1 || snap.Truncated {
 		t.Fatalf("quiet topic: %d events, truncated %v; want its event", len(snap.Events), snap.Truncated)
-	}
-}
-
-// eventually polls cond until it returns "" or timeout passes, then fails
-// the test with cond's last answer.
-func eventually(t *testing.T, timeout time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("after %v: %s", timeout, why)
-		}
 	}
 }

@@ -2,7 +2,6 @@ package pubsubtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -363,9 +362,4 @@ func eventually(t *testing.T, timeout time.Duration, cond func() string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// isCtxErr reports whether err is, or wraps, a context error.
-func isCtxErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/logtest"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/redis"
 )
@@ -58,22 +59,6 @@ func (r *ownRedis) kill() {
 
 func (r *ownRedis) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
 
-// poll calls cond every interval until it holds or timeout passes.
-func poll(t *testing.T, what string, timeout, interval time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-	}
-}
-
 // TestListenerRecoversAtOnce: when Redis is killed and started again (with
 // its data), live delivery resumes within 500 ms of the first publish Redis
 // accepts, the log says "interrupted" and "resumed" once each, and nothing
@@ -100,10 +85,10 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 	h.wait(t, "the message before the kill", func() bool { return len(h.msgs) == 1 })
 
 	srv.kill()
-	poll(t, "the listener to notice", 10*time.Second, 10*time.Millisecond, func() bool { return logs.Count("live delivery interrupted") > 0 })
+	testkit.WaitWithin(t, 10*time.Second, "the listener to notice", func() bool { return logs.Count("live delivery interrupted") > 0 })
 	// A 3 s outage, clients publishing meanwhile: they are refused.
 	down := time.Now()
-	poll(t, "a 3s outage", 10*time.Second, 50*time.Millisecond, func() bool {
+	testkit.WaitWithin(t, 10*time.Second, "a 3s outage", func() bool {
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		_, err := b.Publish(pctx, &pubsub.Message{Topics: []string{"r"}, Data: "refused"})
@@ -117,7 +102,7 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 	// Publish until Redis accepts.
 	var after *pubsub.Message
 	var accepted time.Time
-	poll(t, "a publish to be accepted", 20*time.Second, 10*time.Millisecond, func() bool {
+	testkit.WaitWithin(t, 20*time.Second, "a publish to be accepted", func() bool {
 		m := &pubsub.Message{Topics: []string{"r"}, Data: "after"}
 		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
@@ -141,7 +126,7 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 	if n := len(h.msgs); n != 2 || len(h.epochs) != 0 {
 		t.Errorf("the listener got %d messages and resyncs %v, want 2 and none", n, h.epochs)
 	}
-	poll(t, "the resumption to be logged", 5*time.Second, 10*time.Millisecond, func() bool { return logs.Count("live delivery resumed") > 0 })
+	testkit.WaitWithin(t, 5*time.Second, "the resumption to be logged", func() bool { return logs.Count("live delivery resumed") > 0 })
 	if i, r := logs.Count("live delivery interrupted"), logs.Count("live delivery resumed"); i != 1 || r != 1 {
 		t.Errorf("logged %d interruptions and %d resumptions, want 1 and 1", i, r)
 	}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/internal/eventstream"
+	"github.com/heraldpush/herald/internal/testkit"
+	"github.com/heraldpush/herald/internal/transport"
 )
 
 func TestDevModeLoopbackPublishOnly(t *testing.T) {
@@ -41,7 +42,7 @@ func TestDevModeLoopbackPublishOnly(t *testing.T) {
 	s := subscribe(t, srv.URL, "", viaNone, "", "a")
 	mustPublish(t, srv.URL, "", map[string]any{"topic": "a", "data": "secret", "private": true})
 	mustPublish(t, srv.URL, "", map[string]any{"topic": "a", "data": "end"})
-	if got := s.collect(t, "end"); len(got) != 0 {
+	if got := collect(t, s, "end"); len(got) != 0 {
 		t.Fatalf("dev-mode subscriber got %q, want nothing (private events reach no one without keys)", got)
 	}
 }
@@ -213,13 +214,13 @@ func TestPrivateEventsNeverLeak(t *testing.T) {
 	start := mustPublish(t, srv.URL, pub, map[string]any{"topic": "warmup", "data": "x"})
 
 	t.Run("live", func(t *testing.T) {
-		streams := make([]*stream, len(subs))
+		streams := make([]*testkit.Stream, len(subs))
 		for i, s := range subs {
 			streams[i] = subscribe(t, srv.URL, s.token, s.how, "", "secret/a", "public/b")
 		}
 		publishAll()
 		for i, s := range subs {
-			if got, want := streams[i].collect(t, "end"), expect(s); !slices.Equal(got, want) {
+			if got, want := collect(t, streams[i], "end"), expect(s); !slices.Equal(got, want) {
 				t.Errorf("%s live: got %q, want %q", s.name, got, want)
 			}
 		}
@@ -228,10 +229,10 @@ func TestPrivateEventsNeverLeak(t *testing.T) {
 		for _, s := range subs {
 			st := subscribe(t, srv.URL, s.token, s.how, start, "secret/a", "public/b")
 			// The replay holds the live test's events once.
-			if got, want := st.collect(t, "end"), expect(s); !slices.Equal(got, want) {
+			if got, want := collect(t, st, "end"), expect(s); !slices.Equal(got, want) {
 				t.Errorf("%s replay: got %q, want %q", s.name, got, want)
 			}
-			st.close()
+			st.Close()
 		}
 	})
 	t.Run("retained", func(t *testing.T) {
@@ -240,7 +241,7 @@ func TestPrivateEventsNeverLeak(t *testing.T) {
 		for _, s := range subs {
 			st := subscribe(t, srv.URL, s.token, s.how, "", "secret/a", "public/b")
 			mustPublish(t, srv.URL, pub, map[string]any{"topic": "public/b", "data": "end-" + s.name})
-			got := st.collect(t, "end-"+s.name)
+			got := collect(t, st, "end-"+s.name)
 			want := []string{"retained-public"}
 			if s.want(true, "secret/a") {
 				want = []string{"retained-private", "retained-public"}
@@ -248,7 +249,7 @@ func TestPrivateEventsNeverLeak(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("%s retained: got %q, want %q", s.name, got, want)
 			}
-			st.close()
+			st.Close()
 		}
 	})
 }
@@ -260,15 +261,15 @@ func TestStreamEndsWhenTheTokenExpires(t *testing.T) {
 	s := subscribe(t, srv.URL, tok, viaQuery, "", "a")
 	pub := mint(t, "backend", []string{"*"}, nil, time.Hour)
 	mustPublish(t, srv.URL, pub, map[string]any{"topic": "a", "data": "before"})
-	if ev := s.next(t, 5*time.Second); ev.Data != "before" {
+	if ev := s.Next(t); ev.Data != "before" {
 		t.Fatalf("got %+v", ev)
 	}
-	ev := s.next(t, 5*time.Second)
-	if ev.Type != eventstream.AuthExpiredEventType {
-		t.Fatalf("got %+v, want %s", ev, eventstream.AuthExpiredEventType)
+	ev := s.Next(t)
+	if ev.Type != transport.AuthExpiredEventType {
+		t.Fatalf("got %+v, want %s", ev, transport.AuthExpiredEventType)
 	}
-	if !s.ended(5 * time.Second) {
-		t.Fatal("stream still open after herald.auth-expired")
+	if rest, err := s.End(t); err != nil || len(rest) > 0 {
+		t.Fatalf("after herald.auth-expired: %v, %v; want the stream's clean end", rest, err)
 	}
 	// Reconnecting with the same token is refused (401 token_expired); a
 	// fresh token resumes from the last id the client saw.

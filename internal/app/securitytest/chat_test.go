@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/sse"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // TestChatStreamsAuthAndPrivacy checks the chat endpoints with keys
@@ -74,20 +74,9 @@ func TestChatStreamsAuthAndPrivacy(t *testing.T) {
 		t.Fatalf("watch: %d %s", resp.StatusCode, b)
 	}
 	var all strings.Builder
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev, err := range sse.Read(resp.Body) {
-			if err != nil {
-				return
-			}
-			all.WriteString(ev.Data)
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("chat stream did not end")
+	blocks, _ := testkit.NewStream(t, resp, nil).EndWithin(t, 20*time.Second)
+	for _, b := range blocks {
+		all.WriteString(b.Data)
 	}
 	if all.Len() == 0 || strings.Contains(all.String(), "leak-private") {
 		t.Fatalf("chat stream: %q", all.String())

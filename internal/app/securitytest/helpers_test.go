@@ -2,12 +2,10 @@ package securitytest_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +15,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/sse"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -103,14 +101,6 @@ func mustPublish(t testing.TB, base, token string, ev map[string]any) string {
 	return r.ID
 }
 
-// stream is an open SSE subscription read in a goroutine.
-type stream struct {
-	resp   *http.Response
-	cancel context.CancelFunc
-	events chan sse.Event
-	done   chan error
-}
-
 // how a subscriber passes its token.
 type via int
 
@@ -127,52 +117,34 @@ func eventsURL(base string, topics ...string) string {
 
 // open requests GET /events for topics; it returns the response for the
 // caller to check (the body is read by the stream only on 200).
-func open(t *testing.T, base, token string, how via, lastID string, topics ...string) (*stream, *http.Response, []byte) {
+func open(t *testing.T, base, token string, how via, lastID string, topics ...string) (*testkit.Stream, *http.Response, []byte) {
 	t.Helper()
 	u := eventsURL(base, topics...)
 	if how == viaQuery {
 		u += "&authorization=" + url.QueryEscape(token)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	hdr := testkit.LastEventID(lastID)
+	if hdr == nil {
+		hdr = http.Header{}
+	}
 	switch how {
 	case viaHeader:
-		req.Header.Set("Authorization", "Bearer "+token)
+		hdr.Set("Authorization", "Bearer "+token)
 	case viaCookie:
-		req.AddCookie(&http.Cookie{Name: auth.CookieName, Value: token})
+		hdr.Set("Cookie", (&http.Cookie{Name: auth.CookieName, Value: token}).String())
 	}
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", u, err)
-	}
+	resp, cancel := testkit.Get(t, nil, u, hdr)
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		cancel()
 		return nil, resp, b
 	}
-	s := &stream{resp: resp, cancel: cancel, events: make(chan sse.Event, 1024), done: make(chan error, 1)}
-	go func() {
-		defer close(s.events)
-		for ev, err := range sse.Read(resp.Body) {
-			if err != nil {
-				s.done <- err
-				return
-			}
-			s.events <- ev
-		}
-		s.done <- nil
-	}()
-	t.Cleanup(s.close)
-	return s, resp, nil
+	return testkit.NewStream(t, resp, cancel), resp, nil
 }
 
 // subscribe opens a stream and fails the test unless it is a 200.
-func subscribe(t *testing.T, base, token string, how via, lastID string, topics ...string) *stream {
+func subscribe(t *testing.T, base, token string, how via, lastID string, topics ...string) *testkit.Stream {
 	t.Helper()
 	s, resp, b := open(t, base, token, how, lastID, topics...)
 	if s == nil {
@@ -181,55 +153,15 @@ func subscribe(t *testing.T, base, token string, how via, lastID string, topics 
 	return s
 }
 
-func (s *stream) close() {
-	s.cancel()
-	s.resp.Body.Close()
-	for range s.events {
-	}
-}
-
-// next returns the next event, failing after timeout.
-func (s *stream) next(t *testing.T, timeout time.Duration) sse.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			t.Fatal("stream ended while an event was expected")
-		}
-		return ev
-	case <-time.After(timeout):
-		t.Fatal("no event within", timeout)
-	}
-	return sse.Event{}
-}
-
 // collect reads events until one whose data is marker arrives, and returns
 // the data of those before it.
-func (s *stream) collect(t *testing.T, marker string) []string {
+func collect(t *testing.T, s *testkit.Stream, marker string) []string {
 	t.Helper()
 	var out []string
-	for {
-		ev := s.next(t, 5*time.Second)
-		if ev.Data == marker {
-			return out
-		}
+	for _, ev := range s.UntilData(t, marker) {
 		out = append(out, ev.Data)
 	}
-}
-
-// ended waits for the stream to end and reports whether it did in time.
-func (s *stream) ended(timeout time.Duration) bool {
-	deadline := time.After(timeout)
-	for {
-		select {
-		case _, ok := <-s.events:
-			if !ok {
-				return true
-			}
-		case <-deadline:
-			return false
-		}
-	}
+	return out
 }
 
 func decodeErr(t testing.TB, b []byte) errBody {
@@ -239,15 +171,6 @@ func decodeErr(t testing.TB, b []byte) errBody {
 		t.Fatalf("body is not a JSON error: %q", b)
 	}
 	return e
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s || strings.Contains(x, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func jsonBody(v any) io.ReadCloser {

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 const (
@@ -325,17 +326,9 @@ func TestSlowHeaders(t *testing.T) {
 
 func waitMetric(t *testing.T, srv *apptest.Server, reason string, min float64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := rejected(srv, reason)
-		if n >= min {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("herald_requests_rejected_total{reason=%q} = %v, want >= %v", reason, n, min)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, fmt.Sprintf("herald_requests_rejected_total{reason=%q} >= %v", reason, min), func() bool {
+		return rejected(srv, reason) >= min
+	})
 }
 
 // rejected returns herald_requests_rejected_total{reason}.
@@ -355,14 +348,14 @@ func TestDataCannotInjectFields(t *testing.T) {
 	s := subscribe(t, srv.URL, "", viaNone, "", "inj")
 	evil := "line1\n\nid: 999-1\nevent: herald.reset\ndata: forged\r\nretry: 1\rdata: x"
 	id := mustPublish(t, srv.URL, "", map[string]any{"topic": "inj", "data": evil})
-	ev := s.next(t, 5*time.Second)
+	ev := s.Next(t)
 	// An SSE decoder turns CR and CRLF into LF.
 	want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(evil)
 	if ev.Data != want || ev.ID != id || ev.Type != "message" {
 		t.Fatalf("got id %q type %q data %q; want id %q, type message, data %q", ev.ID, ev.Type, ev.Data, id, want)
 	}
 	mustPublish(t, srv.URL, "", map[string]any{"topic": "inj", "data": "next"})
-	if ev := s.next(t, 5*time.Second); ev.Data != "next" {
+	if ev := s.Next(t); ev.Data != "next" {
 		t.Fatalf("an extra event was injected: %+v", ev)
 	}
 }

@@ -28,25 +28,11 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/internal/eventstream"
+	"github.com/heraldpush/herald/internal/testkit"
+	"github.com/heraldpush/herald/internal/transport"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/sse"
 )
-
-// eventually polls cond every 10 ms until it holds, failing after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
 
 // send sends req with extra headers and returns the status and error code.
 func sendReq(t *testing.T, method, u, body string, hdr map[string]string) (int, errBody, []byte) {
@@ -113,7 +99,7 @@ func TestBrokerCredentialsRedacted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil))) }()
-	eventually(t, "the herald listening line", func() bool { return strings.Contains(logs.String(), "herald listening") })
+	testkit.WaitFor(t, "the herald listening line", func() bool { return strings.Contains(logs.String(), "herald listening") })
 	line := logs.String()
 	i := strings.Index(line, "addr=")
 	addr := strings.Fields(line[i+len("addr="):])[0]
@@ -125,16 +111,13 @@ func TestBrokerCredentialsRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := bufio.NewReader(resp.Body)
+	ds := testkit.NewStream(t, resp, nil)
+	sample, before := ds.Until(t, func(ev sse.Event) bool { return strings.Contains(ev.Data, "broker") })
+	ds.Close()
 	var dash strings.Builder
-	for !strings.Contains(dash.String(), "broker") {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("dashboard stream: %v (%s)", err, dash.String())
-		}
-		dash.WriteString(l)
+	for _, ev := range append(before, sample) {
+		dash.WriteString(ev.Data + "\n")
 	}
-	resp.Body.Close()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -319,7 +302,7 @@ func TestNoPrivateUpdatesThroughHubTopics(t *testing.T) {
 			t.Fatalf("Mercure publish: %d %s", status, b)
 		}
 	}
-	if got := s.collect(t, "end"); strings.Join(got, ",") != "mine" {
+	if got := collect(t, s, "end"); strings.Join(got, ",") != "mine" {
 		t.Fatalf("/events got %q, want only orders' private update", got)
 	}
 }
@@ -366,7 +349,7 @@ func TestDemoTrafficIsBounded(t *testing.T) {
 	}
 	// The other topic kept its history: a resume is exact.
 	s := subscribe(t, srv.URL, "", viaNone, first, "orders")
-	ev := s.next(t, 5*time.Second)
+	ev := s.Next(t)
 	if ev.Type == "herald.reset" || ev.Data != "o2" {
 		t.Fatalf("resume on orders after the demo traffic: %+v, want o2", ev)
 	}
@@ -401,16 +384,18 @@ func TestChatOwnership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var last sse.Event
-	for ev, err := range sse.Read(resp.Body) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = ev
+	blocks, err := testkit.NewStream(t, resp, nil).End(t)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if last.Type != eventstream.AuthExpiredEventType {
-		t.Fatalf("chat stream ended with %+v, want %s", last, eventstream.AuthExpiredEventType)
+	var last sse.Event
+	for _, b := range blocks {
+		if b.HasData {
+			last = b.Event()
+		}
+	}
+	if last.Type != transport.AuthExpiredEventType {
+		t.Fatalf("chat stream ended with %+v, want %s", last, transport.AuthExpiredEventType)
 	}
 }
 
@@ -438,7 +423,7 @@ func TestSendDedupeIsPerSender(t *testing.T) {
 		t.Fatalf("alice's message was taken for mallory's: %v", ack)
 	}
 	mustPublish(t, srv.URL, mint(t, "backend", []string{"*"}, nil, time.Hour), map[string]any{"topic": "room", "data": "end"})
-	if got := s.collect(t, "end"); strings.Join(got, ",") != "pre-empted,hello" {
+	if got := collect(t, s, "end"); strings.Join(got, ",") != "pre-empted,hello" {
 		t.Fatalf("room got %q", got)
 	}
 }
@@ -557,7 +542,7 @@ func TestIdleConnectionsPerAddress(t *testing.T) {
 		conns = append(conns, c)
 	}
 	// The sixth idle connection from 127.0.0.1 is refused with a 503.
-	eventually(t, "the sixth idle connection to be refused", func() bool {
+	testkit.WaitFor(t, "the sixth idle connection to be refused", func() bool {
 		status, _, body := rawExchangeFrom(t, "127.0.0.1", addr, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
 		return status == http.StatusServiceUnavailable && strings.Contains(string(body), "max-idle-connections-per-ip")
 	})

@@ -17,7 +17,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/sse"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 func TestConnectionsPerIP(t *testing.T) {
@@ -51,14 +51,10 @@ func TestConnectionsPerIP(t *testing.T) {
 	}
 	waitMetric(t, srv, "max_connections_per_ip", 1)
 	// A slot frees when a stream ends.
-	a.close()
-	deadline := time.Now().Add(5 * time.Second)
-	for openWith(t, srv.URL, from("203.0.113.1"), "c") == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("slot not released after the stream ended")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	a.Close()
+	testkit.WaitFor(t, "the slot to be released after the stream ended", func() bool {
+		return openWith(t, srv.URL, from("203.0.113.1"), "c") != nil
+	})
 }
 
 // streamReq requests GET /events with extra headers; on 200 the caller
@@ -81,19 +77,13 @@ func streamReq(t *testing.T, base string, h http.Header, topics ...string) (*htt
 }
 
 // openWith opens a stream with extra headers; nil if it was refused.
-func openWith(t *testing.T, base string, h http.Header, topics ...string) *stream {
+func openWith(t *testing.T, base string, h http.Header, topics ...string) *testkit.Stream {
 	t.Helper()
 	resp, _ := streamReq(t, base, h, topics...)
 	if resp.StatusCode != http.StatusOK {
 		return nil
 	}
-	return &stream{resp: resp, cancel: func() {}, events: closedEvents()}
-}
-
-func closedEvents() chan sse.Event {
-	ch := make(chan sse.Event)
-	close(ch)
-	return ch
+	return testkit.NewStream(t, resp, nil)
 }
 
 func TestConnectionsPerSubject(t *testing.T) {
@@ -184,9 +174,18 @@ func TestIdleTimeoutSparesStreams(t *testing.T) {
 		c.Core.KeepAlive = 100 * time.Millisecond
 	})
 	s := subscribe(t, srv.URL, "", viaNone, "", "quiet")
-	time.Sleep(1 * time.Second) // five idle timeouts
+	start := time.Now()
+	for keepAlives := 0; keepAlives < 10 || time.Since(start) < time.Second; { // five idle timeouts
+		b, ok := s.NextBlock(t)
+		if !ok || b.HasData {
+			t.Fatalf("idle stream: %v (open %v), want keep-alive comments", b, ok)
+		}
+		if len(b.Comments) > 0 {
+			keepAlives++
+		}
+	}
 	mustPublish(t, srv.URL, "", map[string]any{"topic": "quiet", "data": "still here"})
-	if ev := s.next(t, 5*time.Second); ev.Data != "still here" {
+	if ev := s.Next(t); ev.Data != "still here" {
 		t.Fatalf("got %+v", ev)
 	}
 	// An idle keep-alive connection, by contrast, is closed.
@@ -214,7 +213,7 @@ func TestLogsRedactQueryTokens(t *testing.T) {
 	srv := apptest.StartLogger(t, log, func(c *config.Server) { c.Auth.JWT.Key = secret })
 	tok := mint(t, "alice", nil, []string{"*"}, time.Hour)
 	s := subscribe(t, srv.URL, tok, viaQuery, "", "a")
-	s.close()
+	s.Close()
 	open(t, srv.URL, "not-a-valid-token-but-secret-anyway", viaQuery, "", "a")
 	req := mustReq(t, http.MethodGet, srv.URL+"/nope?token=admin-secret-value&Authorization=x")
 	do(t, req)

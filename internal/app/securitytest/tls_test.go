@@ -26,7 +26,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/browsertest"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/sse"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // testCA makes a CA and a certificate it signs for 127.0.0.1 and
@@ -74,8 +74,7 @@ func streamOver(t *testing.T, client *http.Client, base string, n int) (protos m
 	protos = make(map[string]bool)
 	var mu sync.Mutex
 	local := make(map[string]bool)
-	results := make(chan string, n)
-	var bodies []interface{ Close() error }
+	var streams []*testkit.Stream
 	for i := 0; i < n; i++ {
 		trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 			mu.Lock()
@@ -92,32 +91,13 @@ func streamOver(t *testing.T, client *http.Client, base string, n int) (protos m
 			t.Fatalf("stream %d: %d", i, resp.StatusCode)
 		}
 		protos[resp.Proto] = true
-		bodies = append(bodies, resp.Body)
-		go func() {
-			for ev, err := range sse.Read(resp.Body) {
-				if err != nil {
-					return
-				}
-				results <- ev.Data
-				return
-			}
-		}()
+		streams = append(streams, testkit.NewStream(t, resp, nil))
 	}
-	defer func() {
-		for _, b := range bodies {
-			b.Close()
-		}
-	}()
 	// Publish over the same client (loopback: development mode).
 	formPublish(t, client, base, "topic=h2&data=hello")
-	for i := 0; i < n; i++ {
-		select {
-		case d := <-results:
-			if d != "hello" {
-				t.Fatalf("got %q", d)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("only %d of %d streams got the event", i, n)
+	for i, s := range streams {
+		if ev, err := s.NextWithin(testkit.Timeout); err != nil || ev.Data != "hello" {
+			t.Fatalf("stream %d of %d: %+v, %v; want the event", i, n, ev, err)
 		}
 	}
 	return protos, len(local)
@@ -187,7 +167,9 @@ for (let i = 0; i < %d; i++) {
 }`, n)
 	certFile, keyFile, roots := testCA(t)
 	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	run := func(t *testing.T, client *http.Client, mutate func(*config.Server)) (proto string, opened, got int) {
+	// run opens the n EventSources, waits until want of them are
+	// subscribed, publishes, and waits until want got the event.
+	run := func(t *testing.T, client *http.Client, want int, mutate func(*config.Server)) (proto string, opened, got int) {
 		srv := apptest.Start(t, mutate)
 		ctx := browsertest.New(t, 60*time.Second, chromedp.IgnoreCertErrors)
 		if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/healthz")); err != nil {
@@ -196,13 +178,15 @@ for (let i = 0; i < %d; i++) {
 		if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](script)); err != nil {
 			t.Fatal(err)
 		}
-		// Wait for every stream the browser will open now.
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf("window.opened >= %d", 6), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		// Wait for every stream the browser opens at once.
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf("window.opened >= %d", want), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		testkit.WaitFor(t, "the streams' subscriptions", func() bool { return srv.App.Hub().TopicCounts()["tabs"] >= want })
 		formPublish(t, client, srv.URL, "topic=tabs&data=x")
-		time.Sleep(500 * time.Millisecond)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf("window.got >= %d", want), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatal(err)
+		}
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]any](`[window.proto, window.opened, window.got]`))
 		if err != nil {
 			t.Fatal(err)
@@ -210,13 +194,13 @@ for (let i = 0; i < %d; i++) {
 		return fmt.Sprint(v[0]), atoi(v[1]), atoi(v[2])
 	}
 	t.Run("h2", func(t *testing.T) {
-		proto, opened, got := run(t, tlsClient, func(c *config.Server) { c.HTTP.TLSCert, c.HTTP.TLSKey = certFile, keyFile })
+		proto, opened, got := run(t, tlsClient, n, func(c *config.Server) { c.HTTP.TLSCert, c.HTTP.TLSKey = certFile, keyFile })
 		if proto != "h2" || opened != n || got != n {
 			t.Fatalf("protocol %q: %d of %d streams open, %d got the event", proto, opened, n, got)
 		}
 	})
 	t.Run("http/1.1", func(t *testing.T) {
-		proto, opened, got := run(t, http.DefaultClient, nil)
+		proto, opened, got := run(t, http.DefaultClient, 6, nil)
 		if proto != "http/1.1" || opened != 6 || got != 6 {
 			t.Fatalf("protocol %q: %d of %d streams open, %d got the event (want 6: the browser's per-host limit)", proto, opened, n, got)
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/auth"
 	"github.com/heraldpush/herald/internal/config"
-	"github.com/heraldpush/herald/internal/eventstream"
+	"github.com/heraldpush/herald/internal/transport"
 )
 
 type wsFrame struct {
@@ -202,7 +202,7 @@ func TestWebSocketAuth(t *testing.T) {
 		}
 		var f wsFrame
 		json.Unmarshal(b, &f)
-		if f.Event == eventstream.AuthExpiredEventType {
+		if f.Event == transport.AuthExpiredEventType {
 			sawExpired = true
 		}
 	}

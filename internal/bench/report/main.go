@@ -52,7 +52,7 @@ func main() {
 	fmt.Println("| run | server | CPU/delivery µs | p50 ms | p99 ms | max ms | publishes/s | deliveries/s | RSS/conn KiB | lost | dup | order |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, l := range names {
-		for _, s := range []string{"herald", "baseline"} {
+		for _, s := range []string{"herald", "baseline", "floor"} {
 			r, ok := results[l+"-"+s]
 			if !ok {
 				continue
@@ -67,6 +67,11 @@ func main() {
 			fmt.Printf("| %s | **ratio herald/baseline** | %s | %s | %s | | %s | %s | %s | | | |\n", l,
 				ratio(h.CPUPerDeliveryMicros, b.CPUPerDeliveryMicros), ratio(h.LatencyP50, b.LatencyP50), ratio(h.LatencyP99, b.LatencyP99),
 				ratio(h.PublishRate, b.PublishRate), ratio(h.DeliveryRate, b.DeliveryRate), ratio(h.RSSPerConnBytes, b.RSSPerConnBytes))
+		}
+		if f, ok := results[l+"-floor"]; hok && ok {
+			fmt.Printf("| %s | **ratio herald/floor** | %s | %s | %s | | %s | %s | | | | |\n", l,
+				ratio(h.CPUPerDeliveryMicros, f.CPUPerDeliveryMicros), ratio(h.LatencyP50, f.LatencyP50), ratio(h.LatencyP99, f.LatencyP99),
+				ratio(h.PublishRate, f.PublishRate), ratio(h.DeliveryRate, f.DeliveryRate))
 		}
 	}
 	for _, l := range names {

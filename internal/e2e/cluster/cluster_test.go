@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/nats-io/nats-server/v2/server"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -84,32 +85,26 @@ func runCluster(t *testing.T, e engine) {
 	}()
 	// Each client is subscribed (it has its position) before anything is
 	// published: from then on it must miss nothing.
-	deadline := time.Now().Add(20 * time.Second)
 	for _, cl := range clients {
-		for {
+		testkit.WaitWithin(t, 20*time.Second, "client "+cl.name+" to connect", func() bool {
 			cl.mu.Lock()
-			ok := cl.connects > 0 // subscribed: the answer's headers come after
-			cl.mu.Unlock()
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("client %s never connected", cl.name)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			defer cl.mu.Unlock()
+			return cl.connects > 0 // subscribed: the answer's headers come after
+		})
 	}
 
 	// Phase 1: node B dies mid-stream.
 	var all []published
 	const n1 = 240
+	pace := time.NewTicker(2 * time.Millisecond) // spread over the kill
+	defer pace.Stop()
 	for i := range n1 {
 		if i == n1/3 {
 			b.kill()
 			t.Logf("killed node B after %d events", i)
 		}
 		all = append(all, publish(t, a, eventData("p1", i), topicsFor(i)...))
-		time.Sleep(2 * time.Millisecond)
+		<-pace.C
 	}
 	check(t, clients, all, "after node B was killed")
 	for _, cl := range clients {
@@ -213,6 +208,10 @@ func publishRetrying(t *testing.T, n *node, phase string, count int) []published
 	t.Helper()
 	var out []published
 	deadline := time.Now().Add(30 * time.Second)
+	pace := time.NewTicker(2 * time.Millisecond)
+	defer pace.Stop()
+	retry := time.NewTicker(100 * time.Millisecond)
+	defer retry.Stop()
 	for i := 0; i < count; {
 		data := eventData(phase, i)
 		topics := topicsFor(i)
@@ -225,7 +224,7 @@ func publishRetrying(t *testing.T, n *node, phase string, count int) []published
 			}
 			out = append(out, published{ID: res.ID, Topics: topics, Data: data})
 			i++
-			time.Sleep(2 * time.Millisecond)
+			<-pace.C
 		case http.StatusServiceUnavailable:
 			var e struct{ Error string }
 			if json.Unmarshal(body, &e) != nil || e.Error == "" {
@@ -234,7 +233,7 @@ func publishRetrying(t *testing.T, n *node, phase string, count int) []published
 			if time.Now().After(deadline) {
 				t.Fatalf("publishing still fails after 30s: %s", body)
 			}
-			time.Sleep(100 * time.Millisecond)
+			<-retry.C
 		default:
 			t.Fatalf("publish %s: %d %s", data, status, body)
 		}
@@ -289,15 +288,7 @@ func (e *redisEngine) start(t *testing.T) {
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(e.cmd, e.done)
 	rdb := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", e.port)})
 	defer rdb.Close()
-	for i := 0; ; i++ {
-		if err := rdb.Ping(t.Context()).Err(); err == nil {
-			return
-		}
-		if i == 100 {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "redis-server to start", func() bool { return rdb.Ping(t.Context()).Err() == nil })
 }
 
 func (e *redisEngine) kill() {

@@ -17,13 +17,13 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/sse"
 )
 
@@ -57,15 +57,7 @@ func TestMain(m *testing.M) {
 // herald returns the herald binary, building it the first time.
 func herald(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		bin := filepath.Join(binDir, "herald")
-		out, err := exec.Command("go", "build", "-o", bin, "github.com/heraldpush/herald/cmd/herald").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		heraldBin = bin
-	})
+	buildOnce.Do(func() { heraldBin, buildErr = testkit.BuildHeraldIn(binDir) })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}

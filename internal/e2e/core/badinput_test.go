@@ -157,7 +157,7 @@ func TestLimitsAreInclusive(t *testing.T) {
 		}
 	}
 	s := subscribe(t, c, eventsURL(srv.URL, t256, "b", "c"), "")
-	s.nextID(t)
+	s.NextID(t)
 	q := url.Values{"topic": {"a"}, "data": {strings.Repeat("y", 1024)}}
 	if status, resp, _ := post(t, c, srv.URL+"/publish", "application/x-www-form-urlencoded", q.Encode()); status != 200 {
 		t.Errorf("form at the limit: %d %s", status, resp)

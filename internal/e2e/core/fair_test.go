@@ -36,20 +36,20 @@ func TestFairHistory(t *testing.T) {
 			}
 
 			s := subscribe(t, c, eventsURL(srv.URL, "quiet"), epoch+"-0")
-			if b := s.nextEvent(t); b.Event == "herald.reset" || b.ID != quiet {
+			if b := s.Next(t); b.Type == "herald.reset" || b.ID != quiet {
 				t.Fatalf("quiet topic resumed from the start: first event %v, want its only event %s", b, quiet)
 			}
-			s.close()
+			s.Close()
 
 			s = subscribe(t, c, eventsURL(srv.URL, "noisy"), epoch+"-0")
-			if b := s.nextEvent(t); b.Event != "herald.reset" || !strings.Contains(b.Data, "history-truncated") {
+			if b := s.Next(t); b.Type != "herald.reset" || !strings.Contains(b.Data, "history-truncated") {
 				t.Fatalf("noisy topic resumed from the start: first event %v, want a history-truncated reset", b)
 			}
 			var kept []string
 			for len(kept) == 0 || kept[len(kept)-1] != noisy[len(noisy)-1] {
-				kept = append(kept, s.nextEvent(t).ID)
+				kept = append(kept, s.Next(t).ID)
 			}
-			s.close()
+			s.Close()
 			if len(kept) > 8 {
 				t.Fatalf("noisy topic kept %d events of 1 MiB under an 8 MiB bound", len(kept))
 			}

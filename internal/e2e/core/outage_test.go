@@ -22,6 +22,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
 	"github.com/heraldpush/herald/internal/logtest"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // startRedis runs a redis-server of the test's own on a free port and
@@ -54,7 +55,7 @@ func startRedis(t *testing.T) (int, func()) {
 	t.Cleanup(kill)
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
 	defer rdb.Close()
-	eventually(t, "redis-server to answer", func() bool { return rdb.Ping(context.Background()).Err() == nil })
+	testkit.WaitFor(t, "redis-server to answer", func() bool { return rdb.Ping(context.Background()).Err() == nil })
 	return port, kill
 }
 
@@ -67,7 +68,7 @@ func TestOutageLogs(t *testing.T) {
 	// After the server closes: go-redis's dial prober notices the closed
 	// pool within a second.
 	t.Cleanup(func() {
-		eventually(t, "go-redis's dial prober to end", func() bool {
+		testkit.WaitFor(t, "go-redis's dial prober to end", func() bool {
 			buf := make([]byte, 1<<20)
 			return !bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("ConnPool).tryDial"))
 		})

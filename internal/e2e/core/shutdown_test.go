@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // TestGracefulShutdownThenResume stops a server with open streams: every
@@ -35,15 +35,14 @@ func TestGracefulShutdownThenResume(t *testing.T) {
 			c := newClient(t)
 			srv := start(t, mutate)
 			follows := [][]string{{"a"}, {"b"}, {"a", "b"}}
-			var streams []*stream
+			var streams []*testkit.Stream
 			for _, topics := range follows {
 				s := subscribe(t, c, eventsURL(srv.URL, topics...), "")
-				s.nextID(t)
+				s.NextID(t)
 				streams = append(streams, s)
 			}
-			var ids []string
 			for i := range 6 {
-				ids = append(ids, publish(t, c, srv.URL, fmt.Sprint("before", i), []string{"a", "b"}[i%2]))
+				publish(t, c, srv.URL, fmt.Sprint("before", i), []string{"a", "b"}[i%2])
 			}
 			lastIDs := make([]string, len(streams))
 			for i, s := range streams {
@@ -52,14 +51,14 @@ func TestGracefulShutdownThenResume(t *testing.T) {
 					n = 3
 				}
 				for range n {
-					lastIDs[i] = s.nextEvent(t).ID
+					lastIDs[i] = s.Next(t).ID
 				}
 			}
 
 			stopped := make(chan struct{})
 			go func() { srv.Stop(); close(stopped) }()
 			for i, s := range streams {
-				rest, err := s.end(t)
+				rest, err := s.End(t)
 				if err != nil {
 					t.Errorf("stream %v: %v, want a clean end", follows[i], err)
 				}
@@ -79,12 +78,12 @@ func TestGracefulShutdownThenResume(t *testing.T) {
 			after := publish(t, c, srv2.URL, "after", "a", "b")
 			for i, topics := range follows {
 				s := subscribe(t, c, eventsURL(srv2.URL, topics...), lastIDs[i])
-				ev := s.nextEvent(t)
+				ev := s.Next(t)
 				if !durable {
-					if ev.Event != "herald.reset" || !strings.Contains(ev.Data, `"epoch-changed"`) {
+					if ev.Type != "herald.reset" || !strings.Contains(ev.Data, `"epoch-changed"`) {
 						t.Errorf("%v after a restart of the memory broker: %v, want an epoch-changed reset", topics, ev)
 					}
-					ev = s.nextEvent(t)
+					ev = s.Next(t)
 				}
 				if ev.Data != "after" || ev.ID != after {
 					t.Errorf("%v resumed with %v, want only the event published after the restart", topics, ev)
@@ -102,11 +101,7 @@ func TestServeProcessSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "herald")
-	build := exec.Command("go", "build", "-o", bin, "github.com/heraldpush/herald/cmd/herald")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testkit.BuildHerald(t)
 	const shutdownTimeout = 2 * time.Second
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--log-format", "json",
 		"--shutdown-timeout", shutdownTimeout.String(), "--write-timeout", "1m", "--publish-rate", "0")
@@ -153,7 +148,7 @@ func TestServeProcessSIGTERM(t *testing.T) {
 
 	c := newClient(t)
 	reader := subscribe(t, c, eventsURL(base, "t"), "")
-	reader.nextID(t)
+	reader.NextID(t)
 	// A client that never reads: its stream blocks in a write.
 	stuck, cancelStuck := open(t, c, eventsURL(base, "t"), "")
 	defer cancelStuck()
@@ -161,14 +156,14 @@ func TestServeProcessSIGTERM(t *testing.T) {
 	data := strings.Repeat("x", 64<<10)
 	for range 100 {
 		publish(t, c, base, data, "t")
-		reader.nextEvent(t)
+		reader.Next(t)
 	}
 
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reader.end(t); err != nil {
+	if _, err := reader.End(t); err != nil {
 		t.Errorf("reading stream at SIGTERM: %v, want a clean end", err)
 	}
 	select {

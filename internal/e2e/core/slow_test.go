@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // TestSlowSubscriberIsCutOff opens a stream from a client that never reads.
@@ -25,7 +26,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	})
 	c := newClient(t)
 	fast := subscribe(t, c, eventsURL(srv.URL, "s"), "")
-	fast.nextID(t)
+	fast.NextID(t)
 
 	// The slow client: a tiny receive buffer, and no reads.
 	d := net.Dialer{Control: func(network, address string, rc syscall.RawConn) error {
@@ -43,7 +44,7 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if _, err := conn.Write([]byte("GET /events?topic=s HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the slow client's subscription", func() bool { return subscribers(srv, "s") == 2 })
+	testkit.WaitFor(t, "the slow client's subscription", func() bool { return subscribers(srv, "s") == 2 })
 
 	data := strings.Repeat("x", 16<<10)
 	var ids []string
@@ -53,14 +54,14 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 		}
 		ids = append(ids, publish(t, c, srv.URL, data, "s"))
 		// The normal subscriber gets every event, as it comes.
-		if ev := fast.nextEvent(t); ev.ID != ids[len(ids)-1] {
+		if ev := fast.Next(t); ev.ID != ids[len(ids)-1] {
 			t.Fatalf("normal subscriber got %s, want %s", ev.ID, ids[len(ids)-1])
 		}
 	}
 	t.Logf("the slow subscriber was cut off after %d events of 16 KiB", len(ids))
 	for range 5 { // and after
 		ids = append(ids, publish(t, c, srv.URL, data, "s"))
-		if ev := fast.nextEvent(t); ev.ID != ids[len(ids)-1] {
+		if ev := fast.Next(t); ev.ID != ids[len(ids)-1] {
 			t.Fatalf("normal subscriber got %s, want %s", ev.ID, ids[len(ids)-1])
 		}
 	}
@@ -79,11 +80,11 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(resp.Body)
+	br := testkit.NewBlockReader(resp.Body)
 	var got []string
 	lastID := ""
 	for {
-		b, err := readBlock(br)
+		b, err := br.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -102,8 +103,8 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	}
 	r := subscribe(t, c, eventsURL(srv.URL, "s"), lastID)
 	for len(got) < len(ids) {
-		ev := r.nextEvent(t)
-		if ev.Event == "herald.reset" {
+		ev := r.Next(t)
+		if ev.Type == "herald.reset" {
 			t.Fatalf("resume after the cut: %v", ev)
 		}
 		got = append(got, ev.ID)
@@ -111,8 +112,8 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(ids, ",") {
 		t.Errorf("slow client's events before and after the cut differ from the published ones")
 	}
-	fast.close()
-	r.close()
+	fast.Close()
+	r.Close()
 	noOpenStreams(t, c, srv, "s")
 }
 
@@ -141,15 +142,15 @@ func TestWriteDeadline(t *testing.T) {
 	stuck, cancel := open(t, c, eventsURL(srv.URL, "w"), "")
 	defer cancel()
 	defer stuck.Body.Close()
-	eventually(t, "the subscription", func() bool { return subscribers(srv, "w") == 1 })
+	testkit.WaitFor(t, "the subscription", func() bool { return subscribers(srv, "w") == 1 })
 	data := strings.Repeat("z", 64<<10)
 	for i := 0; subscribers(srv, "w") == 1; i++ {
 		if i == 2000 {
 			t.Fatal("128 MB written to a client that does not read, and its stream is still open")
 		}
 		publish(t, c, srv.URL, data, "w")
-		if i%50 == 49 {
-			time.Sleep(100 * time.Millisecond) // give the write deadline a chance
+		if i%50 == 49 { // give the write deadline a chance
+			testkit.Within(100*time.Millisecond, func() bool { return subscribers(srv, "w") != 1 })
 		}
 	}
 	// The queue (1 GiB) cannot have overflowed: the write deadline cut the

@@ -1,7 +1,6 @@
 package core_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -114,8 +114,10 @@ func TestExactResumeUnderReconnectStorm(t *testing.T) {
 	cutsDone := make(chan struct{})
 	go func() {
 		defer close(cutsDone)
+		every := time.NewTicker(250 * time.Millisecond)
+		defer every.Stop()
 		for !stopCuts.Load() {
-			time.Sleep(250 * time.Millisecond)
+			<-every.C
 			srv.App.Hub().Disconnect("")
 		}
 	}()
@@ -191,11 +193,11 @@ func follow(ctx context.Context, c *http.Client, base string, topics []string, r
 			cancel()
 			return got, reconnects, fmt.Errorf("status %d: %s", resp.StatusCode, body)
 		}
-		br := bufio.NewReader(resp.Body)
+		br := testkit.NewBlockReader(resp.Body)
 		budget := 1 + rnd.IntN(40)
 		done := false
 		for budget > 0 && !done {
-			b, err := readBlock(br)
+			b, err := br.Next()
 			if errors.Is(err, io.EOF) {
 				break // the server ended the stream: reconnect
 			}
@@ -204,7 +206,7 @@ func follow(ctx context.Context, c *http.Client, base string, topics []string, r
 				cancel()
 				return got, reconnects, fmt.Errorf("after %d events: %w", len(got), err)
 			}
-			if b.Event == "herald.reset" {
+			if b.Type == "herald.reset" {
 				resp.Body.Close()
 				cancel()
 				return got, reconnects, fmt.Errorf("after %d events (last id %s): unexpected %v", len(got), lastID, b)

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 func TestStreamHeadersAndPrelude(t *testing.T) {
@@ -47,19 +49,20 @@ func TestStreamHeadersAndPrelude(t *testing.T) {
 	if err != nil || !strings.HasPrefix(first, ":") {
 		t.Fatalf("first line %q (%v), want a comment", first, err)
 	}
-	var blocks []block
+	var blocks []testkit.Block
+	r := testkit.NewBlockReader(br)
 	for len(blocks) < 2 {
-		b, err := readBlock(br)
+		b, err := r.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
 		blocks = append(blocks, b)
 	}
 	// Then the retry hint in a block of its own, then the position marker.
-	if blocks[0].Retry != "1234" || blocks[0].HasData || blocks[0].HasID {
+	if blocks[0].Raw != "retry: 1234\n" || blocks[0].Retry != 1234*time.Millisecond {
 		t.Errorf("second block %v, want the retry hint alone", blocks[0])
 	}
-	if !blocks[1].HasID || blocks[1].HasData || blocks[1].Event != "" || !strings.HasSuffix(blocks[1].ID, "-0") {
+	if blocks[1].Raw != "id: "+blocks[1].ID+"\n" || !strings.HasSuffix(blocks[1].ID, "-0") {
 		t.Errorf("third block %v, want an id-only position marker at offset 0", blocks[1])
 	}
 }
@@ -68,9 +71,9 @@ func TestKeepAliveComments(t *testing.T) {
 	srv := start(t, func(c *config.Server) { c.Core.KeepAlive = 50 * time.Millisecond })
 	c := newClient(t)
 	s := subscribe(t, c, eventsURL(srv.URL, "quiet"), "")
-	s.nextID(t)
+	s.NextID(t)
 	for range 3 {
-		b, ok := s.next(t)
+		b, ok := s.NextBlock(t)
 		if !ok || b.HasData || b.HasID || len(b.Comments) == 0 {
 			t.Fatalf("idle stream sent %v, want a keep-alive comment", b)
 		}
@@ -81,7 +84,7 @@ func TestPublishAndReceive(t *testing.T) {
 	srv := start(t, nil)
 	c := newClient(t)
 	s := subscribe(t, c, eventsURL(srv.URL, "a"), "")
-	s.nextID(t)
+	s.NextID(t)
 
 	// Form, JSON string, JSON value, event type, several lines.
 	for _, tc := range []struct {
@@ -103,8 +106,8 @@ func TestPublishAndReceive(t *testing.T) {
 		}
 		var r struct{ ID string }
 		mustJSON(t, body, &r)
-		ev := s.nextEvent(t)
-		if ev.ID != r.ID || ev.Event != tc.wantEvent || ev.Data != tc.wantData {
+		ev := s.Next(t)
+		if ev.ID != r.ID || ev.Type != cmp.Or(tc.wantEvent, "message") || ev.Data != tc.wantData {
 			t.Errorf("published %s (id %s): got %v", tc.body, r.ID, ev)
 		}
 	}
@@ -119,10 +122,10 @@ func TestPublishAndReceive(t *testing.T) {
 	if len(br.IDs) != 3 {
 		t.Fatalf("batch ids %v", br.IDs)
 	}
-	if ev := s.nextEvent(t); ev.ID != br.IDs[0] || ev.Data != "b1" {
+	if ev := s.Next(t); ev.ID != br.IDs[0] || ev.Data != "b1" {
 		t.Errorf("batch event 1: %v", ev)
 	}
-	if ev := s.nextEvent(t); ev.ID != br.IDs[2] || ev.Data != "b2" || ev.Event != "e" {
+	if ev := s.Next(t); ev.ID != br.IDs[2] || ev.Data != "b2" || ev.Type != "e" {
 		t.Errorf("batch event 3: %v", ev)
 	}
 }
@@ -135,8 +138,9 @@ func TestNoFieldInjectionOnTheWire(t *testing.T) {
 	defer cancel()
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
+	r := testkit.NewBlockReader(br)
 	for { // skip to the position marker
-		b, err := readBlock(br)
+		b, err := r.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,14 +205,14 @@ func TestResume(t *testing.T) {
 			s := subscribe(t, c, u, header)
 			var got []string
 			for len(got) < len(tc.want) {
-				got = append(got, s.nextEvent(t).Data)
+				got = append(got, s.Next(t).Data)
 			}
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 			// Live events follow.
 			id := publish(t, c, base, "live", "a", "b", "c")
-			if ev := s.nextEvent(t); ev.Data != "live" || ev.ID != id {
+			if ev := s.Next(t); ev.Data != "live" || ev.ID != id {
 				t.Errorf("live event %v", ev)
 			}
 		})
@@ -235,9 +239,9 @@ func TestResets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := subscribe(t, c, eventsURL(srv.URL, "t"), tc.lastID)
-			first := s.nextEvent(t)
+			first := s.Next(t)
 			if tc.reason != "" {
-				if first.Event != "herald.reset" || first.HasID {
+				if first.Type != "herald.reset" || first.HasID {
 					t.Fatalf("first event %v, want herald.reset without id", first)
 				}
 				var r struct {
@@ -248,9 +252,9 @@ func TestResets(t *testing.T) {
 				if r.Reason != tc.reason || r.LastEventID != tc.lastID {
 					t.Errorf("reset %+v, want reason %q lastEventId %q", r, tc.reason, tc.lastID)
 				}
-				first = s.nextEvent(t)
+				first = s.Next(t)
 			}
-			got := []string{first.Data, s.nextEvent(t).Data}
+			got := []string{first.Data, s.Next(t).Data}
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("after the reset: %v, want %v", got, tc.want)
 			}
@@ -291,9 +295,9 @@ func TestProbes(t *testing.T) {
 
 	// /metrics names every metric the issue asks for, after some traffic.
 	s := subscribe(t, c, eventsURL(srv.URL, "m"), "")
-	s.nextID(t)
+	s.NextID(t)
 	publish(t, c, srv.URL, "x", "m")
-	s.nextEvent(t)
+	s.Next(t)
 	status, _, _ := post(t, c, srv.URL+"/publish", "application/json", `{}`)
 	if status != http.StatusBadRequest {
 		t.Fatalf("bad publish: %d", status)
@@ -316,7 +320,7 @@ func TestProbes(t *testing.T) {
 			t.Errorf("/metrics lacks %q", name)
 		}
 	}
-	s.close()
+	s.Close()
 	noOpenStreams(t, c, srv, "m")
 }
 
@@ -326,13 +330,13 @@ func TestFinishedTopicEndsWith204(t *testing.T) {
 	srv := start(t, nil)
 	c := newClient(t)
 	s := subscribe(t, c, eventsURL(srv.URL, "job"), "")
-	s.nextID(t)
+	s.NextID(t)
 	status, body, _ := post(t, c, srv.URL+"/publish", "application/json", `{"topic":"job","data":"done","final":true}`)
 	if status != http.StatusOK {
 		t.Fatalf("final: %d %s", status, body)
 	}
-	last := s.nextEvent(t)
-	if _, err := s.end(t); err != nil {
+	last := s.Next(t)
+	if _, err := s.End(t); err != nil {
 		t.Fatalf("stream after the final: %v, want a clean end", err)
 	}
 	resp, cancel := open(t, c, eventsURL(srv.URL, "job"), last.ID)

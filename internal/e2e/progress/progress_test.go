@@ -4,9 +4,9 @@
 package progress_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -20,46 +20,19 @@ import (
 
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// block is one blank-line-terminated block of a text/event-stream, as the
-// server wrote it. Unlike an EventSource, it also reports id-only blocks
-// (position markers), so tests can see every id the client is given.
-type block struct {
-	ID, Type, Data string
-	HasID, HasData bool
-}
+// stream is an open subscription, read block by block (testkit.Stream):
+// tests see every id the client is given, position markers included.
+type stream struct{ *testkit.Stream }
 
-func (b block) String() string {
-	return "{id:" + b.ID + " event:" + b.Type + " data:" + b.Data + "}"
-}
-
-// stream is an open subscription read block by block in a goroutine.
-type stream struct {
-	resp   *http.Response
-	blocks chan block
-	done   chan error // receives once: nil at a clean end of stream
-}
-
-func get(t *testing.T, ctx context.Context, rawURL, lastID string) *http.Response {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", rawURL, err)
-	}
-	return resp
-}
+// block is one block of a stream.
+type block = testkit.Block
 
 func eventsURL(base string, topics ...string) string {
 	q := url.Values{"topic": topics}
@@ -67,88 +40,38 @@ func eventsURL(base string, topics ...string) string {
 }
 
 // subscribe opens GET /events for topics and expects a 200 stream.
-func subscribe(t *testing.T, base, lastID string, topics ...string) *stream {
+func subscribe(t *testing.T, base, lastID string, topics ...string) stream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	resp := get(t, ctx, eventsURL(base, topics...), lastID)
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("subscribe %v (Last-Event-ID %q): status %d, body %s", topics, lastID, resp.StatusCode, b)
-	}
-	s := &stream{resp: resp, blocks: make(chan block, 256), done: make(chan error, 1)}
-	go func() {
-		s.done <- readBlocks(resp.Body, s.blocks)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		resp.Body.Close()
-		<-s.done
-	})
-	return s
+	return stream{testkit.Subscribe(t, nil, eventsURL(base, topics...), testkit.LastEventID(lastID))}
 }
 
-func readBlocks(r io.Reader, out chan<- block) error {
-	sc := bufio.NewScanner(r)
-	var (
-		b     block
-		lines int
-		data  []string
-	)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			if lines > 0 && (b.HasID || b.HasData) {
-				b.Data = strings.Join(data, "\n")
-				out <- b
-			}
-			b, lines, data = block{}, 0, nil
-			continue
-		}
-		lines++
-		if strings.HasPrefix(line, ":") {
-			continue
-		}
-		name, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch name {
-		case "id":
-			b.ID, b.HasID = value, true
-		case "event":
-			b.Type = value
-		case "data":
-			b.HasData = true
-			data = append(data, value)
-		}
-	}
-	return sc.Err()
+// get sends GET rawURL with Last-Event-ID lastID (if set) and returns the
+// answer, whatever it is; the request ends when the test does.
+func get(t *testing.T, rawURL, lastID string) *http.Response {
+	t.Helper()
+	resp, cancel := testkit.Get(t, nil, rawURL, testkit.LastEventID(lastID))
+	t.Cleanup(cancel)
+	return resp
 }
 
-// next returns the next block, failing the test if none comes in time or
-// the stream ends.
-func (s *stream) next(t *testing.T) block {
+// next returns the next block that carries an id or data (not a comment
+// or a retry hint), failing the test if none comes in time or the stream
+// ends.
+func (s stream) next(t *testing.T) block {
 	t.Helper()
-	select {
-	case b := <-s.blocks:
-		return b
-	case err := <-s.done:
-		s.done <- err
-		// The reader queues every block before it reports the end.
-		select {
-		case b := <-s.blocks:
+	for {
+		b, ok := s.NextBlock(t)
+		if !ok {
+			t.Fatal("stream ended while an event was expected")
+		}
+		if b.HasID || b.HasData {
 			return b
-		default:
 		}
-		t.Fatalf("stream ended (err %v) while an event was expected", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event within 10s")
 	}
-	return block{}
 }
 
 // nextEvent skips position markers and returns the next event with data.
-func (s *stream) nextEvent(t *testing.T) block {
+func (s stream) nextEvent(t *testing.T) block {
 	t.Helper()
 	for {
 		if b := s.next(t); b.HasData {
@@ -157,47 +80,35 @@ func (s *stream) nextEvent(t *testing.T) block {
 	}
 }
 
-// expectEnd waits until the server ends the stream, failing on any further
-// event.
-func (s *stream) expectEnd(t *testing.T) {
+// expectEnd waits until the server ends the stream cleanly, failing on
+// any further event or position.
+func (s stream) expectEnd(t *testing.T) {
 	t.Helper()
-	for {
-		select {
-		case b := <-s.blocks:
+	rest, err := s.End(t)
+	if err != nil {
+		t.Fatalf("stream ended with a read error: %v", err)
+	}
+	for _, b := range rest {
+		if b.HasID || b.HasData {
 			t.Fatalf("got %v, want the end of the stream", b)
-		case err := <-s.done:
-			s.done <- err
-			if err != nil {
-				t.Fatalf("stream ended with a read error: %v", err)
-			}
-			// The reader may have queued blocks just before the end.
-			select {
-			case b := <-s.blocks:
-				t.Fatalf("got %v, want the end of the stream", b)
-			default:
-			}
-			return
-		case <-time.After(10 * time.Second):
-			t.Fatal("stream still open 10s after its final event")
 		}
 	}
 }
 
-// expectQuiet checks that no event with data arrives for a short while.
-func (s *stream) expectQuiet(t *testing.T, d time.Duration) {
+// expectQuiet checks that no event with data arrives for d.
+func (s stream) expectQuiet(t *testing.T, d time.Duration) {
 	t.Helper()
-	deadline := time.After(d)
+	deadline := time.Now().Add(d)
 	for {
-		select {
-		case b := <-s.blocks:
-			if b.HasData {
-				t.Fatalf("unexpected event %v", b)
-			}
-		case err := <-s.done:
-			s.done <- err
-			t.Fatalf("stream ended unexpectedly (err %v)", err)
-		case <-deadline:
-			return
+		b, err := s.NextBlockWithin(time.Until(deadline))
+		switch {
+		case err == nil && b.HasData:
+			t.Fatalf("unexpected event %v", b)
+		case err == nil:
+		case errors.Is(err, testkit.ErrTimeout):
+			return // nothing within d
+		default:
+			t.Fatalf("stream ended unexpectedly: %v", err)
 		}
 	}
 }
@@ -381,13 +292,13 @@ func TestFinalEndsStreamsThen204(t *testing.T) {
 	b := subscribe(t, srv.URL, "", "job")
 	// A subscriber of the job and of a topic that goes on.
 	both := subscribe(t, srv.URL, "", "job", "news")
-	for _, s := range []*stream{a, b, both} {
+	for _, s := range []stream{a, b, both} {
 		want(t, s.next(t), p0, "0%")
 	}
 	p50 := mustPublish(t, srv.URL, msg("job", "50%", "retain"))
 	fin := mustPublish(t, srv.URL, msg("job", "done", "retain", "final"))
 
-	for _, s := range []*stream{a, b} {
+	for _, s := range []stream{a, b} {
 		want(t, s.nextEvent(t), p50, "50%")
 		want(t, s.nextEvent(t), fin, "done")
 		s.expectEnd(t)
@@ -399,7 +310,7 @@ func TestFinalEndsStreamsThen204(t *testing.T) {
 
 	check204 := func(name, lastID string, topics ...string) {
 		t.Helper()
-		resp := get(t, context.Background(), eventsURL(srv.URL, topics...), lastID)
+		resp := get(t, eventsURL(srv.URL, topics...), lastID)
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNoContent || len(body) != 0 {
@@ -410,7 +321,7 @@ func TestFinalEndsStreamsThen204(t *testing.T) {
 	check204("reconnect at the final event", fin, "job")
 	check204("new subscription", "", "job")
 	// The query parameter form of the position counts too.
-	resp := get(t, context.Background(), eventsURL(srv.URL, "job")+"&lastEventID="+url.QueryEscape(fin), "")
+	resp := get(t, eventsURL(srv.URL, "job")+"&lastEventID="+url.QueryEscape(fin), "")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("lastEventID=%s: status %d, want 204", fin, resp.StatusCode)
@@ -474,22 +385,17 @@ func TestFinishedTopicsForgottenAfterRetention(t *testing.T) {
 	}
 
 	// The broker sweeps once a second; allow a few sweeps.
-	deadline := time.Now().Add(5 * time.Second)
 	var id string
-	for {
+	testkit.WaitWithin(t, 5*time.Second, fmt.Sprintf("the finished topic to be forgotten (max age %s)", maxAge), func() bool {
 		status, body := publish(t, srv.URL, msg("job", "a new life", "retain"))
-		if status == http.StatusOK {
-			id = body["id"].(string)
-			break
-		}
-		if status != http.StatusConflict {
+		if status != http.StatusOK && status != http.StatusConflict {
 			t.Fatalf("status %d, body %v", status, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("topic still finished 5s after its final event (max age %s)", maxAge)
+		if status == http.StatusOK {
+			id = body["id"].(string)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return status == http.StatusOK
+	})
 	// The topic is an ordinary one again: a new subscriber gets its new
 	// retained state, and one reconnecting at the old final event gets
 	// what followed it, not a 204.
@@ -564,7 +470,7 @@ func TestPrivateFinalEndsStreamsOfThoseWhoCannotSeeIt(t *testing.T) {
 	}
 	late.expectEnd(t)
 
-	resp := get(t, context.Background(), eventsURL(srv.URL, "job"), fin)
+	resp := get(t, eventsURL(srv.URL, "job"), fin)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("reconnect at the final event: status %d, want 204", resp.StatusCode)
@@ -593,7 +499,7 @@ func TestFinalEventOutlivesTheByteCap(t *testing.T) {
 		t.Fatalf("got %v, want the final event %s", done, fin)
 	}
 	s.expectEnd(t)
-	resp := get(t, context.Background(), eventsURL(srv.URL, "job"), fin)
+	resp := get(t, eventsURL(srv.URL, "job"), fin)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("reconnect at the final event: status %d, want 204", resp.StatusCode)

@@ -14,6 +14,7 @@ import (
 	"github.com/heraldpush/herald/internal/llm"
 	"github.com/heraldpush/herald/internal/llm/openai"
 	"github.com/heraldpush/herald/internal/llm/openaitest"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -190,7 +191,7 @@ func TestCancelAbortsTheUpstream(t *testing.T) {
 	if !errors.Is(r.err, cause) {
 		t.Fatalf("err = %v, want the cancel cause", r.err)
 	}
-	waitFor(t, func() bool { return up.Aborted() == 1 })
+	testkit.WaitWithin(t, 5*time.Second, "the upstream request to be aborted", func() bool { return up.Aborted() == 1 })
 }
 
 func TestBreakAbortsTheUpstream(t *testing.T) {
@@ -201,7 +202,7 @@ func TestBreakAbortsTheUpstream(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, func() bool { return up.Aborted() == 1 })
+	testkit.WaitWithin(t, 5*time.Second, "the upstream request to be aborted", func() bool { return up.Aborted() == 1 })
 }
 
 func TestMaxTokensField(t *testing.T) {
@@ -234,16 +235,5 @@ func TestOptions(t *testing.T) {
 		if _, err := openai.New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

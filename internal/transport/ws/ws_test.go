@@ -19,6 +19,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/internal/transport/ws"
 	"github.com/heraldpush/herald/pubsub"
 )
@@ -52,7 +53,11 @@ func dial(t *testing.T, srv *apptest.Server, query string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, wsURL(srv, query), nil)
+	// A transport of its own: a pooled connection to a port an earlier
+	// test's server used (and closed) would fail the handshake.
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c, resp, err := websocket.Dial(ctx, wsURL(srv, query), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
 	if err != nil {
 		t.Fatalf("dial /ws?%s: %v", query, err)
 	}
@@ -268,7 +273,7 @@ func TestResumeFrameTimeout(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Server) { c.WS.ResumeTimeout = 100 * time.Millisecond })
 	c := dial(t, srv, "topic=r&resume=frame")
 	code, reason, _ := readClose(t, c)
-	if code != ws.CloseResumeTimeout {
+	if code != websocket.StatusCode(ws.CloseResumeTimeout) {
 		t.Fatalf("close %d %q, want %d", code, reason, ws.CloseResumeTimeout)
 	}
 }
@@ -304,20 +309,20 @@ func TestRetainedAndFinal(t *testing.T) {
 	if len(frames) != 1 || frames[0].ID != final || !frames[0].Final {
 		t.Fatalf("frames before close %+v, want the final event", frames)
 	}
-	if code != ws.CloseFinished || reason != "finished" {
+	if code != websocket.StatusCode(ws.CloseFinished) || reason != "finished" {
 		t.Fatalf("close %d %q, want 1000 finished", code, reason)
 	}
 
 	// Resuming at the final event: nothing more will come.
 	c2 := dial(t, srv, "topic=job&lastEventID="+url.QueryEscape(final))
 	code, _, frames = readClose(t, c2)
-	if code != ws.CloseAlreadyFinished || len(frames) != 0 {
+	if code != websocket.StatusCode(ws.CloseAlreadyFinished) || len(frames) != 0 {
 		t.Fatalf("resume at final: close %d after %+v, want %d and no frame", code, frames, ws.CloseAlreadyFinished)
 	}
 	// Resuming before it: the final event, then the close.
 	c3 := dial(t, srv, "topic=job&lastEventID="+url.QueryEscape(retained))
 	code, _, frames = readClose(t, c3)
-	if code != ws.CloseFinished || len(frames) != 1 || frames[0].ID != final {
+	if code != websocket.StatusCode(ws.CloseFinished) || len(frames) != 1 || frames[0].ID != final {
 		t.Fatalf("resume before final: close %d after %+v", code, frames)
 	}
 }
@@ -590,7 +595,7 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 			t.Fatalf("healthy subscriber got %+v", f)
 		}
 	}
-	waitFor(t, "the slow connection to end", func() bool { return srv.App.Hub().TopicCounts()["slow"] == 1 })
+	testkit.WaitFor(t, "the slow connection to end", func() bool { return srv.App.Hub().TopicCounts()["slow"] == 1 })
 	id := publish(t, srv, `{"topic":"slow","data":"after"}`)
 	if f := read(t, healthy); f.ID != id {
 		t.Fatalf("healthy subscriber got %+v after the cut-off", f)
@@ -604,8 +609,8 @@ func TestDeadClientIsDetectedByPing(t *testing.T) {
 	})
 	// A client that never reads never answers pings.
 	dial(t, srv, "topic=p")
-	waitFor(t, "the subscription", func() bool { return srv.App.Hub().TopicCounts()["p"] == 1 })
-	waitFor(t, "the dead connection to be closed", func() bool { return srv.App.Hub().TopicCounts()["p"] == 0 })
+	testkit.WaitFor(t, "the subscription", func() bool { return srv.App.Hub().TopicCounts()["p"] == 1 })
+	testkit.WaitFor(t, "the dead connection to be closed", func() bool { return srv.App.Hub().TopicCounts()["p"] == 0 })
 
 	// A client that reads answers them and stays.
 	c := dial(t, srv, "topic=p")
@@ -653,7 +658,7 @@ func TestShutdownClosesWithGoingAway(t *testing.T) {
 	waiting := dial(t, srv, "topic=a&resume=frame") // not subscribed yet
 	go srv.Stop()
 	for _, c := range []*websocket.Conn{c, waiting} {
-		if code, reason, _ := readClose(t, c); code != ws.CloseGoingAway {
+		if code, reason, _ := readClose(t, c); code != websocket.StatusCode(ws.CloseGoingAway) {
 			t.Fatalf("close %d %q, want 1001", code, reason)
 		}
 	}
@@ -683,7 +688,7 @@ func TestMetricsByTransport(t *testing.T) {
 		}
 	}
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "events_written to be counted", func() bool {
+	testkit.WaitFor(t, "events_written to be counted", func() bool {
 		resp, err := http.Get(srv.URL + "/metrics")
 		if err != nil {
 			return false
@@ -692,17 +697,6 @@ func TestMetricsByTransport(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return bytes.Contains(b, []byte(`herald_events_written_total{transport="ws"}`)) && bytes.Contains(b, []byte(`herald_connections{transport="ws"} 0`))
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func readAll(ctx context.Context, b pubsub.Broker, topic string) ([]string, error) {
