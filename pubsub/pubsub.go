@@ -292,8 +292,35 @@ type Purger interface {
 	Purge(ctx context.Context, topic string) error
 }
 
+// Conditional is implemented by brokers that can append to one topic on
+// the condition that nothing was appended to it since the caller last looked:
+// a compare-and-append. Durable Streams (internal/streams) build their
+// idempotent producers, closing and forks on it, so that every rule is
+// decided by the log itself and holds across nodes. A Conditional broker
+// used for streams is opened with no retention limits.
+type Conditional interface {
+	// ReadTopic returns topic's messages after the position after (the
+	// zero Position: from its first message), in order, at most limit of
+	// them (limit <= 0: all), and the topic's tail: the position of its
+	// newest message, or the zero Position when it has none. When after is
+	// not zero and belongs to another epoch it returns ErrEpochChanged
+	// (wrapped).
+	ReadTopic(ctx context.Context, topic string, after Position, limit int) (msgs []*Message, tail Position, err error)
+	// PublishIf appends msgs, which all have exactly one and the same
+	// topic, if and only if that topic's tail is tail (the zero Position:
+	// the topic has no message), all of them or none, and sets their Pos
+	// and Time. It returns the topic's new tail. When the tail differs it
+	// appends nothing and returns ErrConflict (wrapped); it returns
+	// ErrTopicFinished when the topic is finished, as Publish does.
+	PublishIf(ctx context.Context, tail Position, msgs []*Message) (Position, error)
+}
+
 // Errors returned by brokers; check them with errors.Is.
 var (
+	// ErrConflict: a conditional append found the topic's tail moved.
+	ErrConflict = errors.New("pubsub: topic changed since it was read")
+	// ErrEpochChanged: a position belongs to another epoch of the log.
+	ErrEpochChanged = errors.New("pubsub: the log's epoch changed")
 	// ErrTopicFinished: a final message was published to the topic already.
 	ErrTopicFinished = errors.New("pubsub: topic is finished")
 	// ErrUnavailable: the engine behind the broker cannot be reached.
