@@ -306,13 +306,14 @@ type Conditional interface {
 	// not zero and belongs to another epoch it returns ErrEpochChanged
 	// (wrapped).
 	ReadTopic(ctx context.Context, topic string, after Position, limit int) (msgs []*Message, tail Position, err error)
-	// PublishIf appends msgs, which all have exactly one and the same
-	// topic, if and only if that topic's tail is tail (the zero Position:
-	// the topic has no message), all of them or none, and sets their Pos
-	// and Time. It returns the topic's new tail. When the tail differs it
-	// appends nothing and returns ErrConflict (wrapped); it returns
-	// ErrTopicFinished when the topic is finished, as Publish does.
-	PublishIf(ctx context.Context, tail Position, msgs []*Message) (Position, error)
+	// PublishIf appends m, which has exactly one topic, if and only if
+	// that topic's tail is tail (the zero Position: the topic has no
+	// message), and sets m.Pos and m.Time as Publish does; it returns
+	// m.Pos. When the tail differs it appends nothing and returns
+	// ErrConflict (wrapped); it returns ErrTopicFinished when the topic is
+	// finished, as Publish does. m.ID is not used for deduplication here:
+	// the condition already makes a retried append safe.
+	PublishIf(ctx context.Context, tail Position, m *Message) (Position, error)
 }
 
 // Errors returned by brokers; check them with errors.Is.
