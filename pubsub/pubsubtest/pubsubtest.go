@@ -20,6 +20,11 @@
 //     answered again);
 //   - concurrency (run the suite with -race), cancellation, Close
 //     (ErrClosed afterwards) and goroutine leaks after Close;
+//   - pubsub.Conditional, for brokers that implement it (the others skip
+//     those tests, saying so): ReadTopic's window and tail, PublishIf's
+//     condition (exactly one winner per tail, among goroutines and
+//     nodes), binary data, finished and purged topics, epochs, and a
+//     topic of about 100 MiB read back in pages;
 //   - optionally, a second node on the same log (Options.Peer) and a
 //     restart over the same storage (Options.Reopen).
 //
@@ -92,6 +97,15 @@ type Options struct {
 	// survive. The suite closes it. Default nil: no Reopen tests.
 	Reopen func(t *testing.T, b pubsub.Broker) pubsub.Broker
 
+	// MaxData is the largest Message.Data the broker stores, in bytes:
+	// the size of the large messages of the conditional tests. Default
+	// 1 MiB.
+	MaxData int
+	// LargeBytes is about how much data the conditional tests append to
+	// one topic and read back in pages (skipped with -short). Default
+	// 100 MiB.
+	LargeBytes int64
+
 	// Wait bounds every wait for an asynchronous effect: live delivery,
 	// Listen returning, age-based eviction (on top of MaxAge). Default 10s.
 	Wait time.Duration
@@ -125,6 +139,12 @@ func Run(t *testing.T, newBroker NewBroker, opts *Options) {
 	}
 	if s.o.Wait <= 0 {
 		s.o.Wait = 10 * time.Second
+	}
+	if s.o.MaxData <= 0 {
+		s.o.MaxData = 1 << 20
+	}
+	if s.o.LargeBytes <= 0 {
+		s.o.LargeBytes = 100 << 20
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(s, t) })
@@ -160,4 +180,15 @@ var cases = []testCase{
 	{"PeerSharesLog", (*suite).testPeerSharesLog},
 	{"PeerHandOver", (*suite).testPeerHandOver},
 	{"Reopen", (*suite).testReopen},
+	{"CondEmpty", (*suite).testCondEmpty},
+	{"CondAppend", (*suite).testCondAppend},
+	{"CondLive", (*suite).testCondLive},
+	{"CondReadTopic", (*suite).testCondReadTopic},
+	{"CondOtherTopics", (*suite).testCondOtherTopics},
+	{"CondFinal", (*suite).testCondFinal},
+	{"CondPurge", (*suite).testCondPurge},
+	{"CondEpoch", (*suite).testCondEpoch},
+	{"CondRace", (*suite).testCondRace},
+	{"CondPeerRace", (*suite).testCondPeerRace},
+	{"CondLarge", (*suite).testCondLarge},
 }
