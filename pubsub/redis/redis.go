@@ -29,6 +29,7 @@ var (
 	readScript    = script("read.lua")
 	sweepScript   = script("sweep.lua")
 	purgeScript   = script("purge.lua")
+	readTopicScr  = script("read_topic.lua")
 )
 
 func script(name string) *goredis.Script {
@@ -249,6 +250,12 @@ const maxEpochRetries = 3
 // write (see the package documentation for what that means for
 // durability).
 func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Position, error) {
+	return b.publish(ctx, m, nil)
+}
+
+// publish runs publish.lua for m; with cond, only if the tail of m's one
+// topic is *cond.
+func (b *Broker) publish(ctx context.Context, m *pubsub.Message, cond *pubsub.Position) (pubsub.Position, error) {
 	if err := b.check(ctx); err != nil {
 		return pubsub.Position{}, err
 	}
@@ -261,13 +268,19 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	for range maxEpochRetries {
 		epoch := b.Epoch()
 		k := b.keys(epoch)
-		idArg := ""
-		if m.ID != "" {
+		idArg, condArg := "", ""
+		if m.ID != "" && cond == nil {
 			idArg = fmt.Sprintf("%d %s", int(pubsub.DedupeWindow.Seconds()), m.ID)
 		}
+		if cond != nil {
+			if cond.Offset != 0 && cond.Epoch != epoch {
+				return pubsub.Position{}, fmt.Errorf("%w: %w: tail %v, log %s", pubsub.ErrConflict, pubsub.ErrEpochChanged, *cond, epoch)
+			}
+			condArg = strconv.FormatUint(cond.Offset, 10)
+		}
 		keys := append(make([]string, 0, 12+len(topics)), b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs, k.ids+m.ID)
-		args := append(make([]any, 0, 11+len(topics)),
-			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob, k.topicPrefix, idArg)
+		args := append(make([]any, 0, 12+len(topics)),
+			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob, k.topicPrefix, idArg, condArg)
 		for _, t := range topics {
 			keys = append(keys, k.topicPrefix+t)
 			args = append(args, t)
@@ -284,6 +297,8 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 			return m.Pos, nil
 		case "finished":
 			return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, str(res[1]))
+		case "conflict":
+			return pubsub.Position{}, fmt.Errorf("%w: the tail of %q is at offset %d, not %d", pubsub.ErrConflict, topics[0], toUint(res[1]), cond.Offset)
 		case "epoch":
 			b.setEpoch(str(res[1]))
 		default:

@@ -171,3 +171,18 @@ local function enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes
   redis.call('HSET', meta, 'bytes', math.max(bytes, 0), 'floor', floor)
   return bytes, floor
 end
+
+-- topic_tail returns the offset of a topic's newest message in the log (the
+-- last entry of its index stream, key), 0 when it has none: entries below
+-- the floor are of messages that left the log (trimmed lazily).
+local function topic_tail(meta, key)
+  local e = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  if not e then
+    return 0
+  end
+  local s = seq_of(e[1])
+  if s < num(redis.call('HGET', meta, 'floor')) then
+    return 0
+  end
+  return s
+end

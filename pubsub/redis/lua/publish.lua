@@ -7,9 +7,12 @@
 --       4 max bytes, 5 keep a clock (1/0), 6 size, 7 retain (1/0),
 --       8 final (1/0), 9 encoded message, 10 prefix of the topics' index
 --       keys, 11 the message's ID ('' for none) and how many seconds the
---       broker remembers it, as "<seconds> <id>", 12.. topic names
+--       broker remembers it, as "<seconds> <id>", 12 the condition: ''
+--       for none, else the offset the tail of the only topic must be at
+--       (0: the topic has no message), 13.. topic names
 -- Returns {'ok', offset, ms}, {'epoch', current} when the caller's epoch is
--- stale, or {'finished', topic}. A message whose ID was published within
+-- stale, {'finished', topic}, or {'conflict', tail} when the condition
+-- does not hold. A message whose ID was published within
 -- the window is not stored again: {'ok', offset, ms} of the first.
 local meta, epochs, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local sizes, fair, refs = KEYS[9], KEYS[10], KEYS[11]
@@ -26,12 +29,18 @@ if idkey then
   end
 end
 local names = {}
-for i = 12, #ARGV do
+for i = 13, #ARGV do
   names[#names + 1] = ARGV[i]
 end
 for _, name in ipairs(names) do
   if redis.call('HEXISTS', fin, name) == 1 then
     return {'finished', name}
+  end
+end
+if ARGV[12] ~= '' then
+  local tail = topic_tail(meta, KEYS[13])
+  if tail ~= tonumber(ARGV[12]) then
+    return {'conflict', tail}
   end
 end
 
