@@ -44,5 +44,5 @@ func TestConformanceShard(t *testing.T) {
 		streamsMu.Unlock()
 		return open(t, natsURL(), name, pubsub.Retention{})
 	}
-	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again, NotEmpty: true})
+	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again, CondOwnTopics: true, MaxData: maxData, NotEmpty: true, LargeBytes: 16 << 20})
 }

@@ -97,6 +97,11 @@ type Options struct {
 	// survive. The suite closes it. Default nil: no Reopen tests.
 	Reopen func(t *testing.T, b pubsub.Broker) pubsub.Broker
 
+	// CondOwnTopics declares that ReadTopic and PublishIf may refuse,
+	// with an error, a topic that was a second or later topic of a message
+	// published to several (the NATS broker stores such a message under
+	// its first topic only). Default false: every topic is served.
+	CondOwnTopics bool
 	// MaxData is the largest Message.Data the broker stores, in bytes:
 	// the size of the large messages of the conditional tests. Default
 	// 1 MiB.
