@@ -27,8 +27,9 @@ var ErrSharedTopic = errors.New("nats: the topic has messages stored under other
 // ReadTopic returns topic's messages after the position after, at most
 // limit of them (limit <= 0: all), and the topic's tail: the newest event
 // on the topic's subject when the read starts; messages appended later are
-// not returned. The first few are read by direct gets, the rest by an
-// ephemeral consumer filtered on the subject. It implements
+// not returned. The first few are read by gets (up to readBatch, while
+// they are small), the rest by an ephemeral consumer filtered on the
+// subject. It implements
 // pubsub.Conditional.
 func (b *Broker) ReadTopic(ctx context.Context, topic string, after pubsub.Position, limit int) ([]*pubsub.Message, pubsub.Position, error) {
 	if err := b.check(ctx); err != nil {
@@ -105,6 +106,11 @@ func (b *Broker) readSubject(ctx context.Context, s jetstream.Stream, epoch, sub
 			return out, nil
 		}
 		from = g.Sequence + 1
+		if size > 64<<10 {
+			// A get answers in JSON, the data in base64: large messages
+			// come cheaper, raw, from a consumer.
+			break
+		}
 	}
 	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		FilterSubject:     subject,
