@@ -6,10 +6,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
+	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/internal/codec"
 )
 
 var _ pubsub.Conditional = (*Broker)(nil)
@@ -118,16 +121,17 @@ func (s *store) readTopic(name string, after uint64, limit int) ([]*pubsub.Messa
 		return nil, tail, err
 	}
 	p := idxPrefix(topic)
-	var out []*pubsub.Message
+	var recs []rawRecord // valid in this transaction only
 	if limit > 0 {
-		out = make([]*pubsub.Message, 0, min(limit, 1024))
+		recs = make([]rawRecord, 0, min(limit, 1024))
 	}
+	size := 0
 	lc := s.log.Cursor()
 	var lk, v []byte
 	var key [8]byte
 	c := s.idx.Cursor()
 	for k, _ := c.Seek(idxKey(topic, after+1)); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-		if limit > 0 && len(out) >= limit {
+		if limit > 0 && len(recs) >= limit {
 			break
 		}
 		if len(k) != len(p)+8 {
@@ -149,13 +153,62 @@ func (s *store) readTopic(name string, after uint64, limit int) ([]*pubsub.Messa
 		if err != nil {
 			return nil, 0, fmt.Errorf("offset %d: %w", binary.BigEndian.Uint64(key[:]), err)
 		}
-		m := r.message(s.epoch)
-		for i, t := range m.Topics {
-			if t == name {
-				m.Topics[i] = name // one string for every message's topic
+		recs = append(recs, r)
+		size += len(r.data)
+	}
+	return s.messages(recs, name, size), tail, nil
+}
+
+// messages copies the records of a page into Messages, with a few
+// allocations for the whole page rather than several per message: the
+// Messages in one array, the data of all in one string (each message's
+// Data a part of it), and the topic list shared by the messages of topic
+// alone (a Message is never modified once published).
+func (s *store) messages(recs []rawRecord, topic string, size int) []*pubsub.Message {
+	if len(recs) == 0 {
+		return nil
+	}
+	var all strings.Builder
+	all.Grow(size)
+	for i := range recs {
+		if recs[i].version == recordVersion {
+			all.Write(recs[i].data)
+		}
+	}
+	data := all.String()
+	only := []string{topic}
+	ms := make([]pubsub.Message, len(recs))
+	out := make([]*pubsub.Message, len(recs))
+	at := 0
+	for i := range recs {
+		r := &recs[i]
+		if r.version != recordVersion {
+			out[i] = r.message(s.epoch) // legacy metadata in the data
+			continue
+		}
+		m := &ms[i]
+		m.Pos = pubsub.Position{Epoch: s.epoch, Offset: r.offset}
+		m.Time = time.Unix(0, r.time)
+		m.Type = string(r.typ)
+		codec.SetFlags(m, r.flags)
+		if len(r.topics) == 1 && string(r.topics[0]) == topic {
+			m.Topics = only
+		} else {
+			m.Topics = make([]string, len(r.topics))
+			for j, t := range r.topics {
+				m.Topics[j] = string(t)
 			}
 		}
-		out = append(out, m)
+		m.Data = data[at : at+len(r.data)]
+		at += len(r.data)
+		if len(r.extra) > emptyExtra {
+			_ = (&codec.Reader{B: r.extra}).Extra(m) // checked by parseRecord
+		}
+		out[i] = m
 	}
-	return out, tail, nil
+	return out
 }
+
+// emptyExtra is the length of the extra part of a record without ID,
+// other-shard topics or metadata (three zero counts).
+const emptyExtra = 3
