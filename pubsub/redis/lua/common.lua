@@ -5,7 +5,8 @@
 --   meta    hash: epoch, seq (last offset), floor (no offset below it is
 --           in the log), forgotten (highest offset of a forgotten topic),
 --           bytes (approximate size of the log), legacy (offsets up to it
---           were written before topics counted their bytes)
+--           were written before topics counted their bytes), dead (1 when
+--           the dead list may hold offsets)
 --   epochs  stream announcing every new epoch (nodes block on it)
 --   log     stream of every message of the epoch, id "<offset>-0", fields
 --           t (ms), n (size), m (encoded message)
@@ -140,6 +141,7 @@ local function release(log, refs, s)
     -- A message of the batch being published: the nodes' listeners have
     -- not read it yet, and would take its absence for a gap.
     redis.call('RPUSH', defer.key, s)
+    defer.used = true
   else
     redis.call('XDEL', log, e[1])
   end
@@ -185,11 +187,10 @@ end
 -- enforce_bytes evicts until the log fits max_bytes: the oldest messages
 -- of the log while some of it predates byte counting per topic (legacy),
 -- then fairly: the oldest message of the topic with the most evictable
--- bytes, never a topic's newest. It returns the bytes and the floor.
-local function enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes, seq)
-  local bytes = num(redis.call('HGET', meta, 'bytes'))
-  local floor = num(redis.call('HGET', meta, 'floor'))
-  local legacy = num(redis.call('HGET', meta, 'legacy'))
+-- bytes, never a topic's newest. It starts from the log's bytes, floor and
+-- legacy mark (the meta hash's fields), and returns the bytes and the
+-- floor, for the caller to store.
+local function enforce_bytes(log, refs, sizes, fair, wm, prefix, max_bytes, seq, bytes, floor, legacy)
   while bytes > max_bytes do
     if floor <= legacy then
       local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
@@ -218,6 +219,5 @@ local function enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes
       end
     end
   end
-  redis.call('HSET', meta, 'bytes', math.max(bytes, 0), 'floor', floor)
   return bytes, floor
 end

@@ -23,11 +23,17 @@
 -- again: its position is the first one's.
 local meta, epochs, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local sizes, fair, refs, dead = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local cur = current_epoch(meta, epochs, ARGV[2])
-if cur ~= ARGV[1] then
-  return {'epoch', 0, cur, {}}
+local m0 = redis.call('HMGET', meta, 'epoch', 'seq', 'floor', 'forgotten', 'bytes', 'legacy', 'dead')
+if not m0[1] then
+  current_epoch(meta, epochs, ARGV[2])
+  m0 = redis.call('HMGET', meta, 'epoch', 'seq', 'floor', 'forgotten', 'bytes', 'legacy', 'dead')
 end
-reap(log, dead)
+if m0[1] ~= ARGV[1] then
+  return {'epoch', 0, m0[1] or '', {}}
+end
+if m0[7] == '1' then
+  reap(log, dead)
+end
 local max_events, max_bytes, prefix, idprefix = num(ARGV[3]), num(ARGV[4]), ARGV[6], ARGV[7]
 local plan = cmsgpack.unpack(ARGV[9])
 
@@ -52,8 +58,7 @@ end
 local firsts = multi('MGET', nil, idkeys)
 
 -- Decide: which messages are stored, at which offset; where the batch stops.
-local m0 = redis.call('HMGET', meta, 'seq', 'floor', 'forgotten')
-local seq0, floor, forgotten = num(m0[1]), num(m0[2]), num(m0[3])
+local seq0, floor, forgotten = num(m0[2]), num(m0[3]), num(m0[4])
 local seq = seq0
 local status, detail, n = 'ok', '', 0
 local offsets, mss, fresh = {}, {}, {} -- per message of the plan (mss false: this batch's time)
@@ -99,6 +104,9 @@ if seq == seq0 then
   for i = 1, n do
     positions[#positions + 1] = offsets[i]
     positions[#positions + 1] = mss[i]
+  end
+  if m0[7] == '1' then
+    redis.call('HSET', meta, 'dead', 0)
   end
   return {status, n, detail, positions}
 end
@@ -185,8 +193,6 @@ for i = 1, n do
     end
   end
 end
-redis.call('HSET', meta, 'seq', seq)
-redis.call('HINCRBY', meta, 'bytes', added)
 if #refcounts > 0 then
   redis.call('HSET', refs, unpack(refcounts))
 end
@@ -232,21 +238,20 @@ multi('HSET', fin, finset)
 -- (not in its topics' indexes) until the next call, so that listeners
 -- reading the log get it (see release).
 defer = {from = seq0 + 1, key = dead}
+local bytes = num(m0[5]) + added
 if max_events > 0 then
   for i, name in ipairs(names) do
     local ts = state[i]
     if ts then
       local over = redis.call('XLEN', ts.key) - max_events
       for _ = 1, over do
-        local freed = drop_front(log, refs, sizes, fair, wm, name, ts.key)
-        if freed and freed > 0 then
-          redis.call('HINCRBY', meta, 'bytes', -freed)
-        end
+        bytes = bytes - (drop_front(log, refs, sizes, fair, wm, name, ts.key) or 0)
       end
     end
   end
 end
 if max_bytes > 0 then
-  enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes, seq)
+  bytes, floor = enforce_bytes(log, refs, sizes, fair, wm, prefix, max_bytes, seq, bytes, floor, num(m0[6]))
 end
+redis.call('HSET', meta, 'seq', seq, 'bytes', math.max(bytes, 0), 'floor', floor, 'dead', defer.used and 1 or 0)
 return {status, n, detail, positions}
