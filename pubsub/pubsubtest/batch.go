@@ -129,7 +129,9 @@ func (s *suite) testBatchRetention(t *testing.T) {
 	for i := range 40 {
 		topics := []string{"br1"}
 		if i%4 == 0 {
-			topics = append(topics, fmt.Sprint("br", 2+i%3))
+			// (Not with br1: a broker may keep a message of several topics
+			// as long as one of them holds it.)
+			topics = []string{fmt.Sprint("br", 2+i%3)}
 		}
 		batch = append(batch, msg(fmt.Sprint(i), topics...))
 	}
@@ -148,9 +150,9 @@ func (s *suite) testBatchRetention(t *testing.T) {
 		t.Errorf("HandleEpoch called with %v: the listener missed messages of a batch", ep)
 	}
 	snap := read(t, b, &start, "br1")
-	checkMessages(t, "history of br1", snap.Events, withTopic(batch, "br1")[37:])
+	checkMessages(t, "history of br1", snap.Events, withTopic(batch, "br1")[27:])
 	if !snap.Truncated {
-		t.Error("history of br1 after 40 messages with MaxEvents 3: Truncated false")
+		t.Error("history of br1 after 30 messages with MaxEvents 3: Truncated false")
 	}
 	snap = read(t, b, &start, "br2")
 	checkMessages(t, "history of br2", snap.Events, withTopic(batch, "br2")[1:])
