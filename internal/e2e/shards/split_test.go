@@ -109,7 +109,7 @@ func TestSpreadOverRedisServers(t *testing.T) {
 		}
 		shards[k] = b
 	}
-	sb, err := shard.New(context.Background(), shards)
+	sb, err := shard.New(context.Background(), shards, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
