@@ -18,6 +18,10 @@
 //   - retained and final messages (ErrTopicFinished), Purge if implemented;
 //   - idempotent publishing by Message.ID (stored once, the first position
 //     answered again);
+//   - PublishBatch, for brokers that implement pubsub.BatchPublisher: the
+//     effect of Publish per message (several topics, retained, final, IDs,
+//     the batch stopped at a finished topic), and a batch that evicts its
+//     own messages still delivered whole to listeners;
 //   - concurrency (run the suite with -race), cancellation, Close
 //     (ErrClosed afterwards) and goroutine leaks after Close;
 //   - optionally, a second node on the same log (Options.Peer) and a
@@ -144,6 +148,8 @@ var cases = []testCase{
 	{"RetainedAfterReset", (*suite).testRetainedAfterReset},
 	{"Final", (*suite).testFinal},
 	{"Idempotent", (*suite).testIdempotent},
+	{"Batch", (*suite).testBatch},
+	{"BatchRetention", (*suite).testBatchRetention},
 	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
 	{"StateOutlivesHistory", (*suite).testStateOutlivesHistory},
 	{"TruncationMaxBytes", (*suite).testTruncationMaxBytes},
