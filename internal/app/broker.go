@@ -38,10 +38,15 @@ func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubs
 		}
 		shards = append(shards, b)
 	}
+	opts := &shard.Options{Reshard: cfg.Broker.Reshard}
 	if n == 1 {
+		if err := shard.Check(ctx, shards[0], opts); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("--broker-shards: %w", err)
+		}
 		return shards[0], nil
 	}
-	sb, err := shard.New(ctx, shards)
+	sb, err := shard.New(ctx, shards, opts)
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("--broker-shards: %w", err)

@@ -18,6 +18,9 @@ type Broker struct {
 	URLs []string
 	// Shards is how many logs topics are spread over (--broker-shards).
 	Shards int
+	// Reshard allows Shards to differ from the count the broker recorded
+	// (--broker-reshard): the migration of docs/scaling.md.
+	Reshard bool
 	// DataDir, when set with the memory broker, keeps history on disk.
 	DataDir string
 	// Prefix starts every Redis key of the deployment (redis:// only).
@@ -39,6 +42,7 @@ func (c *Broker) register(fs *flag.FlagSet) {
 	fs.Var(&brokerURLs{c}, "broker", "event broker: memory, redis://host:port/db or nats://host:port; repeat it to put shards on several Redis or NATS deployments (shard k on the k-th modulo their number)")
 	c.URL = "memory"
 	fs.IntVar(&c.Shards, "broker-shards", 1, "number of shards (logs) topics are spread over by a hash of their name, the same on every node: each shard is a Redis hash tag or a JetStream stream of its own; changing it is a migration (docs/scaling.md)")
+	fs.BoolVar(&c.Reshard, "broker-reshard", false, "allow --broker-shards to differ from the number of shards the broker recorded (a node refuses to start otherwise): the migration of docs/scaling.md, with every node stopped first")
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory for durable history (embedded store); empty keeps history in memory")
 	fs.StringVar(&c.Prefix, "broker-prefix", "herald", "Redis broker: prefix of every key (all nodes of a deployment use the same; keys are {prefix}:...)")
 	fs.StringVar(&c.Stream, "broker-stream", "HERALD", "NATS broker: JetStream stream name (all nodes of a deployment use the same; subjects are <stream>.>)")

@@ -20,7 +20,7 @@ func ShardedBroker(t testing.TB, n int) *shard.Broker {
 	for k := range logs {
 		logs[k] = memory.New(&memory.Options{Epoch: fmt.Sprint("log", k)})
 	}
-	b, err := shard.New(context.Background(), logs)
+	b, err := shard.New(context.Background(), logs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

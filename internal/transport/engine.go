@@ -57,6 +57,7 @@ type Engine struct {
 	pool  pool      // the ready queue and its workers (pool.go)
 	co    coalescer // the coalescing window (coalesce.go)
 	wheel wheel     // keep-alives and deadlines (wheel.go)
+	burst *burst    // returns a burst's handshake garbage (burst.go)
 }
 
 // NewEngine returns an Engine.
@@ -73,7 +74,7 @@ func NewEngine(o Options) *Engine {
 	e := &Engine{
 		name: o.Name, keepAlive: o.KeepAlive, writeTimeout: o.WriteTimeout,
 		gauge: o.Connections, delivered: o.Delivered, log: o.Logger,
-		conns: make(map[uint64]*Conn),
+		conns: make(map[uint64]*Conn), burst: newBurst(),
 	}
 	e.pool.init(e, runtime.GOMAXPROCS(0))
 	e.co.pool = &e.pool
@@ -192,6 +193,7 @@ func (e *Engine) Serve(o ConnOptions) bool {
 	// c stays busy (owned by this setup) until queued below: wakes
 	// meanwhile only mark it dirty.
 	e.add(c, o.Read)
+	e.burst.note()
 	if o.Sub != nil {
 		c.sub.Store(o.Sub)
 		o.Sub.Notify(c.Wake)
@@ -297,6 +299,7 @@ func (e *Engine) Len() int {
 // Streams on the standard path end with their requests, which
 // http.Server.Shutdown waits for.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	e.burst.stop()
 	e.mu.Lock()
 	e.shutting = true
 	all := make([]*Conn, 0, len(e.conns))

@@ -123,19 +123,18 @@ func (b *Broker) refresh(ctx context.Context, subject string, ss *subjectState) 
 // publishOn appends a message on subject, chained to the subject's newest
 // one (optimistic concurrency: the stream refuses it if another node
 // published on the subject meanwhile, and this node then reloads and
-// retries). It returns ErrTopicFinished if the subject's topic is finished.
-// ss.mu must be held.
+// retries). msgID is the Nats-Msg-Id to send (see natsMsgID; "" for a new
+// random one). It returns ErrTopicFinished if the subject's topic is
+// finished. ss.mu must be held.
 func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState, hdr natsgo.Header, data []byte, prev uint64, final bool, finalOf uint64, msgID string) (uint64, error) {
 	if !ss.known {
 		if err := b.refresh(ctx, subject, ss); err != nil {
 			return 0, err
 		}
 	}
-	id := nuid.Next()
-	if msgID != "" {
-		// The message's own ID: JetStream stores it once within the
-		// stream's Duplicates window, whichever node sends it again.
-		id = "herald:" + msgID
+	id := msgID
+	if id == "" {
+		id = nuid.Next()
 	}
 	for attempt := range 100 {
 		if ss.lastID == id {
@@ -205,6 +204,16 @@ func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState
 	return 0, errors.New("too much contention on the subject")
 }
 
+// natsMsgID returns the Nats-Msg-Id of a message with the given
+// pubsub.Message.ID: JetStream stores it once within the stream's
+// Duplicates window, whichever node sends it again. "" for none.
+func natsMsgID(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "herald:" + id
+}
+
 // Publish stores m as one message of the stream, on the subject of its
 // first topic, and returns once JetStream has acknowledged it.
 func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Position, error) {
@@ -243,7 +252,7 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	subject := b.subject(first)
 	ss := b.subjectState(subject)
 	ss.mu.Lock()
-	seq, err := b.publishOn(ctx, subject, ss, nil, blob, 0, m.Final, 0, m.ID)
+	seq, err := b.publishOn(ctx, subject, ss, nil, blob, 0, m.Final, 0, natsMsgID(m.ID))
 	ss.mu.Unlock()
 	if errors.Is(err, pubsub.ErrTopicFinished) {
 		return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, first)

@@ -232,6 +232,13 @@ func (r *recorder) HandleEpoch(epoch string) {
 	r.mu.Unlock()
 }
 
+// epochCalls returns the epochs HandleEpoch was called with so far.
+func (r *recorder) epochCalls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.epochs)
+}
+
 func (r *recorder) problem(p string) {
 	r.mu.Lock()
 	r.problems = append(r.problems, p)

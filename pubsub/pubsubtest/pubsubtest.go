@@ -18,6 +18,10 @@
 //   - retained and final messages (ErrTopicFinished), Purge if implemented;
 //   - idempotent publishing by Message.ID (stored once, the first position
 //     answered again);
+//   - PublishBatch, for brokers that implement pubsub.BatchPublisher: the
+//     effect of Publish per message (several topics, retained, final, IDs,
+//     the batch stopped at a finished topic), and a batch that evicts its
+//     own messages still delivered whole to listeners;
 //   - concurrency (run the suite with -race), cancellation, Close
 //     (ErrClosed afterwards) and goroutine leaks after Close;
 //   - pubsub.Conditional, for brokers that implement it (the others skip
@@ -192,6 +196,8 @@ var cases = []testCase{
 	{"RetainedAfterReset", (*suite).testRetainedAfterReset},
 	{"Final", (*suite).testFinal},
 	{"Idempotent", (*suite).testIdempotent},
+	{"Batch", (*suite).testBatch},
+	{"BatchRetention", (*suite).testBatchRetention},
 	{"TruncationMaxEvents", (*suite).testTruncationMaxEvents},
 	{"StateOutlivesHistory", (*suite).testStateOutlivesHistory},
 	{"TruncationMaxBytes", (*suite).testTruncationMaxBytes},
@@ -215,6 +221,7 @@ var cases = []testCase{
 	{"CondOtherTopics", (*suite).testCondOtherTopics},
 	{"CondFinal", (*suite).testCondFinal},
 	{"CondPurge", (*suite).testCondPurge},
+	{"CondBatch", (*suite).testCondBatch},
 	{"CondEpoch", (*suite).testCondEpoch},
 	{"CondRace", (*suite).testCondRace},
 	{"CondPeerRace", (*suite).testCondPeerRace},

@@ -53,12 +53,16 @@ func (b *Broker) ReadTopic(ctx context.Context, topic string, after pubsub.Posit
 }
 
 // PublishIf appends m, which has one topic, if that topic's tail is tail:
-// publish.lua checks the tail and appends in one script, through the same
-// code as Publish (live delivery, retained and final state, retention).
-// It implements pubsub.Conditional.
+// publish.lua checks the tail and appends in one script, as a batch of one
+// through the same code as Publish (live delivery, retained and final
+// state, retention), with no ID to deduplicate. It implements
+// pubsub.Conditional.
 func (b *Broker) PublishIf(ctx context.Context, tail pubsub.Position, m *pubsub.Message) (pubsub.Position, error) {
 	if len(m.Topics) != 1 {
 		return pubsub.Position{}, fmt.Errorf("redis: publish if: a conditional append has one topic, not %d", len(m.Topics))
 	}
-	return b.publish(ctx, m, &tail)
+	if _, err := b.publishBatch(ctx, []*pubsub.Message{m}, &tail); err != nil {
+		return pubsub.Position{}, err
+	}
+	return m.Pos, nil
 }

@@ -21,6 +21,8 @@
 //     state change together, and a snapshot's Head is consistent with its
 //     Events. A Read returns every message of its topics up to Head; every
 //     later message reaches each node's listener after its Head.
+//     PublishBatch publishes a whole batch in one script call (Publish is
+//     a batch of one), each topic's bookkeeping done once per batch;
 //
 // All keys of a deployment start with "{prefix}:" and share one Redis
 // Cluster hash slot, which the scripts need. (Cluster then gives failover,

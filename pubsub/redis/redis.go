@@ -84,9 +84,10 @@ type Broker struct {
 }
 
 var (
-	_ pubsub.Broker    = (*Broker)(nil)
-	_ pubsub.Purger    = (*Broker)(nil)
-	_ pubsub.Inspector = (*Broker)(nil)
+	_ pubsub.Broker         = (*Broker)(nil)
+	_ pubsub.BatchPublisher = (*Broker)(nil)
+	_ pubsub.Purger         = (*Broker)(nil)
+	_ pubsub.Inspector      = (*Broker)(nil)
 )
 
 // DefaultPrefix is the key prefix used when Options.Prefix is empty.
@@ -164,13 +165,13 @@ func (b *Broker) setEpoch(e string) { b.epoch.Store(&e) }
 
 // epochKeys are the keys of one epoch's log.
 type epochKeys struct {
-	log, clock, wm, topics, ret, fin, sizes, fair, refs, topicPrefix, ids string
+	log, clock, wm, topics, ret, fin, sizes, fair, refs, dead, topicPrefix, ids string
 }
 
 func (b *Broker) keys(epoch string) epochKeys {
 	p := b.base + ":" + epoch + ":"
 	return epochKeys{log: p + "log", clock: p + "clock", wm: p + "wm", topics: p + "topics", ret: p + "ret", fin: p + "fin",
-		sizes: p + "sizes", fair: p + "fair", refs: p + "refs", topicPrefix: p + "t:", ids: p + "id:"}
+		sizes: p + "sizes", fair: p + "fair", refs: p + "refs", dead: p + "dead", topicPrefix: p + "t:", ids: p + "id:"}
 }
 
 type startState struct {
@@ -248,64 +249,12 @@ const maxEpochRetries = 3
 
 // Publish appends m to the log. It returns once Redis has executed the
 // write (see the package documentation for what that means for
-// durability).
+// durability). It is a batch of one (see PublishBatch).
 func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Position, error) {
-	return b.publish(ctx, m, nil)
-}
-
-// publish runs publish.lua for m; with cond, only if the tail of m's one
-// topic is *cond.
-func (b *Broker) publish(ctx context.Context, m *pubsub.Message, cond *pubsub.Position) (pubsub.Position, error) {
-	if err := b.check(ctx); err != nil {
+	if _, err := b.PublishBatch(ctx, []*pubsub.Message{m}); err != nil {
 		return pubsub.Position{}, err
 	}
-	if len(m.Topics) == 0 {
-		return pubsub.Position{}, errors.New("redis: publish: no topic")
-	}
-	topics := dedupe(m.Topics)
-	blob := codec.Encode(nil, m)
-	r := b.o.Retention
-	for range maxEpochRetries {
-		epoch := b.Epoch()
-		k := b.keys(epoch)
-		idArg, condArg := "", ""
-		if m.ID != "" && cond == nil {
-			idArg = fmt.Sprintf("%d %s", int(pubsub.DedupeWindow.Seconds()), m.ID)
-		}
-		if cond != nil {
-			if cond.Offset != 0 && cond.Epoch != epoch {
-				return pubsub.Position{}, fmt.Errorf("%w: %w: tail %v, log %s", pubsub.ErrConflict, pubsub.ErrEpochChanged, *cond, epoch)
-			}
-			condArg = strconv.FormatUint(cond.Offset, 10)
-		}
-		keys := append(make([]string, 0, 12+len(topics)), b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs, k.ids+m.ID)
-		args := append(make([]any, 0, 12+len(topics)),
-			epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0), m.Size(), flag(m.Retain), flag(m.Final), blob, k.topicPrefix, idArg, condArg)
-		for _, t := range topics {
-			keys = append(keys, k.topicPrefix+t)
-			args = append(args, t)
-		}
-		res, err := publishScript.Run(ctx, b.rdb, keys, args...).Slice()
-		if err != nil {
-			return pubsub.Position{}, b.fail(ctx, "publish", err)
-		}
-		b.reachable()
-		switch str(res[0]) {
-		case "ok":
-			m.Pos = pubsub.Position{Epoch: epoch, Offset: toUint(res[1])}
-			m.Time = time.UnixMilli(int64(toUint(res[2])))
-			return m.Pos, nil
-		case "finished":
-			return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, str(res[1]))
-		case "conflict":
-			return pubsub.Position{}, fmt.Errorf("%w: the tail of %q is at offset %d, not %d", pubsub.ErrConflict, topics[0], toUint(res[1]), cond.Offset)
-		case "epoch":
-			b.setEpoch(str(res[1]))
-		default:
-			return pubsub.Position{}, fmt.Errorf("redis: publish: unexpected reply %v", res)
-		}
-	}
-	return pubsub.Position{}, fmt.Errorf("%w: redis: publish: the epoch keeps changing", pubsub.ErrUnavailable)
+	return m.Pos, nil
 }
 
 // Read returns a snapshot for q, taken atomically by one script.
@@ -458,7 +407,7 @@ func (b *Broker) sweeper() {
 func (b *Broker) sweep(ctx context.Context) error {
 	epoch := b.Epoch()
 	k := b.keys(epoch)
-	keys := []string{b.meta, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs}
+	keys := []string{b.meta, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs, k.dead}
 	for range 100 {
 		more, err := sweepScript.Run(ctx, b.rdb, keys, epoch, b.o.Retention.MaxAge.Milliseconds(), 500, k.topicPrefix).Int()
 		if err != nil {

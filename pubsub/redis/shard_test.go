@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 
@@ -27,7 +28,7 @@ func TestConformanceShard(t *testing.T) {
 			}
 			shards[k] = open(t, p, r)
 		}
-		if _, err := shard.New(context.Background(), shards); err != nil {
+		if _, err := shard.New(context.Background(), shards, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range shards[:n-1] {
@@ -40,4 +41,61 @@ func TestConformanceShard(t *testing.T) {
 		return open(t, prefixes[b], pubsub.Retention{})
 	}
 	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again, NotEmpty: true, LargeBytes: 16 << 20})
+}
+
+// TestShardCountGuard: a node that opens a deployment's streams with
+// another number of shards than the one recorded is refused (two opens,
+// as two nodes would), with 1 shard too, unless it reshards.
+func TestShardCountGuard(t *testing.T) {
+	needRedis(t)
+	base := uniquePrefix(t)
+	ctx := context.Background()
+	openN := func(n int) []pubsub.Broker {
+		shards := make([]pubsub.Broker, n)
+		for k := range shards {
+			p := base
+			if k > 0 {
+				p += "#" + strconv.Itoa(k)
+				t.Cleanup(func() { deleteKeys(t, p) })
+			}
+			shards[k] = open(t, p, pubsub.Retention{})
+		}
+		return shards
+	}
+	closeAll := func(bs []pubsub.Broker) {
+		for _, b := range bs {
+			b.Close()
+		}
+	}
+	first, err := shard.New(ctx, openN(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	three := openN(3)
+	if _, err := shard.New(ctx, three, nil); !errors.Is(err, shard.ErrShardCount) {
+		t.Errorf("a node with 3 shards against 2: %v, want ErrShardCount", err)
+	}
+	closeAll(three)
+	one := openN(1)
+	if err := shard.Check(ctx, one[0], nil); !errors.Is(err, shard.ErrShardCount) {
+		t.Errorf("a node with 1 shard against 2: %v, want ErrShardCount", err)
+	}
+	closeAll(one)
+	same, err := shard.New(ctx, openN(2), nil)
+	if err != nil {
+		t.Errorf("a second node with 2 shards: %v", err)
+	} else {
+		same.Close()
+	}
+	re, err := shard.New(ctx, openN(3), &shard.Options{Reshard: true})
+	if err != nil {
+		t.Fatalf("resharding to 3: %v", err)
+	}
+	re.Close()
+	after, err := shard.New(ctx, openN(3), nil)
+	if err != nil {
+		t.Fatalf("a node with 3 shards after resharding to 3: %v", err)
+	}
+	after.Close()
 }

@@ -30,11 +30,28 @@ var (
 // several shards: read each shard (pubsub.LogOf) instead.
 var ErrSpansShards = errors.New("shard: the query's topics are on several shards")
 
+// Options configure New and Check. Nil means the zero value.
+type Options struct {
+	// Reshard allows the number of shards to differ from the one the
+	// shards recorded (a deployment that had one log counts as one
+	// shard): the new count is recorded, and topics that move get a new
+	// epoch (see Moved). Every node must then run with the new count.
+	// Default false: New refuses another count with ErrShardCount.
+	Reshard bool
+}
+
+// ErrShardCount is returned (wrapped) by New and Check when the shards
+// record another number of shards than the node was given, and
+// Options.Reshard is not set: nodes with different counts would put a
+// topic on different shards.
+var ErrShardCount = errors.New("shard: the deployment runs with another number of shards")
+
 // New returns a Broker over shards (shard k at index k), which it owns
 // and closes. It records the number of shards in each (see Moved), and
 // refuses shards that share an epoch (two shards on one log: a
-// misconfiguration).
-func New(ctx context.Context, shards []pubsub.Broker) (*Broker, error) {
+// misconfiguration) and, unless opts.Reshard is set, a number of shards
+// other than the one recorded (ErrShardCount).
+func New(ctx context.Context, shards []pubsub.Broker, opts *Options) (*Broker, error) {
 	if len(shards) == 0 {
 		return nil, errors.New("shard: no shard")
 	}
@@ -46,7 +63,11 @@ func New(ctx context.Context, shards []pubsub.Broker) (*Broker, error) {
 		seen[s.Epoch()] = k
 	}
 	b := &Broker{shards: shards}
-	ms, err := record(ctx, shards)
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	ms, err := record(ctx, shards, o.Reshard)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func TestConditional(t *testing.T) {
 			}
 			shards[k] = b
 		}
-		b, err := shard.New(context.Background(), shards)
+		b, err := shard.New(context.Background(), shards, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestConditional(t *testing.T) {
 // TestConditionalUnsupported: a shard that is not Conditional is an error,
 // not a panic.
 func TestConditionalUnsupported(t *testing.T) {
-	b, err := shard.New(context.Background(), []pubsub.Broker{memory.New(&memory.Options{Epoch: "m0"})})
+	b, err := shard.New(context.Background(), []pubsub.Broker{memory.New(&memory.Options{Epoch: "m0"})}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

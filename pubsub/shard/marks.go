@@ -62,10 +62,12 @@ func readMarks(ctx context.Context, b pubsub.Broker) (marks, pubsub.Position, er
 	return ms, snap.Head, nil
 }
 
-// record reads each shard's marks and, when the number of shards changed,
-// appends the new generation to every shard's (a retained message on
-// markTopic). A deployment that always had one shard records nothing.
-func record(ctx context.Context, shards []pubsub.Broker) ([]marks, error) {
+// record reads each shard's marks and, when the number of shards changed
+// and reshard allows it, appends the new generation to every shard's (a
+// retained message on markTopic); without reshard it refuses the change
+// with ErrShardCount. A deployment that always had one shard records
+// nothing.
+func record(ctx context.Context, shards []pubsub.Broker, reshard bool) ([]marks, error) {
 	n := len(shards)
 	out := make([]marks, n)
 	for k, s := range shards {
@@ -82,7 +84,10 @@ func record(ctx context.Context, shards []pubsub.Broker) ([]marks, error) {
 	gen := 1
 	if last := out[0]; len(last) > 0 {
 		gen = last[len(last)-1].gen
-		if last[len(last)-1].count != n {
+		if was := last[len(last)-1].count; was != n {
+			if !reshard {
+				return nil, countError(was, n)
+			}
 			gen++
 		}
 	} else if n == 1 {
@@ -104,6 +109,31 @@ func record(ctx context.Context, shards []pubsub.Broker) ([]marks, error) {
 		out[k] = ms
 	}
 	return out, nil
+}
+
+func countError(was, n int) error {
+	return fmt.Errorf("%w: its shards record %d shard(s), this node has %d: start every node with the same --broker-shards (%d), or, to change the number of shards, stop every node and start them with --broker-shards %d --broker-reshard (docs/scaling.md)",
+		ErrShardCount, was, n, was, n)
+}
+
+// Check is New's guard for a node that opens one log without a Broker of
+// shards (--broker-shards 1): it refuses, with ErrShardCount, a log that
+// is shard 0 of a deployment whose shards recorded another count, unless
+// opts.Reshard is set, in which case it records that the deployment now
+// has one shard.
+func Check(ctx context.Context, b pubsub.Broker, opts *Options) error {
+	ms, _, err := readMarks(ctx, b)
+	if err != nil {
+		return fmt.Errorf("shard 0: reading its shard counts: %w", err)
+	}
+	if len(ms) == 0 || ms[len(ms)-1].count == 1 {
+		return nil
+	}
+	if opts == nil || !opts.Reshard {
+		return countError(ms[len(ms)-1].count, 1)
+	}
+	_, err = record(ctx, []pubsub.Broker{b}, true)
+	return err
 }
 
 // Moved reports whether messages of topic after pos (a position on its

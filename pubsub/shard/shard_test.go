@@ -129,7 +129,7 @@ func topicOn(k, n int, name string) string {
 func TestSplitPublish(t *testing.T) {
 	ctx := context.Background()
 	bs := newBrokers(3)
-	b, err := shard.New(ctx, bs)
+	b, err := shard.New(ctx, bs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestMoved(t *testing.T) {
 	bs := newBrokers(4)
 	open := func(n int) *shard.Broker {
 		t.Helper()
-		b, err := shard.New(ctx, bs[:n])
+		b, err := shard.New(ctx, bs[:n], &shard.Options{Reshard: true})
 		if err != nil {
 			t.Fatal(err)
 		}

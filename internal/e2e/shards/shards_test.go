@@ -63,7 +63,7 @@ func redisNodes(t *testing.T, n int) openNode {
 			}
 			shards[k] = b
 		}
-		sb, err := shard.New(context.Background(), shards)
+		sb, err := shard.New(context.Background(), shards, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func natsNodes(t *testing.T, n int) openNode {
 			}
 			shards[k] = b
 		}
-		sb, err := shard.New(context.Background(), shards)
+		sb, err := shard.New(context.Background(), shards, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,8 @@
 --   meta    hash: epoch, seq (last offset), floor (no offset below it is
 --           in the log), forgotten (highest offset of a forgotten topic),
 --           bytes (approximate size of the log), legacy (offsets up to it
---           were written before topics counted their bytes)
+--           were written before topics counted their bytes), dead (1 when
+--           the dead list may hold offsets)
 --   epochs  stream announcing every new epoch (nodes block on it)
 --   log     stream of every message of the epoch, id "<offset>-0", fields
 --           t (ms), n (size), m (encoded message)
@@ -26,6 +27,37 @@
 --   id:<id> string "<offset> <ms>": a message published with that ID
 --           (Message.ID), for idempotent publishing; expires after
 --           pubsub.DedupeWindow
+--   dead    list of offsets: messages that a batch evicted from every
+--           topic's index while it published them; they leave the log at
+--           the next publish (see release), their bytes are counted out
+--           already
+
+-- defer, when set (by publish), holds the first offset of the batch being
+-- published (from) and the dead list's key (key): release keeps such a
+-- message in the log.
+local defer = nil
+
+-- multi runs a variadic command (key, then the list's items; no key when
+-- key is nil) in chunks of at most 1000 items, and returns the replies'
+-- items in order. An empty list runs nothing.
+local function multi(cmd, key, list)
+  local out = {}
+  for i = 1, #list, 1000 do
+    local last = math.min(i + 999, #list)
+    local r
+    if key then
+      r = redis.call(cmd, key, unpack(list, i, last))
+    else
+      r = redis.call(cmd, unpack(list, i, last))
+    end
+    if type(r) == 'table' then
+      for k = 1, #r do
+        out[#out + 1] = r[k] -- false (a missing field) included
+      end
+    end
+  end
+  return out
+end
 
 -- sid returns the stream id of offset n.
 local function sid(n)
@@ -105,8 +137,28 @@ local function release(log, refs, s)
   if not e then
     return 0 -- it left the log already (age, or the oldest-first bound)
   end
-  redis.call('XDEL', log, e[1])
+  if defer and s >= defer.from then
+    -- A message of the batch being published: the nodes' listeners have
+    -- not read it yet, and would take its absence for a gap.
+    redis.call('RPUSH', defer.key, s)
+    defer.used = true
+  else
+    redis.call('XDEL', log, e[1])
+  end
   return num(field(e[2], 'n'))
+end
+
+-- reap removes from the log the messages a previous batch evicted.
+local function reap(log, dead)
+  local d = redis.call('LRANGE', dead, 0, -1)
+  if #d == 0 then
+    return
+  end
+  for i = 1, #d do
+    d[i] = sid(d[i])
+  end
+  multi('XDEL', log, d)
+  redis.call('DEL', dead)
 end
 
 -- drop_front removes the oldest message of a topic's history: from its
@@ -135,11 +187,10 @@ end
 -- enforce_bytes evicts until the log fits max_bytes: the oldest messages
 -- of the log while some of it predates byte counting per topic (legacy),
 -- then fairly: the oldest message of the topic with the most evictable
--- bytes, never a topic's newest. It returns the bytes and the floor.
-local function enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes, seq)
-  local bytes = num(redis.call('HGET', meta, 'bytes'))
-  local floor = num(redis.call('HGET', meta, 'floor'))
-  local legacy = num(redis.call('HGET', meta, 'legacy'))
+-- bytes, never a topic's newest. It starts from the log's bytes, floor and
+-- legacy mark (the meta hash's fields), and returns the bytes and the
+-- floor, for the caller to store.
+local function enforce_bytes(log, refs, sizes, fair, wm, prefix, max_bytes, seq, bytes, floor, legacy)
   while bytes > max_bytes do
     if floor <= legacy then
       local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
@@ -168,20 +219,20 @@ local function enforce_bytes(meta, log, refs, sizes, fair, wm, prefix, max_bytes
       end
     end
   end
-  redis.call('HSET', meta, 'bytes', math.max(bytes, 0), 'floor', floor)
   return bytes, floor
 end
 
 -- topic_tail returns the offset of a topic's newest message in the log (the
 -- last entry of its index stream, key), 0 when it has none: entries below
--- the floor are of messages that left the log (trimmed lazily).
-local function topic_tail(meta, key)
+-- floor (the meta hash's) are of messages that left the log (trimmed
+-- lazily). Messages in the dead list are in no index, so never a tail.
+local function topic_tail(key, floor)
   local e = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
   if not e then
     return 0
   end
   local s = seq_of(e[1])
-  if s < num(redis.call('HGET', meta, 'floor')) then
+  if s < floor then
     return 0
   end
   return s

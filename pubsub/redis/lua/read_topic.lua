@@ -9,12 +9,13 @@ local cur = current_epoch(meta, epochs, ARGV[2])
 if cur ~= ARGV[1] then
   return {'epoch', cur}
 end
-local tail = topic_tail(meta, key)
+local floor = num(redis.call('HGET', meta, 'floor'))
+local tail = topic_tail(key, floor)
 local after, limit = num(ARGV[3]), num(ARGV[4])
 local items = {}
 if tail > after then
   -- Index entries below the floor are of messages that left the log.
-  local start = math.max(after, num(redis.call('HGET', meta, 'floor')) - 1)
+  local start = math.max(after, floor - 1)
   local ids
   if limit > 0 then
     ids = redis.call('XRANGE', key, '(' .. sid(start), '+', 'COUNT', limit)

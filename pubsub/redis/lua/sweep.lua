@@ -2,7 +2,7 @@
 -- every message has left the log. It does at most limit items of each kind
 -- of work and returns 1 when there is more to do.
 -- KEYS: 1 meta, 2 log, 3 clock, 4 wm, 5 topics, 6 ret, 7 fin, 8 sizes,
---       9 fair, 10 refs
+--       9 fair, 10 refs, 11 dead
 -- ARGV: 1 expected epoch, 2 max age in ms (0: no age limit), 3 limit,
 --       4 prefix of the topics' index keys
 local meta, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -10,6 +10,7 @@ local sizes, fair, refs = KEYS[8], KEYS[9], KEYS[10]
 if redis.call('HGET', meta, 'epoch') ~= ARGV[1] then
   return -1
 end
+reap(log, KEYS[11])
 local max_age, limit = num(ARGV[2]), num(ARGV[3])
 local floor = num(redis.call('HGET', meta, 'floor'))
 local bytes = num(redis.call('HGET', meta, 'bytes'))
