@@ -81,7 +81,8 @@ var (
 // op is one request to the writer.
 type op struct {
 	kind  opKind
-	msg   *pubsub.Message // opPublish
+	msg   *pubsub.Message // opPublish, opPublishIf
+	tail  uint64          // opPublishIf: the topic's expected tail
 	topic string          // opPurge
 	state atomic.Int32    // opPending, opTaken or opCancelled
 	dup   bool            // published before (by ID): not stored again
@@ -94,6 +95,7 @@ type opKind uint8
 const (
 	opPublish opKind = iota
 	opPurge
+	opPublishIf
 )
 
 const (
@@ -404,8 +406,12 @@ func (b *Broker) commit(batch []*op) {
 		for _, o := range ops {
 			o.err = nil
 			switch o.kind {
-			case opPublish:
-				err = s.publish(o.msg, now, b.o.Retention.MaxEvents)
+			case opPublish, opPublishIf:
+				if o.kind == opPublish {
+					err = s.publish(o.msg, now, b.o.Retention.MaxEvents, true)
+				} else {
+					err = s.publishIf(o.msg, o.tail, now, b.o.Retention.MaxEvents)
+				}
 				var refused errRefused
 				if errors.As(err, &refused) {
 					o.err, err = refused.err, nil
@@ -429,7 +435,7 @@ func (b *Broker) commit(batch []*op) {
 		b.log.Error("bolt: commit failed", "path", b.path, "ops", len(ops), "err", err)
 		for _, o := range ops {
 			o.err = fmt.Errorf("%w: bolt: commit: %v", pubsub.ErrUnavailable, err)
-			if o.kind == opPublish {
+			if o.kind != opPurge {
 				o.msg.Pos, o.msg.Time = pubsub.Position{}, time.Time{}
 			}
 		}
@@ -437,7 +443,7 @@ func (b *Broker) commit(batch []*op) {
 		b.hmu.Lock()
 		if h := b.handler; h != nil {
 			for _, o := range ops {
-				if o.kind == opPublish && o.err == nil && !o.dup {
+				if o.kind != opPurge && o.err == nil && !o.dup {
 					h.HandleMessage(o.msg)
 				}
 			}

@@ -41,6 +41,17 @@
 // history is at its bound; it never shrinks while open, and Open rewrites a
 // file that is mostly free pages (see Options.CompactMinBytes).
 //
+// # Conditional appends (Durable Streams)
+//
+// Broker implements pubsub.Conditional. PublishIf is queued to the writer
+// like Publish; inside the batch's transaction it checks the topic's final
+// state and tail (the last key of the topic's index) and appends through
+// the same code, so group commit, live delivery and retention are
+// Publish's; a refused append writes nothing. ReadTopic is one read
+// transaction: a seek in the topic's index and a forward walk of the log.
+// A streams broker is a file of its own: Open it at its own path (for
+// example "streams.db" in the data directory) with no retention.
+//
 // # Layout
 //
 // See store.go: buckets for the log (offset → record), a per-topic index,

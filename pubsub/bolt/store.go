@@ -222,9 +222,11 @@ func (e errRefused) Unwrap() error { return e.err }
 
 // publish appends m at the next offset, with time now (Unix nanoseconds),
 // and applies per-topic retention. A refusal (a finished topic) is returned
-// as errRefused and changes nothing.
-func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
-	if m.ID != "" && s.ids != nil {
+// as errRefused and changes nothing. With dedupe, a message whose ID was
+// published within the dedupe window is not stored again, and m's ID is
+// remembered.
+func (s *store) publish(m *pubsub.Message, now int64, maxEvents int, dedupe bool) error {
+	if dedupe && m.ID != "" && s.ids != nil {
 		if v := s.ids.Get([]byte(m.ID)); v != nil {
 			off, n := binary.Uvarint(v)
 			t, k := binary.Varint(v[max(n, 0):])
@@ -288,6 +290,9 @@ func (s *store) publish(m *pubsub.Message, now int64, maxEvents int) error {
 		if err := s.putTopicMeta(topic, tm); err != nil {
 			return err
 		}
+	}
+	if !dedupe {
+		return nil
 	}
 	return s.rememberID(m, now)
 }

@@ -171,7 +171,7 @@ func (b *Broker) settle(ctx context.Context, s *sent) (uint64, error) {
 		if ack.Duplicate {
 			s.ss.known = false // stored before; others may have followed it
 		} else if ack.Sequence > s.ss.last {
-			s.ss.last, s.ss.lastID, s.ss.final, s.ss.finalOf, s.ss.prevBound = ack.Sequence, s.id, false, 0, 0
+			s.ss.last, s.ss.lastID, s.ss.final, s.ss.finalOf, s.ss.prevBound, s.ss.purged = ack.Sequence, s.id, false, 0, 0, false
 		}
 		return ack.Sequence, nil
 	}

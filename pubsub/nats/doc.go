@@ -98,6 +98,23 @@
 // Logger, each at most once a minute, when the broker opened the
 // connection (Open); Open also reconnects every 500 ms.
 //
+// # Conditional appends (Durable Streams)
+//
+// Broker implements pubsub.Conditional on the topic's subject. PublishIf
+// sends the message with Nats-Expected-Last-Subject-Sequence set to the
+// subject's newest sequence as this node knows it; JetStream refuses it if
+// anything reached the subject since, from any node, and the node reads
+// the subject again: if the topic's newest event is still the caller's
+// tail (this node's view was stale, or the newest message is a purge
+// marker, which is no event) it tries again, otherwise it returns
+// pubsub.ErrConflict. The stream's sequences are positions, so a tail may
+// skip numbers (markers, other subjects). A topic some of whose messages
+// are stored on another subject (it was a second topic of a multi-topic
+// publish) is refused with ErrSharedTopic: its subject would not tell its
+// tail. Appends are bounded by NATS's max_payload (1 MiB by default, for
+// the encoded message and its headers). A streams broker uses its own
+// Options.Stream (for example "HERALD_STREAMS") with no retention.
+//
 // # Limits
 //
 // The state bucket belongs to the stream: delete both or neither. If the

@@ -97,6 +97,18 @@ type subjectState struct {
 	// prevBound, when the subject is empty, bounds the sequence of the
 	// messages it had: they all left the stream before it.
 	prevBound uint64
+	// purged: the newest message is a purge marker (the topic has no
+	// message since its purge).
+	purged bool
+}
+
+// tail returns the sequence of the newest event on the subject, 0 when it
+// has none (empty, or purged since).
+func (ss *subjectState) tail() uint64 {
+	if ss.purged {
+		return 0
+	}
+	return ss.last
 }
 
 var (

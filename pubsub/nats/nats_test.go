@@ -78,6 +78,10 @@ var (
 	streams   = map[pubsub.Broker]string{}
 )
 
+// maxData is the largest message data the suite stores: NATS's default
+// max_payload (1 MiB) bounds a message with its headers and encoding.
+const maxData = 1<<20 - 1024
+
 func TestConformance(t *testing.T) {
 	needNATS(t)
 	newBroker := func(t *testing.T, r pubsub.Retention) pubsub.Broker {
@@ -94,5 +98,5 @@ func TestConformance(t *testing.T) {
 		streamsMu.Unlock()
 		return open(t, natsURL(), name, pubsub.Retention{})
 	}
-	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again})
+	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again, CondOwnTopics: true, MaxData: maxData})
 }

@@ -104,6 +104,7 @@ func (b *Broker) refresh(ctx context.Context, subject string, ss *subjectState) 
 		ss.lastID = m.Header.Get(natsgo.MsgIdHdr)
 	}
 	ss.finalOf, ss.final = finalOf(m)
+	ss.purged = m != nil && m.Header.Get(hdrMarker) == "purge"
 	if m == nil {
 		// An empty subject: any message it had left with the oldest of
 		// the stream, so before its first sequence.
@@ -194,6 +195,7 @@ func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState
 			return ack.Sequence, nil
 		}
 		ss.last, ss.lastID, ss.final, ss.finalOf, ss.prevBound = ack.Sequence, id, final, finalOf, 0
+		ss.purged = hdr.Get(hdrMarker) == "purge"
 		if final && finalOf == 0 {
 			ss.finalOf = ack.Sequence
 		}

@@ -45,7 +45,7 @@ func TestConformanceShard(t *testing.T) {
 		streamsMu.Unlock()
 		return open(t, natsURL(), name, pubsub.Retention{})
 	}
-	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again, NotEmpty: true})
+	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again, CondOwnTopics: true, MaxData: maxData, NotEmpty: true, LargeBytes: 16 << 20})
 }
 
 // TestShardCountGuard: a node that opens a deployment's streams with

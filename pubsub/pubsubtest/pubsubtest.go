@@ -24,6 +24,11 @@
 //     own messages still delivered whole to listeners;
 //   - concurrency (run the suite with -race), cancellation, Close
 //     (ErrClosed afterwards) and goroutine leaks after Close;
+//   - pubsub.Conditional, for brokers that implement it (the others skip
+//     those tests, saying so): ReadTopic's window and tail, PublishIf's
+//     condition (exactly one winner per tail, among goroutines and
+//     nodes), binary data, finished and purged topics, epochs, and a
+//     topic of about 100 MiB read back in pages;
 //   - optionally, a second node on the same log (Options.Peer) and a
 //     restart over the same storage (Options.Reopen).
 //
@@ -41,6 +46,7 @@
 package pubsubtest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +102,20 @@ type Options struct {
 	// survive. The suite closes it. Default nil: no Reopen tests.
 	Reopen func(t *testing.T, b pubsub.Broker) pubsub.Broker
 
+	// CondOwnTopics declares that ReadTopic and PublishIf may refuse,
+	// with an error, a topic that was a second or later topic of a message
+	// published to several (the NATS broker stores such a message under
+	// its first topic only). Default false: every topic is served.
+	CondOwnTopics bool
+	// MaxData is the largest Message.Data the broker stores, in bytes:
+	// the size of the large messages of the conditional tests. Default
+	// 1 MiB.
+	MaxData int
+	// LargeBytes is about how much data the conditional tests append to
+	// one topic and read back in pages (skipped with -short). Default
+	// 100 MiB.
+	LargeBytes int64
+
 	// Wait bounds every wait for an asynchronous effect: live delivery,
 	// Listen returning, age-based eviction (on top of MaxAge). Default 10s.
 	Wait time.Duration
@@ -127,11 +147,39 @@ func Run(t *testing.T, newBroker NewBroker, opts *Options) {
 	if opts != nil {
 		s.o = *opts
 	}
+	s.defaults()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.run(s, t) })
+	}
+}
+
+// RunConditional runs only the suite's tests of pubsub.Conditional (the
+// subtests named Cond…), for a broker that does not pass the whole suite
+// on its own, such as a sharded broker whose Read refuses topics of
+// several shards. opts may be nil.
+func RunConditional(t *testing.T, newBroker NewBroker, opts *Options) {
+	t.Helper()
+	s := &suite{newBroker: newBroker}
+	if opts != nil {
+		s.o = *opts
+	}
+	s.defaults()
+	for _, c := range cases {
+		if strings.HasPrefix(c.name, "Cond") {
+			t.Run(c.name, func(t *testing.T) { c.run(s, t) })
+		}
+	}
+}
+
+func (s *suite) defaults() {
 	if s.o.Wait <= 0 {
 		s.o.Wait = 10 * time.Second
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { c.run(s, t) })
+	if s.o.MaxData <= 0 {
+		s.o.MaxData = 1 << 20
+	}
+	if s.o.LargeBytes <= 0 {
+		s.o.LargeBytes = 100 << 20
 	}
 }
 
@@ -166,4 +214,16 @@ var cases = []testCase{
 	{"PeerSharesLog", (*suite).testPeerSharesLog},
 	{"PeerHandOver", (*suite).testPeerHandOver},
 	{"Reopen", (*suite).testReopen},
+	{"CondEmpty", (*suite).testCondEmpty},
+	{"CondAppend", (*suite).testCondAppend},
+	{"CondLive", (*suite).testCondLive},
+	{"CondReadTopic", (*suite).testCondReadTopic},
+	{"CondOtherTopics", (*suite).testCondOtherTopics},
+	{"CondFinal", (*suite).testCondFinal},
+	{"CondPurge", (*suite).testCondPurge},
+	{"CondBatch", (*suite).testCondBatch},
+	{"CondEpoch", (*suite).testCondEpoch},
+	{"CondRace", (*suite).testCondRace},
+	{"CondPeerRace", (*suite).testCondPeerRace},
+	{"CondLarge", (*suite).testCondLarge},
 }

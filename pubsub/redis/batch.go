@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/heraldpush/herald/pubsub"
@@ -24,6 +25,14 @@ import (
 // batch's limits evict stays in the log until the next publish, so that
 // every node's listener still reads it.
 func (b *Broker) PublishBatch(ctx context.Context, msgs []*pubsub.Message) (int, error) {
+	return b.publishBatch(ctx, msgs, nil)
+}
+
+// publishBatch runs publish.lua for msgs. With cond (PublishIf: msgs is one
+// message of one topic), the script publishes only if the tail of that
+// topic is *cond, and the plan names no ID (a conditional append is not
+// deduplicated; the message keeps its ID).
+func (b *Broker) publishBatch(ctx context.Context, msgs []*pubsub.Message, cond *pubsub.Position) (int, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
@@ -40,14 +49,21 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*pubsub.Message) (int,
 	if valid == 0 {
 		return 0, errors.New("redis: publish: no topic")
 	}
-	plan := encodePlan(msgs[:valid])
+	plan := encodePlan(msgs[:valid], cond == nil)
 	r := b.o.Retention
 	for range maxEpochRetries {
 		epoch := b.Epoch()
 		k := b.keys(epoch)
+		condArg := ""
+		if cond != nil {
+			if cond.Offset != 0 && cond.Epoch != epoch {
+				return 0, fmt.Errorf("%w: %w: tail %v, log %s", pubsub.ErrConflict, pubsub.ErrEpochChanged, *cond, epoch)
+			}
+			condArg = strconv.FormatUint(cond.Offset, 10)
+		}
 		keys := []string{b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs, k.dead}
 		res, err := publishScript.Run(ctx, b.rdb, keys, epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0),
-			k.topicPrefix, k.ids, int(pubsub.DedupeWindow.Seconds()), plan).Slice()
+			k.topicPrefix, k.ids, int(pubsub.DedupeWindow.Seconds()), plan, condArg).Slice()
 		if err != nil {
 			return 0, b.fail(ctx, "publish", err)
 		}
@@ -76,6 +92,11 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*pubsub.Message) (int,
 			return n, nil
 		case "finished":
 			return n, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, detail)
+		case "conflict":
+			if cond == nil || n != 0 {
+				return n, fmt.Errorf("redis: publish: unexpected reply %v", res)
+			}
+			return 0, fmt.Errorf("%w: the tail of %q is at offset %s, not %d", pubsub.ErrConflict, msgs[0].Topics[0], detail, cond.Offset)
 		default:
 			return n, fmt.Errorf("redis: publish: unexpected reply %v", res)
 		}
@@ -85,8 +106,10 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*pubsub.Message) (int,
 
 // encodePlan encodes msgs for publish.lua: a MessagePack array holding,
 // for each message, the array {flags (1 retain, 2 final), size, ID,
-// encoded message, topic...}, its topics without duplicates.
-func encodePlan(msgs []*pubsub.Message) string {
+// encoded message, topic...}, its topics without duplicates. Without ids
+// every message's ID in the plan is empty (not deduplicated); the encoded
+// message keeps it.
+func encodePlan(msgs []*pubsub.Message, ids bool) string {
 	n := 5
 	for _, m := range msgs {
 		n += 32 + len(m.ID) + len(m.Data) + len(m.Type) + 16*len(m.Topics)
@@ -102,7 +125,11 @@ func encodePlan(msgs []*pubsub.Message) string {
 		p = mpArray(p, 4+len(topics))
 		p = mpUint(p, uint64(flag(m.Retain)|2*flag(m.Final)))
 		p = mpUint(p, uint64(m.Size()))
-		p = mpString(p, m.ID)
+		if ids {
+			p = mpString(p, m.ID)
+		} else {
+			p = mpString(p, "")
+		}
 		blob = codec.Encode(blob[:0], m)
 		p = mpString(p, string(blob))
 		for _, t := range topics {

@@ -85,6 +85,14 @@
 //
 // # Live delivery
 //
+// Broker implements pubsub.Conditional: PublishIf is publish.lua with a
+// condition (the tail of the message's one topic, the last entry of its
+// index stream, compared in the same script before anything is written),
+// and ReadTopic is read_topic.lua (one script: the tail and a page of the
+// index). A streams broker that must not share keys with the pub/sub log
+// uses its own Options.Prefix (for example "herald-streams"), on the same
+// Redis or another.
+//
 // A node's listener that falls behind (it could not read a message before
 // the bounds evicted it: a node cut off for longer than history lasts, or
 // lagging behind a topic whose whole history the byte bound keeps short)

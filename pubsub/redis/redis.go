@@ -29,6 +29,7 @@ var (
 	readScript    = script("read.lua")
 	sweepScript   = script("sweep.lua")
 	purgeScript   = script("purge.lua")
+	readTopicScr  = script("read_topic.lua")
 )
 
 func script(name string) *goredis.Script {

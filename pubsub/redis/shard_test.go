@@ -40,7 +40,7 @@ func TestConformanceShard(t *testing.T) {
 	again := func(t *testing.T, b pubsub.Broker) pubsub.Broker {
 		return open(t, prefixes[b], pubsub.Retention{})
 	}
-	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again, NotEmpty: true})
+	pubsubtest.Run(t, newBroker, &pubsubtest.Options{Peer: again, Reopen: again, NotEmpty: true, LargeBytes: 16 << 20})
 }
 
 // TestShardCountGuard: a node that opens a deployment's streams with

@@ -221,3 +221,19 @@ local function enforce_bytes(log, refs, sizes, fair, wm, prefix, max_bytes, seq,
   end
   return bytes, floor
 end
+
+-- topic_tail returns the offset of a topic's newest message in the log (the
+-- last entry of its index stream, key), 0 when it has none: entries below
+-- floor (the meta hash's) are of messages that left the log (trimmed
+-- lazily). Messages in the dead list are in no index, so never a tail.
+local function topic_tail(key, floor)
+  local e = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  if not e then
+    return 0
+  end
+  local s = seq_of(e[1])
+  if s < floor then
+    return 0
+  end
+  return s
+end

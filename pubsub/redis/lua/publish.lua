@@ -13,12 +13,16 @@
 --       keys, 7 prefix of the ID keys, 8 how many seconds an ID is
 --       remembered, 9 the plan: a MessagePack array with one array per
 --       message: {flags (1 retain, 2 final), size, ID ('' for none),
---       encoded message, topic, topic...}
+--       encoded message, topic, topic...}, 10 the condition: '' for
+--       none, else the offset the tail of the first message's only topic
+--       must be at (0: the topic has no message); PublishIf sends it with
+--       a batch of one
 -- Returns {status, n, detail, positions} where n is how many messages (in
 -- order) were published, positions holds {offset, ms} for each of them,
 -- and status is 'ok'; 'finished' (detail: the topic) when message n+1
--- goes to a finished topic; or 'epoch' (detail: the current epoch, n 0)
--- when the caller's epoch is stale. A message whose ID was published
+-- goes to a finished topic; 'conflict' (detail: the topic's tail, n 0)
+-- when the condition does not hold; or 'epoch' (detail: the current
+-- epoch, n 0) when the caller's epoch is stale. A message whose ID was published
 -- within the window (before, or earlier in the batch) is not stored
 -- again: its position is the first one's.
 local meta, epochs, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -36,6 +40,7 @@ if m0[7] == '1' then
 end
 local max_events, max_bytes, prefix, idprefix = num(ARGV[3]), num(ARGV[4]), ARGV[6], ARGV[7]
 local plan = cmsgpack.unpack(ARGV[9])
+local cond = ARGV[10] ~= nil and ARGV[10] ~= '' and tonumber(ARGV[10]) or nil
 
 -- The batch's topics, and the IDs it names, each read in one call.
 local names, index, idkeys = {}, {}, {}
@@ -80,6 +85,16 @@ for i, m in ipairs(plan) do
       if closed[index[m[j]]] then
         status, detail = 'finished', m[j]
         break
+      end
+    end
+    if status == 'ok' and cond and i == 1 then
+      -- Before anything is written: the tail is the topic's newest index
+      -- entry at or above the floor. A message a previous batch evicted
+      -- (in the dead list, still in the log) has left every index, and no
+      -- bound evicts a topic's newest, so the dead list never holds it.
+      local tail = topic_tail(prefix .. m[5], floor)
+      if tail ~= cond then
+        status, detail = 'conflict', tail
       end
     end
     if status ~= 'ok' then
