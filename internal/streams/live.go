@@ -1,0 +1,141 @@
+package streams
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/transport/sse"
+	"github.com/heraldpush/herald/pubsub"
+	ssewire "github.com/heraldpush/herald/sse"
+)
+
+// sseEncoder turns one SSE read's events into the protocol's "data" and
+// "control" events. It is called on the stream's owner, one event at a
+// time (sse.Stream.Encode), and keeps the read's place.
+type sseEncoder struct {
+	json, base64 bool
+	startTail    pubsub.Position // the stream's tail when the read began
+	cur          pubsub.Position // the offset the client has reached
+	upToDate     bool            // the last control said upToDate (or closed)
+	cursor       string
+}
+
+// data appends a data event for one message's bytes.
+func (e *sseEncoder) data(b []byte, data string) []byte {
+	b = append(b, "event: data\n"...)
+	switch {
+	case e.base64:
+		b = append(b, "data:"...)
+		b = base64.StdEncoding.AppendEncode(b, []byte(data))
+		b = append(b, '\n')
+	case e.json:
+		b = ssewire.AppendDataTight(b, "["+data+"]")
+	default:
+		b = ssewire.AppendDataTight(b, data)
+	}
+	return append(b, '\n')
+}
+
+// control appends a control event at the client's offset.
+func (e *sseEncoder) control(b []byte, upToDate, closed bool) []byte {
+	b = append(b, "event: control\ndata:{\"streamNextOffset\":\""...)
+	b = append(b, FormatOffset(e.cur)...)
+	b = append(b, '"')
+	if closed {
+		b = append(b, `,"streamClosed":true`...)
+		upToDate = true
+	} else {
+		b = append(b, `,"streamCursor":"`...)
+		b = append(b, e.cursor...)
+		b = append(b, '"')
+	}
+	if upToDate {
+		b = append(b, `,"upToDate":true`...)
+	}
+	e.upToDate = upToDate
+	return append(b, "}\n\n"...)
+}
+
+// message encodes one message of the stream: its data, if any, then a
+// control event. An inherited message (a fork's source's) never closes
+// the read.
+func (e *sseEncoder) message(b []byte, m *pubsub.Message, inherited bool) []byte {
+	if m.Meta[metaOp] == opDelete {
+		return b // the stream was deleted: its read ends
+	}
+	e.cur = m.Pos
+	if m.Data != "" {
+		b = e.data(b, m.Data)
+	} else if inherited {
+		return b
+	}
+	return e.control(b, !inherited && m.Pos.Offset >= e.startTail.Offset, m.Final && !inherited)
+}
+
+// encode is the read's sse.Stream.Encode.
+func (e *sseEncoder) encode(ev *hub.Event) []byte {
+	switch ev.Kind {
+	case hub.KindMessage:
+		return e.message(nil, ev.Msg, false)
+	case hub.KindPosition:
+		// The end of the catch-up: the client is up to date.
+		if !e.upToDate {
+			return e.control(nil, true, false)
+		}
+	}
+	return nil
+}
+
+// sse serves a live SSE read from the position after: the data after it
+// (the inherited data of a fork first), then live appends, each followed by
+// a control event, until the stream is closed or deleted or the client
+// leaves.
+func (h *Handler) sse(w http.ResponseWriter, r *http.Request, topic string, in Info, after pubsub.Position, clientCursor string) {
+	enc := &sseEncoder{json: isJSON(in.ContentType), base64: !isText(in.ContentType), startTail: in.Tail, cur: after,
+		cursor: nextCursor(time.Now(), clientCursor)}
+	hdr := w.Header()
+	if enc.base64 {
+		hdr.Set("Stream-SSE-Data-Encoding", "base64")
+	}
+	st := sse.Stream{ContentType: "text/event-stream", NoRetry: true, Encode: enc.encode}
+	// A fork's inherited data comes from its sources' logs, ahead of its
+	// own.
+	own := after
+	if in.ForkFrom != "" && after.Offset < in.Created.Offset {
+		msgs, err := h.Service.readInherited(r.Context(), in, after)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		for _, m := range msgs {
+			st.Preamble = enc.message(st.Preamble, m, true)
+		}
+		own = pubsub.Position{Epoch: in.Created.Epoch, Offset: in.Created.Offset - 1}
+	}
+	if in.Closed && own.Offset >= in.Tail.Offset {
+		// Nothing more will come: the end, at once.
+		events := [][]byte{enc.control(nil, true, true)}
+		h.SSE.WriteStream(w, st, events...)
+		return
+	}
+	sub, err := h.Service.hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: own.String()})
+	if errors.Is(err, hub.ErrFinished) {
+		// Closed meanwhile, and the client has it all.
+		in, err = h.Service.Stat(r.Context(), topic, false)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		enc.cur = in.Tail
+		h.SSE.WriteStream(w, st, enc.control(nil, true, true))
+		return
+	}
+	if err != nil {
+		h.SSE.Refuse(w, r, err)
+		return
+	}
+	h.SSE.Serve(w, r, sub, st)
+}
