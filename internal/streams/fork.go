@@ -185,16 +185,22 @@ func (s *Service) ReadStream(ctx context.Context, topic string, in Info, after p
 	if in.ForkFrom == "" || after.Offset >= in.Created.Offset {
 		return s.Read(ctx, topic, after, maxBytes)
 	}
+	var inherited []*pubsub.Message
 	if after.Offset < in.ForkAt.Offset {
 		msgs, err := s.readInherited(ctx, in, after)
 		if err != nil {
 			return nil, false, err
 		}
-		if len(msgs) > 0 {
-			return msgs, false, nil
+		inherited = msgs
+		for _, m := range msgs {
+			maxBytes -= len(m.Data)
 		}
 	}
-	return s.Read(ctx, topic, pubsub.Position{Epoch: in.Created.Epoch, Offset: in.Created.Offset - 1}, maxBytes)
+	own, upToDate, err := s.Read(ctx, topic, pubsub.Position{Epoch: in.Created.Epoch, Offset: in.Created.Offset - 1}, max(maxBytes, 1))
+	if err != nil {
+		return nil, false, err
+	}
+	return append(inherited, own...), upToDate, nil
 }
 
 // readInherited returns the messages a fork inherits from its source after

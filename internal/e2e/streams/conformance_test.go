@@ -51,7 +51,6 @@ func TestConformance(t *testing.T) {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-
 // tail returns the last n bytes of s.
 func tail(s string, n int) string {
 	if len(s) > n {
