@@ -178,8 +178,10 @@ func startHerald(t *testing.T, flags ...string) *node {
 	})
 	select {
 	case <-n.done:
-		if strings.Contains(n.out.String(), noConditional) {
-			t.Skipf("broker lacks Conditional: %s", strings.TrimSpace(n.out.String()))
+		for _, line := range strings.Split(n.out.String(), "\n") {
+			if strings.Contains(line, noConditional) {
+				t.Skipf("broker lacks Conditional: %s", strings.TrimSpace(line))
+			}
 		}
 		t.Fatalf("herald exited: %s", n.out.String())
 	default:
