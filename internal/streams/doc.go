@@ -24,7 +24,7 @@
 // hold across nodes.
 //
 // Offsets are positions of the streams broker's log, rendered so that they
-// sort as text (see FormatOffset).
+// sort as text, with a segment ahead of them for forks (see Offset).
 //
 // Concurrency: Service.mu guards the map of cached streams; each stream's
 // entry.mu serialises the writes of this node to it and guards its state.

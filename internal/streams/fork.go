@@ -170,62 +170,71 @@ func (s *Service) sourceInfo(ctx context.Context, src string) (Info, error) {
 	return e.st.info(), nil
 }
 
-// origin returns the position a read from the start of the stream in
-// continues after.
-func (s *Service) origin(_ string, in Info) pubsub.Position {
-	if in.ForkFrom != "" {
-		return pubsub.Position{Epoch: in.Created.Epoch}
-	}
-	return pubsub.Position{Epoch: in.Created.Epoch, Offset: in.Created.Offset - 1}
+// item is a message of a stream's data with its offset's segment.
+type item struct {
+	m   *pubsub.Message
+	seg int
 }
 
-// ReadStream returns the messages of the stream in after the position
-// after, as Read does, the inherited data of a fork included.
-func (s *Service) ReadStream(ctx context.Context, topic string, in Info, after pubsub.Position, maxBytes int) ([]*pubsub.Message, bool, error) {
-	if in.ForkFrom == "" || after.Offset >= in.Created.Offset {
-		return s.Read(ctx, topic, after, maxBytes)
+func (it item) offset() Offset { return Offset{Seg: it.seg, Pos: it.m.Pos} }
+
+// ownStart returns the offset a read of the stream's own data continues
+// after when it starts at after: after itself when it is in the stream's
+// own segment, else just before the stream's create message.
+func ownStart(in Info, after Offset) Offset {
+	if !after.IsStart() && after.Seg == in.Depth {
+		return after
 	}
-	var inherited []*pubsub.Message
-	if after.Offset < in.ForkAt.Offset {
-		msgs, err := s.readInherited(ctx, in, after)
+	return Offset{Seg: in.Depth, Pos: pubsub.Position{Epoch: in.Created.Epoch, Offset: in.Created.Offset - 1}}
+}
+
+// ReadStream returns the data of the stream in after the offset after, as
+// Read does: a fork's inherited data, then its own.
+func (s *Service) ReadStream(ctx context.Context, topic string, in Info, after Offset, maxBytes int) ([]item, bool, error) {
+	var out []item
+	if in.ForkFrom != "" && after.Less(in.ForkAt) {
+		inh, err := s.readInherited(ctx, in, after)
 		if err != nil {
 			return nil, false, err
 		}
-		inherited = msgs
-		for _, m := range msgs {
-			maxBytes -= len(m.Data)
+		out = inh
+		for _, it := range inh {
+			maxBytes -= len(it.m.Data)
 		}
 	}
-	own, upToDate, err := s.Read(ctx, topic, pubsub.Position{Epoch: in.Created.Epoch, Offset: in.Created.Offset - 1}, max(maxBytes, 1))
+	msgs, upToDate, err := s.Read(ctx, topic, ownStart(in, after).Pos, max(maxBytes, 1))
 	if err != nil {
 		return nil, false, err
 	}
-	return append(inherited, own...), upToDate, nil
+	for _, m := range msgs {
+		out = append(out, item{m: m, seg: in.Depth})
+	}
+	return out, upToDate, nil
 }
 
-// readInherited returns the messages a fork inherits from its source after
-// the position after (up to its fork offset).
-func (s *Service) readInherited(ctx context.Context, in Info, after pubsub.Position) ([]*pubsub.Message, error) {
-	var out []*pubsub.Message
-	if after.Offset >= in.ForkAt.Offset {
+// readInherited returns the data a fork inherits from its source after the
+// offset after (up to its fork offset).
+func (s *Service) readInherited(ctx context.Context, in Info, after Offset) ([]item, error) {
+	if !after.Less(in.ForkAt) {
 		return nil, nil
 	}
 	src, err := s.sourceInfo(ctx, in.ForkFrom)
 	if err != nil {
 		return nil, err
 	}
+	var out []item
 	for {
-		msgs, _, err := s.ReadStream(ctx, in.ForkFrom, src, after, 1<<30)
+		items, _, err := s.ReadStream(ctx, in.ForkFrom, src, after, 1<<30)
 		if err != nil {
 			return nil, err
 		}
 		n := 0
-		for _, m := range msgs {
-			if m.Pos.Offset > in.ForkAt.Offset {
+		for _, it := range items {
+			if in.ForkAt.Less(it.offset()) {
 				return out, nil
 			}
-			out = append(out, m)
-			after = m.Pos
+			out = append(out, it)
+			after = it.offset()
 			n++
 		}
 		if n == 0 {
@@ -260,11 +269,11 @@ func (h *Handler) parseFork(r *http.Request, req *createReq) error {
 	req.ctGiven = r.Header.Get("Content-Type") != ""
 	req.expiryGiven = req.ttl >= 0 || req.expiresRaw != ""
 	if hasOff {
-		kind, pos, err := parseOffset(off[0])
+		kind, o, err := parseOffset(off[0])
 		if err != nil || kind == offsetNow {
 			return access.BadRequest("malformed Stream-Fork-Offset %q", clipStr(off[0]))
 		}
-		req.forkAt, req.forkAtGiven = pos, true
+		req.forkAt, req.forkAtGiven = o, true
 	}
 	if hasSub {
 		n, ok := parseDecimal(sub[0], maxSafeInt)
@@ -311,14 +320,15 @@ func (s *Service) resolveFork(ctx context.Context, topic string, req *createReq)
 		return refuse(http.StatusConflict, "the source stream was deleted")
 	}
 	in := e.st.info()
+	tail := in.TailOffset()
 	if !req.forkAtGiven {
-		req.forkAt = in.Tail
+		req.forkAt = tail
 	}
-	if req.forkAt.Offset > 0 && (req.forkAt.Epoch != in.Tail.Epoch || req.forkAt.Offset > in.Tail.Offset) {
-		return refuse(http.StatusBadRequest, "Stream-Fork-Offset %s is beyond the source's tail %s", FormatOffset(req.forkAt), FormatOffset(in.Tail))
+	if at := req.forkAt; !at.IsStart() && (tail.Less(at) || at.Seg == in.Depth && at.Pos.Epoch != in.Tail.Epoch) {
+		return refuse(http.StatusBadRequest, "Stream-Fork-Offset %s is beyond the source's tail %s", at, tail)
 	}
-	if req.forkAt.Offset == 0 {
-		req.forkAt = pubsub.Position{Epoch: in.Tail.Epoch}
+	if req.depth = in.Depth + 1; req.depth > maxDepth {
+		return refuse(http.StatusBadRequest, "a chain of forks is at most %d deep", maxDepth)
 	}
 	if req.ctGiven && mediaType(req.contentType) != mediaType(in.ContentType) {
 		return refuse(http.StatusConflict, "content type %q does not match the source's %q", clipStr(req.contentType), in.ContentType)
@@ -351,18 +361,19 @@ func (s *Service) resolveFork(ctx context.Context, topic string, req *createReq)
 
 // subPrefix returns the first n bytes (JSON mode: messages) of the first
 // append after the position at in the source's data.
-func (s *Service) subPrefix(ctx context.Context, src string, in Info, at pubsub.Position, n int64) (string, error) {
+func (s *Service) subPrefix(ctx context.Context, src string, in Info, at Offset, n int64) (string, error) {
 	after := at
 	for {
-		msgs, _, err := s.ReadStream(ctx, src, in, after, 1)
+		items, _, err := s.ReadStream(ctx, src, in, after, 1)
 		if err != nil {
 			return "", err
 		}
-		if len(msgs) == 0 {
+		if len(items) == 0 {
 			return "", refuse(http.StatusBadRequest, "Stream-Fork-Sub-Offset %d: there is no append after the fork offset", n)
 		}
-		for _, m := range msgs {
-			after = m.Pos
+		for _, it := range items {
+			m := it.m
+			after = it.offset()
 			if m.Data == "" {
 				continue
 			}

@@ -112,8 +112,12 @@ func fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	var ae *access.Error
-	if !errors.As(err, &ae) && (errors.Is(err, pubsub.ErrUnavailable) || errors.Is(err, pubsub.ErrClosed)) {
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, pubsub.ErrUnavailable) || errors.Is(err, pubsub.ErrClosed):
 		err = &access.Error{Status: http.StatusServiceUnavailable, Msg: "the streams broker is unavailable", RetryAfter: 1, Err: err}
+	case errors.Is(err, pubsub.ErrEpochChanged):
+		err = &access.Error{Status: http.StatusGone, Msg: "the data at this offset is gone: the log's epoch changed; read from -1", Err: err}
 	}
 	access.Write(w, r, err)
 }
@@ -121,7 +125,7 @@ func fail(w http.ResponseWriter, r *http.Request, err error) {
 // setMeta sets the headers that describe a stream.
 func setMeta(hdr http.Header, in Info) {
 	hdr.Set("Content-Type", in.ContentType)
-	hdr.Set("Stream-Next-Offset", FormatOffset(in.Tail))
+	hdr.Set("Stream-Next-Offset", in.TailOffset().String())
 	if in.Closed {
 		hdr.Set("Stream-Closed", "true")
 	}
@@ -191,7 +195,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, topic string) {
 		fail(w, r, err)
 		return
 	}
-	hdr.Set("Stream-Next-Offset", FormatOffset(res.tail))
+	hdr.Set("Stream-Next-Offset", res.tail.String())
 	if res.closed {
 		hdr.Set("Stream-Closed", "true")
 	}

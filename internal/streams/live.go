@@ -17,9 +17,10 @@ import (
 // time (sse.Stream.Encode), and keeps the read's place.
 type sseEncoder struct {
 	json, base64 bool
-	startTail    pubsub.Position // the stream's tail when the read began
-	cur          pubsub.Position // the offset the client has reached
-	upToDate     bool            // the last control said upToDate (or closed)
+	depth        int    // the segment of the stream's own data
+	startTail    Offset // the stream's tail when the read began
+	cur          Offset // the offset the client has reached
+	upToDate     bool   // the last control said upToDate (or closed)
 	cursor       string
 }
 
@@ -42,7 +43,7 @@ func (e *sseEncoder) data(b []byte, data string) []byte {
 // control appends a control event at the client's offset.
 func (e *sseEncoder) control(b []byte, upToDate, closed bool) []byte {
 	b = append(b, "event: control\ndata:{\"streamNextOffset\":\""...)
-	b = append(b, FormatOffset(e.cur)...)
+	b = append(b, e.cur.String()...)
 	b = append(b, '"')
 	if closed {
 		b = append(b, `,"streamClosed":true`...)
@@ -62,24 +63,24 @@ func (e *sseEncoder) control(b []byte, upToDate, closed bool) []byte {
 // message encodes one message of the stream: its data, if any, then a
 // control event. An inherited message (a fork's source's) never closes
 // the read.
-func (e *sseEncoder) message(b []byte, m *pubsub.Message, inherited bool) []byte {
+func (e *sseEncoder) message(b []byte, m *pubsub.Message, seg int, inherited bool) []byte {
 	if m.Meta[metaOp] == opDelete {
 		return b // the stream was deleted: its read ends
 	}
-	e.cur = m.Pos
+	e.cur = Offset{Seg: seg, Pos: m.Pos}
 	if m.Data != "" {
 		b = e.data(b, m.Data)
 	} else if inherited {
 		return b
 	}
-	return e.control(b, !inherited && m.Pos.Offset >= e.startTail.Offset, m.Final && !inherited)
+	return e.control(b, !inherited && !e.cur.Less(e.startTail), m.Final && !inherited)
 }
 
 // encode is the read's sse.Stream.Encode.
 func (e *sseEncoder) encode(ev *hub.Event) []byte {
 	switch ev.Kind {
 	case hub.KindMessage:
-		return e.message(nil, ev.Msg, false)
+		return e.message(nil, ev.Msg, e.depth, false)
 	case hub.KindPosition:
 		// The end of the catch-up: the client is up to date.
 		if !e.upToDate {
@@ -93,8 +94,9 @@ func (e *sseEncoder) encode(ev *hub.Event) []byte {
 // (the inherited data of a fork first), then live appends, each followed by
 // a control event, until the stream is closed or deleted or the client
 // leaves.
-func (h *Handler) sse(w http.ResponseWriter, r *http.Request, topic string, in Info, after pubsub.Position, clientCursor string) {
-	enc := &sseEncoder{json: isJSON(in.ContentType), base64: !isText(in.ContentType), startTail: in.Tail, cur: after,
+func (h *Handler) sse(w http.ResponseWriter, r *http.Request, topic string, in Info, after Offset, clientCursor string) {
+	own := ownStart(in, after)
+	enc := &sseEncoder{json: isJSON(in.ContentType), base64: !isText(in.ContentType), depth: in.Depth, startTail: in.TailOffset(), cur: own,
 		cursor: nextCursor(time.Now(), clientCursor)}
 	hdr := w.Header()
 	if enc.base64 {
@@ -103,25 +105,23 @@ func (h *Handler) sse(w http.ResponseWriter, r *http.Request, topic string, in I
 	st := sse.Stream{ContentType: "text/event-stream", NoRetry: true, Encode: enc.encode}
 	// A fork's inherited data comes from its sources' logs, ahead of its
 	// own.
-	own := after
-	if in.ForkFrom != "" && after.Offset < in.Created.Offset {
-		msgs, err := h.Service.readInherited(r.Context(), in, after)
+	if in.ForkFrom != "" && after.Less(in.ForkAt) {
+		items, err := h.Service.readInherited(r.Context(), in, after)
 		if err != nil {
 			fail(w, r, err)
 			return
 		}
-		for _, m := range msgs {
-			st.Preamble = enc.message(st.Preamble, m, true)
+		for _, it := range items {
+			st.Preamble = enc.message(st.Preamble, it.m, it.seg, true)
 		}
-		own = pubsub.Position{Epoch: in.Created.Epoch, Offset: in.Created.Offset - 1}
 	}
-	if in.Closed && own.Offset >= in.Tail.Offset {
+	if in.Closed && !own.Less(in.TailOffset()) {
 		// Nothing more will come: the end, at once.
 		events := [][]byte{enc.control(nil, true, true)}
 		h.SSE.WriteStream(w, st, events...)
 		return
 	}
-	sub, err := h.Service.hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: own.String()})
+	sub, err := h.Service.hub.Subscribe(r.Context(), hub.Request{Topics: []string{topic}, LastEventID: own.Pos.String()})
 	if errors.Is(err, hub.ErrFinished) {
 		// Closed meanwhile, and the client has it all.
 		in, err = h.Service.Stat(r.Context(), topic, false)
@@ -129,7 +129,7 @@ func (h *Handler) sse(w http.ResponseWriter, r *http.Request, topic string, in I
 			fail(w, r, err)
 			return
 		}
-		enc.cur = in.Tail
+		enc.cur = in.TailOffset()
 		h.SSE.WriteStream(w, st, enc.control(nil, true, true))
 		return
 	}

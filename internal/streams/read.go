@@ -12,7 +12,6 @@ import (
 	"unsafe"
 
 	"github.com/heraldpush/herald/internal/hub"
-	"github.com/heraldpush/herald/pubsub"
 )
 
 // cursorEpoch and cursorInterval define the protocol's live cursors
@@ -32,31 +31,33 @@ func nextCursor(now time.Time, client string) string {
 	return strconv.FormatInt(cur, 10)
 }
 
-// start resolves a read's offset on the stream in: the position the read
-// continues after. It refuses a malformed offset (400) and one the stream
-// no longer has (410: another epoch of the log, or before the stream was
-// created).
-func (h *Handler) start(topic, raw string, in Info) (pubsub.Position, error) {
-	kind, pos, err := parseOffset(raw)
+// start resolves a read's offset on the stream in: the offset the read
+// continues after. It refuses a malformed offset, or one beyond the tail
+// (400), and one the stream no longer has (410: another epoch of the log,
+// or before the stream was created: a deleted stream of the same path).
+func (h *Handler) start(raw string, in Info) (Offset, error) {
+	kind, o, err := parseOffset(raw)
 	if err != nil {
-		return pubsub.Position{}, refuse(http.StatusBadRequest, "%v", err)
+		return Offset{}, refuse(http.StatusBadRequest, "%v", err)
 	}
 	switch kind {
 	case offsetNow:
-		return in.Tail, nil
+		return in.TailOffset(), nil
 	case offsetStart:
-		return h.Service.origin(topic, in), nil
+		return Start, nil
 	}
-	if pos.Epoch != in.Tail.Epoch {
-		return pubsub.Position{}, refuse(http.StatusGone, "offset %s is from another epoch of the log (%s): its data is gone; read from -1", raw, in.Tail.Epoch)
+	tail := in.TailOffset()
+	switch {
+	case o.Seg > in.Depth || o.Seg < in.Depth && in.ForkAt.Less(o):
+		return Offset{}, refuse(http.StatusBadRequest, "offset %s is not in this stream", raw)
+	case o.Seg == in.Depth && o.Pos.Epoch != in.Tail.Epoch, o.Seg < in.Depth && o.Seg == in.ForkAt.Seg && o.Pos.Epoch != in.ForkAt.Pos.Epoch:
+		return Offset{}, refuse(http.StatusGone, "offset %s is from another epoch of the log: its data is gone; read from -1", raw)
+	case tail.Less(o):
+		return Offset{}, refuse(http.StatusBadRequest, "offset %s is beyond the stream's tail %s", raw, tail)
+	case o.Seg == in.Depth && o.Pos.Offset+1 < in.Created.Offset:
+		return Offset{}, refuse(http.StatusGone, "offset %s is older than the stream (a deleted stream of the same path)", raw)
 	}
-	if pos.Offset > in.Tail.Offset {
-		return pubsub.Position{}, refuse(http.StatusBadRequest, "offset %s is beyond the stream's tail %s", raw, FormatOffset(in.Tail))
-	}
-	if in.ForkFrom == "" && pos.Offset+1 < in.Created.Offset {
-		return pubsub.Position{}, refuse(http.StatusGone, "offset %s is older than the stream (a deleted stream of the same path)", raw)
-	}
-	return pos, nil
+	return o, nil
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, topic string) {
@@ -70,7 +71,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, topic string) {
 		fail(w, r, err)
 		return
 	}
-	after, err := h.start(topic, raw, in)
+	after, err := h.start(raw, in)
 	if err != nil {
 		fail(w, r, err)
 		return
@@ -106,29 +107,29 @@ func (h *Handler) tailOnly(w http.ResponseWriter, in Info) {
 
 // catchUp answers with the data after the position after, up to a chunk;
 // cursor, when set, is a live response's Stream-Cursor.
-func (h *Handler) catchUp(w http.ResponseWriter, r *http.Request, topic string, in Info, after pubsub.Position, cursor string) {
-	msgs, upToDate, err := h.Service.ReadStream(r.Context(), topic, in, after, h.chunk())
+func (h *Handler) catchUp(w http.ResponseWriter, r *http.Request, topic string, in Info, after Offset, cursor string) {
+	items, upToDate, err := h.Service.ReadStream(r.Context(), topic, in, after, h.chunk())
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
-	h.writeData(w, r, in, after, msgs, upToDate, cursor)
+	h.writeData(w, r, in, after, items, upToDate, cursor)
 }
 
-// writeData writes a read's messages as the response body.
-func (h *Handler) writeData(w http.ResponseWriter, r *http.Request, in Info, after pubsub.Position, msgs []*pubsub.Message, upToDate bool, cursor string) {
+// writeData writes a read's data as the response body.
+func (h *Handler) writeData(w http.ResponseWriter, r *http.Request, in Info, after Offset, items []item, upToDate bool, cursor string) {
 	next := after
-	if len(msgs) > 0 {
-		next = msgs[len(msgs)-1].Pos
+	if len(items) > 0 {
+		next = items[len(items)-1].offset()
 	}
-	if upToDate && in.Tail.Offset > next.Offset {
-		next = in.Tail
+	if tail := in.TailOffset(); upToDate && next.Less(tail) {
+		next = tail
 	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", in.ContentType)
-	hdr.Set("Stream-Next-Offset", FormatOffset(next))
+	hdr.Set("Stream-Next-Offset", next.String())
 	closed := in.Closed && upToDate
-	etag := `"` + FormatOffset(in.Created) + ":" + FormatOffset(after) + ":" + FormatOffset(next)
+	etag := `"` + Offset{Seg: in.Depth, Pos: in.Created}.String() + ":" + after.String() + ":" + next.String()
 	if upToDate {
 		hdr.Set("Stream-Up-To-Date", "true")
 	}
@@ -156,9 +157,9 @@ func (h *Handler) writeData(w http.ResponseWriter, r *http.Request, in Info, aft
 	}
 	json := isJSON(in.ContentType)
 	n, parts := 0, 0
-	for _, m := range msgs {
-		if m.Data != "" {
-			n += len(m.Data)
+	for _, it := range items {
+		if it.m.Data != "" {
+			n += len(it.m.Data)
 			parts++
 		}
 	}
@@ -175,7 +176,8 @@ func (h *Handler) writeData(w http.ResponseWriter, r *http.Request, in Info, aft
 		_, _ = io.WriteString(w, "[")
 	}
 	first := true
-	for _, m := range msgs {
+	for _, it := range items {
+		m := it.m
 		if m.Data == "" {
 			continue
 		}
@@ -209,10 +211,10 @@ func etagMatch(header, etag string) bool {
 	return false
 }
 
-// hasData reports whether msgs carry bytes for the reader.
-func hasData(msgs []*pubsub.Message) bool {
-	for _, m := range msgs {
-		if m.Data != "" {
+// hasData reports whether items carry bytes for the reader.
+func hasData(items []item) bool {
+	for _, it := range items {
+		if it.m.Data != "" {
 			return true
 		}
 	}
@@ -222,7 +224,7 @@ func hasData(msgs []*pubsub.Message) bool {
 // longPollRead answers at once when there is data after the position
 // after (or the stream is closed there), else waits for an append up to
 // the long-poll timeout (204).
-func (h *Handler) longPollRead(w http.ResponseWriter, r *http.Request, topic string, in Info, after pubsub.Position, clientCursor string) {
+func (h *Handler) longPollRead(w http.ResponseWriter, r *http.Request, topic string, in Info, after Offset, clientCursor string) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.longPoll())
 	defer cancel()
 	var sub *hub.Subscription
@@ -232,24 +234,24 @@ func (h *Handler) longPollRead(w http.ResponseWriter, r *http.Request, topic str
 		}
 	}()
 	for {
-		msgs, upToDate, err := h.Service.ReadStream(r.Context(), topic, in, after, h.chunk())
+		items, upToDate, err := h.Service.ReadStream(r.Context(), topic, in, after, h.chunk())
 		if err != nil {
 			fail(w, r, err)
 			return
 		}
-		if hasData(msgs) {
-			h.writeData(w, r, in, after, msgs, upToDate, nextCursor(time.Now(), clientCursor))
+		if hasData(items) {
+			h.writeData(w, r, in, after, items, upToDate, nextCursor(time.Now(), clientCursor))
 			return
 		}
-		if len(msgs) > 0 {
-			after = msgs[len(msgs)-1].Pos
+		if len(items) > 0 {
+			after = items[len(items)-1].offset()
 		}
 		if in.Closed {
 			h.noData(w, in, after, clientCursor)
 			return
 		}
 		if sub == nil {
-			sub, err = h.Service.hub.Subscribe(ctx, hub.Request{Topics: []string{topic}, LastEventID: after.String(), Internal: true})
+			sub, err = h.Service.hub.Subscribe(ctx, hub.Request{Topics: []string{topic}, LastEventID: ownStart(in, after).Pos.String(), Internal: true})
 			switch {
 			case errors.Is(err, hub.ErrFinished):
 				sub = nil
@@ -285,13 +287,13 @@ func (h *Handler) longPollRead(w http.ResponseWriter, r *http.Request, topic str
 }
 
 // noData answers a long-poll that found nothing new: 204 with the tail.
-func (h *Handler) noData(w http.ResponseWriter, in Info, after pubsub.Position, clientCursor string) {
+func (h *Handler) noData(w http.ResponseWriter, in Info, after Offset, clientCursor string) {
 	hdr := w.Header()
 	next := after
-	if in.Tail.Offset > next.Offset {
-		next = in.Tail
+	if tail := in.TailOffset(); next.Less(tail) {
+		next = tail
 	}
-	hdr.Set("Stream-Next-Offset", FormatOffset(next))
+	hdr.Set("Stream-Next-Offset", next.String())
 	hdr.Set("Stream-Up-To-Date", "true")
 	hdr.Set("Stream-Cursor", nextCursor(time.Now(), clientCursor))
 	hdr.Set("Cache-Control", "no-store")

@@ -215,12 +215,16 @@ type Info struct {
 	TTL         int64 // -1: none
 	ExpiresAt   string
 	ForkFrom    string
-	ForkAt      pubsub.Position
+	ForkAt      Offset // a fork's last inherited offset (Start: none)
+	Depth       int    // the segment of the stream's own data (0, or a fork's depth)
 }
+
+// TailOffset returns the stream's tail as an offset.
+func (in Info) TailOffset() Offset { return Offset{Seg: in.Depth, Pos: in.Tail} }
 
 func (st *state) info() Info {
 	return Info{Tail: st.tail, Created: st.created, ContentType: st.contentType, Closed: st.closed, TTL: st.ttl,
-		ExpiresAt: st.expiresRaw, ForkFrom: st.forkFrom, ForkAt: st.forkAt}
+		ExpiresAt: st.expiresRaw, ForkFrom: st.forkFrom, ForkAt: st.forkAt, Depth: st.depth}
 }
 
 // Stat returns the stream's state. A read (touch) renews its TTL; a HEAD
@@ -271,7 +275,8 @@ type createReq struct {
 	closed      bool
 	body        string
 	forkFrom    string // source topic
-	forkAt      pubsub.Position
+	forkAt      Offset
+	depth       int
 	forkSub     int64
 	forkAtGiven bool
 	// Set for a fork (fork.go): what the request left out (content type,
@@ -319,7 +324,10 @@ func (s *Service) Create(ctx context.Context, topic string, req createReq) (Info
 		}
 		if req.forkFrom != "" {
 			meta[metaForkFrom] = req.forkFrom
-			meta[metaForkAt] = FormatOffset(req.forkAt)
+			if !req.forkAt.IsStart() {
+				meta[metaForkAt] = req.forkAt.String()
+			}
+			meta[metaDepth] = strconv.Itoa(req.depth)
 			meta[metaForkSub] = strconv.FormatInt(req.forkSub, 10)
 		}
 		m := &pubsub.Message{Topics: []string{topic}, Data: req.body, Final: req.closed, Meta: meta}
@@ -358,7 +366,7 @@ type appendReq struct {
 // appendRes is an append's outcome.
 type appendRes struct {
 	status     int // 200 (a producer's new data), 204
-	tail       pubsub.Position
+	tail       Offset
 	closed     bool
 	producer   bool
 	epoch, seq int64
@@ -389,7 +397,7 @@ func (s *Service) Append(ctx context.Context, topic string, req appendReq) (appe
 		switch {
 		case err == nil:
 			e.st.apply(m)
-			res.tail, res.closed = e.st.tail, e.st.closed
+			res.tail, res.closed = Offset{Seg: e.st.depth, Pos: e.st.tail}, e.st.closed
 			return res, nil
 		case !errors.Is(err, pubsub.ErrConflict) && !errors.Is(err, pubsub.ErrTopicFinished):
 			return appendRes{}, fmt.Errorf("streams: append %s: %w", topic, err)
@@ -403,8 +411,8 @@ func (s *Service) Append(ctx context.Context, topic string, req appendReq) (appe
 // idempotent success with nothing to append (m nil), or the message to
 // append on st.tail.
 func decide(st *state, topic string, req appendReq) (appendRes, *pubsub.Message, error) {
-	res := appendRes{status: http.StatusNoContent, tail: st.tail, closed: st.closed}
-	offset := FormatOffset(st.tail)
+	res := appendRes{status: http.StatusNoContent, tail: Offset{Seg: st.depth, Pos: st.tail}, closed: st.closed}
+	offset := Offset{Seg: st.depth, Pos: st.tail}.String()
 	if req.producer != "" {
 		res.producer, res.epoch, res.seq = true, req.epoch, req.seq
 		p, known := st.producers[req.producer]

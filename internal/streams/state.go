@@ -18,6 +18,7 @@ const (
 	metaForkFrom  = "ds.fork-from"    // create: the source stream's path
 	metaForkAt    = "ds.fork-at"      // create: the fork offset in the source
 	metaForkSub   = "ds.fork-sub"     // create: the fork's sub-offset (bytes or JSON messages)
+	metaDepth     = "ds.depth"        // create: a fork's depth (its source's plus one)
 	metaProducer  = "ds.producer"     // append: Producer-Id
 	metaEpoch     = "ds.producer-epoch"
 	metaSeq       = "ds.producer-seq"
@@ -46,9 +47,10 @@ type state struct {
 	ttl         int64           // seconds; -1: none
 	expiresRaw  string          // Stream-Expires-At as given; "" none
 	expiresAt   time.Time
-	forkFrom    string          // source stream path, "" when not a fork
-	forkAt      pubsub.Position // last source position the fork inherits
-	forkSub     int64           // the sub-offset the fork was created with
+	forkFrom    string // source stream path, "" when not a fork
+	forkAt      Offset // the last offset of the source the fork inherits (Start: none)
+	depth       int    // 0, or a fork's depth: the segment of its own data
+	forkSub     int64  // the sub-offset the fork was created with
 
 	closed     bool
 	closedBy   string // "<producer>\x00<epoch>\x00<seq>" of the producer that closed it, if any
@@ -72,9 +74,11 @@ func (st *state) apply(m *pubsub.Message) {
 			st.expiresAt, _ = time.Parse(time.RFC3339Nano, st.expiresRaw)
 		}
 		st.forkSub, _ = strconv.ParseInt(m.Meta[metaForkSub], 10, 64)
+		st.depth, _ = strconv.Atoi(m.Meta[metaDepth])
+		st.forkAt = Start
 		if v := m.Meta[metaForkAt]; v != "" {
-			if _, p, err := parseOffset(v); err == nil {
-				st.forkAt = p
+			if _, o, err := parseOffset(v); err == nil {
+				st.forkAt = o
 			}
 		}
 		st.closed = m.Final
@@ -110,7 +114,7 @@ func (st *state) sameConfig(req createReq) bool {
 		return false
 	}
 	if req.forkFrom != "" {
-		if req.forkAtGiven && st.forkAt.Offset != req.forkAt.Offset || st.forkSub != req.forkSub {
+		if req.forkAtGiven && st.forkAt != req.forkAt || st.forkSub != req.forkSub {
 			return false
 		}
 		if req.ctGiven && mediaType(st.contentType) != mediaType(req.contentType) {
