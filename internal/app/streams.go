@@ -72,13 +72,20 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 		<-done
 		_ = b.Close()
 	})
+	maxBody := int64(c.Streams.MaxBody)
+	if natsMax := int64(natsAppendMax); usesNATS(c) && maxBody > natsMax {
+		// One append is one JetStream message: NATS's max_payload (1 MiB
+		// by default) bounds it, with room for its headers.
+		a.log.Info("durable streams: --ds-max-body capped to fit NATS's max_payload", "max_body", natsMax)
+		maxBody = natsMax
+	}
 	handler := &streams.Handler{
 		Service:         svc,
 		Access:          a.sec.policy,
 		SSE:             a.sse,
 		Prefix:          StreamsPrefix,
 		LongPollTimeout: c.Streams.LongPollTimeout,
-		MaxBody:         int64(c.Streams.MaxBody),
+		MaxBody:         maxBody,
 		Private:         a.sec.authz.Subscriber != nil && !c.Streams.AnonymousReads,
 	}
 	face := func(action access.Action, topics bool) access.Route {
@@ -90,6 +97,20 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 	rt.Handle("DELETE "+StreamsPrefix, face(access.Publish, true), handler)
 	rt.Handle(StreamsPrefix, face(access.Public, false), handler) // 405
 	return nil
+}
+
+// natsAppendMax is the largest append on a NATS streams broker: NATS's
+// default max_payload (1 MiB) less room for a message's headers.
+const natsAppendMax = 1<<20 - 64<<10
+
+// usesNATS reports whether the brokers are NATS JetStream.
+func usesNATS(c *config.Server) bool {
+	for _, u := range c.Broker.All() {
+		if strings.HasPrefix(u, "nats://") || strings.HasPrefix(u, "tls://") {
+			return true
+		}
+	}
+	return false
 }
 
 // openStreamsBroker opens the streams broker: like the main broker (see
