@@ -2,6 +2,7 @@ package streams_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -14,13 +15,17 @@ import (
 	"github.com/heraldpush/herald/pubsub/memory"
 )
 
-// BenchmarkCatchUp reads a 100 MiB stream (100 appends of 1 MiB) from its
-// start over HTTP, following Stream-Next-Offset until up to date, from the
-// embedded stores: memory and bolt (--data-dir). MB/s is the read rate.
+// BenchmarkCatchUp reads a 100 MiB stream (appends of 64 KiB or 1 MiB)
+// from its start over HTTP, following Stream-Next-Offset until up to
+// date, from the embedded stores: memory and bolt (--data-dir). MB/s is
+// the read rate.
 func BenchmarkCatchUp(b *testing.B) {
-	const appends, size = 100, 1 << 20
-	for _, store := range []string{"memory", "bolt"} {
-		b.Run(store, func(b *testing.B) {
+	for _, c := range []struct {
+		store string
+		size  int
+	}{{"memory", 64 << 10}, {"memory", 1 << 20}, {"bolt", 64 << 10}, {"bolt", 1 << 20}} {
+		store, size, appends := c.store, c.size, 100<<20/c.size
+		b.Run(fmt.Sprintf("%s/append=%dKiB", store, size>>10), func(b *testing.B) {
 			var br pubsub.Broker
 			switch store {
 			case "memory":
@@ -46,7 +51,7 @@ func BenchmarkCatchUp(b *testing.B) {
 					b.Fatal(r.status, r.body)
 				}
 			}
-			b.SetBytes(appends * size)
+			b.SetBytes(int64(appends * size))
 			b.ResetTimer()
 			for b.Loop() {
 				total, offset := 0, "-1"

@@ -31,7 +31,7 @@ type Handler struct {
 	LongPollTimeout time.Duration
 	// MaxBody bounds a create's or an append's body (default 8 MiB).
 	MaxBody int64
-	// ChunkBytes bounds the data of one catch-up response (default 4 MiB;
+	// ChunkBytes bounds the data of one catch-up response (default 8 MiB;
 	// a response holds at least one append).
 	ChunkBytes int
 	// Private marks reads "private" in Cache-Control (streams read with
@@ -43,7 +43,7 @@ func (h *Handler) chunk() int {
 	if h.ChunkBytes > 0 {
 		return h.ChunkBytes
 	}
-	return 4 << 20
+	return 8 << 20
 }
 
 func (h *Handler) longPoll() time.Duration {
