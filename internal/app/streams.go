@@ -85,6 +85,7 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 		SSE:             a.sse,
 		Prefix:          StreamsPrefix,
 		LongPollTimeout: c.Streams.LongPollTimeout,
+		SSEMaxAge:       c.Streams.SSEMaxAge,
 		MaxBody:         maxBody,
 		Private:         a.sec.authz.Subscriber != nil && !c.Streams.AnonymousReads,
 	}

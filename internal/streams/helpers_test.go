@@ -23,8 +23,9 @@ type node struct {
 	svc *streams.Service
 }
 
-// newNode serves streams from b (a fresh memory broker when nil).
-func newNode(t testing.TB, b pubsub.Broker, longPoll time.Duration) *node {
+// newNode serves streams from b (a fresh memory broker when nil); opts
+// change the handler.
+func newNode(t testing.TB, b pubsub.Broker, longPoll time.Duration, opts ...func(*streams.Handler)) *node {
 	t.Helper()
 	if b == nil {
 		mb := memory.New(nil)
@@ -38,6 +39,9 @@ func newNode(t testing.TB, b pubsub.Broker, longPoll time.Duration) *node {
 	}
 	srv := &sse.Server{KeepAlive: time.Second}
 	handler := &streams.Handler{Service: svc, SSE: srv, Prefix: "/v1/stream/", LongPollTimeout: longPoll, MaxBody: 1 << 20}
+	for _, o := range opts {
+		o(handler)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/stream/", handler)
 	ts := httptest.NewServer(mux)

@@ -29,6 +29,9 @@ type Handler struct {
 	Prefix string
 	// LongPollTimeout is how long a long-poll waits (default 30 s).
 	LongPollTimeout time.Duration
+	// SSEMaxAge is how long an SSE read stays open before it is ended
+	// cleanly (default 60 s); the client reconnects from its last offset.
+	SSEMaxAge time.Duration
 	// MaxBody bounds a create's or an append's body (default 8 MiB).
 	MaxBody int64
 	// ChunkBytes bounds the data of one catch-up response (default 8 MiB;
@@ -44,6 +47,13 @@ func (h *Handler) chunk() int {
 		return h.ChunkBytes
 	}
 	return 8 << 20
+}
+
+func (h *Handler) sseMaxAge() time.Duration {
+	if h.SSEMaxAge > 0 {
+		return h.SSEMaxAge
+	}
+	return time.Minute
 }
 
 func (h *Handler) longPoll() time.Duration {

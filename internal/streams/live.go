@@ -137,5 +137,9 @@ func (h *Handler) sse(w http.ResponseWriter, r *http.Request, topic string, in I
 		h.SSE.Refuse(w, r, err)
 		return
 	}
+	// The read ends cleanly after SSEMaxAge (§8.2: about a minute), and
+	// the client reconnects from its last offset.
+	timer := time.AfterFunc(h.sseMaxAge(), sub.End)
+	st.Done = func() { timer.Stop() }
 	h.SSE.Serve(w, r, sub, st)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/streams"
 	"github.com/heraldpush/herald/pubsub/memory"
 )
 
@@ -213,5 +214,26 @@ func TestProducerFencedAcrossNodes(t *testing.T) {
 	}
 	if !strings.HasPrefix(body, "ab") || strings.Contains(body, "zombie") {
 		t.Fatalf("body %q", body)
+	}
+}
+
+// TestSSEMaxAge: an SSE read of an open stream ends cleanly after
+// SSEMaxAge, its last control event holding the offset to reconnect from.
+func TestSSEMaxAge(t *testing.T) {
+	n := newNode(t, nil, 0, func(h *streams.Handler) { h.SSEMaxAge = 200 * time.Millisecond })
+	tail := n.do(t, "PUT", "age", "x", "Content-Type: text/plain").hdr.Get("Stream-Next-Offset")
+	ended := make(chan []sseEvent, 1)
+	go func() {
+		evs, _ := readSSE(t, n.url+"age?offset=-1&live=sse", func([]sseEvent) bool { return false })
+		ended <- evs
+	}()
+	select {
+	case evs := <-ended:
+		var c control
+		if len(evs) == 0 || evs[len(evs)-1].typ != "control" || json.Unmarshal([]byte(evs[len(evs)-1].data), &c) != nil || c.Next != tail || c.Closed {
+			t.Fatalf("events %v, want the last control at %s", evs, tail)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the SSE read was not ended after SSEMaxAge")
 	}
 }
