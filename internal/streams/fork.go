@@ -110,6 +110,25 @@ func (s *Service) deleteLocked(ctx context.Context, e *entry, topic string) (pre
 		if err := s.addRef(ctx, e, topic, map[string]string{refOp: opDelete}); err != nil {
 			return absent, err
 		}
+		// An open stream says so in its own log too: a write decided on
+		// an older tail, on any node, conflicts and reads it.
+		for range maxRetries {
+			if e.st.closed || e.st.soft {
+				break
+			}
+			m := &pubsub.Message{Topics: []string{topic}, Meta: map[string]string{metaOp: opSoftDelete}}
+			_, err := s.cond.PublishIf(ctx, e.st.tail, m)
+			if err == nil {
+				e.st.apply(m)
+				break
+			}
+			if !errors.Is(err, pubsub.ErrConflict) && !errors.Is(err, pubsub.ErrTopicFinished) {
+				return absent, fmt.Errorf("streams: delete %s: %w", topic, err)
+			}
+			if err := s.refresh(ctx, e, topic); err != nil {
+				return absent, err
+			}
+		}
 		return softDeleted, nil
 	}
 	src := e.st.forkFrom

@@ -57,6 +57,10 @@ type entry struct {
 	st       state
 	refs     refState
 	lastRead time.Time
+	// loaded: st and refs were read from the log by the last load (not
+	// only built from this node's writes), so an append may be decided on
+	// them optimistically (see Append).
+	loaded bool
 }
 
 // New returns a Service over b, which must implement pubsub.Conditional
@@ -153,6 +157,7 @@ const (
 // load brings e up to the stream's log and its references, and deletes
 // the stream when its TTL or expiry has passed. e.mu is held.
 func (s *Service) load(ctx context.Context, e *entry, topic string) (presence, error) {
+	e.loaded = false
 	if err := s.refresh(ctx, e, topic); err != nil {
 		return absent, err
 	}
@@ -162,12 +167,13 @@ func (s *Service) load(ctx context.Context, e *entry, topic string) (presence, e
 	if err := s.refreshRefs(ctx, e, topic); err != nil {
 		return absent, err
 	}
-	if e.refs.soft {
+	if e.refs.soft || e.st.soft {
 		return softDeleted, nil
 	}
 	if e.st.expired(s.now(), e.lastRead) {
 		return s.deleteLocked(ctx, e, topic)
 	}
+	e.loaded = true
 	return present, nil
 }
 
@@ -379,18 +385,31 @@ func (s *Service) Append(ctx context.Context, topic string, req appendReq) (appe
 	e := s.entryOf(topic)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for range maxRetries {
-		p, err := s.load(ctx, e, topic)
-		switch {
-		case err != nil:
-			return appendRes{}, err
-		case p == absent:
-			return appendRes{}, errNotFound()
-		case p == softDeleted:
-			return appendRes{}, gone()
+	// Optimistic first try: a stream this node has loaded is appended to
+	// on its cached tail at once. Every change to a stream (another
+	// node's append, a close, a delete, a soft delete of an open stream)
+	// moves its tail, so the append conflicts if the cache is stale, and
+	// the next try reads the log first. A refusal or a duplicate is only
+	// ever answered from a state just read from the log.
+	optimistic := e.loaded && e.st.exists && !e.st.soft && !e.refs.soft && !e.st.expired(s.now(), e.lastRead)
+	for try := range maxRetries {
+		fresh := try > 0 || !optimistic
+		if fresh {
+			p, err := s.load(ctx, e, topic)
+			switch {
+			case err != nil:
+				return appendRes{}, err
+			case p == absent:
+				return appendRes{}, errNotFound()
+			case p == softDeleted:
+				return appendRes{}, gone()
+			}
 		}
 		res, m, err := decide(&e.st, topic, req)
 		if err != nil || m == nil {
+			if !fresh {
+				continue // decide again on the log's state
+			}
 			return res, err
 		}
 		_, err = s.cond.PublishIf(ctx, e.st.tail, m)

@@ -27,6 +27,9 @@ const (
 	opCreate = "create"
 	opAppend = "append"
 	opDelete = "delete"
+	// opSoftDelete marks an open stream soft-deleted in its own log (its
+	// references say so too), so that a write decided before conflicts.
+	opSoftDelete = "soft-delete"
 )
 
 // producer is an idempotent producer's state on a stream.
@@ -53,6 +56,7 @@ type state struct {
 	forkSub     int64  // the sub-offset the fork was created with
 
 	closed     bool
+	soft       bool   // soft-deleted (opSoftDelete)
 	closedBy   string // "<producer>\x00<epoch>\x00<seq>" of the producer that closed it, if any
 	lastWrite  time.Time
 	producers  map[string]producer
@@ -101,6 +105,8 @@ func (st *state) apply(m *pubsub.Message) {
 		if m.Final {
 			st.closed = true
 		}
+	case opSoftDelete:
+		st.soft = true
 	case opDelete:
 		*st = state{tail: m.Pos}
 	}
