@@ -207,9 +207,9 @@ func ownStart(in Info, after Offset) Offset {
 	return Offset{Seg: in.Depth, Pos: pubsub.Position{Epoch: in.Created.Epoch, Offset: in.Created.Offset - 1}}
 }
 
-// ReadStream returns the data of the stream in after the offset after, as
+// readStream returns the data of the stream in after the offset after, as
 // Read does: a fork's inherited data, then its own.
-func (s *Service) ReadStream(ctx context.Context, topic string, in Info, after Offset, maxBytes int) ([]item, bool, error) {
+func (s *Service) readStream(ctx context.Context, topic string, in Info, after Offset, maxBytes int) ([]item, bool, error) {
 	var out []item
 	if in.ForkFrom != "" && after.Less(in.ForkAt) {
 		inh, err := s.readInherited(ctx, in, after)
@@ -243,7 +243,7 @@ func (s *Service) readInherited(ctx context.Context, in Info, after Offset) ([]i
 	}
 	var out []item
 	for {
-		items, _, err := s.ReadStream(ctx, in.ForkFrom, src, after, 1<<30)
+		items, _, err := s.readStream(ctx, in.ForkFrom, src, after, 1<<30)
 		if err != nil {
 			return nil, err
 		}
@@ -310,14 +310,14 @@ func (h *Handler) parseFork(r *http.Request, req *createReq) error {
 // create creates a stream, or a fork of another.
 func (h *Handler) create(r *http.Request, topic string, req createReq) (Info, bool, error) {
 	if req.forkFrom == "" {
-		return h.Service.Create(r.Context(), topic, req)
+		return h.Service.createStream(r.Context(), topic, req)
 	}
 	if _, err := access.Ask(h.Access, r, access.Query{Action: access.Subscribe, Face: access.FaceStreams, Topics: []string{req.forkFrom}}); err != nil {
 		return Info{}, false, err
 	}
 	s := h.Service
 	req.resolve = func(req *createReq) error { return s.resolveFork(r.Context(), topic, req) }
-	return s.Create(r.Context(), topic, req)
+	return s.createStream(r.Context(), topic, req)
 }
 
 // resolveFork checks a fork's source and completes req from it: the fork
@@ -383,7 +383,7 @@ func (s *Service) resolveFork(ctx context.Context, topic string, req *createReq)
 func (s *Service) subPrefix(ctx context.Context, src string, in Info, at Offset, n int64) (string, error) {
 	after := at
 	for {
-		items, _, err := s.ReadStream(ctx, src, in, after, 1)
+		items, _, err := s.readStream(ctx, src, in, after, 1)
 		if err != nil {
 			return "", err
 		}

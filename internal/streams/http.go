@@ -193,7 +193,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, topic string) {
 		fail(w, r, err)
 		return
 	}
-	res, err := h.Service.Append(r.Context(), topic, req)
+	res, err := h.Service.appendTo(r.Context(), topic, req)
 	hdr := w.Header()
 	if res.producer {
 		hdr.Set("Producer-Epoch", formatInt(res.epoch))

@@ -108,7 +108,7 @@ func (h *Handler) tailOnly(w http.ResponseWriter, in Info) {
 // catchUp answers with the data after the position after, up to a chunk;
 // cursor, when set, is a live response's Stream-Cursor.
 func (h *Handler) catchUp(w http.ResponseWriter, r *http.Request, topic string, in Info, after Offset, cursor string) {
-	items, upToDate, err := h.Service.ReadStream(r.Context(), topic, in, after, h.chunk())
+	items, upToDate, err := h.Service.readStream(r.Context(), topic, in, after, h.chunk())
 	if err != nil {
 		fail(w, r, err)
 		return
@@ -234,7 +234,7 @@ func (h *Handler) longPollRead(w http.ResponseWriter, r *http.Request, topic str
 		}
 	}()
 	for {
-		items, upToDate, err := h.Service.ReadStream(r.Context(), topic, in, after, h.chunk())
+		items, upToDate, err := h.Service.readStream(r.Context(), topic, in, after, h.chunk())
 		if err != nil {
 			fail(w, r, err)
 			return

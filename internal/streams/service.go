@@ -294,9 +294,9 @@ type createReq struct {
 	release              func(context.Context)
 }
 
-// Create creates the stream, or checks that the existing one has the same
+// createStream creates the stream, or checks that the existing one has the same
 // configuration. It reports whether it created it.
-func (s *Service) Create(ctx context.Context, topic string, req createReq) (Info, bool, error) {
+func (s *Service) createStream(ctx context.Context, topic string, req createReq) (Info, bool, error) {
 	e := s.entryOf(topic)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -378,10 +378,10 @@ type appendRes struct {
 	epoch, seq int64
 }
 
-// Append appends to the stream (and closes it with req.close), deciding on
+// appendTo appends to the stream (and closes it with req.close), deciding on
 // the log's state: producer fencing and sequence, Stream-Seq, content type,
 // closure.
-func (s *Service) Append(ctx context.Context, topic string, req appendReq) (appendRes, error) {
+func (s *Service) appendTo(ctx context.Context, topic string, req appendReq) (appendRes, error) {
 	e := s.entryOf(topic)
 	e.mu.Lock()
 	defer e.mu.Unlock()
