@@ -519,8 +519,11 @@ func (s *Service) Read(ctx context.Context, topic string, after pubsub.Position,
 	}
 }
 
-// Sweep removes the cached streams whose TTL or expiry has passed, and
-// forgets the entries of streams that are gone.
+// Sweep deletes the cached streams whose TTL or expiry has passed, and
+// forgets the entries of streams that are gone. Only a stream that its
+// cache says has expired is read again from the log (another node's
+// writes may have renewed it), so a sweep costs the broker nothing for
+// streams without a TTL.
 func (s *Service) Sweep(ctx context.Context) {
 	s.mu.Lock()
 	topics := make([]string, 0, len(s.streams))
@@ -528,14 +531,19 @@ func (s *Service) Sweep(ctx context.Context) {
 		topics = append(topics, t)
 	}
 	s.mu.Unlock()
+	now := s.now()
 	for _, t := range topics {
 		e := s.entryOf(t)
 		e.mu.Lock()
-		p, err := s.load(ctx, e, t)
-		if err != nil {
-			s.log.Warn("streams: sweep", "stream", t, "err", err)
+		gone := !e.st.exists
+		if e.st.exists && e.st.expired(now, e.lastRead) {
+			p, err := s.load(ctx, e, t)
+			if err != nil {
+				s.log.Warn("streams: sweep", "stream", t, "err", err)
+			}
+			gone = p == absent && err == nil
 		}
-		if p == absent && err == nil {
+		if gone {
 			s.mu.Lock()
 			if s.streams[t] == e {
 				delete(s.streams, t)
