@@ -87,9 +87,8 @@ func (b *Broker) PublishIf(ctx context.Context, tail pubsub.Position, m *pubsub.
 	if tl := b.topics[topic]; tl != nil && tl.final != nil {
 		return pubsub.Position{}, fmt.Errorf("%w: %q", pubsub.ErrTopicFinished, topic)
 	}
-	if !tail.IsZero() && tail.Epoch != b.epoch {
-		return pubsub.Position{}, fmt.Errorf("%w: position %s, log %s", pubsub.ErrEpochChanged, tail, b.epoch)
-	}
+	// A tail of another epoch is not the topic's: a conflict, like any
+	// other tail that is not.
 	if cur := b.tailLocked(topic); cur != tail {
 		return pubsub.Position{}, fmt.Errorf("%w: %q is at %s, not %s", pubsub.ErrConflict, topic, cur, tail)
 	}

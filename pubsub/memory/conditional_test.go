@@ -45,7 +45,7 @@ func TestConditional(t *testing.T) {
 		}},
 		{"other epoch", []step{
 			{"first", same, pubsub.Message{Data: "a"}, nil},
-			{"foreign epoch", func(p pubsub.Position) pubsub.Position { return pubsub.Position{Epoch: "other", Offset: p.Offset} }, pubsub.Message{Data: "b"}, pubsub.ErrEpochChanged},
+			{"foreign epoch", func(p pubsub.Position) pubsub.Position { return pubsub.Position{Epoch: "other", Offset: p.Offset} }, pubsub.Message{Data: "b"}, pubsub.ErrConflict},
 		}},
 	}
 	for _, c := range cases {
@@ -90,6 +90,18 @@ func TestConditional(t *testing.T) {
 				t.Errorf("meta lost: %v", msgs[0].Meta)
 			}
 		})
+	}
+}
+
+// TestReadTopicOtherEpoch: reading after a position of another epoch is
+// ErrEpochChanged, even at offset 0.
+func TestReadTopicOtherEpoch(t *testing.T) {
+	b := memory.New(nil)
+	defer b.Close()
+	for _, off := range []uint64{0, 1, 1 << 40} {
+		if _, _, err := b.ReadTopic(context.Background(), "t", pubsub.Position{Epoch: "other", Offset: off}, 0); !errors.Is(err, pubsub.ErrEpochChanged) {
+			t.Errorf("offset %d: %v, want ErrEpochChanged", off, err)
+		}
 	}
 }
 
