@@ -23,9 +23,10 @@ if ((${#need_pkgs[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
-# The AI SDK tests (internal/aisdk) run the `ai` package from npm, pinned by
-# the package-lock.json beside them.
-for dir in internal/aisdk/testdata/node; do
+# The AI SDK tests (internal/aisdk) run the `ai` package from npm, and the
+# Durable Streams tests (internal/e2e/streams) the protocol's conformance
+# suite and client, each pinned by the package-lock.json beside them.
+for dir in internal/aisdk/testdata/node internal/e2e/streams/testdata/node; do
   if [ ! -d "$dir/node_modules" ]; then
     log "npm ci in $dir"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

@@ -113,6 +113,35 @@ func AppendData(dst []byte, data string) []byte {
 	}
 }
 
+// AppendDataTight appends data as AppendData does, but writes "data:"
+// without the separator space, except before a line that starts with a
+// space (which a decoder would otherwise strip): the form some protocols'
+// clients match byte for byte (Durable Streams). A decoder reads the same
+// text from either form.
+func AppendDataTight(dst []byte, data string) []byte {
+	for {
+		i := indexLineBreak(data)
+		line := data
+		if i >= 0 {
+			line = data[:i]
+		}
+		dst = append(dst, fieldData...)
+		dst = append(dst, ':')
+		if len(line) > 0 && line[0] == ' ' {
+			dst = append(dst, ' ')
+		}
+		dst = append(dst, line...)
+		dst = append(dst, '\n')
+		if i < 0 {
+			return dst
+		}
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+}
+
 // indexLineBreak returns the index of the first CR or LF in s, or -1. Two
 // IndexByte calls (vectorized) beat IndexAny's byte loop on event data.
 func indexLineBreak(s string) int {

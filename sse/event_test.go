@@ -152,3 +152,27 @@ func TestAppendToDoesNotAllocateMoreThanOnce(t *testing.T) {
 		t.Errorf("AppendTo into a large enough buffer allocates %v times, want 0", allocs)
 	}
 }
+
+// TestAppendDataTight: "data:" without the separator space, except before
+// a line that starts with a space, and the decoder reads back the same
+// text (line ends normalised to LF).
+func TestAppendDataTight(t *testing.T) {
+	for _, c := range []struct{ in, wire, back string }{
+		{"a", "data:a\n", "a"},
+		{"line1\nline2", "data:line1\ndata:line2\n", "line1\nline2"},
+		{" lead", "data:  lead\n", " lead"},
+		{"a\r\nb\rc", "data:a\ndata:b\ndata:c\n", "a\nb\nc"},
+		{"", "data:\n", ""},
+		{"x\n", "data:x\ndata:\n", "x\n"},
+	} {
+		got := string(AppendDataTight(nil, c.in))
+		if got != c.wire {
+			t.Errorf("AppendDataTight(%q) = %q, want %q", c.in, got, c.wire)
+			continue
+		}
+		ev, err := NewDecoder(strings.NewReader(got + "\n")).Next()
+		if err != nil || ev.Data != c.back {
+			t.Errorf("decoding %q: %q, %v; want %q", got, ev.Data, err, c.back)
+		}
+	}
+}

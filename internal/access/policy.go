@@ -71,6 +71,7 @@ const (
 	FaceAdmin   Face = "admin"   // /admin/*, /dashboard
 	FaceOps     Face = "ops"     // /healthz, /readyz, /ping, /metrics
 	FaceStatic  Face = "static"  // pages and files: /herald.js, /hybrid...
+	FaceStreams Face = "streams" // /v1/stream/*: Durable Streams
 	// FaceInternal is no route's face: the namespace of what the server
 	// keeps for itself in the log (the work journal) belongs to it, so no
 	// request may read or write those topics.
@@ -102,6 +103,10 @@ type FaceRules struct {
 	// OpenWrites: anyone may publish to the face's own writable namespace,
 	// without a token, charged to the publish rate by address (the demo).
 	OpenWrites bool
+	// AnonymousReads: clients without a token may read through the face
+	// even when a subscriber key is configured and --allow-anonymous is
+	// off (Durable Streams' --ds-anonymous-reads).
+	AnonymousReads bool
 }
 
 func (f FaceRules) token(r *http.Request) (string, auth.Source, error) {

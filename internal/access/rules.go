@@ -44,7 +44,7 @@ func (p *Policy) subscribe(id *Identity, q Query) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
-	if g.Anonymous && !p.anon && !anyoneOnly {
+	if g.Anonymous && !p.anon && !anyoneOnly && !fr.AnonymousReads {
 		return Decision{}, As(auth.TokenRequired())
 	}
 	if !g.Anonymous && !p.anon {

@@ -55,6 +55,10 @@ type App struct {
 
 	router *access.Router
 
+	// hubs are the hubs of other brokers (Durable Streams'), closed with
+	// the main hub.
+	hubs []*hub.Hub
+
 	sampler *dashboard.Sampler
 	// dashboardGauges are extra values shown on the dashboard; features
 	// add theirs while mounting.
@@ -137,6 +141,9 @@ func (a *App) onShutdown(f func()) { a.shutdowns = append(a.shutdowns, f) }
 func (a *App) Shutdown() {
 	a.ready.Store(false)
 	a.hub.Close()
+	for _, h := range a.hubs {
+		h.Close()
+	}
 	for _, f := range a.shutdowns {
 		f()
 	}

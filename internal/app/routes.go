@@ -87,7 +87,7 @@ func (a *App) mount(ctx context.Context, rt *access.Router) error {
 	rt.Handle("GET /metrics", probe, a.metrics.Handler())
 
 	for _, m := range []func(context.Context, *access.Router) error{
-		a.mountDemo, a.mountWS, a.mountChat, a.mountMercure, a.mountOps, a.mountPages,
+		a.mountDemo, a.mountWS, a.mountChat, a.mountMercure, a.mountStreams, a.mountOps, a.mountPages,
 	} {
 		if err := m(ctx, rt); err != nil {
 			return err

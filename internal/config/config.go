@@ -30,6 +30,7 @@ type Server struct {
 	Demo    Demo
 	Ops     Ops
 	Mercure Mercure
+	Streams Streams
 }
 
 // Core holds the basic server settings.
@@ -89,6 +90,7 @@ func (c *Server) Register(fs *flag.FlagSet) {
 	c.Demo.register(fs)
 	c.Ops.register(fs)
 	c.Mercure.register(fs)
+	c.Streams.register(fs)
 }
 
 // Validate checks values that a flag's type cannot.
@@ -119,7 +121,7 @@ func (c *Server) Validate() error {
 	if c.Limits.MaxTopics <= 0 || c.Limits.MaxBatch <= 0 {
 		errs = append(errs, errors.New("max-topics, max-batch: must be positive"))
 	}
-	errs = append(errs, c.Broker.validate(), c.Auth.validate(), c.HTTP.validate(), c.WS.validate(), c.Chat.validate(), c.Demo.validate(), c.Ops.validate(), c.Mercure.validate())
+	errs = append(errs, c.Broker.validate(), c.Auth.validate(), c.HTTP.validate(), c.WS.validate(), c.Chat.validate(), c.Demo.validate(), c.Ops.validate(), c.Mercure.validate(), c.Streams.validate())
 	return errors.Join(errs...)
 }
 

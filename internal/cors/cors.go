@@ -11,10 +11,20 @@ import (
 )
 
 // AllowedHeaders are the request headers a cross-origin request may send.
-var AllowedHeaders = []string{"Authorization", "Content-Type", "Last-Event-ID", "Cache-Control", "Accept", "X-Requested-With"}
+var AllowedHeaders = []string{"Authorization", "Content-Type", "Last-Event-ID", "Cache-Control", "Accept", "X-Requested-With",
+	// Durable Streams (/v1/stream/*).
+	"If-None-Match", "Stream-TTL", "Stream-Expires-At", "Stream-Seq", "Stream-Closed", "Stream-Forked-From", "Stream-Fork-Offset",
+	"Stream-Fork-Sub-Offset", "Producer-Id", "Producer-Epoch", "Producer-Seq"}
 
 // ExposedHeaders are the response headers a page may read.
-var ExposedHeaders = []string{"Retry-After", "Link"}
+var ExposedHeaders = []string{"Retry-After", "Link",
+	// Durable Streams (/v1/stream/*).
+	"ETag", "Location", "Stream-Next-Offset", "Stream-Up-To-Date", "Stream-Cursor", "Stream-Closed", "Stream-TTL", "Stream-Expires-At",
+	"Stream-SSE-Data-Encoding", "Producer-Epoch", "Producer-Seq", "Producer-Expected-Seq", "Producer-Received-Seq"}
+
+// allowedMethods are the methods a preflight may ask for (PUT and DELETE
+// for Durable Streams).
+const allowedMethods = "GET, HEAD, POST, PUT, DELETE"
 
 // Policy is a set of allowed origins. Create one with New. It is safe for
 // concurrent use.
@@ -111,9 +121,9 @@ func (p *Policy) Handler(next http.Handler) http.Handler {
 		h.Add("Vary", "Access-Control-Request-Method")
 		h.Add("Vary", "Access-Control-Request-Headers")
 		switch m := r.Header.Get("Access-Control-Request-Method"); m {
-		case http.MethodGet, http.MethodPost, http.MethodHead:
+		case http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodDelete:
 		default:
-			httpjson.Error(w, http.StatusForbidden, "CORS: method "+quote(m)+" is not allowed (GET, POST)")
+			httpjson.Error(w, http.StatusForbidden, "CORS: method "+quote(m)+" is not allowed ("+allowedMethods+")")
 			return
 		}
 		var reqHeaders []string
@@ -131,7 +141,7 @@ func (p *Policy) Handler(next http.Handler) http.Handler {
 			}
 		}
 		allow()
-		h.Set("Access-Control-Allow-Methods", "GET, POST")
+		h.Set("Access-Control-Allow-Methods", allowedMethods)
 		if len(reqHeaders) > 0 {
 			h.Set("Access-Control-Allow-Headers", strings.Join(reqHeaders, ", "))
 		}

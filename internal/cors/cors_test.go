@@ -21,7 +21,8 @@ func TestPolicy(t *testing.T) {
 		{"other origin passes without headers", "POST", "https://evil.example", "", "", 418, "", ""},
 		{"preflight", "OPTIONS", "http://localhost:3000", "POST", "Content-Type, Authorization", 204, "http://localhost:3000", "true"},
 		{"preflight of another origin", "OPTIONS", "https://evil.example", "POST", "", 403, "", ""},
-		{"preflight for PUT", "OPTIONS", "https://app.example", "PUT", "", 403, "", ""},
+		{"preflight for PUT (Durable Streams create)", "OPTIONS", "https://app.example", "PUT", "", 204, "https://app.example", "true"},
+		{"preflight for PATCH", "OPTIONS", "https://app.example", "PATCH", "", 403, "", ""},
 		{"preflight with a cookie header", "OPTIONS", "https://app.example", "POST", "cookie", 403, "", ""},
 		{"plain OPTIONS", "OPTIONS", "https://app.example", "", "", 418, "https://app.example", "true"},
 	}

@@ -525,6 +525,27 @@ func TestCloseAndDisconnect(t *testing.T) {
 	e.hub.Close() // idempotent
 }
 
+// TestSubscriptionEnd: End ends one subscription cleanly once its queue is
+// taken, and no other.
+func TestSubscriptionEnd(t *testing.T) {
+	e := newEnv(t, pubsub.Retention{}, nil)
+	a := e.subscribe("", "a")
+	other := e.subscribe("", "a")
+	for _, s := range []*hub.Subscription{a, other} {
+		take(t, s, 1)
+	}
+	e.pub("queued", "a")
+	a.End()
+	a.End() // idempotent
+	evs, open := take(t, a, 5)
+	if descs(evs) != "queued" || open || !errors.Is(a.Err(), hub.ErrClosed) || !hub.Graceful(a.Err()) {
+		t.Errorf("after End: %q open %v err %v", descs(evs), open, a.Err())
+	}
+	if _, open := take(t, other, 1); !open {
+		t.Error("End ended another subscription")
+	}
+}
+
 func TestDisconnectAll(t *testing.T) {
 	e := newEnv(t, pubsub.Retention{}, nil)
 	e.subscribe("", "a")

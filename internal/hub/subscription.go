@@ -396,6 +396,14 @@ func (s *Subscription) follows(topic string) bool {
 	return slices.Contains(s.topics, topic)
 }
 
+// End ends the subscription from the server's side once what is queued
+// has been taken: the transport ends the stream cleanly and Err reports
+// ErrClosed. A face whose protocol bounds a stream's life (Durable
+// Streams' SSE reads, closed about every minute so that the client
+// reconnects from its last offset) calls it; it does nothing after the
+// subscription ended.
+func (s *Subscription) End() { s.end(ErrClosed) }
+
 // Topics returns the subscription's topics, without duplicates.
 func (s *Subscription) Topics() []string { return s.topics }
 

@@ -133,7 +133,7 @@ func (b *Broker) Publish(ctx context.Context, m *pubsub.Message) (pubsub.Positio
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.publishLocked(m, b.now())
+	return b.publishLocked(m, b.now(), true)
 }
 
 // PublishBatch publishes msgs in order under one lock, as consecutive
@@ -146,22 +146,23 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*pubsub.Message) (int,
 	defer b.mu.Unlock()
 	now := b.now()
 	for i, m := range msgs {
-		if _, err := b.publishLocked(m, now); err != nil {
+		if _, err := b.publishLocked(m, now, true); err != nil {
 			return i, err
 		}
 	}
 	return len(msgs), nil
 }
 
-// publishLocked appends m, stamped with now. b.mu is held.
-func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Position, error) {
+// publishLocked appends m, stamped with now; with dedupe, a message whose
+// ID was published recently is not appended again. b.mu is held.
+func (b *Broker) publishLocked(m *pubsub.Message, now time.Time, dedupe bool) (pubsub.Position, error) {
 	if len(m.Topics) == 0 {
 		return pubsub.Position{}, fmt.Errorf("memory: publish: no topic")
 	}
 	if b.closed {
 		return pubsub.Position{}, pubsub.ErrClosed
 	}
-	if m.ID != "" {
+	if m.ID != "" && dedupe {
 		if first, ok := b.recentID(m.ID, now); ok {
 			// Published again: the first one stands.
 			m.Pos, m.Time = first.Pos, first.Time
@@ -206,7 +207,7 @@ func (b *Broker) publishLocked(m *pubsub.Message, now time.Time) (pubsub.Positio
 		b.enforceBytes()
 	}
 	b.compact()
-	if m.ID != "" {
+	if m.ID != "" && dedupe {
 		b.rememberID(m)
 	}
 	for _, l := range b.handlers {

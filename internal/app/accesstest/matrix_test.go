@@ -181,8 +181,19 @@ func (e *env) topics(class string) []string {
 	return []string{"demo"}
 }
 
-// before publishes the events subscribers find in history and retained.
+// before publishes the events subscribers find in history and retained,
+// and creates the Durable Stream the stream routes read and append to.
 func (e *env) before(t *testing.T) {
+	put, _ := http.NewRequest("PUT", e.srv.URL+"/v1/stream/matrix", strings.NewReader("first"))
+	put.Header.Set("Content-Type", "text/plain")
+	if e.name == "keys" {
+		put.Header.Set("Authorization", "Bearer "+e.toks["topic"])
+	}
+	if resp, err := http.DefaultClient.Do(put); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /v1/stream/matrix: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	e.event(t, "pub", "pub-r", false, true)
 	e.event(t, "pub", "pub-h", false, false)
 	e.event(t, "priv", "priv-r", true, true)
@@ -577,6 +588,11 @@ var rows = map[string]row{
 	"GET /healthz":                        {"GET", "/healthz", "", "", "probe", 200},
 	"GET /readyz":                         {"GET", "/readyz", "", "", "probe", 200},
 	"GET /metrics":                        {"GET", "/metrics", "", "", "probe", 200},
+	"GET /v1/stream/":                     {"GET", "/v1/stream/matrix", "", "", "stream-read", 200},
+	"PUT /v1/stream/":                     {"PUT", "/v1/stream/m{n}", "text/plain", "x", "publish", 201},
+	"POST /v1/stream/":                    {"POST", "/v1/stream/matrix", "text/plain", "r", "publish", 204},
+	"DELETE /v1/stream/":                  {"DELETE", "/v1/stream/none{n}", "", "", "publish", 404},
+	"/v1/stream/":                         {"PATCH", "/v1/stream/matrix", "", "", "public", 405},
 	"/":                                   {"GET", "/no-such-path", "", "", "public", 404},
 }
 
@@ -590,6 +606,7 @@ var outcomes = map[string]map[string]string{
 		"demo-meta":    "ok ok ok ok ok ok ok ok ok ok ok",
 		"chat-create":  "401 401 401 401 403 ok 401 ok 403 ok ok",
 		"chat-read":    "401 401 401 401 403 ok 401 ok ok ok ok",
+		"stream-read":  "401 401 401 401 403 ok 401 ok ok ok ok",
 		"chat-cancel":  "401 401 401 401 403 ok 401 ok 403 ok ok",
 		"mercure-meta": "401 401 401 401 403 ok 401 ok ok ok ok",
 		"admin-read":   "401 403 403 403 403 403 ok 403 401 403 403",
@@ -604,6 +621,7 @@ var outcomes = map[string]map[string]string{
 		"demo-meta":    "ok ok ok ok ok ok ok ok ok 403 ok",
 		"chat-create":  "ok ok ok ok ok ok ok ok 403 403 ok",
 		"chat-read":    "ok ok ok ok ok ok ok ok ok 403 ok",
+		"stream-read":  "ok ok ok ok ok ok ok ok ok 403 ok",
 		"chat-cancel":  "ok ok ok ok ok ok ok 403 403 403 ok",
 		"mercure-meta": "ok ok ok ok ok ok ok 403 ok 403 ok",
 		"admin-read":   "ok ok ok ok ok ok ok 403 ok 403 ok",
@@ -669,7 +687,7 @@ func routeMatrix(t *testing.T, e *env) {
 // start of the body (streams are closed once their headers are read).
 func (e *env) call(t *testing.T, r row, id string, n int) (int, string) {
 	t.Helper()
-	path := strings.ReplaceAll(r.path, "{chat}", e.chat)
+	path := strings.NewReplacer("{chat}", e.chat, "{n}", strconv.Itoa(n)).Replace(r.path)
 	body := strings.ReplaceAll(r.body, "{n}", strconv.Itoa(n))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

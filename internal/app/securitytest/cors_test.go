@@ -28,6 +28,12 @@ func preflight(t *testing.T, base, path, origin, method, headers string) (*http.
 func TestCORSPreflight(t *testing.T) {
 	const app = "https://app.example"
 	srv := startKeyed(t, func(c *config.Server) { c.HTTP.CORSOrigins = config.Strings{app} })
+	// Durable Streams' preflights: their methods and headers.
+	dsResp, b := preflight(t, srv.URL, "/v1/stream/s", app, "PUT", "content-type, stream-ttl, producer-id, if-none-match")
+	if dsResp.StatusCode != http.StatusNoContent || !strings.Contains(dsResp.Header.Get("Access-Control-Allow-Methods"), "DELETE") ||
+		dsResp.Header.Get("Access-Control-Allow-Headers") != "content-type, stream-ttl, producer-id, if-none-match" {
+		t.Fatalf("Durable Streams preflight: %d %v %s", dsResp.StatusCode, dsResp.Header, b)
+	}
 	for _, path := range []string{"/publish", "/send", "/chat", "/events"} {
 		t.Run(path, func(t *testing.T) {
 			resp, b := preflight(t, srv.URL, path, app, "POST", "authorization, content-type")
@@ -44,7 +50,7 @@ func TestCORSPreflight(t *testing.T) {
 		{"origin with another port", "https://app.example:8443", "POST", ""},
 		{"origin of another scheme", "http://app.example", "POST", ""},
 		{"null origin", "null", "POST", ""},
-		{"method DELETE", app, "DELETE", ""},
+		{"method PATCH", app, "PATCH", ""}, // PUT and DELETE are Durable Streams'
 		{"unknown header", app, "POST", "x-evil"},
 	}
 	for _, tt := range tests {

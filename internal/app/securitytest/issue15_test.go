@@ -601,18 +601,22 @@ func TestBodyOverTheLimitIs413BeforeReading(t *testing.T) {
 // The server's own topics — the nodes' work journals and the demo's task
 // counter — are reserved: a request may neither publish into them (a forged
 // journal entry would make the next start write to the topics it names)
-// nor follow them, on any face.
+// nor follow them, on any face. So are the names of Durable Streams ("ds/"
+// and their references, "ds-refs/"), which tokens use to name streams:
+// only /v1/stream/* reads and writes them.
 func TestServerTopicsAreReserved(t *testing.T) {
 	srv := startWith(t, nil)
-	for _, topic := range []string{"herald/journal/node-a", "demo/tasks"} {
+	for _, topic := range []string{"herald/journal/node-a", "demo/tasks", "ds/a-stream", "ds-refs/a-stream"} {
 		form := url.Values{"topic": {topic}, "data": {`[{"kind":"chat","id":"x"}]`}}.Encode()
 		status, eb, body := sendReq(t, http.MethodPost, srv.URL+"/publish", form, map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
 		if status != http.StatusForbidden || eb.Code != "topic_reserved" {
 			t.Errorf("publish to %s: %d %s, want 403 topic_reserved", topic, status, body)
 		}
 	}
-	status, eb, body := sendReq(t, http.MethodGet, srv.URL+"/events?topic="+url.QueryEscape("herald/journal/node-a"), "", nil)
-	if status != http.StatusForbidden || eb.Code != "topic_reserved" {
-		t.Errorf("subscribe to a journal: %d %s, want 403 topic_reserved", status, body)
+	for _, topic := range []string{"herald/journal/node-a", "ds/a-stream"} {
+		status, eb, body := sendReq(t, http.MethodGet, srv.URL+"/events?topic="+url.QueryEscape(topic), "", nil)
+		if status != http.StatusForbidden || eb.Code != "topic_reserved" {
+			t.Errorf("subscribe to %s: %d %s, want 403 topic_reserved", topic, status, body)
+		}
 	}
 }

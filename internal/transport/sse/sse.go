@@ -89,6 +89,9 @@ type Stream struct {
 	// Done, if set, runs in a goroutine of its own once the stream is
 	// over (Mercure's subscription bookkeeping).
 	Done func()
+	// ContentType, if set, replaces the response's Content-Type (Durable
+	// Streams clients expect "text/event-stream" without a charset).
+	ContentType string
 }
 
 // SetHeaders sets the headers of a text/event-stream response.
@@ -138,6 +141,9 @@ func (s *Server) Refuse(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, st Stream) {
 	e := s.Engine()
 	SetHeaders(w.Header())
+	if st.ContentType != "" {
+		w.Header().Set("Content-Type", st.ContentType)
+	}
 	open := s.opening(st)
 	f := &framing{encode: st.Encode, finish: st.Finish, done: st.Done}
 	if transport.Lean(r) {
@@ -172,10 +178,19 @@ func (s *Server) opening(st Stream) []byte {
 // events (encoded), then the end. It is for a stream that is over already
 // (a finished chat answer, served in one event).
 func (s *Server) WriteEvents(w http.ResponseWriter, events ...[]byte) {
+	s.WriteStream(w, Stream{}, events...)
+}
+
+// WriteStream is WriteEvents for a stream described by st: its
+// ContentType, NoRetry and Preamble apply (its other fields do not).
+func (s *Server) WriteStream(w http.ResponseWriter, st Stream, events ...[]byte) {
 	e := s.Engine()
 	SetHeaders(w.Header())
+	if st.ContentType != "" {
+		w.Header().Set("Content-Type", st.ContentType)
+	}
 	w.WriteHeader(http.StatusOK)
-	b := Opening(s.Retry)
+	b := s.opening(st)
 	for _, ev := range events {
 		b = append(b, ev...)
 	}

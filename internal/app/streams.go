@@ -1,0 +1,197 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heraldpush/herald/internal/access"
+	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/streams"
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/bolt"
+	"github.com/heraldpush/herald/pubsub/memory"
+	natsbroker "github.com/heraldpush/herald/pubsub/nats"
+	redisbroker "github.com/heraldpush/herald/pubsub/redis"
+	"github.com/heraldpush/herald/pubsub/shard"
+)
+
+// StreamsPrefix is the URL path of Durable Streams.
+const StreamsPrefix = "/v1/stream/"
+
+// mountStreams serves Durable Streams at /v1/stream/* (docs/durable-streams.md)
+// from a broker of their own, beside the main one and of the same kind,
+// with no history limits: memory, streams.db in --data-dir, the Redis key
+// prefix "<prefix>:streams", the JetStream stream "<name>_STREAMS"; with
+// --broker-shards N, one per shard, and a stream lives on its path's shard.
+func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
+	c := &a.cfg
+	// The streams' topics are reserved whether or not the endpoint is on:
+	// tokens name streams by them, and no other face may use them.
+	a.sec.policy.Reserve(access.Namespace{Name: "durable streams", Face: access.FaceStreams, Match: access.Prefix(streams.TopicPrefix, "ds-refs/"),
+		Read: access.ReachOwnFace, Writable: true, Path: StreamsPrefix})
+	if c.Streams.Disable {
+		return nil
+	}
+	a.sec.policy.SetFace(access.FaceStreams, access.FaceRules{AnonymousReads: c.Streams.AnonymousReads})
+	b, err := openStreamsBroker(ctx, c, a.log)
+	if err != nil {
+		return err
+	}
+	h := hub.New(b, &hub.Options{QueueBytes: int(c.Limits.QueueBytes), Logger: a.log})
+	svc, err := streams.New(b, streams.Options{Hub: h, Logger: a.log.With("component", "streams")})
+	if err != nil {
+		_ = b.Close()
+		return fmt.Errorf("durable streams: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		if err := h.Run(runCtx); err != nil && !errors.Is(err, pubsub.ErrClosed) {
+			a.log.Error("durable streams: broker listener stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		svc.Run(runCtx, time.Second)
+	}()
+	// Live reads end with the hub, before the shared SSE server waits for
+	// its streams (Shutdown); the broker closes with the App.
+	a.hubs = append(a.hubs, h)
+	a.onClose(func() {
+		cancel()
+		<-done
+		<-done
+		_ = b.Close()
+	})
+	maxBody := int64(c.Streams.MaxBody)
+	if natsMax := int64(natsAppendMax); usesNATS(c) && maxBody > natsMax {
+		// One append is one JetStream message: NATS's max_payload (1 MiB
+		// by default) bounds it, with room for its headers.
+		a.log.Info("durable streams: --ds-max-body capped to fit NATS's max_payload", "max_body", natsMax)
+		maxBody = natsMax
+	}
+	handler := &streams.Handler{
+		Service:         svc,
+		Access:          a.sec.policy,
+		SSE:             a.sse,
+		Prefix:          StreamsPrefix,
+		LongPollTimeout: c.Streams.LongPollTimeout,
+		SSEMaxAge:       c.Streams.SSEMaxAge,
+		MaxBody:         maxBody,
+		Private:         a.sec.authz.Subscriber != nil && !c.Streams.AnonymousReads,
+	}
+	face := func(action access.Action, topics bool) access.Route {
+		return access.Route{Action: action, Face: access.FaceStreams, Topics: topics}
+	}
+	rt.Handle("GET "+StreamsPrefix, face(access.Subscribe, true), handler) // and HEAD
+	rt.Handle("PUT "+StreamsPrefix, face(access.Publish, true), handler)
+	rt.Handle("POST "+StreamsPrefix, face(access.Publish, true), handler)
+	rt.Handle("DELETE "+StreamsPrefix, face(access.Publish, true), handler)
+	rt.Handle(StreamsPrefix, face(access.Public, false), handler) // 405
+	return nil
+}
+
+// natsAppendMax is the largest append on a NATS streams broker: NATS's
+// default max_payload (1 MiB) less room for a message's headers.
+const natsAppendMax = 1<<20 - 64<<10
+
+// usesNATS reports whether the brokers are NATS JetStream.
+func usesNATS(c *config.Server) bool {
+	for _, u := range c.Broker.All() {
+		if strings.HasPrefix(u, "nats://") || strings.HasPrefix(u, "tls://") {
+			return true
+		}
+	}
+	return false
+}
+
+// openStreamsBroker opens the streams broker: like the main broker (see
+// openBroker), with its own storage and no history limits.
+func openStreamsBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubsub.Broker, error) {
+	n := max(cfg.Broker.Shards, 1)
+	urls := cfg.Broker.All()
+	shards := make([]pubsub.Broker, 0, n)
+	closeAll := func() {
+		for _, s := range shards {
+			_ = s.Close()
+		}
+	}
+	for k := range n {
+		b, err := openStreamsShard(ctx, cfg, urls[k%len(urls)], k, log)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("durable streams: shard %d: %w", k, err)
+		}
+		if _, ok := b.(pubsub.Conditional); !ok {
+			shards = append(shards, b)
+			closeAll()
+			return nil, fmt.Errorf("durable streams: broker %T: %w", b, streams.ErrNotConditional)
+		}
+		shards = append(shards, b)
+	}
+	if n == 1 {
+		return shards[0], nil
+	}
+	sb, err := shard.New(ctx, shards)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("durable streams: --broker-shards: %w", err)
+	}
+	return sb, nil
+}
+
+// openStreamsShard opens shard k of the streams broker on the broker at
+// url.
+func openStreamsShard(ctx context.Context, cfg *config.Server, u string, k int, log *slog.Logger) (pubsub.Broker, error) {
+	var none pubsub.Retention // streams live until deleted or expired
+	switch u {
+	case "", "memory":
+		if dir := cfg.Broker.DataDir; dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("--data-dir: %w", err)
+			}
+			name := "streams.db"
+			if k > 0 {
+				name = "streams." + strconv.Itoa(k) + ".db"
+			}
+			b, err := bolt.Open(filepath.Join(dir, name), &bolt.Options{Retention: none, Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("--data-dir: %w", err)
+			}
+			return b, nil
+		}
+		return memory.New(&memory.Options{Retention: none}), nil
+	}
+	switch {
+	case strings.HasPrefix(u, "redis://"), strings.HasPrefix(u, "rediss://"):
+		prefix := cfg.Broker.Prefix + ":streams"
+		if k > 0 {
+			prefix += "#" + strconv.Itoa(k)
+		}
+		b, err := redisbroker.Open(ctx, u, &redisbroker.Options{Prefix: prefix, Retention: none, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("--broker %s: %w", config.RedactURL(u), err)
+		}
+		return b, nil
+	case strings.HasPrefix(u, "nats://"), strings.HasPrefix(u, "tls://"):
+		stream := cfg.Broker.Stream + "_STREAMS"
+		if k > 0 {
+			stream += "_" + strconv.Itoa(k)
+		}
+		b, err := natsbroker.Open(ctx, u, &natsbroker.Options{Stream: stream, Retention: none, Replicas: cfg.Broker.Replicas, Timeout: cfg.Broker.Timeout, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("--broker %s: %w", config.RedactURL(u), err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("--broker: unsupported broker %q", config.RedactURL(u))
+}

@@ -1,0 +1,95 @@
+package app_test
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldpush/herald/internal/apptest"
+	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/sse"
+)
+
+// follow reads an SSE response in a goroutine and sends the data of each
+// event of type typ ("" for any) on a channel, closed when the stream ends.
+func follow(b *testing.B, u, typ string) chan string {
+	b.Helper()
+	resp, err := http.Get(u)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("GET %s: %v %v", u, resp, err)
+	}
+	out := make(chan string, 16)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		d := sse.NewDecoder(resp.Body)
+		for {
+			ev, err := d.Next()
+			if err != nil {
+				return
+			}
+			if typ == "" || ev.Type == typ {
+				out <- ev.Data
+			}
+		}
+	}()
+	b.Cleanup(func() { resp.Body.Close() })
+	return out
+}
+
+// BenchmarkLiveLatency measures, in one run on one server, the time from
+// sending an event to receiving it on an open stream, over loopback HTTP:
+// a Durable Streams append (POST /v1/stream/...) to a live SSE read of the
+// stream, and a POST /publish to GET /events. Events are sent one at a
+// time; p50 and p99 are reported for both.
+func BenchmarkLiveLatency(b *testing.B) {
+	srv := apptest.Start(b, func(c *config.Server) { c.Demo.Enabled = false })
+	put, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/stream/lat", nil)
+	put.Header.Set("Content-Type", "text/plain")
+	if resp, err := http.DefaultClient.Do(put); err != nil || resp.StatusCode != http.StatusCreated {
+		b.Fatalf("create: %v %v", resp, err)
+	}
+	ds := follow(b, srv.URL+"/v1/stream/lat?offset=now&live=sse", "data")
+	ev := follow(b, srv.URL+"/events?topic=lat", "")
+	send := func(u, ctype, body string) {
+		resp, err := http.Post(u, ctype, strings.NewReader(body))
+		if err != nil || resp.StatusCode >= 300 {
+			b.Fatalf("POST %s: %v %v", u, resp, err)
+		}
+		resp.Body.Close()
+	}
+	wait := func(ch chan string, want string) {
+		for got := range ch {
+			if got == want {
+				return
+			}
+		}
+		b.Fatalf("the stream ended before %q", want)
+	}
+	var dsLat, evLat []time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		data := strings.Repeat("x", 100) + strconv.Itoa(i)
+		t0 := time.Now()
+		send(srv.URL+"/v1/stream/lat", "text/plain", data)
+		wait(ds, data)
+		dsLat = append(dsLat, time.Since(t0))
+		t1 := time.Now()
+		send(srv.URL+"/publish", "application/x-www-form-urlencoded", "topic=lat&data="+data)
+		wait(ev, data)
+		evLat = append(evLat, time.Since(t1))
+	}
+	pct := func(l []time.Duration, p float64) float64 {
+		s := slices.Clone(l)
+		slices.Sort(s)
+		return float64(s[min(len(s)-1, int(float64(len(s))*p))].Microseconds())
+	}
+	b.ReportMetric(pct(dsLat, 0.5), "ds-p50-µs")
+	b.ReportMetric(pct(dsLat, 0.99), "ds-p99-µs")
+	b.ReportMetric(pct(evLat, 0.5), "events-p50-µs")
+	b.ReportMetric(pct(evLat, 0.99), "events-p99-µs")
+}
