@@ -138,10 +138,18 @@ func openStreamsBroker(ctx context.Context, cfg *config.Server, log *slog.Logger
 		}
 		shards = append(shards, b)
 	}
+	// The streams' shards record their count like the main broker's, so
+	// that nodes with different --broker-shards refuse to start rather
+	// than look for a stream on another shard.
+	opts := &shard.Options{Reshard: cfg.Broker.Reshard}
 	if n == 1 {
+		if err := shard.Check(ctx, shards[0], opts); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("durable streams: --broker-shards: %w", err)
+		}
 		return shards[0], nil
 	}
-	sb, err := shard.New(ctx, shards)
+	sb, err := shard.New(ctx, shards, opts)
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("durable streams: --broker-shards: %w", err)
