@@ -36,10 +36,15 @@ func cpuOf(t *testing.T, pid int) time.Duration {
 
 // startNATS starts a nats-server of the test's own with JetStream (file
 // storage in a temporary directory) on a free loopback port, and returns
-// its URL and process id.
+// its URL and process id. HERALD_NATS_SERVER names another nats-server
+// binary (to compare server versions).
 func startNATS(t *testing.T) (string, int) {
 	t.Helper()
-	bin, err := exec.LookPath("nats-server")
+	name := "nats-server"
+	if v := os.Getenv("HERALD_NATS_SERVER"); v != "" {
+		name = v
+	}
+	bin, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("nats-server is not installed (CI is set, so this fails)")
