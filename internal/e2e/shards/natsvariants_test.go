@@ -52,7 +52,7 @@ func TestMeasureNATSVariants(t *testing.T) {
 	}
 	const (
 		events = 20000
-		rounds = 3
+		rounds = 5
 	)
 	url, pid := startNATS(t)
 	ctx := context.Background()
@@ -163,7 +163,7 @@ func TestMeasureNATSVariants(t *testing.T) {
 			for _, stop := range stops {
 				stop()
 			}
-			cpu[i] = append(cpu[i], float64((c1-c0).Microseconds())/events)
+			cpu[i] = append(cpu[i], float64((c1-c0).Nanoseconds())/1000/events)
 			if err := js.DeleteStream(ctx, stream); err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +172,7 @@ func TestMeasureNATSVariants(t *testing.T) {
 	base := median(cpu[0])
 	for i, v := range variants {
 		m := median(cpu[i])
-		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %v", v.name, m, m/base, cpu[i])
+		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %.1f", v.name, m, m/base, cpu[i])
 	}
 
 	// Herald's own publishes on the same server, for the same comparison.
@@ -200,11 +200,11 @@ func TestMeasureNATSVariants(t *testing.T) {
 				}
 			}
 			c1 := cpuOf(t, pid)
-			per = append(per, float64((c1-c0).Microseconds())/events)
+			per = append(per, float64((c1-c0).Nanoseconds())/1000/events)
 			b.Close()
 		}
 		m := median(per)
-		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %v", c.name, m, m/base, per)
+		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %.1f", c.name, m, m/base, per)
 	}
 }
 
