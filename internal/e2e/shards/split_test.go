@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -134,15 +135,24 @@ func TestSpreadOverRedisServers(t *testing.T) {
 	}
 }
 
-// TestMeasureBrokerCost measures, on a redis-server of its own (CPU from
-// /proc/<pid>/stat), the broker CPU per event of Herald's batch and single
-// publishes against the plainest append, XADD pipelined, same payload, same
-// run (issue 22, item 5). It only reports: run it with HERALD_MEASURE=1.
+// TestMeasureBrokerCost measures, on a redis-server of its own, the broker
+// CPU per event of Herald's batch and single publishes against the
+// plainest append, XADD pipelined, same payload, same run (issue 22, item
+// 5). CPU is the server's main thread's (INFO cpu, from getrusage: to the
+// microsecond). The XADD and batch measurements alternate for
+// HERALD_MEASURE_ROUNDS rounds (default 4), each reporting its ratio, so
+// that a loaded machine's swings hit both; then INFO commandstats tells
+// what each command cost per event in the last batch round. It only
+// reports: run it with HERALD_MEASURE=1.
 func TestMeasureBrokerCost(t *testing.T) {
 	if os.Getenv("HERALD_MEASURE") == "" {
 		t.Skip("a measurement: set HERALD_MEASURE=1 to run it")
 	}
 	const events = 20000
+	rounds := 4
+	if v, err := strconv.Atoi(os.Getenv("HERALD_MEASURE_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	s := startRedis(t)
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", s.port)
 	b, err := redisbroker.Open(context.Background(), url, &redisbroker.Options{Prefix: "cost", Retention: pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 256 << 20}})
@@ -151,16 +161,23 @@ func TestMeasureBrokerCost(t *testing.T) {
 	}
 	defer b.Close()
 	data := strings.Repeat("x", 100)
-	measure := func(name string, run func()) {
-		_, c0 := s.calls(t)
-		start := time.Now()
-		run()
-		_, c1 := s.calls(t)
-		t.Logf("%-28s %6.1f µs broker CPU per event (%v wall for %d)", name, float64((c1-c0).Microseconds())/events, time.Since(start).Round(time.Millisecond), events)
-	}
 	rdb := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.port)})
 	defer rdb.Close()
-	measure("XADD pipelined (100 a batch)", func() {
+	measure := func(name string, stats bool, run func()) float64 {
+		c0 := mainThreadCPU(t, rdb)
+		st0 := commandStats(t, rdb)
+		start := time.Now()
+		run()
+		c1 := mainThreadCPU(t, rdb)
+		st1 := commandStats(t, rdb)
+		per := float64((c1 - c0).Nanoseconds()) / 1000 / events
+		t.Logf("%-30s %6.2f µs broker CPU per event (%v wall for %d)", name, per, time.Since(start).Round(time.Millisecond), events)
+		if stats {
+			logCommandStats(t, st0, st1, events)
+		}
+		return per
+	}
+	plain := func() {
 		for i := 0; i < events; i += 100 {
 			p := rdb.Pipeline()
 			for j := range 100 {
@@ -170,8 +187,8 @@ func TestMeasureBrokerCost(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-	})
-	measure("Herald batch (100, 100 topics)", func() {
+	}
+	batches := func() {
 		for i := 0; i < events; i += 100 {
 			batch := make([]*pubsub.Message, 100)
 			for j := range batch {
@@ -181,12 +198,102 @@ func TestMeasureBrokerCost(t *testing.T) {
 				t.Fatal(n, err)
 			}
 		}
-	})
-	measure("Herald single publishes", func() {
+	}
+	var ratios []float64
+	var xadd float64
+	for r := range rounds {
+		xadd = measure("XADD pipelined (100 a batch)", false, plain)
+		batch := measure("Herald batch (100, 100 topics)", r == rounds-1, batches)
+		ratios = append(ratios, batch/xadd)
+		t.Logf("round %d: batch / XADD = %.1f×", r+1, batch/xadd)
+	}
+	sort.Float64s(ratios)
+	t.Logf("batch / XADD over %d rounds: min %.1f×, median %.1f×, max %.1f×", rounds, ratios[0], ratios[len(ratios)/2], ratios[len(ratios)-1])
+	single := measure("Herald single publishes", true, func() {
 		for i := range events {
 			if _, err := b.Publish(context.Background(), &pubsub.Message{Topics: []string{fmt.Sprint("t", i%100)}, Data: data}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	})
+	t.Logf("single / XADD (last round's) = %.1f×", single/xadd)
+}
+
+// mainThreadCPU returns the CPU time of the server's main thread so far
+// (INFO cpu: used_cpu_user_main_thread + used_cpu_sys_main_thread).
+func mainThreadCPU(t *testing.T, rdb *goredis.Client) time.Duration {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sec float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if k == "used_cpu_user_main_thread" || k == "used_cpu_sys_main_thread" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("INFO cpu: %s: %v", line, err)
+			}
+			sec += f
+		}
+	}
+	if sec == 0 {
+		t.Fatal("INFO cpu has no main thread figures (Redis < 6.2?)")
+	}
+	return time.Duration(sec * float64(time.Second))
+}
+
+// cmdStat is one line of INFO commandstats: calls and microseconds.
+type cmdStat struct {
+	calls int64
+	usec  int64
+}
+
+// commandStats reads INFO commandstats.
+func commandStats(t *testing.T, rdb *goredis.Client) map[string]cmdStat {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]cmdStat{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, found := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !found {
+			continue
+		}
+		var st cmdStat
+		for _, kv := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				st.calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				st.usec, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		out[name] = st
+	}
+	return out
+}
+
+// logCommandStats logs, per command run between two readings, its calls
+// and its microseconds per event (commands run by scripts are counted
+// too, and also inside their evalsha).
+func logCommandStats(t *testing.T, before, after map[string]cmdStat, events int) {
+	t.Helper()
+	names := make([]string, 0, len(after))
+	for name := range after {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		d := cmdStat{after[name].calls - before[name].calls, after[name].usec - before[name].usec}
+		if d.calls == 0 || name == "info" {
+			continue
+		}
+		t.Logf("    %-12s %8d calls %6.2f per event %6.2f µs per event %7.2f µs per call", name, d.calls, float64(d.calls)/float64(events), float64(d.usec)/float64(events), float64(d.usec)/float64(d.calls))
+	}
 }

@@ -148,6 +148,65 @@ local function release(log, refs, s)
   return num(field(e[2], 'n'))
 end
 
+-- release_all drops one topic's hold on each message of evicted ({offset,
+-- size} pairs, as the topics' index entries give them; an offset twice
+-- when two topics let go of it), as release does one by one, in a few
+-- calls: the messages no topic holds any more leave the log in one XDEL
+-- (or go to the dead list, when of the batch being published). Every
+-- offset is at or above the floor (publish trimmed the indexes below it),
+-- so its message is in the log. Messages written before index entries
+-- carried sizes (offsets up to legacy) go through release. Returns the
+-- bytes freed.
+local function release_all(log, refs, dead, evicted, legacy)
+  local offs = {}
+  for i, e in ipairs(evicted) do
+    offs[i] = e[1]
+  end
+  local counts = multi('HMGET', refs, offs)
+  local held, setrefs, delrefs, gone, late = {}, {}, {}, {}, {}
+  local freed = 0
+  for i, e in ipairs(evicted) do
+    local s, size = e[1], e[2]
+    if s <= legacy then
+      freed = freed + release(log, refs, s)
+    else
+      local c = held[s]
+      if c == nil and counts[i] then
+        c = num(counts[i])
+      end
+      if c ~= nil and c > 1 then
+        held[s] = c - 1
+      else
+        if c ~= nil then
+          held[s] = 0
+        end
+        freed = freed + size
+        if defer and s >= defer.from then
+          late[#late + 1] = s
+        else
+          gone[#gone + 1] = sid(s)
+        end
+      end
+    end
+  end
+  for s, c in pairs(held) do
+    if c > 0 then
+      setrefs[#setrefs + 1] = s
+      setrefs[#setrefs + 1] = c
+    else
+      delrefs[#delrefs + 1] = s
+    end
+  end
+  multi('HSET', refs, setrefs)
+  multi('HDEL', refs, delrefs)
+  multi('XDEL', log, gone)
+  if #late > 0 then
+    multi('RPUSH', dead, late)
+    defer.used = true
+  end
+  return freed
+end
+
 -- reap removes from the log the messages a previous batch evicted.
 local function reap(log, dead)
   local d = redis.call('LRANGE', dead, 0, -1)

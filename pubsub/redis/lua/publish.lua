@@ -212,6 +212,35 @@ if #refcounts > 0 then
   redis.call('HSET', refs, unpack(refcounts))
 end
 
+-- The count limit, once per topic: the oldest entries over it leave the
+-- topic's index in one read and one trim, before its sizes and eviction
+-- mark are written (below, with the other topics'); the messages they
+-- held are released together after.
+local evicted = {} -- {offset, size}, in the order evicted
+if max_events > 0 then
+  for i = 1, #names do
+    local ts = state[i]
+    if ts then
+      local over = redis.call('XLEN', ts.key) - max_events
+      if over > 0 then
+        -- max_events >= 1: the topic's newest (ts.l) stays.
+        local es = redis.call('XRANGE', ts.key, '-', '+', 'COUNT', over)
+        for _, e in ipairs(es) do
+          local s, size = seq_of(e[1]), num(field(e[2], 'n'))
+          ts.b = ts.b - size
+          evicted[#evicted + 1] = {s, size}
+        end
+        if #es > 0 then
+          local s = seq_of(es[#es][1])
+          -- Exactly the entries read: the index's oldest, up to s.
+          redis.call('XTRIM', ts.key, 'MINID', sid(s + 1))
+          ts.mark = math.max(ts.mark, s)
+        end
+      end
+    end
+  end
+end
+
 -- Each topic's bookkeeping, once.
 local wmset, sizeset, fairset, fairdel, topicset, retset, finset = {}, {}, {}, {}, {}, {}, {}
 for i, name in ipairs(names) do
@@ -254,16 +283,8 @@ multi('HSET', fin, finset)
 -- reading the log get it (see release).
 defer = {from = seq0 + 1, key = dead}
 local bytes = num(m0[5]) + added
-if max_events > 0 then
-  for i, name in ipairs(names) do
-    local ts = state[i]
-    if ts then
-      local over = redis.call('XLEN', ts.key) - max_events
-      for _ = 1, over do
-        bytes = bytes - (drop_front(log, refs, sizes, fair, wm, name, ts.key) or 0)
-      end
-    end
-  end
+if #evicted > 0 then
+  bytes = bytes - release_all(log, refs, dead, evicted, num(m0[6]))
 end
 if max_bytes > 0 then
   bytes, floor = enforce_bytes(log, refs, sizes, fair, wm, prefix, max_bytes, seq, bytes, floor, num(m0[6]))
