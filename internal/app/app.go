@@ -57,7 +57,8 @@ type App struct {
 
 	// hubs are the hubs of other brokers (Durable Streams'), closed with
 	// the main hub.
-	hubs []*hub.Hub
+	hubs          []*hub.Hub
+	streamsBroker pubsub.Broker // Durable Streams' broker; nil when they are off
 
 	sampler *dashboard.Sampler
 	// dashboardGauges are extra values shown on the dashboard; features

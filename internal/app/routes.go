@@ -105,7 +105,10 @@ func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
 // with the broker (without credentials) and its epoch; with several
 // shards, each shard's epoch, whether it answers (a read within a second)
 // and whether this node listens to it now, and "degraded" when one does
-// not answer (its topics get 503; the others work).
+// not answer (its topics get 503; the others work). When Durable Streams
+// are served, "streams" tells whether each of their brokers' shards
+// answers; a streams shard that does not leaves the status alone (only
+// its streams fail).
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	type shardState struct {
 		Shard     int    `json:"shard"`
@@ -115,6 +118,9 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		Error     string `json:"error,omitempty"`
 	}
 	body := map[string]any{"status": "ready", "broker": config.Redact("broker", strings.Join(a.cfg.Broker.All(), " ")), "epoch": a.broker.Epoch()}
+	if sb := a.streamsBroker; sb != nil {
+		body["streams"] = a.streamsState(r.Context(), sb)
+	}
 	sb, ok := a.broker.(pubsub.Sharded)
 	if !ok {
 		httpjson.Write(w, http.StatusOK, body)
@@ -143,4 +149,37 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	body["shards"] = states
 	httpjson.Write(w, http.StatusOK, body)
+}
+
+// streamsShard is one shard of the Durable Streams broker in /readyz.
+type streamsShard struct {
+	Shard     int    `json:"shard"`
+	Epoch     string `json:"epoch"`
+	Available bool   `json:"available"`
+}
+
+// streamsState reads each shard of the streams broker within a second.
+func (a *App) streamsState(ctx context.Context, b pubsub.Broker) []streamsShard {
+	shards := []pubsub.Broker{b}
+	if s, ok := b.(pubsub.Sharded); ok {
+		shards = s.Shards()
+	}
+	out := make([]streamsShard, len(shards))
+	var wg sync.WaitGroup
+	for k, s := range shards {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			c, ok := s.(pubsub.Conditional)
+			st := streamsShard{Shard: k, Epoch: s.Epoch(), Available: ok}
+			if ok {
+				if _, _, err := c.ReadTopic(ctx, "herald/readyz", pubsub.Position{}, 1); err != nil {
+					st.Available = false
+				}
+			}
+			out[k] = st
+		})
+	}
+	wg.Wait()
+	return out
 }

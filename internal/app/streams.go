@@ -66,6 +66,7 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 	// Live reads end with the hub, before the shared SSE server waits for
 	// its streams (Shutdown); the broker closes with the App.
 	a.hubs = append(a.hubs, h)
+	a.streamsBroker = b
 	a.onClose(func() {
 		cancel()
 		<-done

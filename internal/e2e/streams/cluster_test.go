@@ -1,6 +1,7 @@
 package streams_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -62,6 +63,29 @@ func TestAcrossNodes(t *testing.T) {
 			flags := bc.flags(t)
 			a := startHerald(t, flags...)
 			b := startHerald(t, flags...)
+			// /readyz tells each of the streams broker's shards.
+			wantShards := 1
+			if strings.Contains(bc.name, "3-shards") {
+				wantShards = 3
+			}
+			for _, n := range []*node{a, b} {
+				st, _, body := call("GET", n.URL+"/readyz", "")
+				var ready struct {
+					Streams []struct {
+						Shard     int    `json:"shard"`
+						Epoch     string `json:"epoch"`
+						Available bool   `json:"available"`
+					} `json:"streams"`
+				}
+				if st != 200 || json.Unmarshal([]byte(body), &ready) != nil || len(ready.Streams) != wantShards {
+					t.Fatalf("/readyz: %d %s, want %d streams shards", st, body, wantShards)
+				}
+				for _, sh := range ready.Streams {
+					if !sh.Available || sh.Epoch == "" {
+						t.Errorf("/readyz: streams shard %d: %+v, want available with an epoch", sh.Shard, sh)
+					}
+				}
+			}
 			s := "/v1/stream/cluster"
 			if st, _, body := call("PUT", a.URL+s, "", "Content-Type: text/plain"); st != 201 {
 				t.Fatalf("create: %d %s", st, body)

@@ -135,10 +135,6 @@ func needPort(t *testing.T, port int, what string) {
 	c.Close()
 }
 
-// noConditional is what herald says when its broker cannot hold streams
-// yet (the brokers' pubsub.Conditional is another branch's work).
-const noConditional = "lacks pubsub.Conditional"
-
 // node is one `herald serve` process.
 type node struct {
 	URL    string
@@ -149,8 +145,7 @@ type node struct {
 }
 
 // startHerald starts `herald serve` with flags on a free port and waits
-// until it is ready. A broker that lacks pubsub.Conditional skips the test
-// with that reason.
+// until it is ready.
 func startHerald(t *testing.T, flags ...string) *node {
 	t.Helper()
 	port := freePort(t)
@@ -178,11 +173,6 @@ func startHerald(t *testing.T, flags ...string) *node {
 	})
 	select {
 	case <-n.done:
-		for _, line := range strings.Split(n.out.String(), "\n") {
-			if strings.Contains(line, noConditional) {
-				t.Skipf("broker lacks Conditional: %s", strings.TrimSpace(line))
-			}
-		}
 		t.Fatalf("herald exited: %s", n.out.String())
 	default:
 	}
