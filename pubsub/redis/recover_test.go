@@ -76,7 +76,7 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 	defer b.Close()
 	h := newHandler()
 	listen(t, b, h)
-	settle(t, b, h)
+	settle(t, h)
 	ctx := context.Background()
 	before := &pubsub.Message{Topics: []string{"r"}, Data: "before"}
 	if _, err := b.Publish(ctx, before); err != nil {
