@@ -14,7 +14,7 @@ import (
 
 // handler records what Listen delivers.
 type handler struct {
-	mu     sync.Mutex
+	mu      sync.Mutex
 	msgs    []*pubsub.Message
 	epochs  []string
 	started bool // HandleStart was called: Listen took effect
