@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/sse"
 	"github.com/heraldpush/herald/sseclient"
 )
@@ -26,29 +28,77 @@ type rawServer struct {
 	scripts []func(*rawConn)
 	wg      sync.WaitGroup
 
-	mu    sync.Mutex
-	reqs  []*http.Request
-	times []time.Time // when each request came
-	ends  []time.Time // when each answer was complete
+	mu      sync.Mutex
+	clients map[string]*countingConn // the client's connections, by its address
+	reqs    []*http.Request
+	times   []time.Time // when each request came
+	ends    []time.Time // when each answer was complete
 }
 
 type rawConn struct {
 	net.Conn
-	t *testing.T
+	t      *testing.T
+	client *countingConn // the client's end, when it dialed with rawServer.client
 }
 
-// send writes each chunk in a write of its own, pausing between them so
-// that the client gets them in separate reads.
+// send writes each chunk in a write of its own and, when the client
+// dialed with rawServer.client, writes the next only once the client has
+// read everything before it: the client gets the chunks in separate reads.
 func (c *rawConn) send(chunks ...string) {
+	written := int64(0)
 	for i, s := range chunks {
-		if i > 0 {
-			time.Sleep(5 * time.Millisecond)
+		if i > 0 && c.client != nil {
+			if !testkit.Within(testkit.Timeout, func() bool { return c.client.read.Load() >= written || c.client.closed.Load() }) {
+				c.t.Logf("raw server: the client read %d of %d bytes", c.client.read.Load(), written)
+			}
 		}
 		if _, err := c.Write([]byte(s)); err != nil {
 			c.t.Logf("raw server: write: %v", err)
 			return
 		}
+		written += int64(len(s))
 	}
+}
+
+// countingConn is a client's connection that counts the bytes it read.
+type countingConn struct {
+	net.Conn
+	read   atomic.Int64
+	closed atomic.Bool
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	if err != nil {
+		c.closed.Store(true)
+	}
+	return n, err
+}
+
+func (c *countingConn) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
+}
+
+// client returns an HTTP client (a transport of its own) whose
+// connections tell the server how much they read, so that send can split
+// a stream into the client's reads.
+func (s *rawServer) client(t *testing.T) *http.Client {
+	var d net.Dialer
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cc := &countingConn{Conn: c}
+		s.mu.Lock()
+		s.clients[c.LocalAddr().String()] = cc
+		s.mu.Unlock()
+		return cc, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
 }
 
 const streamHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
@@ -82,7 +132,7 @@ func newRawServer(t *testing.T, scripts ...func(*rawConn)) *rawServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rawServer{t: t, ln: ln, url: "http://" + ln.Addr().String() + "/events", scripts: scripts}
+	s := &rawServer{t: t, ln: ln, url: "http://" + ln.Addr().String() + "/events", scripts: scripts, clients: map[string]*countingConn{}}
 	s.wg.Add(1)
 	go s.serve()
 	t.Cleanup(func() {
@@ -111,12 +161,13 @@ func (s *rawServer) serve() {
 			n := len(s.reqs)
 			s.reqs = append(s.reqs, req)
 			s.times = append(s.times, time.Now())
+			client := s.clients[conn.RemoteAddr().String()]
 			s.mu.Unlock()
 			script := answer("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
 			if n < len(s.scripts) {
 				script = s.scripts[n]
 			}
-			script(&rawConn{Conn: conn, t: s.t})
+			script(&rawConn{Conn: conn, t: s.t, client: client})
 			s.mu.Lock()
 			s.ends = append(s.ends, time.Now())
 			s.mu.Unlock()
@@ -157,22 +208,20 @@ func (g got) String() string {
 	return b.String()
 }
 
-func run(t *testing.T, url string, opts *sseclient.Options) got {
+func run(t *testing.T, s *rawServer, opts *sseclient.Options) got {
 	t.Helper()
 	var g got
 	o := sseclient.Options{InitialDelay: 10 * time.Millisecond}
 	if opts != nil {
 		o = *opts
 	}
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	o.HTTPClient = &http.Client{Transport: tr}
+	o.HTTPClient = s.client(t)
 	o.OnState = func(st sseclient.State, err error) {
 		if err != nil {
 			g.states = append(g.states, err)
 		}
 	}
-	for ev, err := range sseclient.New(url, &o).Events(t.Context()) {
+	for ev, err := range sseclient.New(s.url, &o).Events(t.Context()) {
 		if err != nil {
 			g.err = err
 			break
@@ -269,7 +318,7 @@ func TestTrickyStreams(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newRawServer(t, tt.scripts...)
-			g := run(t, s.url, nil)
+			g := run(t, s, nil)
 			if g.err != nil {
 				t.Fatalf("err = %v, want nil (ended by 204)", g.err)
 			}
@@ -297,7 +346,7 @@ func TestRawRetryChanges(t *testing.T) {
 		stream("retry: 40\n\ndata: b\n\n"),
 		stream("retry: 80x\n\ndata: c\n\n"), // invalid: 40 stays
 	)
-	g := run(t, s.url, &sseclient.Options{InitialDelay: time.Hour})
+	g := run(t, s, &sseclient.Options{InitialDelay: time.Hour})
 	if g.err != nil || g.String() != `[|message|"a"][|message|"b"][|message|"c"]` {
 		t.Fatalf("got %s, %v", g, g.err)
 	}
@@ -317,7 +366,7 @@ func TestRawRetryAfter(t *testing.T) {
 				answer("HTTP/1.1 "+status+"\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 18\r\n\r\n{\"error\":\"later\"}\n"),
 				stream("data: ok\n\n"),
 			)
-			g := run(t, s.url, &sseclient.Options{InitialDelay: time.Millisecond})
+			g := run(t, s, &sseclient.Options{InitialDelay: time.Millisecond})
 			if g.err != nil || g.String() != `[|message|"ok"]` {
 				t.Fatalf("got %s, %v", g, g.err)
 			}
@@ -349,7 +398,7 @@ func TestRawStopsForGood(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s := newRawServer(t, tt.script, stream("data: never\n\n"))
-			g := run(t, s.url, tt.opts)
+			g := run(t, s, tt.opts)
 			if tt.wantErr == "" && g.err != nil || tt.wantErr != "" && (g.err == nil || !strings.Contains(g.err.Error(), tt.wantErr)) {
 				t.Errorf("err = %v, want %q", g.err, tt.wantErr)
 			}
@@ -370,7 +419,7 @@ func TestRawStopsForGood(t *testing.T) {
 func TestRawHeaders(t *testing.T) {
 	t.Parallel()
 	s := newRawServer(t, stream("data: a\n\n"))
-	g := run(t, s.url, &sseclient.Options{
+	g := run(t, s, &sseclient.Options{
 		InitialDelay: time.Millisecond,
 		LastEventID:  "abc-12",
 		Header:       http.Header{"Authorization": {"Bearer t0ken"}, "X-Trace": {"1", "2"}},

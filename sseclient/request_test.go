@@ -225,6 +225,7 @@ func TestOnComment(t *testing.T) {
 		s := newRawServer(t, stream(pieces...))
 		var log []string
 		c := sseclient.New(s.url, &sseclient.Options{
+			HTTPClient:   s.client(t),
 			InitialDelay: time.Millisecond,
 			OnComment:    func(text string) { log = append(log, fmt.Sprintf("comment %q", text)) },
 		})
@@ -240,7 +241,7 @@ func TestOnComment(t *testing.T) {
 		}
 	}
 	s := newRawServer(t, stream(body))
-	if g := run(t, s.url, nil); len(g.events) != 1 || g.err != nil {
+	if g := run(t, s, nil); len(g.events) != 1 || g.err != nil {
 		t.Fatalf("without OnComment: %v, %v", g, g.err)
 	}
 }

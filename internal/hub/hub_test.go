@@ -8,12 +8,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/memory"
 )
@@ -674,24 +677,33 @@ func TestSubscribeWaitsForListen(t *testing.T) {
 }
 
 func TestSubscribeWaitingForListenEnds(t *testing.T) {
-	mb := memory.New(nil)
-	defer mb.Close()
-	h := hub.New(mb, nil) // never Run
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := h.Subscribe(ctx, hub.Request{Topics: []string{"a"}}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Subscribe = %v, want DeadlineExceeded", err)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := h.Subscribe(context.Background(), hub.Request{Topics: []string{"a"}})
-		errc <- err
-	}()
-	time.Sleep(10 * time.Millisecond)
-	h.Close()
-	if err := <-errc; !errors.Is(err, hub.ErrClosed) {
-		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
-	}
+	// Fake time: the hub never runs, so a Subscribe waits for a Listen
+	// that never takes effect until its context or the hub ends.
+	synctest.Test(t, func(t *testing.T) {
+		mb := memory.New(nil)
+		defer mb.Close()
+		h := hub.New(mb, nil) // never Run
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if _, err := h.Subscribe(ctx, hub.Request{Topics: []string{"a"}}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Subscribe = %v, want DeadlineExceeded", err)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := h.Subscribe(context.Background(), hub.Request{Topics: []string{"a"}})
+			errc <- err
+		}()
+		synctest.Wait() // the Subscribe waits for the listen
+		select {
+		case err := <-errc:
+			t.Fatalf("Subscribe returned %v before the hub closed", err)
+		default:
+		}
+		h.Close()
+		if err := <-errc; !errors.Is(err, hub.ErrClosed) {
+			t.Errorf("Subscribe waiting when the hub closed = %v, want ErrClosed", err)
+		}
+	})
 }
 
 // TestExactHandOverUnderConcurrency publishes continuously while many
@@ -717,6 +729,7 @@ func TestExactHandOverUnderConcurrency(t *testing.T) {
 	defer cancel()
 
 	var wg sync.WaitGroup
+	var resubscribed atomic.Int64 // by all subscribers, so far
 	errs := make(chan error, subscribers)
 	for n := range subscribers {
 		follows := [][]string{{"x"}, {"y"}, {"x", "y"}}[n%3]
@@ -732,15 +745,22 @@ func TestExactHandOverUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- followWithReconnects(ctx, e.hub, follows, want, rand.New(rand.NewPCG(uint64(n), 1)))
+			errs <- followWithReconnects(ctx, e.hub, follows, want, rand.New(rand.NewPCG(uint64(n), 1)), &resubscribed)
 		}()
 	}
+	var before int64
 	for i := range messages {
+		if i%100 == 0 {
+			before = resubscribed.Load()
+		}
 		if _, err := e.hub.Publish(ctx, &pubsub.Message{Topics: topicsOf(i), Data: strconv.Itoa(i)}); err != nil {
 			t.Fatal(err)
 		}
-		if i%100 == 0 {
-			time.Sleep(time.Millisecond) // let subscribers come and go mid-stream
+		if i%100 == 99 {
+			// Subscribers come and go mid-stream: each takes at most 60
+			// events before it drops, and 100 messages hold at least 66
+			// of each subscriber's, so some resume during each hundred.
+			testkit.WaitFor(t, "a subscriber to resume mid-stream", func() bool { return resubscribed.Load() > before })
 		}
 	}
 	wg.Wait()
@@ -752,7 +772,7 @@ func TestExactHandOverUnderConcurrency(t *testing.T) {
 	}
 }
 
-func followWithReconnects(ctx context.Context, h *hub.Hub, topics []string, want []int, rnd *rand.Rand) error {
+func followWithReconnects(ctx context.Context, h *hub.Hub, topics []string, want []int, rnd *rand.Rand, resubscribed *atomic.Int64) error {
 	var (
 		got        []int
 		lastID     = "epoch1-0" // from the start of the log
@@ -792,6 +812,7 @@ func followWithReconnects(ctx context.Context, h *hub.Hub, topics []string, want
 		}
 		s.Close()
 		reconnects++
+		resubscribed.Add(1)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 func TestConcurrency(t *testing.T) {
@@ -82,18 +84,14 @@ func TestListenerRefusesOverMax(t *testing.T) {
 	c2, _ := net.Dial("tcp", ln.Addr().String())
 	defer c2.Close()
 	c2.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
-	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	c2.SetDeadline(time.Now().Add(testkit.Timeout))
 	resp, err := http.ReadResponse(bufio.NewReader(c2), nil)
 	if err != nil || resp.StatusCode != 503 || refused.Load() != 1 {
 		t.Fatalf("second connection: %v %v, refused %d", resp, err, refused.Load())
 	}
 	c1.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Open() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d open after close", l.Open())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testkit.Within(testkit.Timeout, func() bool { return l.Open() == 0 }) {
+		t.Fatalf("%d open after close", l.Open())
 	}
 	if !strings.Contains(ln.Addr().String(), "127.0.0.1") {
 		t.Fatal("unexpected address")

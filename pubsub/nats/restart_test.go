@@ -13,6 +13,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 )
 
@@ -68,10 +69,11 @@ func itoa(n int) string {
 
 // handler records what Listen delivers.
 type handler struct {
-	mu     sync.Mutex
-	msgs   []*pubsub.Message
-	epochs []string
-	change chan struct{}
+	mu      sync.Mutex
+	msgs    []*pubsub.Message
+	epochs  []string
+	started bool // HandleStart was called: Listen took effect
+	change  chan struct{}
 }
 
 func newHandler() *handler { return &handler{change: make(chan struct{}, 1)} }
@@ -86,6 +88,14 @@ func (h *handler) HandleMessage(m *pubsub.Message) {
 func (h *handler) HandleEpoch(e string) {
 	h.mu.Lock()
 	h.epochs = append(h.epochs, e)
+	h.mu.Unlock()
+	h.signal()
+}
+
+// HandleStart makes handler a pubsub.StartHandler: settle waits for it.
+func (h *handler) HandleStart(pubsub.Position) {
+	h.mu.Lock()
+	h.started = true
 	h.mu.Unlock()
 	h.signal()
 }
@@ -130,26 +140,11 @@ func listen(t *testing.T, b pubsub.Broker, h pubsub.Handler) {
 	})
 }
 
-// settle publishes probes on pub until h received one, then forgets them.
-func settle(t *testing.T, pub pubsub.Broker, h *handler) {
+// settle waits until the listener h took effect (HandleStart): every
+// message published from then on, on any node, reaches h.
+func settle(t *testing.T, h *handler) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := pub.Publish(context.Background(), &pubsub.Message{Topics: []string{"probe"}}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-		h.mu.Lock()
-		n := len(h.msgs)
-		h.msgs = nil
-		h.mu.Unlock()
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the listener received nothing")
-		}
-	}
+	h.wait(t, "the listener to take effect (HandleStart)", func() bool { return h.started })
 }
 
 func publish(t *testing.T, b pubsub.Broker, data string, topics ...string) *pubsub.Message {
@@ -170,7 +165,7 @@ func TestRestartKeepsEpoch(t *testing.T) {
 	defer b.Close()
 	h := newHandler()
 	listen(t, b, h)
-	settle(t, b, h)
+	settle(t, h)
 	m1 := publish(t, b, "before", "r")
 	h.wait(t, "the first message", func() bool { return len(h.msgs) == 1 })
 
@@ -187,19 +182,11 @@ func TestRestartKeepsEpoch(t *testing.T) {
 	}
 	e.start()
 
-	var m2 *pubsub.Message
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		m := &pubsub.Message{Topics: []string{"r"}, Data: "after"}
-		if _, err := b.Publish(context.Background(), m); err == nil {
-			m2 = m
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("cannot publish after the restart")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	m2 := &pubsub.Message{Topics: []string{"r"}, Data: "after"}
+	testkit.WaitWithin(t, 2*testkit.Timeout, "a publish to succeed after the restart", func() bool {
+		_, err := b.Publish(context.Background(), m2)
+		return err == nil
+	})
 	if m2.Pos.Epoch != m1.Pos.Epoch || m2.Pos.Offset <= m1.Pos.Offset {
 		t.Fatalf("after the restart: %v, want the same epoch after %v", m2.Pos, m1.Pos)
 	}
@@ -224,7 +211,7 @@ func TestStorageLost(t *testing.T) {
 	defer b.Close()
 	h := newHandler()
 	listen(t, b, h)
-	settle(t, b, h)
+	settle(t, h)
 	m1 := publish(t, b, "before", "l")
 
 	e.stop()
@@ -261,7 +248,7 @@ func TestStreamDeleted(t *testing.T) {
 	defer b.Close()
 	h := newHandler()
 	listen(t, b, h)
-	settle(t, a, h)
+	settle(t, h)
 	old := publish(t, a, "old", "d")
 	deleteStream(t, natsURL(), name)
 	h.wait(t, "HandleEpoch", func() bool { return len(h.epochs) == 1 })

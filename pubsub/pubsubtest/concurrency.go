@@ -140,15 +140,19 @@ func (s *suite) handOver(t *testing.T, pub, sub pubsub.Broker) {
 	var (
 		mu        sync.Mutex
 		published []*pubsub.Message
-		count     atomic.Int64
 		lastAcked atomic.Uint64
+		g         = newJoinGate(publishers, subscribers, total)
 		wg        sync.WaitGroup
 		errs      = make(chan error, publishers+subscribers)
 	)
 	for p := range publishers {
 		wg.Go(func() {
+			defer g.publisherDone()
 			r := rand.New(rand.NewPCG(uint64(p), 1))
 			for i := range each {
+				// Subscribers join spread over the publishing, even on a
+				// very fast broker: a publisher waits for the ones due.
+				g.waitForSubscribers()
 				ts := []string{topics[r.IntN(len(topics))]}
 				if r.IntN(4) == 0 {
 					if o := topics[r.IntN(len(topics))]; o != ts[0] {
@@ -164,16 +168,13 @@ func (s *suite) handOver(t *testing.T, pub, sub pubsub.Broker) {
 				mu.Lock()
 				published = append(published, m)
 				mu.Unlock()
-				count.Add(1)
-				// Leave room for subscribers to join mid-stream even
-				// on a very fast broker.
-				time.Sleep(100 * time.Microsecond)
 				for {
 					old := lastAcked.Load()
 					if pos.Offset <= old || lastAcked.CompareAndSwap(old, pos.Offset) {
 						break
 					}
 				}
+				g.published()
 			}
 		})
 	}
@@ -189,9 +190,8 @@ func (s *suite) handOver(t *testing.T, pub, sub pubsub.Broker) {
 	for j := range subscribers {
 		subWG.Go(func() {
 			// Join spread over the publishing.
-			for count.Load() < int64(j*total/subscribers) {
-				time.Sleep(time.Millisecond)
-			}
+			defer g.joined()
+			g.waitForPublished(j * total / subscribers)
 			js := &joined{topics: []string{topics[j%len(topics)], topics[(j+1)%len(topics)]}}
 			switch j % 4 {
 			case 0:
@@ -260,6 +260,55 @@ func (s *suite) handOver(t *testing.T, pub, sub pubsub.Broker) {
 	}
 	t.Logf("%d of %d subscribers got live messages after their snapshot; %d had live messages at or below Head to skip", withLive, subscribers, overlapping)
 }
+
+// joinGate spreads the subscribers of handOver over the publishing:
+// subscriber j joins once j*total/subscribers messages are published, and
+// no message is published before the subscribers due by then have joined
+// (or given up), so each joins mid-stream however fast the broker is.
+type joinGate struct {
+	mu                  sync.Mutex
+	cond                *sync.Cond
+	nPublished, nJoined int // messages published, subscribers joined
+	publishers          int // publishers still publishing
+	subscribers, total  int
+}
+
+func newJoinGate(publishers, subscribers, total int) *joinGate {
+	g := &joinGate{publishers: publishers, subscribers: subscribers, total: total}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+// waitForSubscribers waits until the subscribers due at the number of
+// messages published so far have joined.
+func (g *joinGate) waitForSubscribers() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.nJoined < min(g.subscribers, (g.nPublished*g.subscribers+g.total-1)/g.total) {
+		g.cond.Wait()
+	}
+}
+
+// waitForPublished waits until n messages are published, or no publisher
+// is left.
+func (g *joinGate) waitForPublished(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.nPublished < n && g.publishers > 0 {
+		g.cond.Wait()
+	}
+}
+
+func (g *joinGate) update(f func()) {
+	g.mu.Lock()
+	f()
+	g.mu.Unlock()
+	g.cond.Broadcast()
+}
+
+func (g *joinGate) published()     { g.update(func() { g.nPublished++ }) }
+func (g *joinGate) joined()        { g.update(func() { g.nJoined++ }) }
+func (g *joinGate) publisherDone() { g.update(func() { g.publishers-- }) }
 
 // firstDiff describes where two offset lists first differ.
 func firstDiff(got, want []uint64) string {

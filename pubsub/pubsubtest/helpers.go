@@ -359,6 +359,8 @@ func (s *suite) waitListening(t *testing.T, rec *recorder, pub pubsub.Broker, do
 func eventually(t *testing.T, timeout time.Duration, cond func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		why := cond()
 		if why == "" {
@@ -367,6 +369,6 @@ func eventually(t *testing.T, timeout time.Duration, cond func() string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: %s", timeout, why)
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
 }

@@ -14,10 +14,11 @@ import (
 
 // handler records what Listen delivers.
 type handler struct {
-	mu     sync.Mutex
-	msgs   []*pubsub.Message
-	epochs []string
-	change chan struct{}
+	mu      sync.Mutex
+	msgs    []*pubsub.Message
+	epochs  []string
+	started bool // HandleStart was called: Listen took effect
+	change  chan struct{}
 }
 
 func newHandler() *handler { return &handler{change: make(chan struct{}, 1000)} }
@@ -32,6 +33,14 @@ func (h *handler) HandleMessage(m *pubsub.Message) {
 func (h *handler) HandleEpoch(e string) {
 	h.mu.Lock()
 	h.epochs = append(h.epochs, e)
+	h.mu.Unlock()
+	h.change <- struct{}{}
+}
+
+// HandleStart makes handler a pubsub.StartHandler: settle waits for it.
+func (h *handler) HandleStart(pubsub.Position) {
+	h.mu.Lock()
+	h.started = true
 	h.mu.Unlock()
 	h.change <- struct{}{}
 }
@@ -55,27 +64,11 @@ func (h *handler) wait(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// settle publishes probes on pub until h received one (the listener
-// started), then forgets them.
-func settle(t *testing.T, pub pubsub.Broker, h *handler) {
+// settle waits until the listener h took effect (HandleStart): every
+// message published from then on, on any node, reaches h.
+func settle(t *testing.T, h *handler) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := pub.Publish(context.Background(), &pubsub.Message{Topics: []string{"probe"}}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-		h.mu.Lock()
-		n := len(h.msgs)
-		h.msgs = nil
-		h.mu.Unlock()
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the listener received nothing")
-		}
-	}
+	h.wait(t, "the listener to take effect (HandleStart)", func() bool { return h.started })
 }
 
 func listen(t *testing.T, b pubsub.Broker, h pubsub.Handler) {
@@ -107,7 +100,7 @@ func TestDataLoss(t *testing.T) {
 	ctx := context.Background()
 	old := a.Epoch()
 	m1 := &pubsub.Message{Topics: []string{"x"}, Data: "1"}
-	settle(t, a, hb)
+	settle(t, hb)
 	if _, err := a.Publish(ctx, m1); err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +141,8 @@ func TestDataLossWithoutPublish(t *testing.T) {
 	defer b.Close()
 	h := newHandler()
 	listen(t, b, h)
+	settle(t, h)
 	old := b.Epoch()
-	time.Sleep(100 * time.Millisecond)
 	deleteKeys(t, p)
 	h.wait(t, "HandleEpoch", func() bool { return len(h.epochs) == 1 })
 	if h.epochs[0] == old || b.Epoch() != h.epochs[0] {
@@ -187,7 +180,7 @@ func TestGap(t *testing.T) {
 	ctx := context.Background()
 	h := &slowHandler{handler: newHandler(), gate: make(chan struct{}), blocked: make(chan struct{})}
 	listen(t, sub, h)
-	settle(t, pub, h.handler)
+	settle(t, h.handler)
 	// The listener blocks in HandleMessage of "block" while far more than
 	// MaxBytes is published: the log drops what it has not read yet.
 	if _, err := pub.Publish(ctx, &pubsub.Message{Topics: []string{"g"}, Data: "block"}); err != nil {

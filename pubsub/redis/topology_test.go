@@ -15,6 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/pubsubtest"
 	"github.com/heraldpush/herald/pubsub/redis"
@@ -63,15 +64,9 @@ func waitPing(t *testing.T, port int) {
 	t.Helper()
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
 	defer rdb.Close()
-	for i := 0; ; i++ {
-		if rdb.Ping(context.Background()).Err() == nil {
-			return
-		}
-		if i == 100 {
-			t.Fatalf("redis on port %d does not answer", port)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, fmt.Sprintf("redis on port %d to answer a PING", port), func() bool {
+		return rdb.Ping(context.Background()).Err() == nil
+	})
 }
 
 // TestSentinel: a broker opened with a Sentinel URL finds the master through
@@ -99,7 +94,7 @@ func TestSentinel(t *testing.T) {
 	defer b.Close()
 	h := newHandler()
 	listen(t, b, h)
-	settle(t, b, h)
+	settle(t, h)
 	m := &pubsub.Message{Topics: []string{"s"}, Data: "through the sentinel"}
 	if _, err := b.Publish(context.Background(), m); err != nil {
 		t.Fatal(err)
@@ -148,35 +143,30 @@ func TestCluster(t *testing.T) {
 	// Every node must see the cluster as up: each converges on its own.
 	for _, addr := range addrs {
 		rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-		for i := 0; ; i++ {
-			info, _ := rdb.ClusterInfo(context.Background()).Result()
-			if strings.Contains(info, "cluster_state:ok") {
-				break
-			}
-			if i == 300 {
-				rdb.Close()
-				t.Fatalf("cluster not ready on %s: %s", addr, info)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		var info string
+		ok := testkit.Within(time.Minute, func() bool {
+			info, _ = rdb.ClusterInfo(context.Background()).Result()
+			return strings.Contains(info, "cluster_state:ok")
+		})
 		rdb.Close()
+		if !ok {
+			t.Fatalf("cluster not ready on %s: %s", addr, info)
+		}
 	}
 	url := "redis://" + addrs[0] + "?cluster=true&addr=" + addrs[1] + "&addr=" + addrs[2]
 	openCluster := func(t *testing.T, prefix string, r pubsub.Retention) *redis.Broker {
+		// CLUSTERDOWN: a slot's owner is still being agreed on; Open
+		// again until it is.
+		var b *redis.Broker
 		var err error
-		for i := 0; i < 50; i++ {
-			var b *redis.Broker
+		testkit.Within(testkit.Timeout, func() bool {
 			b, err = redis.Open(context.Background(), url, &redis.Options{Prefix: prefix, Retention: r, SweepInterval: 50 * time.Millisecond})
-			if err == nil {
-				return b
-			}
-			if !strings.Contains(err.Error(), "CLUSTERDOWN") {
-				break
-			}
-			time.Sleep(100 * time.Millisecond) // a slot's owner is still being agreed on
+			return err == nil || !strings.Contains(err.Error(), "CLUSTERDOWN")
+		})
+		if err != nil {
+			t.Fatalf("Open(%s): %v", url, err)
 		}
-		t.Fatalf("Open(%s): %v", url, err)
-		return nil
+		return b
 	}
 	names := map[pubsub.Broker]string{}
 	pubsubtest.Run(t, func(t *testing.T, r pubsub.Retention) pubsub.Broker {

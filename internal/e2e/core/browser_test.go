@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/heraldpush/herald/internal/apptest"
 	"github.com/heraldpush/herald/internal/browsertest"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/testkit"
 )
 
 // page is a browser tab on a Herald origin, where tests run scripts.
@@ -73,31 +73,34 @@ func TestBrowserEventSourceResumesExactly(t *testing.T) {
 	eval[chromedp.Void](p, fmt.Sprintf(recorderJS, "/events?topic=b"))
 	p.waitFor("the EventSource to open", `rec.opens === 1`)
 
-	const n = 200
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
+	// The server cuts the stream after every 25 events, and 25 more are
+	// published while the page reconnects (they come from history): the
+	// next cut waits until the page is back (a cut of a stream that is
+	// not open would cut nothing).
+	const n, every = 200, 25
 	cuts := 0
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(60 * time.Millisecond):
-				cuts += srv.App.Hub().Disconnect("b")
-			}
-		}
-	}()
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = publish(t, c, srv.URL, strconv.Itoa(i), "b")
-		time.Sleep(2 * time.Millisecond)
+		if i%every == every-1 {
+			p.waitFor("the EventSource to be open", fmt.Sprintf(`rec.opens === %d`, cuts+1))
+			testkit.WaitFor(t, "the cut stream to be gone from the hub", func() bool {
+				for _, st := range srv.App.Hub().TopicStats() {
+					if st.Topic == "b" {
+						return st.Subscribers == 1
+					}
+				}
+				return false
+			})
+			if k := srv.App.Hub().Disconnect("b"); k != 1 {
+				t.Fatalf("cut %d disconnected %d streams, want 1", cuts+1, k)
+			}
+			cuts++
+		}
 	}
-	close(stop)
-	wg.Wait()
-	p.waitFor("every event", fmt.Sprintf(`rec.data.length >= %d`, n))
-	time.Sleep(200 * time.Millisecond) // a duplicate would arrive now
+	// A last event: a duplicate of any earlier one would come before it.
+	last := publish(t, c, srv.URL, "last", "b")
+	p.waitFor("every event", fmt.Sprintf(`rec.data.length >= %d && rec.data[rec.data.length-1] === "last"`, n+1))
 
 	var rec struct {
 		Data   []string
@@ -108,8 +111,8 @@ func TestBrowserEventSourceResumesExactly(t *testing.T) {
 	if err := json.Unmarshal([]byte(eval[string](p, `JSON.stringify(rec)`)), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.Data) != n {
-		t.Errorf("the page got %d events, want %d", len(rec.Data), n)
+	if len(rec.Data) != n+1 || rec.IDs[n] != last {
+		t.Errorf("the page got %d events, want %d then the last one (id %s)", len(rec.Data), n, last)
 	}
 	for i := range min(n, len(rec.Data)) {
 		if rec.Data[i] != strconv.Itoa(i) || rec.IDs[i] != ids[i] {
@@ -143,8 +146,10 @@ func TestBrowserHonoursPositionMarker(t *testing.T) {
 	head := publish(t, c, srv.URL, "y", "other")
 	p := openPage(t, srv)
 	eval[chromedp.Void](p, fmt.Sprintf(recorderJS, "/events?topic=pm"))
+	// The open means the marker is on its way: the subscription's prelude
+	// (the marker) is queued before the response head is written, and a
+	// cut stream writes what is queued before it ends.
 	p.waitFor("the EventSource to open", `rec.opens === 1`)
-	time.Sleep(100 * time.Millisecond) // the marker follows the open
 
 	if n := srv.App.Hub().Disconnect("pm"); n != 1 {
 		t.Fatalf("Disconnect = %d", n)
@@ -152,7 +157,9 @@ func TestBrowserHonoursPositionMarker(t *testing.T) {
 	publish(t, c, srv.URL, "missed-1", "pm")
 	missed2 := publish(t, c, srv.URL, "missed-2", "pm")
 	p.waitFor("the reconnect", `rec.opens === 2`)
-	time.Sleep(300 * time.Millisecond) // for the reconnect's prelude
+	// An event after the reconnect comes after its prelude.
+	publish(t, c, srv.URL, "after", "pm")
+	p.waitFor("the event after the reconnect", `rec.data.includes("after")`)
 
 	var rec struct {
 		Data   []string
@@ -176,8 +183,8 @@ func TestBrowserHonoursPositionMarker(t *testing.T) {
 	if rec.Resets[0].LastEventID != head {
 		t.Errorf("herald.reset dispatched with lastEventId %q, want the marker's %q", rec.Resets[0].LastEventID, head)
 	}
-	if len(rec.Data) != 1 || rec.Data[0] != "missed-2" || rec.IDs[0] != missed2 {
-		t.Errorf("after the reset: %v %v, want missed-2 (missed-1 was evicted)", rec.Data, rec.IDs)
+	if len(rec.Data) != 2 || rec.Data[0] != "missed-2" || rec.IDs[0] != missed2 {
+		t.Errorf("after the reset: %v %v, want missed-2 (missed-1 was evicted), then after", rec.Data, rec.IDs)
 	}
 	eval[chromedp.Void](p, `es.close()`)
 }

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	natsbroker "github.com/heraldpush/herald/pubsub/nats"
 	redisbroker "github.com/heraldpush/herald/pubsub/redis"
@@ -232,8 +233,13 @@ func chaos(t *testing.T, open openNode, n, nodeCount, defSubs, secs int) {
 	// Publish for the duration: one topic, or several (on both shards).
 	var published [][]string
 	pubRng := rand.New(rand.NewPCG(1, 2))
+	// A publish every 2ms at most (a rate, not a wait): subscribers come
+	// and go meanwhile.
 	end := time.Now().Add(duration)
+	pace := time.NewTicker(2 * time.Millisecond)
+	defer pace.Stop()
 	for seq := 0; time.Now().Before(end); seq++ {
+		<-pace.C
 		var ts []string
 		switch pubRng.IntN(4) {
 		case 0:
@@ -253,7 +259,6 @@ func chaos(t *testing.T, open openNode, n, nodeCount, defSubs, secs int) {
 			}
 		}
 		published = append(published, ts)
-		time.Sleep(2 * time.Millisecond)
 	}
 	// Every subscriber catches up.
 	for i, s := range subs {
@@ -263,16 +268,11 @@ func chaos(t *testing.T, open openNode, n, nodeCount, defSubs, secs int) {
 				want = append(want, strconv.Itoa(seq))
 			}
 		}
-		deadline := time.Now().Add(time.Minute)
-		for {
+		testkit.Within(time.Minute, func() bool { // the counts below say what is missing
 			s.mu.Lock()
-			n := len(s.got)
-			s.mu.Unlock()
-			if n >= len(want) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			defer s.mu.Unlock()
+			return len(s.got) >= len(want)
+		})
 		s.mu.Lock()
 		got, resets := slices.Clone(s.got), slices.Clone(s.resets)
 		s.mu.Unlock()

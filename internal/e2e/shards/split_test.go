@@ -15,6 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	redisbroker "github.com/heraldpush/herald/pubsub/redis"
 	"github.com/heraldpush/herald/pubsub/shard"
@@ -53,12 +54,7 @@ func startRedis(t *testing.T) *redisServer {
 	})
 	rdb := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
 	defer rdb.Close()
-	for i := 0; rdb.Ping(context.Background()).Err() != nil; i++ {
-		if i == 200 {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "redis-server to answer a PING", func() bool { return rdb.Ping(context.Background()).Err() == nil })
 	return &redisServer{port: port, cmd: cmd}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/heraldpush/herald/internal/llm"
@@ -90,18 +91,22 @@ func TestMaxTokens(t *testing.T) {
 }
 
 func TestDelayAndCancel(t *testing.T) {
-	p := demo.New(&demo.Options{Delay: 20 * time.Millisecond})
-	cause := errors.New("stop now")
-	ctx, cancel := context.WithCancelCause(context.Background())
-	time.AfterFunc(150*time.Millisecond, func() { cancel(cause) })
-	start := time.Now()
-	_, n, _, err := collect(t, p, ctx, llm.Request{Messages: ask("q")})
-	if !errors.Is(err, cause) {
-		t.Fatalf("err = %v, want the context's cause", err)
-	}
-	if n == 0 || n > 20 || time.Since(start) > 2*time.Second {
-		t.Fatalf("%d tokens in %s: the delay is not applied", n, time.Since(start))
-	}
+	// Fake time: 150ms at 20ms a token is 7 tokens, however busy the
+	// machine is.
+	synctest.Test(t, func(t *testing.T) {
+		p := demo.New(&demo.Options{Delay: 20 * time.Millisecond})
+		cause := errors.New("stop now")
+		ctx, cancel := context.WithCancelCause(context.Background())
+		time.AfterFunc(150*time.Millisecond, func() { cancel(cause) })
+		start := time.Now()
+		_, n, _, err := collect(t, p, ctx, llm.Request{Messages: ask("q")})
+		if !errors.Is(err, cause) {
+			t.Fatalf("err = %v, want the context's cause", err)
+		}
+		if n < 7 || n > 8 || time.Since(start) != 150*time.Millisecond {
+			t.Fatalf("%d tokens in %s: want 7 or 8 in 150ms, a token every 20ms until the cancel", n, time.Since(start))
+		}
+	})
 }
 
 func TestUnknownModel(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,11 +52,46 @@ func wsURL(srv *apptest.Server, query string) string {
 
 func dial(t *testing.T, srv *apptest.Server, query string) *websocket.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return dialWith(t, srv, query, &http.Transport{})
+}
+
+// dialCountingPongs is dial on a connection that counts the pongs the
+// client writes (the WebSocket library answers the server's pings while
+// the client reads): a test waits for pings answered, not for time.
+func dialCountingPongs(t *testing.T, srv *apptest.Server, query string) (*websocket.Conn, *atomic.Int64) {
+	t.Helper()
+	pongs := new(atomic.Int64)
+	var d net.Dialer
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return pongCounter{c, pongs}, nil
+	}}
+	return dialWith(t, srv, query, tr), pongs
+}
+
+// pongCounter counts the writes that start a pong frame (FIN, opcode 0xA):
+// the library writes each control frame with one write.
+type pongCounter struct {
+	net.Conn
+	pongs *atomic.Int64
+}
+
+func (c pongCounter) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] == 0x8A {
+		c.pongs.Add(1)
+	}
+	return c.Conn.Write(p)
+}
+
+func dialWith(t *testing.T, srv *apptest.Server, query string, tr *http.Transport) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 	defer cancel()
 	// A transport of its own: a pooled connection to a port an earlier
 	// test's server used (and closed) would fail the handshake.
-	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	c, resp, err := websocket.Dial(ctx, wsURL(srv, query), &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
 	if err != nil {
@@ -613,7 +649,7 @@ func TestDeadClientIsDetectedByPing(t *testing.T) {
 	testkit.WaitFor(t, "the dead connection to be closed", func() bool { return srv.App.Hub().TopicCounts()["p"] == 0 })
 
 	// A client that reads answers them and stays.
-	c := dial(t, srv, "topic=p")
+	c, pongs := dialCountingPongs(t, srv, "topic=p")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	frames := make(chan frame, 10)
@@ -629,8 +665,8 @@ func TestDeadClientIsDetectedByPing(t *testing.T) {
 			frames <- f
 		}
 	}()
-	<-frames                           // position
-	time.Sleep(500 * time.Millisecond) // ten ping intervals
+	<-frames // position
+	testkit.WaitFor(t, "ten pings answered", func() bool { return pongs.Load() >= 10 })
 	id := publish(t, srv, `{"topic":"p","data":"alive"}`)
 	if f, ok := <-frames; !ok || f.ID != id {
 		t.Fatalf("live client got %+v (open %v), want %s", f, ok, id)
@@ -750,17 +786,41 @@ func TestConnectionOutlivesServerTimeouts(t *testing.T) {
 		c.HTTP.IdleTimeout = 100 * time.Millisecond
 		c.WS.PingInterval = 50 * time.Millisecond
 	})
-	c := dial(t, srv, "topic=long")
+	c, pongs := dialCountingPongs(t, srv, "topic=long")
 	read(t, c)
+	// The client says nothing for longer than the timeouts: the server
+	// pings it after 50ms without writing, so three pings answered in a
+	// row mean at least 150ms of silence from the client, by the server's
+	// clock. The library answers pings while a Read waits.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	frames := make(chan frame)
+	go func() {
+		defer close(frames)
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			var f frame
+			json.Unmarshal(b, &f)
+			select {
+			case frames <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	for i := range 5 {
-		time.Sleep(150 * time.Millisecond)
+		n := pongs.Load()
+		testkit.WaitFor(t, "three pings answered in silence", func() bool { return pongs.Load() >= n+3 })
 		write(t, c, fmt.Sprintf(`{"type":"ping","t":%d}`, i))
-		if f := read(t, c); f.Type != "pong" || f.T != float64(i) {
-			t.Fatalf("after %d ms: %+v", (i+1)*150, f)
+		if f, ok := <-frames; !ok || f.Type != "pong" || f.T != float64(i) {
+			t.Fatalf("after silence %d: %+v (open %v)", i+1, f, ok)
 		}
 	}
 	id := publish(t, srv, `{"topic":"long","data":"still here"}`)
-	if f := read(t, c); f.ID != id {
-		t.Fatalf("got %+v", f)
+	if f, ok := <-frames; !ok || f.ID != id {
+		t.Fatalf("got %+v (open %v)", f, ok)
 	}
 }
