@@ -24,6 +24,9 @@ func TestConformance(t *testing.T) {
 	dir := npmDir(t)
 	for _, bc := range brokers() {
 		t.Run(bc.name, func(t *testing.T) {
+			// Much of the suite waits (long-polls run out, streams
+			// expire): the brokers' runs overlap.
+			t.Parallel()
 			flags := append(bc.flags(t), "--cors-origins", "*", "--ds-long-poll-timeout", longPoll.String())
 			n := startHerald(t, flags...)
 			ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
