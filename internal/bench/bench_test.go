@@ -32,6 +32,21 @@ func TestFanoutSmoke(t *testing.T) {
 	}
 }
 
+// TestFanoutSmokeWebSocket: the same over WebSocket (the generator's own
+// frame reader, which answers the server's pings).
+func TestFanoutSmokeWebSocket(t *testing.T) {
+	srv := apptest.Start(t, nil)
+	res, err := bench.Run(context.Background(), bench.Config{
+		Server: srv.URL, Transport: "ws", Subscribers: 20, Topics: 2, Publishers: 2, Rate: 100, Size: 64, Duration: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || res.Received == 0 || res.Received != res.Expected || res.PublishErrors != 0 {
+		t.Fatalf("WebSocket fan-out smoke run: %+v", res)
+	}
+}
+
 func TestBatchSmoke(t *testing.T) {
 	srv := apptest.Start(t, nil)
 	res, err := bench.Run(context.Background(), bench.Config{
