@@ -94,70 +94,112 @@ func (b *Broker) readSubject(ctx context.Context, s jetstream.Stream, epoch, sub
 		return seq >= tail || limit > 0 && len(out) >= limit
 	}
 	from := after + 1
-	for range readBatch {
-		g, err := s.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, nil
+	// get reads on from `from` by gets, at most n messages (n < 0: to the
+	// end), stopping early at a large one when n >= 0; it reports whether
+	// the read is complete.
+	get := func(n int) (bool, error) {
+		for i := 0; n < 0 || i < n; i++ {
+			g, err := s.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return true, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			if add(g.Sequence, g.Header, g.Data, g.Time) {
+				return true, nil
+			}
+			from = g.Sequence + 1
+			if n >= 0 && size > 64<<10 {
+				// A get answers in JSON, the data in base64: large messages
+				// come cheaper, raw, from a consumer.
+				return false, nil
+			}
 		}
-		if err != nil {
-			return nil, err
-		}
-		if add(g.Sequence, g.Header, g.Data, g.Time) {
-			return out, nil
-		}
-		from = g.Sequence + 1
-		if size > 64<<10 {
-			// A get answers in JSON, the data in base64: large messages
-			// come cheaper, raw, from a consumer.
-			break
-		}
+		return false, nil
 	}
-	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     subject,
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: 10 * time.Second,
-		MemoryStorage:     true,
-		Replicas:          1,
-	})
-	if err != nil {
-		return nil, err
+	if done, err := get(readBatch); done || err != nil {
+		return out, err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
-		cancel()
-	}()
-	for {
+	done, err := b.consumeSubject(ctx, s, subject, &from, func() int {
 		// About 8 MiB a batch, by the largest message so far: the
 		// client's pending limit is 64 MiB.
 		batch := min(256, max(1, (8<<20)/max(size, 1)))
 		if limit > 0 {
 			batch = min(batch, limit-len(out))
 		}
-		mb, err := cons.FetchNoWait(batch)
+		return batch
+	}, add)
+	if done || err != nil {
+		return out, err
+	}
+	// The consumer stopped short (see consumeSubject): gets tell for sure.
+	if _, err := get(-1); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// consumeSubject hands the messages on subject from *from on to add, read
+// in batches (of batchSize messages) with an ephemeral consumer, moving
+// *from past each, until add reports the read complete (then it returns
+// true). It returns false when the consumer stops short: a batch without a
+// message, or one that skips a delivery.
+//
+// Neither is taken for the end of the subject: the client gives up on a
+// no-wait pull after a second without an answer (a busy server) and
+// reports no error, and the messages the server sends for it later reach
+// no one, while the consumer (AckNone) counts them delivered (its own
+// sequence then jumps). The caller reads on from *from with gets, which
+// find what the consumer lost.
+func (b *Broker) consumeSubject(ctx context.Context, s jetstream.Stream, subject string, from *uint64, batchSize func() int, add func(uint64, natsgo.Header, []byte, time.Time) bool) (bool, error) {
+	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     subject,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       *from,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: 10 * time.Second,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
+		cancel()
+	}()
+	delivered := uint64(0) // the consumer's sequence of the last message taken
+	for {
+		mb, err := cons.FetchNoWait(batchSize())
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		got := 0
 		for msg := range mb.Messages() {
-			got++
 			md, err := msg.Metadata()
 			if err != nil {
-				return nil, err
+				return false, err
 			}
+			if md.Sequence.Consumer != delivered+1 {
+				b.o.Logger.Debug("nats: a read lost a delivery; reading on by gets", "subject", subject, "from", *from)
+				return false, nil
+			}
+			delivered = md.Sequence.Consumer
+			got++
 			if add(md.Sequence.Stream, msg.Headers(), msg.Data(), md.Timestamp) {
-				return out, nil
+				return true, nil
 			}
+			*from = md.Sequence.Stream + 1
 		}
 		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, err
+			return false, err
 		}
 		if got == 0 {
-			// The tail is stored: a message up to it can only be missing
-			// because it left the stream meanwhile.
-			return out, nil
+			// Nothing pending, or an answer that did not come in time:
+			// only a get tells.
+			return false, nil
 		}
 	}
 }

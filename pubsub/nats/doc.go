@@ -125,7 +125,13 @@
 //
 // A Read costs a few JetStream requests per topic (newest message, index,
 // first message after the position) plus one per message for short
-// replays and a consumer for long ones. NATS's max_payload (1 MB by
+// replays and a consumer for long ones. That consumer (AckNone, no-wait
+// pulls) is never trusted to tell where a subject ends: the client gives
+// up on a pull after a second without an answer, without an error, and
+// what the server sends for it later is lost while the consumer counts it
+// delivered. A batch without a message, or a jump in the consumer's own
+// sequence, makes the read go on by gets, one message at a time, which
+// answer or fail. NATS's max_payload (1 MB by
 // default) bounds one message: keep Herald's --max-data-bytes below it or
 // raise it. Stream Replicas (Options.Replicas) give durability across a
 // NATS cluster; a message is acknowledged once the stream's quorum has it.

@@ -225,68 +225,34 @@ func (b *Broker) history(ctx context.Context, s jetstream.Stream, epoch, subject
 		if g.Sequence >= head {
 			return out, truncated, nil
 		}
+		from := g.Sequence + 1
 		if n == readBatch {
-			_, err := b.scan(ctx, s, subject, g.Sequence+1, head, add)
-			return out, truncated, err
+			done, err := b.scan(ctx, s, subject, head, &from, add)
+			if err != nil || done {
+				return out, truncated, err
+			}
+			// The consumer stopped short of head: the rest (if any) is
+			// read one message at a time, which tells for sure.
 		}
-		if g, err = next(g.Sequence + 1); err != nil {
+		if g, err = next(from); err != nil {
 			return nil, false, err
 		}
 	}
 	return out, truncated, nil
 }
 
-// scan hands the messages on subject from `from` up to head to add, read in
-// batches with an ephemeral consumer.
-func (b *Broker) scan(ctx context.Context, s jetstream.Stream, subject string, from, head uint64, add func(uint64, natsgo.Header, []byte, time.Time)) (bool, error) {
-	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     subject,
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: 10 * time.Second,
-		MemoryStorage:     true,
-		Replicas:          1,
+// scan hands the messages on subject from *from up to head to add, read in
+// batches with an ephemeral consumer (see consumeSubject), moving *from
+// past each. It reports done once it handed head; otherwise the caller
+// reads on from *from one message at a time.
+func (b *Broker) scan(ctx context.Context, s jetstream.Stream, subject string, head uint64, from *uint64, add func(uint64, natsgo.Header, []byte, time.Time)) (bool, error) {
+	return b.consumeSubject(ctx, s, subject, from, func() int { return 256 }, func(seq uint64, hdr natsgo.Header, data []byte, t time.Time) bool {
+		if seq > head {
+			return true
+		}
+		add(seq, hdr, data, t)
+		return seq == head
 	})
-	if err != nil {
-		return false, err
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
-		cancel()
-	}()
-	for {
-		batch, err := cons.FetchNoWait(256)
-		if errors.Is(err, jetstream.ErrNoMessages) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			seq := md.Sequence.Stream
-			if seq > head {
-				return true, nil
-			}
-			add(seq, msg.Headers(), msg.Data(), md.Timestamp)
-			if seq == head {
-				return true, nil
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return false, err
-		}
-		if got == 0 {
-			return true, nil
-		}
-	}
 }
 
 // retained returns topic's retained message at or before head: the newer

@@ -153,8 +153,7 @@ func runCluster(t *testing.T, e engine) {
 	e.lose(t)
 	fresh := publishRetrying(t, a, "p3", 60)
 	for _, cl := range clients {
-		w := want(fresh, cl.topics)
-		cl.waitFor(t, w[len(w)-1], 30*time.Second)
+		cl.waitFor(t, want(fresh, cl.topics), 30*time.Second)
 	}
 	for _, cl := range clients {
 		resets := cl.resets()
@@ -189,13 +188,12 @@ func runCluster(t *testing.T, e engine) {
 	}
 }
 
-// check waits until every client has the last of its events, then checks
+// check waits until every client has all of its events, then checks
 // that each has all of them exactly once.
 func check(t *testing.T, clients []*client, all []published, when string) {
 	t.Helper()
 	for _, cl := range clients {
-		w := want(all, cl.topics)
-		cl.waitFor(t, w[len(w)-1], 30*time.Second)
+		cl.waitFor(t, want(all, cl.topics), 30*time.Second)
 	}
 	for _, cl := range clients {
 		checkExactly(t, fmt.Sprintf("client %s (%v) %s", cl.name, cl.topics, when), cl.messages(), want(all, cl.topics))

@@ -315,13 +315,19 @@ func (c *client) resets() []string {
 	return out
 }
 
-// waitFor waits until the client's messages end with last.
-func (c *client) waitFor(t *testing.T, last string, timeout time.Duration) {
+// waitFor waits until the client has received every message of want.
+// It does not wait for the last of want to come last: on several shards,
+// events of topics on different shards have no order between them, and
+// the client may get the last one published before another one (the
+// checks that follow tell whether each came exactly once, and in order
+// where order is promised).
+func (c *client) waitFor(t *testing.T, want []string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
 		ms := c.messages()
-		if len(ms) > 0 && ms[len(ms)-1] == last {
+		missing := missingFrom(ms, want)
+		if len(missing) == 0 {
 			return
 		}
 		select {
@@ -329,10 +335,25 @@ func (c *client) waitFor(t *testing.T, last string, timeout time.Duration) {
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
 			tail := ms[max(0, len(ms)-5):]
-			t.Fatalf("client %s (%v): did not receive %q within %v; it has %d messages ending %q, resets %v",
-				c.name, c.topics, last, timeout, len(ms), tail, c.resets())
+			t.Fatalf("client %s (%v): after %v it still misses %d of the %d events it should get: %v; it has %d messages ending %q, resets %v",
+				c.name, c.topics, timeout, len(missing), len(want), head(missing), len(ms), tail, c.resets())
 		}
 	}
+}
+
+// missingFrom returns the events of want that got lacks.
+func missingFrom(got, want []string) []string {
+	have := make(map[string]bool, len(got))
+	for _, g := range got {
+		have[g] = true
+	}
+	var out []string
+	for _, w := range want {
+		if !have[w] {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // want returns the data of the events of ps a client of topics should get.
