@@ -444,8 +444,9 @@ end
 // round) and at it (keys filled to 1,000 per topic first, so that every
 // batch evicts one message per topic). Herald's PublishBatch (the layout
 // in use, history limits 1,000 events, 1 h, 256 MiB) runs in the same
-// rounds; then single publishes (Herald's Publish, and two candidates
-// with batches of one) against XADD pipelined and XADD one a round trip.
+// rounds (each round also logs the kernel's share of the baseline); then
+// single publishes (Herald's Publish, and two candidates with batches of
+// one) against XADD pipelined and XADD one a round trip.
 // It only reports: run it with HERALD_MEASURE=1 (HERALD_MEASURE_ROUNDS
 // rounds, default 5; HERALD_MEASURE_STATS=1 also logs INFO commandstats
 // per candidate in the last round of each batch phase).
