@@ -14,11 +14,13 @@
 // Every piece of state is on the streams broker (pubsub.Conditional), so
 // that every node serves every subscription:
 //
-//   - "ds-sub/<id>": the subscription's log of JSON records, the newest
-//     being its state (config, links and acked offsets, the current wake,
-//     its holder and lease). Every change is a PublishIf on the tail the
-//     change was decided on, so that two nodes never both create a wake,
-//     deliver it, or accept an ack of a fenced one.
+//   - "ds-sub/<id>/<k>": the subscription's log of JSON records, the
+//     newest being its state (config, links and acked offsets, the current
+//     wake, its holder and lease). Every change is a PublishIf on the tail
+//     the change was decided on, so that two nodes never both create a
+//     wake, deliver it, or accept an ack of a fenced one. The log moves to
+//     segment k+1 every Options.RotateEvery records ("ds-sub/<id>" points
+//     to the current segment; see subLog).
 //   - "ds-sub-index/all": the ids of the subscriptions (put and del
 //     records), which each node reads to know what to match.
 //   - "ds-sub-key/ed25519": the cluster's signing key, written once with

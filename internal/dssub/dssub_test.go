@@ -9,11 +9,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/heraldpush/herald/internal/dssub"
 	"github.com/heraldpush/herald/internal/testkit"
+	"github.com/heraldpush/herald/pubsub"
 )
 
 const subs = "/v1/stream/__ds/subscriptions/"
@@ -395,12 +397,17 @@ func TestExplicitStreams(t *testing.T) {
 	}
 }
 
-// TestAcrossNodes: two nodes on one broker. A subscription made on one is
-// served by the other; a write on the other is delivered exactly once;
-// both sign with the same key.
+// TestAcrossNodes: two nodes on one broker (memory, Redis, NATS). A
+// subscription made on one is served by the other; a write on the other is
+// delivered exactly once; both sign with the same key.
 func TestAcrossNodes(t *testing.T) {
-	b := newBroker(t)
-	a, bn := newNode(t, b), newNode(t, b)
+	for _, dep := range deployments() {
+		t.Run(dep.name, func(t *testing.T) { testAcrossNodes(t, dep.open(t)) })
+	}
+}
+
+func testAcrossNodes(t *testing.T, open func(t *testing.T) pubsub.Broker) {
+	a, bn := newNode(t, open(t)), newNode(t, open(t))
 	if ja, jb := a.do(t, "GET", "/v1/stream/__ds/jwks.json", "").body, bn.do(t, "GET", "/v1/stream/__ds/jwks.json", "").body; ja != jb {
 		t.Fatalf("the nodes' keys differ: %s %s", ja, jb)
 	}
@@ -419,5 +426,62 @@ func TestAcrossNodes(t *testing.T) {
 	a.do(t, "POST", "/v1/stream/events/n", `{"n":2}`, jsonCT)
 	if d2 := rcv.next(t, 10*time.Second); d2.body.Generation != 2 {
 		t.Fatalf("after %s, a delivery of generation %d (a duplicate?): %s", d1.raw, d2.body.Generation, d2.raw)
+	}
+}
+
+// TestLogRotation: a subscription's log moves to a new segment every few
+// records and the old one is purged; concurrent changes on two nodes
+// across rotations are all kept, and a new node reads the newest state. On
+// every deployment.
+func TestLogRotation(t *testing.T) {
+	for _, dep := range deployments() {
+		t.Run(dep.name, func(t *testing.T) { testLogRotation(t, dep.open(t)) })
+	}
+}
+
+func testLogRotation(t *testing.T, open func(t *testing.T) pubsub.Broker) {
+	small := func(o *dssub.Options) { o.RotateEvery = 3 }
+	a, c := newNode(t, open(t), small), newNode(t, open(t), small)
+	if r := a.do(t, "PUT", subs+"r", `{"type":"webhook","streams":["s/0"],"webhook":{"url":"https://example.com/h"}}`, jsonCT); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	const n = 30
+	var wg sync.WaitGroup
+	for i := 1; i <= n; i++ {
+		node := a
+		if i%2 == 0 {
+			node = c
+		}
+		wg.Go(func() {
+			if r := node.do(t, "POST", subs+"r/streams", fmt.Sprintf(`{"streams":["s/%d"]}`, i), jsonCT); r.status != 204 {
+				t.Errorf("add s/%d: %d %s", i, r.status, r.body)
+			}
+		})
+	}
+	wg.Wait()
+	b := open(t)
+	fresh := newNode(t, b, small)
+	for _, node := range []*node{a, c, fresh} {
+		body := node.do(t, "GET", subs+"r", "").body
+		for i := 0; i <= n; i++ {
+			if !strings.Contains(body, fmt.Sprintf(`"path":"s/%d"`, i)) {
+				t.Fatalf("stream s/%d lost: %s", i, body)
+			}
+		}
+	}
+	cond := b.(pubsub.Conditional)
+	root, _, err := cond.ReadTopic(t.Context(), dssub.Topic("r"), pubsub.Position{}, 0)
+	if err != nil || len(root) < n/3-1 {
+		t.Fatalf("the root holds %d pointers (%v), want about %d", len(root), err, n/3)
+	}
+	for _, k := range []string{"/0", "/1"} {
+		if old, _, _ := cond.ReadTopic(t.Context(), dssub.Topic("r")+k, pubsub.Position{}, 0); len(old) != 0 {
+			t.Fatalf("segment %s holds %d records after rotations, want it purged", k, len(old))
+		}
+	}
+	// Deleted and made again, across rotations.
+	c.do(t, "DELETE", subs+"r", "")
+	if r := fresh.do(t, "GET", subs+"r", ""); r.status != 404 {
+		t.Fatalf("after delete on another node: %d %s", r.status, r.body)
 	}
 }

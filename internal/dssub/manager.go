@@ -49,6 +49,10 @@ type Options struct {
 	// MaxQueue bounds the streams written to and not yet matched; default
 	// 10000 (beyond, a write is matched by the next sweep only).
 	MaxQueue int
+	// RotateEvery is how many records a segment of a subscription's log
+	// holds before the log moves to the next one (the old one is purged);
+	// default 256.
+	RotateEvery int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Client makes the webhook requests; default one that dials through
@@ -61,6 +65,7 @@ type Options struct {
 type Manager struct {
 	broker  pubsub.Broker
 	cond    pubsub.Conditional
+	purger  pubsub.Purger // nil: rotated segments are not purged
 	streams Streams
 	key     *signer
 	o       Options
@@ -112,6 +117,9 @@ func Open(ctx context.Context, b pubsub.Broker, st Streams, o Options) (*Manager
 	if o.MaxQueue <= 0 {
 		o.MaxQueue = 10000
 	}
+	if o.RotateEvery <= 1 {
+		o.RotateEvery = 256
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -130,7 +138,8 @@ func Open(ctx context.Context, b pubsub.Broker, st Streams, o Options) (*Manager
 	nb := make([]byte, 9)
 	_, _ = rand.Read(nb)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Manager{broker: b, cond: cond, streams: st, key: key, o: o, log: o.Logger, node: base64.RawURLEncoding.EncodeToString(nb),
+	purger, _ := b.(pubsub.Purger)
+	return &Manager{broker: b, cond: cond, purger: purger, streams: st, key: key, o: o, log: o.Logger, node: base64.RawURLEncoding.EncodeToString(nb),
 		client: client, sem: make(chan struct{}, o.MaxDeliveries), bg: bg, cancel: cancel,
 		logs: make(map[string]*subLog), queue: make(map[string]bool), kick: make(chan struct{}, 1)}, nil
 }
