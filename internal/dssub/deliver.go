@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -127,7 +129,7 @@ func backoff(n int) time.Duration {
 
 // post sends one signed webhook request (at most MaxDeliveries at once on
 // this node) and reports whether the consumer answered {"done": true}.
-func (m *Manager) post(ctx context.Context, url string, body []byte) (bool, error) {
+func (m *Manager) post(ctx context.Context, target string, body []byte) (bool, error) {
 	select {
 	case m.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -136,7 +138,7 @@ func (m *Manager) post(ctx context.Context, url string, body []byte) (bool, erro
 	defer func() { <-m.sem }()
 	ctx, cancel := context.WithTimeout(ctx, m.o.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}
@@ -145,6 +147,11 @@ func (m *Manager) post(ctx context.Context, url string, body []byte) (bool, erro
 	req.Header.Set("Webhook-Signature", m.key.signature(m.o.Now(), body))
 	resp, err := m.client.Do(req)
 	if err != nil {
+		// Not the URL: it may carry a secret (a token in its query).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return false, err
 	}
 	defer resp.Body.Close()

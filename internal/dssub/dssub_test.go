@@ -5,11 +5,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,5 +488,83 @@ func testLogRotation(t *testing.T, open func(t *testing.T) pubsub.Broker) {
 	c.do(t, "DELETE", subs+"r", "")
 	if r := fresh.do(t, "GET", subs+"r", ""); r.status != 404 {
 		t.Fatalf("after delete on another node: %d %s", r.status, r.body)
+	}
+}
+
+// syncBuf is a log sink safe for concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestWebhookRetry: a failing webhook is retried with backoff, the same
+// wake; the log says so without the URL (it may carry a secret).
+func TestWebhookRetry(t *testing.T) {
+	var logs syncBuf
+	n := newNode(t, newBroker(t), func(o *dssub.Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	var calls atomic.Int32
+	got := make(chan delivery, 8)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var d delivery
+		d.raw = b
+		_ = json.Unmarshal(b, &d.body)
+		got <- d
+		if calls.Add(1) == 1 {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, `{"done":true}`)
+	}))
+	defer ts.Close()
+	hook := ts.URL + "/hook?secret=s3cr3t-value"
+	if r := n.do(t, "PUT", subs+"r", webhookBody(hook, "events/*", 5000), jsonCT); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	n.do(t, "PUT", "/v1/stream/events/r", `{"n":1}`, jsonCT)
+	rcv := &receiver{got: got}
+	first, again := rcv.next(t, 10*time.Second), rcv.next(t, 10*time.Second)
+	if again.body.WakeID != first.body.WakeID || again.body.Generation != first.body.Generation {
+		t.Fatalf("the retry is another wake: %s then %s", first.raw, again.raw)
+	}
+	if !testkit.Within(10*time.Second, func() bool { return acked(t, n, "r", "events/r", again.body.Streams[0].TailOffset) }) {
+		t.Fatal("the retry's done did not acknowledge")
+	}
+	// A receiver that is not there: the transport's error names the URL.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := "http://" + ln.Addr().String() + "/hook?secret=s3cr3t-value"
+	ln.Close()
+	if r := n.do(t, "PUT", subs+"gone", webhookBody(gone, "events/*", 5000), jsonCT); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	n.do(t, "POST", "/v1/stream/events/r", `{"n":2}`, jsonCT)
+	if !testkit.Within(10*time.Second, func() bool { return strings.Contains(logs.String(), "subscription=gone") }) {
+		t.Fatalf("no retry logged for the missing receiver: %s", logs.String())
+	}
+	rcv.next(t, 10*time.Second) // r's wake of the append
+	if l := logs.String(); !strings.Contains(l, "retrying") || strings.Contains(l, "s3cr3t") {
+		t.Fatalf("log: %s", l)
+	}
+	n.do(t, "DELETE", subs+"gone", "")
+	// A deleted stream made again is pending from its start.
+	n.do(t, "DELETE", "/v1/stream/events/r", "")
+	n.do(t, "PUT", "/v1/stream/events/r", `{"n":"again"}`, jsonCT)
+	if d := rcv.next(t, 10*time.Second); d.body.Generation != first.body.Generation+2 {
+		t.Fatalf("after the stream was made again: %s", d.raw)
 	}
 }

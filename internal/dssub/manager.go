@@ -267,18 +267,22 @@ func (m *Manager) touch(ctx context.Context, id, p string) {
 }
 
 // tails returns the tails of the streams s follows ("-1" for a missing
-// one), and the first stream with data past its acknowledged offset ("":
-// none).
+// one, whose acknowledged offset in s goes back to "-1" too), and the
+// first stream with data past its acknowledged offset ("": none).
 func (m *Manager) tails(ctx context.Context, s *sub) (map[string]string, string, error) {
 	out := make(map[string]string, len(s.Links))
 	pending := ""
-	for _, l := range s.Links {
+	for i, l := range s.Links {
 		t, ok, err := m.streams.Tail(ctx, m.o.TopicPrefix+l.Path)
 		if err != nil {
 			return nil, "", err
 		}
 		if !ok {
+			// Missing, or deleted: whatever is made at its path later is
+			// all pending (its offsets need not follow the old ones).
 			t = startOffset
+			s.Links[i].Acked = startOffset
+			l.Acked = startOffset
 		}
 		out[l.Path] = t
 		if pending == "" && offsetAfter(t, l.Acked) {
