@@ -51,7 +51,7 @@ func (m *Manager) deliver(ctx context.Context, id string, gen int64, wakeID stri
 	for attempt := 0; ctx.Err() == nil; {
 		s, err := m.load(ctx, id)
 		if err != nil {
-			m.log.Warn("dssub: deliver", "subscription", id, "err", err)
+			m.warn(ctx, "dssub: deliver", "subscription", id, "err", err)
 			return // the lease runs out, and a sweep delivers again
 		}
 		if s == nil || s.Gen != gen || s.WakeID != wakeID || s.Holder != "node:"+m.node {
@@ -87,7 +87,7 @@ func (m *Manager) deliver(ctx context.Context, id string, gen int64, wakeID stri
 				return cur, err
 			})
 			if err != nil {
-				m.log.Warn("dssub: deliver", "subscription", id, "err", err)
+				m.warn(ctx, "dssub: deliver", "subscription", id, "err", err)
 				return
 			}
 			if !wrote || trigger == "" {

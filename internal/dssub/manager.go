@@ -153,6 +153,13 @@ func (m *Manager) Close() {
 	}
 }
 
+// warn logs a failure, unless ctx ended (a shutdown's cancelled reads).
+func (m *Manager) warn(ctx context.Context, msg string, args ...any) {
+	if ctx.Err() == nil {
+		m.log.Warn(msg, args...)
+	}
+}
+
 // spawn runs f in a goroutine that Close waits for.
 func (m *Manager) spawn(f func(ctx context.Context)) {
 	m.wg.Add(1)
@@ -190,6 +197,9 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-m.kick:
+			if ctx.Err() != nil {
+				return
+			}
 			m.qmu.Lock()
 			paths := make([]string, 0, len(m.queue))
 			for p := range m.queue {
@@ -209,13 +219,13 @@ func (m *Manager) Run(ctx context.Context) {
 func (m *Manager) match(ctx context.Context, paths []string) {
 	ids, err := m.refreshIndex(ctx)
 	if err != nil {
-		m.log.Warn("dssub: match", "err", err)
+		m.warn(ctx, "dssub: match", "err", err)
 		return
 	}
 	for _, id := range ids {
 		s, err := m.load(ctx, id)
 		if err != nil {
-			m.log.Warn("dssub: match", "subscription", id, "err", err)
+			m.warn(ctx, "dssub: match", "subscription", id, "err", err)
 			continue
 		}
 		if s == nil {
@@ -258,7 +268,7 @@ func (m *Manager) touch(ctx context.Context, id, p string) {
 		return cur, nil
 	})
 	if err != nil {
-		m.log.Warn("dssub: wake", "subscription", id, "err", err)
+		m.warn(ctx, "dssub: wake", "subscription", id, "err", err)
 		return
 	}
 	if wrote && trigger != "" {
@@ -344,13 +354,13 @@ func (m *Manager) afterWake(s *sub, trigger string) {
 func (m *Manager) sweep(ctx context.Context, full bool) {
 	ids, err := m.refreshIndex(ctx)
 	if err != nil {
-		m.log.Warn("dssub: sweep", "err", err)
+		m.warn(ctx, "dssub: sweep", "err", err)
 		return
 	}
 	for _, id := range ids {
 		s, err := m.load(ctx, id)
 		if err != nil {
-			m.log.Warn("dssub: sweep", "subscription", id, "err", err)
+			m.warn(ctx, "dssub: sweep", "subscription", id, "err", err)
 			continue
 		}
 		if s == nil {
@@ -384,7 +394,7 @@ func (m *Manager) sweep(ctx context.Context, full bool) {
 			return cur, nil
 		})
 		if err != nil {
-			m.log.Warn("dssub: sweep", "subscription", id, "err", err)
+			m.warn(ctx, "dssub: sweep", "subscription", id, "err", err)
 			continue
 		}
 		if wrote && trigger != "" {
