@@ -103,9 +103,9 @@ func (m *Manager) refresh(ctx context.Context, l *subLog, id string) error {
 		gone := errors.Is(err, pubsub.ErrEpochChanged) || err == nil && len(msgs) == 0 && tail != l.tail
 		if gone {
 			// Purged under us (rotated): the root points further.
-			k, err := m.pointer(ctx, id)
-			if err != nil {
-				return err
+			k, perr := m.pointer(ctx, id)
+			if perr != nil {
+				return perr
 			}
 			if k <= l.seg {
 				// Not rotated: the segment was purged otherwise; read it
@@ -113,7 +113,8 @@ func (m *Manager) refresh(ctx context.Context, l *subLog, id string) error {
 				k = l.seg
 			}
 			l.seg, l.tail, l.n, l.done = k, pubsub.Position{}, 0, false
-			msgs, tail, err = m.cond.ReadTopic(ctx, segTopic(id, k), pubsub.Position{}, 0)
+			topic = segTopic(id, k)
+			msgs, tail, err = m.cond.ReadTopic(ctx, topic, pubsub.Position{}, 0)
 		}
 		if err != nil {
 			return fmt.Errorf("dssub: read %s: %w", topic, err)
