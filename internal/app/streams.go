@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/access"
 	"github.com/heraldpush/herald/internal/config"
+	"github.com/heraldpush/herald/internal/dssub"
 	"github.com/heraldpush/herald/internal/hub"
 	"github.com/heraldpush/herald/internal/streams"
 	"github.com/heraldpush/herald/pubsub"
@@ -35,7 +36,7 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 	c := &a.cfg
 	// The streams' topics are reserved whether or not the endpoint is on:
 	// tokens name streams by them, and no other face may use them.
-	a.sec.policy.Reserve(access.Namespace{Name: "durable streams", Face: access.FaceStreams, Match: access.Prefix(streams.TopicPrefix, "ds-refs/"),
+	a.sec.policy.Reserve(access.Namespace{Name: "durable streams", Face: access.FaceStreams, Match: access.Prefix(append([]string{streams.TopicPrefix, "ds-refs/"}, dssub.Namespaces()...)...),
 		Read: access.ReachOwnFace, Writable: true, Path: StreamsPrefix})
 	if c.Streams.Disable {
 		return nil
@@ -46,13 +47,22 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 		return err
 	}
 	h := hub.New(b, &hub.Options{QueueBytes: int(c.Limits.QueueBytes), Logger: a.log})
-	svc, err := streams.New(b, streams.Options{Hub: h, Logger: a.log.With("component", "streams")})
+	// The subscriptions (internal/dssub) hear of every write to a stream
+	// made on this node; the manager is made once the streams are.
+	var subs *dssub.Manager
+	svc, err := streams.New(b, streams.Options{Hub: h, Logger: a.log.With("component", "streams"), OnWrite: func(topic string) { subs.Notify(topic) }})
 	if err != nil {
 		_ = b.Close()
 		return fmt.Errorf("durable streams: %w", err)
 	}
+	subs, err = dssub.Open(ctx, b, svc, dssub.Options{Logger: a.log.With("component", "ds-subscriptions"), KeyFile: c.Streams.WebhookKey,
+		URLPolicy: dssub.URLPolicy{Allow: c.Streams.WebhookAllowed()}, Prefix: StreamsPrefix, TopicPrefix: streams.TopicPrefix})
+	if err != nil {
+		_ = b.Close()
+		return fmt.Errorf("durable streams: subscriptions: %w", err)
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if err := h.Run(runCtx); err != nil && !errors.Is(err, pubsub.ErrClosed) {
@@ -63,6 +73,10 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 		defer func() { done <- struct{}{} }()
 		svc.Run(runCtx, time.Second)
 	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		subs.Run(runCtx)
+	}()
 	// Live reads end with the hub, before the shared SSE server waits for
 	// its streams (Shutdown); the broker closes with the App.
 	a.hubs = append(a.hubs, h)
@@ -71,6 +85,8 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 		cancel()
 		<-done
 		<-done
+		<-done
+		subs.Close()
 		_ = b.Close()
 	})
 	maxBody := int64(c.Streams.MaxBody)
@@ -98,6 +114,7 @@ func (a *App) mountStreams(ctx context.Context, rt *access.Router) error {
 	rt.Handle("POST "+StreamsPrefix, face(access.Publish, true), handler)
 	rt.Handle("DELETE "+StreamsPrefix, face(access.Publish, true), handler)
 	rt.Handle(StreamsPrefix, face(access.Public, false), handler) // 405
+	subs.Mount(rt, a.sec.policy)
 	return nil
 }
 

@@ -34,6 +34,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// OnWrite, if set, is called with a stream's topic after each create
+	// of it and each append that added to its log (see hooks.go); it must
+	// not block.
+	OnWrite func(topic string)
 }
 
 // Service holds the streams of one streams broker. It is safe for
@@ -45,6 +49,8 @@ type Service struct {
 	hub    *hub.Hub
 	log    *slog.Logger
 	now    func() time.Time
+	// onWrite is Options.OnWrite.
+	onWrite func(topic string)
 
 	mu      sync.Mutex
 	streams map[string]*entry
@@ -77,7 +83,8 @@ func New(b pubsub.Broker, o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{broker: b, cond: cond, purger: purger, hub: o.Hub, log: o.Logger, now: o.Now, streams: make(map[string]*entry)}, nil
+	return &Service{broker: b, cond: cond, purger: purger, hub: o.Hub, log: o.Logger, now: o.Now, onWrite: o.OnWrite,
+		streams: make(map[string]*entry)}, nil
 }
 
 // refusal is a refused request: its status, message and the protocol
@@ -345,6 +352,7 @@ func (s *Service) createStream(ctx context.Context, topic string, req createReq)
 		case err == nil:
 			e.st.apply(m)
 			e.lastRead = time.Time{}
+			s.notify(topic)
 			return e.st.info(), true, nil
 		case errors.Is(err, pubsub.ErrTopicFinished):
 			// A delete's tombstone whose purge did not happen: finish it.
@@ -417,6 +425,7 @@ func (s *Service) appendTo(ctx context.Context, topic string, req appendReq) (ap
 		case err == nil:
 			e.st.apply(m)
 			res.tail, res.closed = Offset{Seg: e.st.depth, Pos: e.st.tail}, e.st.closed
+			s.notify(topic)
 			return res, nil
 		case !errors.Is(err, pubsub.ErrConflict) && !errors.Is(err, pubsub.ErrTopicFinished):
 			return appendRes{}, fmt.Errorf("streams: append %s: %w", topic, err)

@@ -194,6 +194,16 @@ func (e *env) before(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+	sub, _ := http.NewRequest("PUT", e.srv.URL+"/v1/stream/__ds/subscriptions/matrixsub", strings.NewReader(`{"type":"pull-wake","streams":["matrix-idle"],"wake_stream":"matrix-wake"}`))
+	sub.Header.Set("Content-Type", "application/json")
+	if e.name == "keys" {
+		sub.Header.Set("Authorization", "Bearer "+e.toks["topic"])
+	}
+	if resp, err := http.DefaultClient.Do(sub); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /v1/stream/__ds/subscriptions/matrixsub: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	e.event(t, "pub", "pub-r", false, true)
 	e.event(t, "pub", "pub-h", false, false)
 	e.event(t, "priv", "priv-r", true, true)
@@ -593,7 +603,24 @@ var rows = map[string]row{
 	"POST /v1/stream/":                    {"POST", "/v1/stream/matrix", "text/plain", "r", "publish", 204},
 	"DELETE /v1/stream/":                  {"DELETE", "/v1/stream/none{n}", "", "", "publish", 404},
 	"/v1/stream/":                         {"PATCH", "/v1/stream/matrix", "", "", "public", 405},
-	"/":                                   {"GET", "/no-such-path", "", "", "public", 404},
+	// The Durable Streams subscriptions (internal/dssub): managing one is a
+	// publish on its topic; a callback, ack or release carries the wake's
+	// bearer token instead (none here: 401); the JWKS is public.
+	"GET /v1/stream/__ds/jwks.json":                               {"GET", "/v1/stream/__ds/jwks.json", "", "", "public", 200},
+	"PUT /v1/stream/__ds/subscriptions/{id}":                      {"PUT", "/v1/stream/__ds/subscriptions/m{n}", "application/json", `{"type":"pull-wake","streams":["matrix-idle"],"wake_stream":"matrix-wake"}`, "publish", 201},
+	"GET /v1/stream/__ds/subscriptions/{id}":                      {"GET", "/v1/stream/__ds/subscriptions/matrixsub", "", "", "publish", 200},
+	"DELETE /v1/stream/__ds/subscriptions/{id}":                   {"DELETE", "/v1/stream/__ds/subscriptions/none{n}", "", "", "publish", 204},
+	"POST /v1/stream/__ds/subscriptions/{id}/streams":             {"POST", "/v1/stream/__ds/subscriptions/matrixsub/streams", "application/json", `{"streams":["matrix-idle2"]}`, "publish", 204},
+	"DELETE /v1/stream/__ds/subscriptions/{id}/streams/{path...}": {"DELETE", "/v1/stream/__ds/subscriptions/matrixsub/streams/other", "", "", "publish", 204},
+	"POST /v1/stream/__ds/subscriptions/{id}/claim":               {"POST", "/v1/stream/__ds/subscriptions/matrixsub/claim", "application/json", `{"worker":"w"}`, "publish", 409},
+	"POST /v1/stream/__ds/subscriptions/{id}/callback":            {"POST", "/v1/stream/__ds/subscriptions/matrixsub/callback", "application/json", `{}`, "public", 401},
+	"POST /v1/stream/__ds/subscriptions/{id}/ack":                 {"POST", "/v1/stream/__ds/subscriptions/matrixsub/ack", "application/json", `{}`, "public", 401},
+	"POST /v1/stream/__ds/subscriptions/{id}/release":             {"POST", "/v1/stream/__ds/subscriptions/matrixsub/release", "application/json", `{}`, "public", 401},
+	"GET /v1/stream/__ds/":                                        {"GET", "/v1/stream/__ds/other", "", "", "public", 404},
+	"PUT /v1/stream/__ds/":                                        {"PUT", "/v1/stream/__ds/other", "text/plain", "x", "public", 404},
+	"POST /v1/stream/__ds/":                                       {"POST", "/v1/stream/__ds/other", "text/plain", "x", "public", 404},
+	"DELETE /v1/stream/__ds/":                                     {"DELETE", "/v1/stream/__ds/other", "", "", "public", 404},
+	"/":                                                           {"GET", "/no-such-path", "", "", "public", 404},
 }
 
 // outcomes per route kind and identity (in the order of identities): "ok"
@@ -674,13 +701,26 @@ func routeMatrix(t *testing.T, e *env) {
 			case want[i] != "ok" && strconv.Itoa(status) != want[i]:
 				t.Errorf("%s: %d %s, want %s", name, status, body, want[i])
 			case status >= 400:
-				var eb struct{ Error string }
-				if json.Unmarshal([]byte(body), &eb) != nil || eb.Error == "" {
+				// Herald's {"error": "..."}, or the Durable Streams
+				// subscriptions' {"error": {"code": ..., "message": ...}}.
+				var eb struct{ Error json.RawMessage }
+				if json.Unmarshal([]byte(body), &eb) != nil || !validError(eb.Error) {
 					t.Errorf("%s: %d answer %q is not a JSON error", name, status, body)
 				}
 			}
 		}
 	}
+}
+
+// validError reports whether an error body's "error" member says what was
+// wrong: a non-empty string, or an object with a code and a message.
+func validError(raw json.RawMessage) bool {
+	var msg string
+	if json.Unmarshal(raw, &msg) == nil {
+		return msg != ""
+	}
+	var coded struct{ Code, Message string }
+	return json.Unmarshal(raw, &coded) == nil && coded.Code != "" && coded.Message != ""
 }
 
 // call sends r's request as identity id and returns the status and the

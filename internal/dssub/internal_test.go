@@ -1,0 +1,123 @@
+package dssub
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+)
+
+func TestGlobMatch(t *testing.T) {
+	cases := []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"events/*", "events/a", true},
+		{"events/*", "events/a/b", false},
+		{"events/*", "events", false},
+		{"events/*", "other/a", false},
+		{"events/**", "events/a/b", true},
+		{"events/**", "events", true},
+		{"**/log", "a/b/log", true},
+		{"**/log", "a/b/logs", false},
+		{"a/?/c", "a/b/c", true},
+		{"a/[xy]", "a/y", true},
+		{"a/[xy]", "a/z", false},
+		{"exact", "exact", true},
+	}
+	for _, c := range cases {
+		if got := globMatch(c.pattern, c.path); got != c.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", c.pattern, c.path, got, c.want)
+		}
+	}
+	for p, ok := range map[string]bool{"a/*": true, "**": true, "a/[": false, "a//b": false, "": false} {
+		if validPattern(p) != ok {
+			t.Errorf("validPattern(%q) = %v, want %v", p, !ok, ok)
+		}
+	}
+}
+
+func TestOffsetAfter(t *testing.T) {
+	a, b := "000000000000000002_e1", "000000000000000010_e1"
+	for _, c := range []struct {
+		x, y string
+		want bool
+	}{{b, a, true}, {a, b, false}, {a, a, false}, {a, "-1", true}, {"-1", a, false}, {"-1", "-1", false}} {
+		if got := offsetAfter(c.x, c.y); got != c.want {
+			t.Errorf("offsetAfter(%s, %s) = %v", c.x, c.y, got)
+		}
+	}
+}
+
+func TestURLPolicyAddresses(t *testing.T) {
+	var p URLPolicy
+	for addr, ok := range map[string]bool{
+		"93.184.216.34": true, "2606:2800:220:1:248:1893:25c8:1946": true,
+		"10.1.2.3": false, "172.16.0.1": false, "192.168.0.1": false, "127.0.0.1": false, "::1": false,
+		"169.254.169.254": false, "fe80::1": false, "224.0.0.1": false, "ff02::1": false, "0.0.0.0": false, "::": false,
+		"100.64.0.1": false, "fd00::1": false, "::ffff:10.0.0.1": false, "::ffff:93.184.216.34": true,
+	} {
+		if got := p.allowed(netip.MustParseAddr(addr)); got != ok {
+			t.Errorf("allowed(%s) = %v, want %v", addr, got, ok)
+		}
+	}
+	p.Allow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	if !p.allowed(netip.MustParseAddr("10.9.9.9")) || p.allowed(netip.MustParseAddr("192.168.0.1")) {
+		t.Error("Allow does not widen exactly its networks")
+	}
+}
+
+// TestDialChecksResolvedAddresses: a host name that resolves to a refused
+// address is not dialled (DNS rebinding: the check is at dial time, on
+// what the name resolves to then).
+func TestDialChecksResolvedAddresses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	var strict URLPolicy
+	if err := strict.Check("http://localhost:" + port + "/h"); !errors.Is(err, errRejected) {
+		t.Errorf("Check(localhost) = %v", err)
+	}
+	if _, err := strict.DialContext(context.Background(), "tcp", "localhost:"+port); !errors.Is(err, errRejected) {
+		t.Fatalf("dial localhost without an allowance: %v", err)
+	}
+	open := URLPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+	c, err := open.DialContext(context.Background(), "tcp", "localhost:"+port)
+	if err != nil {
+		t.Fatalf("dial localhost allowed: %v", err)
+	}
+	c.Close()
+}
+
+func TestTokens(t *testing.T) {
+	s := newSigner(make([]byte, 32))
+	tok := s.token("sub", 7, "w_abc")
+	if gen, wid, ok := s.checkToken("sub", tok); !ok || gen != 7 || wid != "w_abc" {
+		t.Fatalf("checkToken = %d %q %v", gen, wid, ok)
+	}
+	for _, bad := range []string{"", "x", tok + "x", "8" + tok[1:], "7.w_abd." + tok[len("7.w_abc."):]} {
+		if _, _, ok := s.checkToken("sub", bad); ok {
+			t.Errorf("checkToken(%q) accepted", bad)
+		}
+	}
+	if _, _, ok := s.checkToken("other", tok); ok {
+		t.Error("a token of one subscription is accepted for another")
+	}
+	other := newSigner(append(make([]byte, 31), 1))
+	if _, _, ok := other.checkToken("sub", tok); ok || other.kid == s.kid {
+		t.Error("another key accepts the token, or has the same kid")
+	}
+}
