@@ -76,19 +76,24 @@ func TestSlowConsumerSmoke(t *testing.T) {
 		c.Limits.QueueBytes = 1 << 20
 		c.Core.WriteTimeout = 300 * time.Millisecond
 	})
-	res, err := bench.Run(context.Background(), bench.Config{
-		// 24 MB in 1.5 s: more than the kernel's socket buffers absorb.
-		Server: srv.URL, Subscribers: 3, Stalled: 1, Rate: 500, Size: 32000, Duration: 1500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The stalled subscriber must not cost the others anything.
-	if !res.OK() || res.Received != res.Expected || res.Disconnects != 0 {
-		t.Fatalf("slow-consumer run: %+v", res)
-	}
-	if got := srv.App.Hub().Stats().SlowDisconnects; got == 0 {
-		t.Fatal("the stalled subscriber was never cut off")
+	// 24 MB in 1.5 s is more than the kernel's socket buffers absorb, but a
+	// busy machine may publish only part of it, or the stall may fill up in
+	// the round's last write timeout: rounds repeat (each with a stalled
+	// subscriber of its own) until one is cut off, at most 10.
+	for round := 1; srv.App.Hub().Stats().SlowDisconnects == 0; round++ {
+		if round > 10 {
+			t.Fatal("the stalled subscriber was never cut off in 10 rounds")
+		}
+		res, err := bench.Run(context.Background(), bench.Config{
+			Server: srv.URL, Subscribers: 3, Stalled: 1, Rate: 500, Size: 32000, Duration: 1500 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The stalled subscriber must not cost the others anything.
+		if !res.OK() || res.Received != res.Expected || res.Disconnects != 0 {
+			t.Fatalf("slow-consumer run, round %d: %+v", round, res)
+		}
 	}
 }
 
