@@ -31,7 +31,11 @@ type natsVariant struct {
 	subjects int  // distinct subjects the messages go to, in turn
 	msgID    bool // a Nats-Msg-Id on each message
 	expect   bool // Nats-Expected-Last-Subject-Sequence (and Nats-Expected-Stream)
-	prev     bool // Herald-Prev
+	// expectStream: Nats-Expected-Last-Sequence (the stream's, not the
+	// subject's) and Nats-Expected-Stream: one publisher predicts each
+	// message's sequence.
+	expectStream bool
+	prev         bool // Herald-Prev
 	// consumer: "" none, "headers" an ordered headers-only consumer (as
 	// Herald's trimmer), "full" an ordered consumer (as a node's listener),
 	// "both".
@@ -70,6 +74,7 @@ func TestMeasureNATSVariants(t *testing.T) {
 		{name: "plain, 1 subject", subjects: 1},
 		{name: "+ Nats-Msg-Id", subjects: 100, msgID: true},
 		{name: "+ expected last subject seq", subjects: 100, expect: true},
+		{name: "+ expected last stream seq (not subject)", subjects: 100, expectStream: true},
 		{name: "+ Msg-Id + expected", subjects: 100, msgID: true, expect: true},
 		{name: "+ Msg-Id + expected + Herald-Prev", subjects: 100, msgID: true, expect: true, prev: true},
 		{name: "Herald limits, plain", herald: true, subjects: 100},
@@ -122,6 +127,7 @@ func TestMeasureNATSVariants(t *testing.T) {
 				}()
 			}
 			last := make([]uint64, v.subjects)
+			var streamLast uint64 // the stream's last sequence (expectStream)
 			c0 := cpuOf(t, pid)
 			for n := 0; n < events; n += 100 {
 				futs := make([]jetstream.PubAckFuture, 100)
@@ -138,6 +144,9 @@ func TestMeasureNATSVariants(t *testing.T) {
 					if v.expect {
 						opts = append(opts, jetstream.WithExpectStream(stream), jetstream.WithExpectLastSequencePerSubject(last[k]))
 					}
+					if v.expectStream {
+						opts = append(opts, jetstream.WithExpectStream(stream), jetstream.WithExpectLastSequence(streamLast+uint64(j)))
+					}
 					futs[j], err = js.PublishMsgAsync(&natsgo.Msg{Subject: fmt.Sprint(stream, ".t", k), Header: h, Data: []byte(data)}, opts...)
 					if err != nil {
 						t.Fatal(err)
@@ -149,9 +158,11 @@ func TestMeasureNATSVariants(t *testing.T) {
 					}
 				}
 				for j, f := range futs {
-					if seq := ackOf(t, f).Sequence; v.subjects > 1 {
+					seq := ackOf(t, f).Sequence
+					if v.subjects > 1 {
 						last[(n+j)%v.subjects] = seq
 					}
+					streamLast = seq
 				}
 			}
 			for _, got := range seen {
@@ -175,17 +186,22 @@ func TestMeasureNATSVariants(t *testing.T) {
 		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %.1f", v.name, m, m/base, cpu[i])
 	}
 
-	// Herald's own publishes on the same server, for the same comparison.
-	for _, c := range []struct {
+	// Herald's own publishes on the same server, for the same comparison,
+	// rounds interleaved. With a byte bound the trimmer sleeps while the
+	// stream holds less than half of it (20,000 messages hold ≈ 5 MB: a
+	// 256 MiB bound); with a 1 MiB bound it follows the stream and purges.
+	configs := []struct {
 		name string
 		ret  pubsub.Retention
 	}{
 		{"Herald PublishBatch, no MaxBytes (no trimmer)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour}},
-		{"Herald PublishBatch, with trimmer", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 256 << 20}},
-	} {
-		var per []float64
-		for r := range rounds {
-			b, err := natsbroker.Open(ctx, url, &natsbroker.Options{Stream: fmt.Sprintf("H%d_%d", len(c.name), r), Retention: c.ret})
+		{"Herald PublishBatch, MaxBytes 256 MiB (asleep)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 256 << 20}},
+		{"Herald PublishBatch, MaxBytes 1 MiB (trimming)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 1 << 20}},
+	}
+	per := make([][]float64, len(configs))
+	for r := range rounds {
+		for i, c := range configs {
+			b, err := natsbroker.Open(ctx, url, &natsbroker.Options{Stream: fmt.Sprintf("H%d_%d", i, r), Retention: c.ret})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,11 +226,16 @@ func TestMeasureNATSVariants(t *testing.T) {
 				}
 			}
 			c1 := cpuOf(t, pid)
-			per = append(per, float64((c1-c0).Nanoseconds())/1000/events)
+			per[i] = append(per[i], float64((c1-c0).Nanoseconds())/1000/events)
 			b.Close()
 		}
-		m := median(per)
-		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %.1f", c.name, m, m/base, per)
+	}
+	for i, c := range configs {
+		m := median(per[i])
+		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %.1f", c.name, m, m/base, per[i])
+	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average at the end: %s", strings.TrimSpace(string(l)))
 	}
 }
 
