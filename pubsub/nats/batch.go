@@ -168,6 +168,7 @@ func (b *Broker) settle(ctx context.Context, s *sent) (uint64, error) {
 	s.ss.mu.Lock()
 	defer s.ss.mu.Unlock()
 	if err == nil {
+		b.trim.grew(len(s.blob))
 		if ack.Duplicate {
 			s.ss.known = false // stored before; others may have followed it
 		} else if ack.Sequence > s.ss.last {

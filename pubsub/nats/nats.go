@@ -78,6 +78,8 @@ type Broker struct {
 	subjects map[string]*subjectState
 	indexed  sync.Map // "<topic>\x00<subject>" -> struct{}: index entries known to exist
 
+	trim *trimmer // nil without Retention.MaxBytes
+
 	life      context.Context
 	stop      context.CancelFunc
 	closed    atomic.Bool
@@ -163,6 +165,7 @@ func New(ctx context.Context, nc *natsgo.Conn, opts *Options) (*Broker, error) {
 	}
 	if o.Retention.MaxBytes > 0 {
 		tr := newTrimmer(b)
+		b.trim = tr
 		b.wg.Add(2)
 		go func() { defer b.wg.Done(); tr.run(b.life) }()
 		go func() { defer b.wg.Done(); tr.purger(b.life, time.Second) }()
