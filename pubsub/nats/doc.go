@@ -32,13 +32,20 @@
 // Retention.MaxEvents maps to the stream's MaxMsgsPerSubject, MaxAge to
 // its MaxAge. Retention.MaxBytes does not map to the stream's MaxBytes,
 // which would evict the oldest messages whatever their subject: the
-// stream has no byte limit, and every node runs a trimmer that shares the
-// bound fairly, as pubsub.Retention says, per subject (see trim.go). It
-// follows the stream with a headers-only consumer, counts each subject's
-// bytes (payload plus 128, approximating Message.Size), and purges the
-// oldest messages of the subject with the most bytes, never its newest,
-// within milliseconds of the publish that went over the bound (history may
-// exceed the bound meanwhile). Every node makes the same purges.
+// stream has no byte limit, and a trimmer shares the bound fairly, as
+// pubsub.Retention says, per subject (see trim.go). One node of the stream
+// runs it: the holder of a lease in the state bucket ("lease.trimmer",
+// renewed every second; a node takes it over when its holder gives it up
+// on Close or has not renewed it for 3 s, and reads the stream from its
+// start). While the stream holds less than half the bound the trimmer
+// only asks the stream's size; then it follows the stream with a
+// headers-only consumer, counts each subject's bytes (payload plus 128,
+// approximating Message.Size), and purges the oldest messages of the
+// subject with the most bytes, never its newest, within milliseconds of
+// the publish that went over the bound (history may exceed the bound
+// meanwhile, and for up to about a second when another node's publishes
+// fill the last half of the bound at once). Two holders at once (one
+// that stalled) make the same purges: they are idempotent.
 // JetStream does not say what it evicted, so each message carries, in a
 // header, the sequence of the previous message on its subject (or, on a
 // subject that was empty, a bound: the stream's first sequence then, since

@@ -14,3 +14,7 @@ func TrimmerState(b *Broker) (awake bool, looks int64, ok bool) {
 func TrimmerHolds(b *Broker) bool {
 	return b.trim != nil && b.trim.lease.holding.Load()
 }
+
+// FastSent reports, for tests, how many messages b sent with the stream's
+// expected last sequence instead of the subject's.
+func FastSent(b *Broker) int64 { return b.fast.sent.Load() }

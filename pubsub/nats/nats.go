@@ -79,6 +79,7 @@ type Broker struct {
 	indexed  sync.Map // "<topic>\x00<subject>" -> struct{}: index entries known to exist
 
 	trim *trimmer // nil without Retention.MaxBytes
+	fast fastPath // batches without the per-subject check while this node writes alone
 
 	life      context.Context
 	stop      context.CancelFunc
@@ -102,6 +103,9 @@ type subjectState struct {
 	// purged: the newest message is a purge marker (the topic has no
 	// message since its purge).
 	purged bool
+	// fastGen: the subject is in the fast path's set of generation
+	// fastGen (see fastPath).
+	fastGen atomic.Uint64
 }
 
 // tail returns the sequence of the newest event on the subject, 0 when it

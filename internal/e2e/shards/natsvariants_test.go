@@ -35,7 +35,10 @@ type natsVariant struct {
 	// subject's) and Nats-Expected-Stream: one publisher predicts each
 	// message's sequence.
 	expectStream bool
-	prev         bool // Herald-Prev
+	// expectMsgID: Nats-Expected-Last-Msg-Id (the stream's last message's
+	// id: the message sent before), with a Nats-Msg-Id on each message.
+	expectMsgID bool
+	prev        bool // Herald-Prev
 	// consumer: "" none, "headers" an ordered headers-only consumer (as
 	// Herald's trimmer), "full" an ordered consumer (as a node's listener),
 	// "both".
@@ -75,6 +78,7 @@ func TestMeasureNATSVariants(t *testing.T) {
 		{name: "+ Nats-Msg-Id", subjects: 100, msgID: true},
 		{name: "+ expected last subject seq", subjects: 100, expect: true},
 		{name: "+ expected last stream seq (not subject)", subjects: 100, expectStream: true},
+		{name: "+ Msg-Id + expected last msg id (not subject)", subjects: 100, msgID: true, expectMsgID: true},
 		{name: "+ Msg-Id + expected", subjects: 100, msgID: true, expect: true},
 		{name: "+ Msg-Id + expected + Herald-Prev", subjects: 100, msgID: true, expect: true, prev: true},
 		{name: "Herald limits, plain", herald: true, subjects: 100},
@@ -128,6 +132,7 @@ func TestMeasureNATSVariants(t *testing.T) {
 			}
 			last := make([]uint64, v.subjects)
 			var streamLast uint64 // the stream's last sequence (expectStream)
+			var lastID string     // the last message's Nats-Msg-Id (expectMsgID)
 			c0 := cpuOf(t, pid)
 			for n := 0; n < events; n += 100 {
 				futs := make([]jetstream.PubAckFuture, 100)
@@ -135,8 +140,15 @@ func TestMeasureNATSVariants(t *testing.T) {
 					k := (n + j) % v.subjects
 					h := natsgo.Header{}
 					var opts []jetstream.PublishOpt
+					id := "herald:" + nuid.Next()
 					if v.msgID {
-						h.Set(natsgo.MsgIdHdr, "herald:"+nuid.Next())
+						h.Set(natsgo.MsgIdHdr, id)
+					}
+					if v.expectMsgID {
+						if lastID != "" {
+							opts = append(opts, jetstream.WithExpectStream(stream), jetstream.WithExpectLastMsgID(lastID))
+						}
+						lastID = id
 					}
 					if v.prev {
 						h.Set("Herald-Prev", strconv.FormatUint(last[k], 10))
