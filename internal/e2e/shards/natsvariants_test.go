@@ -38,6 +38,9 @@ type natsVariant struct {
 	// expectMsgID: Nats-Expected-Last-Msg-Id (the stream's last message's
 	// id: the message sent before), with a Nats-Msg-Id on each message.
 	expectMsgID bool
+	// maxBytes: the stream's own byte limit (JetStream evicts the oldest
+	// messages): the plainest append at a byte bound.
+	maxBytes int64
 	prev        bool // Herald-Prev
 	// consumer: "" none, "headers" an ordered headers-only consumer (as
 	// Herald's trimmer), "full" an ordered consumer (as a node's listener),
@@ -82,6 +85,7 @@ func TestMeasureNATSVariants(t *testing.T) {
 		{name: "+ Msg-Id + expected", subjects: 100, msgID: true, expect: true},
 		{name: "+ Msg-Id + expected + Herald-Prev", subjects: 100, msgID: true, expect: true, prev: true},
 		{name: "Herald limits, plain", herald: true, subjects: 100},
+		{name: "plain, stream MaxBytes 1 MiB (JetStream evicts)", subjects: 100, maxBytes: 1 << 20},
 		{name: "Herald limits, all headers", herald: true, subjects: 100, msgID: true, expect: true, prev: true},
 		{name: "plain + headers-only consumer", subjects: 100, consumer: "headers"},
 		{name: "plain + full consumer", subjects: 100, consumer: "full"},
@@ -96,6 +100,9 @@ func TestMeasureNATSVariants(t *testing.T) {
 			cfg := jetstream.StreamConfig{Name: stream, Subjects: []string{stream + ".>"}, Storage: jetstream.FileStorage}
 			if v.herald {
 				cfg.MaxMsgsPerSubject, cfg.MaxAge, cfg.Duplicates = 1000, time.Hour, 2*time.Minute
+			}
+			if v.maxBytes > 0 {
+				cfg.MaxBytes = v.maxBytes
 			}
 			s, err := js.CreateStream(ctx, cfg)
 			if err != nil {
