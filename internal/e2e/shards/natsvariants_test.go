@@ -41,7 +41,7 @@ type natsVariant struct {
 	// maxBytes: the stream's own byte limit (JetStream evicts the oldest
 	// messages): the plainest append at a byte bound.
 	maxBytes int64
-	prev        bool // Herald-Prev
+	prev     bool // Herald-Prev
 	// consumer: "" none, "headers" an ordered headers-only consumer (as
 	// Herald's trimmer), "full" an ordered consumer (as a node's listener),
 	// "both".
