@@ -51,7 +51,13 @@
 // subject that was empty, a bound: the stream's first sequence then, since
 // its older messages left with the oldest of the stream). Publishes on a
 // subject are chained with Nats-Expected-Last-Subject-Sequence (optimistic
-// concurrency between nodes), so the chain is exact. A client at position
+// concurrency between nodes), so the chain is exact. While a node writes
+// alone its batches skip that check (the server loads the subject's
+// newest message for it): each message of a wave instead expects the
+// stream's last message to be the one the node sent before it
+// (Nats-Expected-Last-Msg-Id), which proves that nothing reached any
+// subject since the node last knew them all (see fast.go); the first
+// message another node stores ends that, for a second. A client at position
 // p is told history was truncated when the first message kept after p on a
 // subject it reads names a predecessor after p, or when the subject is empty
 // and the stream's first sequence is past p. For a topic's own subject that

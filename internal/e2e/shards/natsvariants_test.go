@@ -209,44 +209,68 @@ func TestMeasureNATSVariants(t *testing.T) {
 	// rounds interleaved. With a byte bound the trimmer sleeps while the
 	// stream holds less than half of it (20,000 messages hold ≈ 5 MB: a
 	// 256 MiB bound); with a 1 MiB bound it follows the stream and purges.
+	// Two nodes (two connections) publishing on the same topics at once
+	// use the per-subject chain (each one's messages end the other's fast
+	// path).
 	configs := []struct {
-		name string
-		ret  pubsub.Retention
+		name  string
+		ret   pubsub.Retention
+		nodes int
 	}{
-		{"Herald PublishBatch, no MaxBytes (no trimmer)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour}},
-		{"Herald PublishBatch, MaxBytes 256 MiB (asleep)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 256 << 20}},
-		{"Herald PublishBatch, MaxBytes 1 MiB (trimming)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 1 << 20}},
+		{"Herald PublishBatch, no MaxBytes (no trimmer)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour}, 1},
+		{"Herald PublishBatch, MaxBytes 256 MiB (asleep)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 256 << 20}, 1},
+		{"Herald PublishBatch, MaxBytes 1 MiB (trimming)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 1 << 20}, 1},
+		{"Herald PublishBatch, 2 nodes at once, no MaxBytes", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour}, 2},
 	}
 	per := make([][]float64, len(configs))
 	for r := range rounds {
 		for i, c := range configs {
-			b, err := natsbroker.Open(ctx, url, &natsbroker.Options{Stream: fmt.Sprintf("H%d_%d", i, r), Retention: c.ret})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Warm: the first publish on a subject reads the subject's
-			// newest message and the stream's info (once per subject per
-			// node), which a long run does not pay per event.
-			warm := make([]*pubsub.Message, 100)
-			for j := range warm {
-				warm[j] = &pubsub.Message{Topics: []string{fmt.Sprint("t", j)}, Data: data}
-			}
-			if n, err := b.PublishBatch(ctx, warm); err != nil || n != len(warm) {
-				t.Fatal(n, err)
+			nodes := make([]*natsbroker.Broker, c.nodes)
+			for k := range nodes {
+				b, err := natsbroker.Open(ctx, url, &natsbroker.Options{Stream: fmt.Sprintf("H%d_%d", i, r), Retention: c.ret})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				nodes[k] = b
+				// Warm: the first publish on a subject reads the subject's
+				// newest message and the stream's info (once per subject
+				// per node), which a long run does not pay per event.
+				warm := make([]*pubsub.Message, 100)
+				for j := range warm {
+					warm[j] = &pubsub.Message{Topics: []string{fmt.Sprint("t", j)}, Data: data}
+				}
+				if n, err := b.PublishBatch(ctx, warm); err != nil || n != len(warm) {
+					t.Fatal(n, err)
+				}
 			}
 			c0 := cpuOf(t, pid)
-			for i := 0; i < events; i += 100 {
-				batch := make([]*pubsub.Message, 100)
-				for j := range batch {
-					batch[j] = &pubsub.Message{Topics: []string{fmt.Sprint("t", j)}, Data: data}
-				}
-				if n, err := b.PublishBatch(ctx, batch); err != nil || n != len(batch) {
-					t.Fatal(n, err)
+			errs := make(chan error, len(nodes))
+			for _, b := range nodes {
+				go func() {
+					for i := 0; i < events/len(nodes); i += 100 {
+						batch := make([]*pubsub.Message, 100)
+						for j := range batch {
+							batch[j] = &pubsub.Message{Topics: []string{fmt.Sprint("t", j)}, Data: data}
+						}
+						if n, err := b.PublishBatch(ctx, batch); err != nil || n != len(batch) {
+							errs <- fmt.Errorf("%d published: %w", n, err)
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range nodes {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
 				}
 			}
 			c1 := cpuOf(t, pid)
 			per[i] = append(per[i], float64((c1-c0).Nanoseconds())/1000/events)
-			b.Close()
+			for _, b := range nodes {
+				b.Close()
+			}
 		}
 	}
 	for i, c := range configs {
