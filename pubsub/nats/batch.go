@@ -26,7 +26,10 @@ var _ pubsub.BatchPublisher = (*Broker)(nil)
 // acknowledgements awaited together. Each is chained to its subject's
 // newest message as Publish chains it (the stream refuses it if another
 // message came first on the subject), so finished topics and the
-// per-subject chain that makes truncation exact hold as with Publish. A
+// per-subject chain that makes truncation exact hold as with Publish;
+// while this node writes alone the chain is proven for all subjects at
+// once instead (each message expects the stream's last message to be the
+// one sent before it, see fastPath), which the server checks for less. A
 // batch's second message on a subject starts the next wave; a retained,
 // final or multi-topic message is published on its own with Publish.
 //
@@ -71,9 +74,11 @@ type sent struct {
 	ss      *subjectState
 	id      string // its Nats-Msg-Id
 	blob    []byte
+	msg     *natsgo.Msg // to send, with opts; nil: not sent
+	opts    []jetstream.PublishOpt
 	fut     jetstream.PubAckFuture // nil: not sent (send again on its own)
 	seq     uint64                 // when known without an acknowledgement
-	fast    bool                   // sent with the stream's expected last sequence
+	fast    bool                   // sent without the per-subject check (see fastPath)
 }
 
 // wave publishes the first messages of msgs that form a wave (see
@@ -81,8 +86,8 @@ type sent struct {
 func (b *Broker) wave(octx context.Context, msgs []*pubsub.Message) (int, error) {
 	ctx, cancel := b.bound(octx)
 	defer cancel()
-	// One wave of this node at a time predicts the stream's sequences
-	// (see fastPath); the others go by the subjects' chains.
+	// One wave of this node at a time may skip the per-subject check (see
+	// fastPath); the others go by the subjects' chains.
 	var (
 		run    *fastRun
 		gen    uint64
@@ -163,10 +168,18 @@ func (b *Broker) wave(octx context.Context, msgs []*pubsub.Message) (int, error)
 			} else {
 				opts = append(opts, jetstream.WithExpectLastSequencePerSubject(last))
 			}
-			s.fut, _ = b.js.PublishMsgAsync(&natsgo.Msg{Subject: subject, Header: h, Data: s.blob}, opts...)
+			s.msg, s.opts = &natsgo.Msg{Subject: subject, Header: h, Data: s.blob}, opts
 			prevID = s.id
 		}
 		out = append(out, s)
+	}
+	// Sent back to back, once all are ready: the client writes them in
+	// few flushes, which the server reads in few system calls (sent as
+	// they were prepared, the wave cost the server 2–4 µs more a message).
+	for _, s := range out {
+		if s.msg != nil {
+			s.fut, _ = b.js.PublishMsgAsync(s.msg, s.opts...)
+		}
 	}
 
 	// The acknowledgements, in order; what failed is sent again on its own.

@@ -57,9 +57,9 @@ type Options struct {
 // Broker is a pubsub.Broker on NATS JetStream. Create one with New or
 // Open. All methods are safe for concurrent use.
 //
-// Lock order: subjectState.mu → Broker.mu or Broker.subjMu (each taken
-// alone, briefly, while a publish holds its subject's lock); connState.mu
-// and trimmer.mu are taken alone.
+// Lock order: fastPath.mu (held by a wave) → subjectState.mu → Broker.mu
+// or Broker.subjMu (each taken alone, briefly, while a publish holds its
+// subject's lock); connState.mu and trimmer.mu are taken alone.
 type Broker struct {
 	nc      *natsgo.Conn
 	ownConn bool
