@@ -173,9 +173,10 @@ func (b *Broker) wave(octx context.Context, msgs []*pubsub.Message) (int, error)
 		}
 		out = append(out, s)
 	}
-	// Sent back to back, once all are ready: the client writes them in
-	// few flushes, which the server reads in few system calls (sent as
-	// they were prepared, the wave cost the server 2–4 µs more a message).
+	// Sent back to back, once all are ready, so that the client writes
+	// them in few flushes and the server reads them in few system calls
+	// (sent as they were prepared, between refreshes and encodings, they
+	// may go out one by one).
 	for _, s := range out {
 		if s.msg != nil {
 			s.fut, _ = b.js.PublishMsgAsync(s.msg, s.opts...)
