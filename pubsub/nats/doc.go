@@ -32,19 +32,32 @@
 // Retention.MaxEvents maps to the stream's MaxMsgsPerSubject, MaxAge to
 // its MaxAge. Retention.MaxBytes does not map to the stream's MaxBytes,
 // which would evict the oldest messages whatever their subject: the
-// stream has no byte limit, and every node runs a trimmer that shares the
-// bound fairly, as pubsub.Retention says, per subject (see trim.go). It
-// follows the stream with a headers-only consumer, counts each subject's
-// bytes (payload plus 128, approximating Message.Size), and purges the
-// oldest messages of the subject with the most bytes, never its newest,
-// within milliseconds of the publish that went over the bound (history may
-// exceed the bound meanwhile). Every node makes the same purges.
+// stream has no byte limit, and a trimmer shares the bound fairly, as
+// pubsub.Retention says, per subject (see trim.go). One node of the stream
+// runs it: the holder of a lease in the state bucket ("lease.trimmer",
+// renewed every second; a node takes it over when its holder gives it up
+// on Close or has not renewed it for 3 s, and reads the stream from its
+// start). While the stream holds less than half the bound the trimmer
+// only asks the stream's size; then it follows the stream with a
+// headers-only consumer, counts each subject's bytes (payload plus 128,
+// approximating Message.Size), and purges the oldest messages of the
+// subject with the most bytes, never its newest, within milliseconds of
+// the publish that went over the bound (history may exceed the bound
+// meanwhile, and for up to about a second when another node's publishes
+// fill the last half of the bound at once). Two holders at once (one
+// that stalled) make the same purges: they are idempotent.
 // JetStream does not say what it evicted, so each message carries, in a
 // header, the sequence of the previous message on its subject (or, on a
 // subject that was empty, a bound: the stream's first sequence then, since
 // its older messages left with the oldest of the stream). Publishes on a
 // subject are chained with Nats-Expected-Last-Subject-Sequence (optimistic
-// concurrency between nodes), so the chain is exact. A client at position
+// concurrency between nodes), so the chain is exact. While a node writes
+// alone its batches skip that check (the server loads the subject's
+// newest message for it): each message of a wave instead expects the
+// stream's last message to be the one the node sent before it
+// (Nats-Expected-Last-Msg-Id), which proves that nothing reached any
+// subject since the node last knew them all (see fast.go); the first
+// message another node stores ends that, for a second. A client at position
 // p is told history was truncated when the first message kept after p on a
 // subject it reads names a predecessor after p, or when the subject is empty
 // and the stream's first sequence is past p. For a topic's own subject that

@@ -57,9 +57,9 @@ type Options struct {
 // Broker is a pubsub.Broker on NATS JetStream. Create one with New or
 // Open. All methods are safe for concurrent use.
 //
-// Lock order: subjectState.mu → Broker.mu or Broker.subjMu (each taken
-// alone, briefly, while a publish holds its subject's lock); connState.mu
-// and trimmer.mu are taken alone.
+// Lock order: fastPath.mu (held by a wave) → subjectState.mu → Broker.mu
+// or Broker.subjMu (each taken alone, briefly, while a publish holds its
+// subject's lock); connState.mu and trimmer.mu are taken alone.
 type Broker struct {
 	nc      *natsgo.Conn
 	ownConn bool
@@ -77,6 +77,9 @@ type Broker struct {
 	subjMu   sync.Mutex
 	subjects map[string]*subjectState
 	indexed  sync.Map // "<topic>\x00<subject>" -> struct{}: index entries known to exist
+
+	trim *trimmer // nil without Retention.MaxBytes
+	fast fastPath // batches without the per-subject check while this node writes alone
 
 	life      context.Context
 	stop      context.CancelFunc
@@ -100,6 +103,9 @@ type subjectState struct {
 	// purged: the newest message is a purge marker (the topic has no
 	// message since its purge).
 	purged bool
+	// fastGen: the subject is in the fast path's set of generation
+	// fastGen (see fastPath).
+	fastGen atomic.Uint64
 }
 
 // tail returns the sequence of the newest event on the subject, 0 when it
@@ -163,6 +169,7 @@ func New(ctx context.Context, nc *natsgo.Conn, opts *Options) (*Broker, error) {
 	}
 	if o.Retention.MaxBytes > 0 {
 		tr := newTrimmer(b)
+		b.trim = tr
 		b.wg.Add(2)
 		go func() { defer b.wg.Done(); tr.run(b.life) }()
 		go func() { defer b.wg.Done(); tr.purger(b.life, time.Second) }()

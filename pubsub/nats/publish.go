@@ -194,6 +194,7 @@ func (b *Broker) publishOn(ctx context.Context, subject string, ss *subjectState
 			ss.known = false
 			return ack.Sequence, nil
 		}
+		b.trim.grew(len(data))
 		ss.last, ss.lastID, ss.final, ss.finalOf, ss.prevBound = ack.Sequence, id, final, finalOf, 0
 		ss.purged = hdr.Get(hdrMarker) == "purge"
 		if final && finalOf == 0 {

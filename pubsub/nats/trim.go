@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -15,7 +16,7 @@ import (
 // trimmer shares Retention.MaxBytes fairly between topics (see
 // pubsub.Retention): JetStream's own byte limit evicts the oldest messages
 // of the stream whatever their subject, so the stream has none, and every
-// node runs a trimmer instead.
+// node runs a trimmer instead (only the holder of its lease trims).
 //
 // The trimmer follows the stream with an ordered, headers-only consumer
 // (from its first message when it starts, so it counts what the stream
@@ -25,17 +26,40 @@ import (
 // (all but its newest: a subject keeps its newest message, which holds its
 // finished state and the chain of Herald-Prev that makes truncation exact),
 // and purges that subject below the next sequence. Purges are batched by a
-// second goroutine. Every node computes the same drops from the same
-// stream, and purges are idempotent, so nodes need no coordination. The
-// model mirrors JetStream's own evictions (per-subject count, age) and
-// Herald's purges (their marker).
+// second goroutine. One node of the stream trims at a time: the holder of
+// a lease in the state bucket (see lease); the others only watch the
+// lease, and the one that takes it over (its holder closed, or silent for
+// the lease's TTL) reads the stream from its start again. Every trimmer
+// computes the same drops from the same stream, and purges are
+// idempotent, so two holders at once only repeat work. The model mirrors
+// JetStream's own evictions (per-subject count, age) and Herald's purges
+// (their marker).
+//
+// The consumer costs the server CPU for every message it delivers (2–7 µs
+// a message, see docs/scaling.md), so the trimmer does not start it before
+// the stream may hold half the bound: while asleep it asks the stream's
+// size (one request a second, and at once when this node's own publishes
+// may have filled the headroom it saw) and wakes when
+// State.Bytes + messageOverhead×State.Msgs, an upper bound of what its
+// model would count, reaches max/2. Below that nothing can be over the
+// bound, so nothing is purged late; once awake it reads the stream from
+// its first message and stays awake.
 //
 // Lock order: trimmer.mu only; no broker lock is taken while it is held.
 type trimmer struct {
-	b   *Broker
-	max int64
+	b     *Broker
+	max   int64
+	lease *lease // one node of the stream trims at a time
 
 	kick chan struct{} // a purge is pending
+
+	// While asleep: wake is signalled when unseen (bytes this node
+	// published since the last look at the stream) reaches headroom.
+	wake     chan struct{}
+	awake    atomic.Bool
+	unseen   atomic.Int64
+	headroom atomic.Int64
+	looks    atomic.Int64 // how often it asked the stream's size (tests)
 
 	mu       sync.Mutex
 	epoch    string                // of the model
@@ -68,8 +92,9 @@ const messageOverhead = 128
 
 func newTrimmer(b *Broker) *trimmer {
 	return &trimmer{
-		b: b, max: b.o.Retention.MaxBytes,
+		b: b, max: b.o.Retention.MaxBytes, lease: newLease(b),
 		kick:     make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
 		subjects: make(map[string]*subjModel),
 		pending:  make(map[string]uint64),
 		sizeOf: func(hdr natsgo.Header) int64 {
@@ -79,9 +104,82 @@ func newTrimmer(b *Broker) *trimmer {
 	}
 }
 
-// run follows the stream until ctx ends, starting again (with backoff)
-// when the consumer fails.
+// trimLook is how often a sleeping trimmer asks the stream's size.
+const trimLook = time.Second
+
+// grew tells a sleeping trimmer that this node stored a message of n bytes.
+func (tr *trimmer) grew(n int) {
+	if tr == nil || tr.awake.Load() {
+		return
+	}
+	if tr.unseen.Add(int64(n)+messageOverhead) >= tr.headroom.Load() {
+		select {
+		case tr.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sleep waits until the stream may hold half the bound (see trimmer); it
+// reports false if ctx ended first.
+func (tr *trimmer) sleep(ctx context.Context) bool {
+	t := time.NewTicker(trimLook)
+	defer t.Stop()
+	for {
+		// Reset before asking: what is published meanwhile is counted
+		// twice at worst, which wakes the trimmer early, never late.
+		tr.unseen.Store(0)
+		cctx, cancel := tr.b.bound(ctx)
+		info, err := tr.b.ensureStream(cctx, false)
+		cancel()
+		tr.looks.Add(1)
+		if err == nil {
+			held := int64(info.State.Bytes) + messageOverhead*int64(info.State.Msgs)
+			if held >= tr.max/2 {
+				tr.awake.Store(true)
+				return true
+			}
+			tr.headroom.Store(tr.max/2 - held)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tr.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// run trims while this node holds the trimmer's lease (one node of the
+// stream at a time), until ctx ends.
 func (tr *trimmer) run(ctx context.Context) {
+	for {
+		hctx, release := tr.lease.hold(ctx)
+		if hctx == nil {
+			return
+		}
+		tr.b.o.Logger.Debug("nats: this node trims history beyond --history-max-bytes")
+		tr.follow(hctx)
+		release()
+		tr.b.o.Logger.Debug("nats: this node no longer trims history")
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// follow forgets the model, sleeps while the stream holds less than half
+// the bound, then follows the stream from its start until ctx ends,
+// starting again (with backoff) when the consumer fails.
+func (tr *trimmer) follow(ctx context.Context) {
+	tr.mu.Lock()
+	tr.resetLocked("") // another node trimmed meanwhile: read it all again
+	tr.mu.Unlock()
+	tr.awake.Store(false)
+	defer tr.awake.Store(false)
+	if !tr.sleep(ctx) {
+		return
+	}
 	log := tr.b.o.Logger
 	backoff := time.Duration(0)
 	failing := false

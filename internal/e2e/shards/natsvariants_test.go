@@ -31,6 +31,16 @@ type natsVariant struct {
 	subjects int  // distinct subjects the messages go to, in turn
 	msgID    bool // a Nats-Msg-Id on each message
 	expect   bool // Nats-Expected-Last-Subject-Sequence (and Nats-Expected-Stream)
+	// expectStream: Nats-Expected-Last-Sequence (the stream's, not the
+	// subject's) and Nats-Expected-Stream: one publisher predicts each
+	// message's sequence.
+	expectStream bool
+	// expectMsgID: Nats-Expected-Last-Msg-Id (the stream's last message's
+	// id: the message sent before), with a Nats-Msg-Id on each message.
+	expectMsgID bool
+	// maxBytes: the stream's own byte limit (JetStream evicts the oldest
+	// messages): the plainest append at a byte bound.
+	maxBytes int64
 	prev     bool // Herald-Prev
 	// consumer: "" none, "headers" an ordered headers-only consumer (as
 	// Herald's trimmer), "full" an ordered consumer (as a node's listener),
@@ -70,9 +80,12 @@ func TestMeasureNATSVariants(t *testing.T) {
 		{name: "plain, 1 subject", subjects: 1},
 		{name: "+ Nats-Msg-Id", subjects: 100, msgID: true},
 		{name: "+ expected last subject seq", subjects: 100, expect: true},
+		{name: "+ expected last stream seq (not subject)", subjects: 100, expectStream: true},
+		{name: "+ Msg-Id + expected last msg id (not subject)", subjects: 100, msgID: true, expectMsgID: true},
 		{name: "+ Msg-Id + expected", subjects: 100, msgID: true, expect: true},
 		{name: "+ Msg-Id + expected + Herald-Prev", subjects: 100, msgID: true, expect: true, prev: true},
 		{name: "Herald limits, plain", herald: true, subjects: 100},
+		{name: "plain, stream MaxBytes 1 MiB (JetStream evicts)", subjects: 100, maxBytes: 1 << 20},
 		{name: "Herald limits, all headers", herald: true, subjects: 100, msgID: true, expect: true, prev: true},
 		{name: "plain + headers-only consumer", subjects: 100, consumer: "headers"},
 		{name: "plain + full consumer", subjects: 100, consumer: "full"},
@@ -87,6 +100,9 @@ func TestMeasureNATSVariants(t *testing.T) {
 			cfg := jetstream.StreamConfig{Name: stream, Subjects: []string{stream + ".>"}, Storage: jetstream.FileStorage}
 			if v.herald {
 				cfg.MaxMsgsPerSubject, cfg.MaxAge, cfg.Duplicates = 1000, time.Hour, 2*time.Minute
+			}
+			if v.maxBytes > 0 {
+				cfg.MaxBytes = v.maxBytes
 			}
 			s, err := js.CreateStream(ctx, cfg)
 			if err != nil {
@@ -122,6 +138,8 @@ func TestMeasureNATSVariants(t *testing.T) {
 				}()
 			}
 			last := make([]uint64, v.subjects)
+			var streamLast uint64 // the stream's last sequence (expectStream)
+			var lastID string     // the last message's Nats-Msg-Id (expectMsgID)
 			c0 := cpuOf(t, pid)
 			for n := 0; n < events; n += 100 {
 				futs := make([]jetstream.PubAckFuture, 100)
@@ -129,14 +147,24 @@ func TestMeasureNATSVariants(t *testing.T) {
 					k := (n + j) % v.subjects
 					h := natsgo.Header{}
 					var opts []jetstream.PublishOpt
+					id := "herald:" + nuid.Next()
 					if v.msgID {
-						h.Set(natsgo.MsgIdHdr, "herald:"+nuid.Next())
+						h.Set(natsgo.MsgIdHdr, id)
+					}
+					if v.expectMsgID {
+						if lastID != "" {
+							opts = append(opts, jetstream.WithExpectStream(stream), jetstream.WithExpectLastMsgID(lastID))
+						}
+						lastID = id
 					}
 					if v.prev {
 						h.Set("Herald-Prev", strconv.FormatUint(last[k], 10))
 					}
 					if v.expect {
 						opts = append(opts, jetstream.WithExpectStream(stream), jetstream.WithExpectLastSequencePerSubject(last[k]))
+					}
+					if v.expectStream {
+						opts = append(opts, jetstream.WithExpectStream(stream), jetstream.WithExpectLastSequence(streamLast+uint64(j)))
 					}
 					futs[j], err = js.PublishMsgAsync(&natsgo.Msg{Subject: fmt.Sprint(stream, ".t", k), Header: h, Data: []byte(data)}, opts...)
 					if err != nil {
@@ -149,9 +177,11 @@ func TestMeasureNATSVariants(t *testing.T) {
 					}
 				}
 				for j, f := range futs {
-					if seq := ackOf(t, f).Sequence; v.subjects > 1 {
+					seq := ackOf(t, f).Sequence
+					if v.subjects > 1 {
 						last[(n+j)%v.subjects] = seq
 					}
+					streamLast = seq
 				}
 			}
 			for _, got := range seen {
@@ -175,46 +205,80 @@ func TestMeasureNATSVariants(t *testing.T) {
 		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %.1f", v.name, m, m/base, cpu[i])
 	}
 
-	// Herald's own publishes on the same server, for the same comparison.
-	for _, c := range []struct {
-		name string
-		ret  pubsub.Retention
+	// Herald's own publishes on the same server, for the same comparison,
+	// rounds interleaved. With a byte bound the trimmer sleeps while the
+	// stream holds less than half of it (20,000 messages hold ≈ 5 MB: a
+	// 256 MiB bound); with a 1 MiB bound it follows the stream and purges.
+	// Two nodes (two connections) publishing on the same topics at once
+	// use the per-subject chain (each one's messages end the other's fast
+	// path).
+	configs := []struct {
+		name  string
+		ret   pubsub.Retention
+		nodes int
 	}{
-		{"Herald PublishBatch, no MaxBytes (no trimmer)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour}},
-		{"Herald PublishBatch, with trimmer", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 256 << 20}},
-	} {
-		var per []float64
-		for r := range rounds {
-			b, err := natsbroker.Open(ctx, url, &natsbroker.Options{Stream: fmt.Sprintf("H%d_%d", len(c.name), r), Retention: c.ret})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Warm: the first publish on a subject reads the subject's
-			// newest message and the stream's info (once per subject per
-			// node), which a long run does not pay per event.
-			warm := make([]*pubsub.Message, 100)
-			for j := range warm {
-				warm[j] = &pubsub.Message{Topics: []string{fmt.Sprint("t", j)}, Data: data}
-			}
-			if n, err := b.PublishBatch(ctx, warm); err != nil || n != len(warm) {
-				t.Fatal(n, err)
-			}
-			c0 := cpuOf(t, pid)
-			for i := 0; i < events; i += 100 {
-				batch := make([]*pubsub.Message, 100)
-				for j := range batch {
-					batch[j] = &pubsub.Message{Topics: []string{fmt.Sprint("t", j)}, Data: data}
+		{"Herald PublishBatch, no MaxBytes (no trimmer)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour}, 1},
+		{"Herald PublishBatch, MaxBytes 256 MiB (asleep)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 256 << 20}, 1},
+		{"Herald PublishBatch, MaxBytes 1 MiB (trimming)", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour, MaxBytes: 1 << 20}, 1},
+		{"Herald PublishBatch, 2 nodes at once, no MaxBytes", pubsub.Retention{MaxEvents: 1000, MaxAge: time.Hour}, 2},
+	}
+	per := make([][]float64, len(configs))
+	for r := range rounds {
+		for i, c := range configs {
+			nodes := make([]*natsbroker.Broker, c.nodes)
+			for k := range nodes {
+				b, err := natsbroker.Open(ctx, url, &natsbroker.Options{Stream: fmt.Sprintf("H%d_%d", i, r), Retention: c.ret})
+				if err != nil {
+					t.Fatal(err)
 				}
-				if n, err := b.PublishBatch(ctx, batch); err != nil || n != len(batch) {
+				defer b.Close()
+				nodes[k] = b
+				// Warm: the first publish on a subject reads the subject's
+				// newest message and the stream's info (once per subject
+				// per node), which a long run does not pay per event.
+				warm := make([]*pubsub.Message, 100)
+				for j := range warm {
+					warm[j] = &pubsub.Message{Topics: []string{fmt.Sprint("t", j)}, Data: data}
+				}
+				if n, err := b.PublishBatch(ctx, warm); err != nil || n != len(warm) {
 					t.Fatal(n, err)
 				}
 			}
+			c0 := cpuOf(t, pid)
+			errs := make(chan error, len(nodes))
+			for _, b := range nodes {
+				go func() {
+					for i := 0; i < events/len(nodes); i += 100 {
+						batch := make([]*pubsub.Message, 100)
+						for j := range batch {
+							batch[j] = &pubsub.Message{Topics: []string{fmt.Sprint("t", j)}, Data: data}
+						}
+						if n, err := b.PublishBatch(ctx, batch); err != nil || n != len(batch) {
+							errs <- fmt.Errorf("%d published: %w", n, err)
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range nodes {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
 			c1 := cpuOf(t, pid)
-			per = append(per, float64((c1-c0).Nanoseconds())/1000/events)
-			b.Close()
+			per[i] = append(per[i], float64((c1-c0).Nanoseconds())/1000/events)
+			for _, b := range nodes {
+				b.Close()
+			}
 		}
-		m := median(per)
-		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %.1f", c.name, m, m/base, per)
+	}
+	for i, c := range configs {
+		m := median(per[i])
+		t.Logf("%-46s %6.1f µs per message (%.2f×) rounds %.1f", c.name, m, m/base, per[i])
+	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("load average at the end: %s", strings.TrimSpace(string(l)))
 	}
 }
 
