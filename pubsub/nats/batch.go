@@ -100,7 +100,7 @@ func (b *Broker) wave(octx context.Context, msgs []*pubsub.Message) (int, error)
 	// the expected last message id was read and tested against this use.
 	if b.o.Replicas == 1 && b.fast.mu.TryLock() {
 		defer b.fast.mu.Unlock()
-		gen, base, prevID, ready = b.fast.start()
+		gen, base, prevID, ready = b.fast.start(fastMaxAge(b.streamConfig().Duplicates))
 		run = b.fast.run(gen, base, ready)
 		defer func() {
 			if !done {

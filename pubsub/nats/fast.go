@@ -49,7 +49,8 @@ type fastPath struct {
 	mu     sync.Mutex // held by the wave that uses it
 	gen    uint64     // subjects whose subjectState.fastGen is gen are known at base
 	base   uint64
-	baseID string // the Nats-Msg-Id of the message at base
+	baseID string    // the Nats-Msg-Id of the message at base
+	baseAt time.Time // when the wave that stored base began (before base was sent)
 	valid  bool
 	until  time.Time // no fast message before (after a refusal)
 
@@ -62,8 +63,23 @@ const fastCooldown = time.Second
 
 // start returns the set's generation and base, and whether fast messages
 // may be sent. f.mu is held.
-func (f *fastPath) start() (gen, base uint64, baseID string, ready bool) {
-	return f.gen, f.base, f.baseID, f.valid && time.Now().After(f.until)
+//
+// The set expires maxAge after the wave that stored its base began: a
+// Nats-Msg-Id is unique only within the stream's Duplicates window (a
+// client may use an event ID again later, on any topic, through any
+// node), so a message stored later with baseID would let a stale
+// expectation through. maxAge is well inside that window (see
+// fastMaxAge); an expired set starts again from the subjects' chains.
+func (f *fastPath) start(maxAge time.Duration) (gen, base uint64, baseID string, ready bool) {
+	now := time.Now()
+	return f.gen, f.base, f.baseID, f.valid && now.After(f.until) && now.Sub(f.baseAt) < maxAge
+}
+
+// fastMaxAge is how long a fast set stays usable after the wave that
+// stored its base began (so before JetStream's window for base began),
+// for a stream whose Duplicates window is dup: half of it, at most 10 s.
+func fastMaxAge(dup time.Duration) time.Duration {
+	return min(dup/2, 10*time.Second)
 }
 
 // refused records that the stream refused a fast message. f.mu is held.
@@ -77,15 +93,16 @@ func (f *fastPath) refused() {
 // wave started in step).
 type fastRun struct {
 	gen      uint64
-	fromBase bool   // the run continues the set at base
-	next     uint64 // the sequence the next stored message must have; 0: any
-	lastID   string // the Nats-Msg-Id of the message at next-1
+	began    time.Time // before the wave's first message was sent
+	fromBase bool      // the run continues the set at base
+	next     uint64    // the sequence the next stored message must have; 0: any
+	lastID   string    // the Nats-Msg-Id of the message at next-1
 	subs     []*subjectState
 }
 
 // run starts following a wave. f.mu is held.
 func (f *fastPath) run(gen, base uint64, ready bool) *fastRun {
-	r := &fastRun{gen: gen}
+	r := &fastRun{gen: gen, began: time.Now()}
 	if ready {
 		r.fromBase, r.next = true, base+1
 	}
@@ -122,11 +139,11 @@ func (f *fastPath) end(r *fastRun) {
 	switch {
 	case r.fromBase:
 		if len(r.subs) > 0 {
-			f.base, f.baseID = r.next-1, r.lastID
+			f.base, f.baseID, f.baseAt = r.next-1, r.lastID, r.began
 		}
 	case r.next != 0 && len(r.subs) > 0:
 		f.gen++
-		f.base, f.baseID, f.valid = r.next-1, r.lastID, true
+		f.base, f.baseID, f.baseAt, f.valid = r.next-1, r.lastID, r.began, true
 	default:
 		f.valid = false
 		return
