@@ -352,3 +352,43 @@ func TestCatchUpFromStoreAllocs(t *testing.T) {
 		t.Fatalf("reading 16 MiB allocated %d bytes", a)
 	}
 }
+
+// TestCatchUpShardedFallback: on a sharded broker whose shards cannot hand
+// their messages over (memory: ReadTopicTo answers errors.ErrUnsupported),
+// catch-up reads fall back to ReadTopic's messages, with the same answers.
+func TestCatchUpShardedFallback(t *testing.T) {
+	n := newNode(t, testkit.ShardedBroker(t, 3), 0, withBuffers(3000, 100))
+	var want strings.Builder
+	for _, path := range []string{"a", "b", "c", "d"} {
+		want.Reset()
+		if rp := n.do(t, "PUT", path, "", "Content-Type: application/octet-stream"); rp.status != http.StatusCreated {
+			t.Fatal(rp.status)
+		}
+		for i := range 10 {
+			body := strings.Repeat(fmt.Sprint(i), 700)
+			want.WriteString(body)
+			if rp := n.do(t, "POST", path, body, "Content-Type: application/octet-stream"); rp.status != http.StatusNoContent {
+				t.Fatal(rp.status, rp.body)
+			}
+		}
+		var got strings.Builder
+		off := "-1"
+		for range 100 {
+			rp := n.do(t, "GET", path+"?offset="+off, "")
+			if rp.status != http.StatusOK || rp.hdr.Get("Content-Length") != fmt.Sprint(len(rp.body)) {
+				t.Fatalf("GET %s at %s: %d, Content-Length %s for %d bytes", path, off, rp.status, rp.hdr.Get("Content-Length"), len(rp.body))
+			}
+			got.WriteString(rp.body)
+			if len(rp.body) > 3000 {
+				t.Fatalf("a response of %d bytes, over the chunk", len(rp.body))
+			}
+			if rp.hdr.Get("Stream-Up-To-Date") == "true" {
+				break
+			}
+			off = rp.hdr.Get("Stream-Next-Offset")
+		}
+		if got.String() != want.String() {
+			t.Fatalf("stream %s read %d bytes, want %d", path, got.Len(), want.Len())
+		}
+	}
+}
