@@ -38,8 +38,9 @@ type storedPage struct {
 // written out between transactions, so that a slow client never holds a
 // transaction open. Responses, headers and offsets are those of catchUp's
 // other path. It reports false, having written nothing, when the store
-// cannot read the topic this way (errors.ErrUnsupported).
-func (h *Handler) catchUpStored(w http.ResponseWriter, r *http.Request, ts pubsub.TopicStreamer, topic string, in Info, after Offset, cursor string) bool {
+// cannot read the topic this way (errors.ErrUnsupported), or when dataOnly
+// (a long-poll, which waits instead) and there is no data to answer with.
+func (h *Handler) catchUpStored(w http.ResponseWriter, r *http.Request, ts pubsub.TopicStreamer, topic string, in Info, after Offset, cursor string, dataOnly bool) bool {
 	ctx := r.Context()
 	from := ownStart(in, after).Pos
 	maxBytes := h.chunk()
@@ -65,6 +66,9 @@ func (h *Handler) catchUpStored(w http.ResponseWriter, r *http.Request, ts pubsu
 	case err != nil && !errors.Is(err, errStop):
 		fail(w, r, wrapRead(topic, err))
 		return true
+	}
+	if dataOnly && p.parts == 0 {
+		return false
 	}
 	next := after
 	if p.count > 0 {

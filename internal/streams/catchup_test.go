@@ -79,8 +79,8 @@ func randomBytes(r *rand.Rand, n int) string {
 // TestCatchUpFromStore: catch-up reads served from the bolt store's memory
 // map (pubsub.TopicStreamer) answer exactly what reads of copied messages
 // answer (body, Stream-Next-Offset, Stream-Up-To-Date, Stream-Closed, ETag,
-// Content-Length, 304s), from every offset, for binary data of every byte
-// value and JSON, with responses and appends that end inside the copy
+// Content-Length, 304s; long-polls that find data), from every offset, for
+// binary data of every byte value and JSON, with responses and appends that end inside the copy
 // buffer, on its edges and span several buffers; and the data does not go
 // through ReadTopic's copies.
 func TestCatchUpFromStore(t *testing.T) {
@@ -142,6 +142,23 @@ func TestCatchUpFromStore(t *testing.T) {
 				}
 				if nm := fast.do(t, "GET", q, "", "If-None-Match: "+a.hdr.Get("ETag")); nm.status != http.StatusNotModified {
 					t.Fatalf("GET %s with its ETag: %d", q, nm.status)
+				}
+				if a.body != "" && a.body != "[]" {
+					// A long-poll with data to answer answers at once, as
+					// the catch-up read does (but for its cursor).
+					lq := q + "&live=long-poll"
+					la, lb := fast.do(t, "GET", lq, ""), slow.do(t, "GET", lq, "")
+					if la.status != http.StatusOK || la.status != lb.status || la.body != a.body || lb.body != a.body {
+						t.Fatalf("GET %s: %d, %d bytes; without TopicStreamer %d, %d bytes; catch-up %d bytes", lq, la.status, len(la.body), lb.status, len(lb.body), len(a.body))
+					}
+					for _, h := range []string{"Stream-Next-Offset", "Stream-Up-To-Date", "Stream-Closed", "ETag", "Content-Length"} {
+						if la.hdr.Get(h) != lb.hdr.Get(h) || la.hdr.Get(h) != a.hdr.Get(h) {
+							t.Fatalf("GET %s: %s %q; without TopicStreamer %q; catch-up %q", lq, h, la.hdr.Get(h), lb.hdr.Get(h), a.hdr.Get(h))
+						}
+					}
+					if la.hdr.Get("Stream-Cursor") == "" {
+						t.Fatalf("GET %s: no Stream-Cursor", lq)
+					}
 				}
 				if a.hdr.Get("Stream-Up-To-Date") == "true" {
 					break

@@ -112,7 +112,7 @@ func (h *Handler) tailOnly(w http.ResponseWriter, in Info) {
 // is written from the store (see catchUpStored).
 func (h *Handler) catchUp(w http.ResponseWriter, r *http.Request, topic string, in Info, after Offset, cursor string) {
 	if ts, ok := h.Service.cond.(pubsub.TopicStreamer); ok && (in.ForkFrom == "" || !after.Less(in.ForkAt)) {
-		if h.catchUpStored(w, r, ts, topic, in, after, cursor) {
+		if h.catchUpStored(w, r, ts, topic, in, after, cursor, false) {
 			return
 		}
 	}
@@ -241,6 +241,13 @@ func hasData(items []item) bool {
 // after (or the stream is closed there), else waits for an append up to
 // the long-poll timeout (204).
 func (h *Handler) longPollRead(w http.ResponseWriter, r *http.Request, topic string, in Info, after Offset, clientCursor string) {
+	// Data already there is answered as a catch-up read answers it (from
+	// the store, when it can hand its data over).
+	if ts, ok := h.Service.cond.(pubsub.TopicStreamer); ok && (in.ForkFrom == "" || !after.Less(in.ForkAt)) {
+		if h.catchUpStored(w, r, ts, topic, in, after, nextCursor(time.Now(), clientCursor), true) {
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.longPoll())
 	defer cancel()
 	var sub *hub.Subscription
