@@ -20,6 +20,10 @@ var readBuffers = sync.Pool{New: func() any {
 	return &b
 }}
 
+// planPage is how many messages a catch-up read measures, or copies, per
+// read transaction at most (a variable for tests).
+var planPage = 1 << 14
+
 // errStop ends a store read from its callback.
 var errStop = errors.New("streams: enough read")
 
@@ -46,26 +50,35 @@ func (h *Handler) catchUpStored(w http.ResponseWriter, r *http.Request, ts pubsu
 	maxBytes := h.chunk()
 	p := storedPage{upToDate: true}
 	// The same page as Service.Read's: up to maxBytes (at least one
-	// message), up to date when nothing follows it.
-	_, err := ts.ReadTopicTo(ctx, topic, from, 0, func(m *pubsub.Message) error {
-		if p.count > 0 && (p.size >= maxBytes || p.size+len(m.Data) > maxBytes) {
-			p.upToDate = false
-			return errStop
+	// message), up to date when nothing follows it; measured planPage
+	// messages per read transaction, so that small appends do not hold
+	// one open for long either.
+	for cur := from; ; cur = p.last {
+		n := 0
+		_, err := ts.ReadTopicTo(ctx, topic, cur, planPage, func(m *pubsub.Message) error {
+			if p.count > 0 && (p.size >= maxBytes || p.size+len(m.Data) > maxBytes) {
+				p.upToDate = false
+				return errStop
+			}
+			n++
+			p.count++
+			p.size += len(m.Data)
+			if m.Data != "" {
+				p.parts++
+			}
+			p.last = m.Pos
+			return nil
+		})
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			return false
+		case err != nil && !errors.Is(err, errStop):
+			fail(w, r, wrapRead(topic, err))
+			return true
 		}
-		p.count++
-		p.size += len(m.Data)
-		if m.Data != "" {
-			p.parts++
+		if err != nil || n < planPage {
+			break
 		}
-		p.last = m.Pos
-		return nil
-	})
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		return false
-	case err != nil && !errors.Is(err, errStop):
-		fail(w, r, wrapRead(topic, err))
-		return true
 	}
 	if dataOnly && p.parts == 0 {
 		return false
@@ -117,7 +130,9 @@ func (h *Handler) writeStored(w http.ResponseWriter, r *http.Request, ts pubsub.
 	}
 	for !done {
 		buf = buf[:0]
-		_, err := ts.ReadTopicTo(r.Context(), topic, after, 0, func(m *pubsub.Message) error {
+		seen := 0
+		_, err := ts.ReadTopicTo(r.Context(), topic, after, planPage, func(m *pubsub.Message) error {
+			seen++
 			if p.last.Offset < m.Pos.Offset {
 				return errShort
 			}
@@ -146,6 +161,8 @@ func (h *Handler) writeStored(w http.ResponseWriter, r *http.Request, ts pubsub.
 			return nil
 		})
 		switch {
+		case err == nil && seen == planPage:
+			// As many messages as one transaction reads: on.
 		case err == nil:
 			// The store ended before the page did: it lost messages
 			// since the page was measured (the stream was deleted).

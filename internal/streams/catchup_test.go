@@ -80,17 +80,21 @@ func randomBytes(r *rand.Rand, n int) string {
 // map (pubsub.TopicStreamer) answer exactly what reads of copied messages
 // answer (body, Stream-Next-Offset, Stream-Up-To-Date, Stream-Closed, ETag,
 // Content-Length, 304s; long-polls that find data), from every offset, for
-// binary data of every byte value and JSON, with responses and appends that end inside the copy
-// buffer, on its edges and span several buffers; and the data does not go
-// through ReadTopic's copies.
+// binary data of every byte value and JSON, with responses and appends
+// that end inside the copy buffer, on its edges and span several buffers,
+// and read transactions that end after a few messages; and the data does
+// not go through ReadTopic's copies.
 func TestCatchUpFromStore(t *testing.T) {
 	const chunk, buffer = 10_000, 777
+	// Few messages per read transaction: pages of messages end inside
+	// responses and buffers too.
+	defer streams.SetPlanPage(7)()
 	w := openBolt(t)
 	fast := newNode(t, w, 0, withBuffers(chunk, buffer))
 	slow := newNode(t, plain{w.Broker, w.Broker, w.Broker}, 0, withBuffers(chunk, buffer))
 	r := rand.New(rand.NewPCG(20, 26))
 	offsets := map[string][]string{}
-	for _, s := range []struct{ path, ctype string }{{"bin", "application/octet-stream"}, {"js", "application/json"}, {"closed", "text/plain"}} {
+	for _, s := range []struct{ path, ctype string }{{"bin", "application/octet-stream"}, {"js", "application/json"}, {"closed", "text/plain"}, {"tiny", "application/octet-stream"}} {
 		if rp := fast.do(t, "PUT", s.path, "", "Content-Type: "+s.ctype); rp.status != http.StatusCreated {
 			t.Fatal(rp.status, rp.body)
 		}
@@ -100,6 +104,13 @@ func TestCatchUpFromStore(t *testing.T) {
 		sizes := []int{1, buffer - 1, buffer, buffer + 1, 2 * buffer, chunk - 1, chunk, chunk + 1, 3 * chunk, 1}
 		for range 40 {
 			sizes = append(sizes, 1+r.IntN(2*buffer))
+		}
+		if s.path == "tiny" {
+			// Many appends to a buffer.
+			sizes = sizes[:0]
+			for range 60 {
+				sizes = append(sizes, 1+r.IntN(20))
+			}
 		}
 		for _, n := range sizes {
 			body := randomBytes(r, n)
