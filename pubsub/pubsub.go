@@ -316,6 +316,27 @@ type Conditional interface {
 	PublishIf(ctx context.Context, tail Position, m *Message) (Position, error)
 }
 
+// TopicStreamer is implemented by Conditional brokers that can hand a
+// topic's messages to the caller while they read them, without copying
+// their data out of the store (the embedded bolt store reads them from its
+// memory map). Durable Streams' catch-up reads use it when the broker has
+// it, and ReadTopic otherwise.
+type TopicStreamer interface {
+	// ReadTopicTo calls fn with topic's messages after the position after,
+	// in order, at most limit of them (limit <= 0: all), from one read of
+	// the store, and returns the topic's tail as ReadTopic does. The
+	// message and everything it refers to (Data, ID, Type, Topics, Also,
+	// Meta) are valid only during the call and must not be modified: copy
+	// what must outlive it. fn runs while the store's read is open, so it
+	// must be quick (copy and return; never wait on a client): a long read
+	// delays the store's writers. An error from fn ends the read and is
+	// returned as it is. ReadTopicTo returns ErrEpochChanged (wrapped) as
+	// ReadTopic does, and errors.ErrUnsupported (wrapped) when the topic's
+	// store cannot be read this way (a sharded broker whose shard lacks
+	// it): the caller then uses ReadTopic.
+	ReadTopicTo(ctx context.Context, topic string, after Position, limit int, fn func(m *Message) error) (tail Position, err error)
+}
+
 // Errors returned by brokers; check them with errors.Is.
 var (
 	// ErrConflict: a conditional append found the topic's tail moved.

@@ -37,6 +37,12 @@ type Handler struct {
 	// ChunkBytes bounds the data of one catch-up response (default 8 MiB;
 	// a response holds at least one append).
 	ChunkBytes int
+	// ReadBuffer is how many bytes of a catch-up response are copied from
+	// a store that hands its data over without copies (the embedded bolt
+	// store: pubsub.TopicStreamer) per read transaction, into a buffer
+	// that is written out between transactions (default 1 MiB). It bounds
+	// how long a read holds a transaction open, whatever the client's pace.
+	ReadBuffer int
 	// Private marks reads "private" in Cache-Control (streams read with
 	// credentials); otherwise "public".
 	Private bool

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/heraldpush/herald/internal/hub"
+	"github.com/heraldpush/herald/pubsub"
 )
 
 // cursorEpoch and cursorInterval define the protocol's live cursors
@@ -106,8 +107,15 @@ func (h *Handler) tailOnly(w http.ResponseWriter, in Info) {
 }
 
 // catchUp answers with the data after the position after, up to a chunk;
-// cursor, when set, is a live response's Stream-Cursor.
+// cursor, when set, is a live response's Stream-Cursor. A stream's own data
+// on a broker that can hand it over without copies (pubsub.TopicStreamer)
+// is written from the store (see catchUpStored).
 func (h *Handler) catchUp(w http.ResponseWriter, r *http.Request, topic string, in Info, after Offset, cursor string) {
+	if ts, ok := h.Service.cond.(pubsub.TopicStreamer); ok && (in.ForkFrom == "" || !after.Less(in.ForkAt)) {
+		if h.catchUpStored(w, r, ts, topic, in, after, cursor, false) {
+			return
+		}
+	}
 	items, upToDate, err := h.Service.readStream(r.Context(), topic, in, after, h.chunk())
 	if err != nil {
 		fail(w, r, err)
@@ -122,6 +130,45 @@ func (h *Handler) writeData(w http.ResponseWriter, r *http.Request, in Info, aft
 	if len(items) > 0 {
 		next = items[len(items)-1].offset()
 	}
+	n, parts := 0, 0
+	for _, it := range items {
+		if it.m.Data != "" {
+			n += len(it.m.Data)
+			parts++
+		}
+	}
+	json := isJSON(in.ContentType)
+	if !h.writeHead(w, r, in, after, next, upToDate, cursor, n, parts) {
+		return
+	}
+	// The stored bytes go out as they are: no copy per message.
+	if json {
+		_, _ = io.WriteString(w, "[")
+	}
+	first := true
+	for _, it := range items {
+		m := it.m
+		if m.Data == "" {
+			continue
+		}
+		if json && !first {
+			_, _ = io.WriteString(w, ",")
+		}
+		first = false
+		if _, err := w.Write(bytesOf(m.Data)); err != nil {
+			return
+		}
+	}
+	if json {
+		_, _ = io.WriteString(w, "]")
+	}
+}
+
+// writeHead writes the headers of a read's response whose data runs from
+// after to next (the offset of its last message): size bytes in parts
+// messages that carry data. It reports whether the body is to be written
+// (not for a 304 or a HEAD).
+func (h *Handler) writeHead(w http.ResponseWriter, r *http.Request, in Info, after, next Offset, upToDate bool, cursor string, size, parts int) bool {
 	if tail := in.TailOffset(); upToDate && next.Less(tail) {
 		next = tail
 	}
@@ -153,45 +200,14 @@ func (h *Handler) writeData(w http.ResponseWriter, r *http.Request, in Info, aft
 	}
 	if match := r.Header.Get("If-None-Match"); match != "" && etagMatch(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
-		return
+		return false
 	}
-	json := isJSON(in.ContentType)
-	n, parts := 0, 0
-	for _, it := range items {
-		if it.m.Data != "" {
-			n += len(it.m.Data)
-			parts++
-		}
+	if isJSON(in.ContentType) {
+		size += 2 + max(parts-1, 0)
 	}
-	if json {
-		n += 2 + max(parts-1, 0)
-	}
-	hdr.Set("Content-Length", strconv.Itoa(n))
+	hdr.Set("Content-Length", strconv.Itoa(size))
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
-	// The stored bytes go out as they are: no copy per message.
-	if json {
-		_, _ = io.WriteString(w, "[")
-	}
-	first := true
-	for _, it := range items {
-		m := it.m
-		if m.Data == "" {
-			continue
-		}
-		if json && !first {
-			_, _ = io.WriteString(w, ",")
-		}
-		first = false
-		if _, err := w.Write(bytesOf(m.Data)); err != nil {
-			return
-		}
-	}
-	if json {
-		_, _ = io.WriteString(w, "]")
-	}
+	return r.Method != http.MethodHead
 }
 
 // bytesOf returns s's bytes without a copy: a large write of them goes
@@ -225,6 +241,13 @@ func hasData(items []item) bool {
 // after (or the stream is closed there), else waits for an append up to
 // the long-poll timeout (204).
 func (h *Handler) longPollRead(w http.ResponseWriter, r *http.Request, topic string, in Info, after Offset, clientCursor string) {
+	// Data already there is answered as a catch-up read answers it (from
+	// the store, when it can hand its data over).
+	if ts, ok := h.Service.cond.(pubsub.TopicStreamer); ok && (in.ForkFrom == "" || !after.Less(in.ForkAt)) {
+		if h.catchUpStored(w, r, ts, topic, in, after, nextCursor(time.Now(), clientCursor), true) {
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.longPoll())
 	defer cancel()
 	var sub *hub.Subscription

@@ -49,6 +49,11 @@
 // the same code, so group commit, live delivery and retention are
 // Publish's; a refused append writes nothing. ReadTopic is one read
 // transaction: a seek in the topic's index and a forward walk of the log.
+// ReadTopicTo (pubsub.TopicStreamer) walks the same way but hands each
+// message to a callback as a view of bbolt's memory map, one Message
+// reused, no copy: Durable Streams' catch-up reads copy the bytes from it
+// into their response buffer, a bounded amount per transaction, since
+// bbolt cannot grow (remap) its file while a read transaction is open.
 // A streams broker is a file of its own: Open it at its own path (for
 // example "streams.db" in the data directory) with no retention.
 //

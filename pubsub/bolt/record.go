@@ -67,49 +67,60 @@ type rawRecord struct {
 // parseRecord parses b without copying.
 func parseRecord(b []byte) (rawRecord, error) {
 	var r rawRecord
+	err := r.parse(b)
+	return r, err
+}
+
+// parse parses b into r without copying, reusing r.topics' array: with a
+// rawRecord reused from record to record it allocates nothing.
+func (r *rawRecord) parse(b []byte) error {
+	topics := r.topics[:0]
+	*r = rawRecord{}
 	if len(b) < 2 || b[0] != recordVersion && b[0] != recordVersion1 {
-		return r, errCorrupt
+		return errCorrupt
 	}
 	r.version, r.flags = b[0], b[1]
 	b = b[2:]
 	var n int
 	if r.offset, n = binary.Uvarint(b); n <= 0 {
-		return r, errCorrupt
+		return errCorrupt
 	}
 	b = b[n:]
 	if r.time, n = binary.Varint(b); n <= 0 {
-		return r, errCorrupt
+		return errCorrupt
 	}
 	b = b[n:]
 	count, n := binary.Uvarint(b)
 	if n <= 0 || count > uint64(len(b)) {
-		return r, errCorrupt
+		return errCorrupt
 	}
 	b = b[n:]
-	r.topics = make([][]byte, count)
 	var err error
-	for i := range r.topics {
-		if r.topics[i], b, err = takeBytes(b); err != nil {
-			return r, err
+	for range count {
+		var t []byte
+		if t, b, err = takeBytes(b); err != nil {
+			return err
 		}
+		topics = append(topics, t)
 	}
+	r.topics = topics
 	if r.typ, b, err = takeBytes(b); err != nil {
-		return r, err
+		return err
 	}
 	if r.version == recordVersion {
-		rest := codec.Reader{B: b}
-		if rest.Extra(&pubsub.Message{}) != nil {
-			return r, errCorrupt
+		rest, err := codec.SkipExtra(b)
+		if err != nil {
+			return errCorrupt
 		}
-		r.extra, b = b[:len(b)-len(rest.B)], rest.B
+		r.extra, b = b[:len(b)-len(rest)], rest
 	}
 	if r.data, b, err = takeBytes(b); err != nil {
-		return r, err
+		return err
 	}
 	if len(b) != 0 {
-		return r, errCorrupt
+		return errCorrupt
 	}
-	return r, nil
+	return nil
 }
 
 func takeBytes(b []byte) (field, rest []byte, err error) {

@@ -46,3 +46,18 @@ func (b *Broker) PublishIf(ctx context.Context, tail pubsub.Position, m *pubsub.
 	}
 	return c.PublishIf(ctx, tail, m)
 }
+
+var _ pubsub.TopicStreamer = (*Broker)(nil)
+
+// ReadTopicTo reads topic on its shard as pubsub.TopicStreamer does, when
+// that shard implements it; otherwise it returns errors.ErrUnsupported
+// (wrapped), and the caller reads with ReadTopic. It implements
+// pubsub.TopicStreamer.
+func (b *Broker) ReadTopicTo(ctx context.Context, topic string, after pubsub.Position, limit int, fn func(m *pubsub.Message) error) (pubsub.Position, error) {
+	k := b.ShardOf(topic)
+	ts, ok := b.shards[k].(pubsub.TopicStreamer)
+	if !ok {
+		return pubsub.Position{}, fmt.Errorf("shard: read topic to: shard %d (%T): %w", k, b.shards[k], errors.ErrUnsupported)
+	}
+	return ts.ReadTopicTo(ctx, topic, after, limit, fn)
+}
