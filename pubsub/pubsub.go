@@ -349,6 +349,9 @@ var (
 	ErrUnavailable = errors.New("pubsub: broker unavailable")
 	// ErrClosed: the broker was closed.
 	ErrClosed = errors.New("pubsub: broker closed")
+	// ErrTooLarge: the message is larger than the engine behind the broker
+	// accepts (NATS's max_payload); sending it again will not help.
+	ErrTooLarge = errors.New("pubsub: message larger than the broker accepts")
 )
 
 // Retention bounds a broker's history. Zero fields mean no limit of that kind.

@@ -255,6 +255,9 @@ func (s *Service) publishError(e *entry, err error) *access.Error {
 	case errors.Is(err, pubsub.ErrTopicFinished):
 		e.done, e.err = true, errorf(http.StatusConflict, "%v", err)
 		return e.err
+	case errors.Is(err, pubsub.ErrTooLarge):
+		e.done, e.err = true, errorf(http.StatusRequestEntityTooLarge, "the event is larger than the broker accepts: %v", err)
+		return e.err
 	case errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed), errors.Is(err, hub.ErrClosed), errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusServiceUnavailable, "cannot publish now: %v", err)
 	}

@@ -96,7 +96,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		store, size, appends := c.store, c.size, 100<<20/c.size
 		b.Run(fmt.Sprintf("%s/append=%dKiB", store, size>>10), func(b *testing.B) {
 			if store == "nats" && size >= 1<<20 {
-				// The append answers 503: the message with its headers is
+				// The append answers 413: the message with its headers is
 				// over NATS's default max_payload (1 MiB).
 				b.Skip("a 1 MiB append is over NATS's default max_payload")
 			}

@@ -132,6 +132,8 @@ func fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae):
 	case errors.Is(err, pubsub.ErrUnavailable) || errors.Is(err, pubsub.ErrClosed):
 		err = &access.Error{Status: http.StatusServiceUnavailable, Msg: "the streams broker is unavailable", RetryAfter: 1, Err: err}
+	case errors.Is(err, pubsub.ErrTooLarge):
+		err = &access.Error{Status: http.StatusRequestEntityTooLarge, Msg: "the body is larger than the streams broker accepts in one append: " + err.Error(), Err: err}
 	case errors.Is(err, pubsub.ErrEpochChanged):
 		err = &access.Error{Status: http.StatusGone, Msg: "the data at this offset is gone: the log's epoch changed; read from -1", Err: err}
 	}

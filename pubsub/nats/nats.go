@@ -412,13 +412,15 @@ func (b *Broker) bound(ctx context.Context) (context.Context, context.CancelFunc
 }
 
 // fail maps an error of a NATS call to the broker's errors: the caller's
-// context error, ErrClosed, or ErrUnavailable.
+// context error, ErrClosed, ErrTooLarge, or ErrUnavailable.
 func (b *Broker) fail(ctx context.Context, op string, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("nats: %s: %w", op, ctx.Err())
 	case b.closed.Load():
 		return pubsub.ErrClosed
+	case errors.Is(err, natsgo.ErrMaxPayload):
+		return fmt.Errorf("%w: nats: %s: %v (the server's max_payload is %d bytes)", pubsub.ErrTooLarge, op, err, b.nc.MaxPayload())
 	}
 	return fmt.Errorf("%w: nats: %s: %v", pubsub.ErrUnavailable, op, err)
 }
