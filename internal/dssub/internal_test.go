@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestGlobMatch(t *testing.T) {
@@ -57,6 +59,11 @@ func TestURLPolicyAddresses(t *testing.T) {
 		"10.1.2.3": false, "172.16.0.1": false, "192.168.0.1": false, "127.0.0.1": false, "::1": false,
 		"169.254.169.254": false, "fe80::1": false, "224.0.0.1": false, "ff02::1": false, "0.0.0.0": false, "::": false,
 		"100.64.0.1": false, "fd00::1": false, "::ffff:10.0.0.1": false, "::ffff:93.184.216.34": true,
+		// NAT64 and 6to4 addresses are judged as the IPv4 address they
+		// carry; a zone does not hide an address from the blocks.
+		"64:ff9b::a9fe:a9fe": false, "64:ff9b::7f00:1": false, "64:ff9b::5db8:d822": true,
+		"2002:a00:1::1": false, "2002:7f00:1::": false, "2002:5db8:d822::1": true,
+		"64:ff9b:1::5db8:d822%eth0": false, "fec0::1": false, "100::1": false,
 	} {
 		if got := p.allowed(netip.MustParseAddr(addr)); got != ok {
 			t.Errorf("allowed(%s) = %v, want %v", addr, got, ok)
@@ -100,6 +107,51 @@ func TestDialChecksResolvedAddresses(t *testing.T) {
 		t.Fatalf("dial localhost allowed: %v", err)
 	}
 	c.Close()
+}
+
+// TestDialRefusesOtherAddressForms: decimal, octal, hexadecimal and short
+// IPv4 forms, and IPv6 forms of a refused address, never reach it,
+// whatever the resolver makes of them (the dial checks what it would
+// connect to).
+func TestDialRefusesOtherAddressForms(t *testing.T) {
+	accepted := make(chan struct{}, 16)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	var strict URLPolicy
+	for _, host := range []string{"2130706433", "0x7f000001", "017700000001", "0177.0.0.1", "127.1", "0", "0.0.0.0",
+		"[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[64:ff9b::7f00:1]", "localhost."} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := strict.DialContext(ctx, "tcp", host+":"+port)
+		cancel()
+		if err == nil {
+			c.Close()
+			t.Errorf("dial %s: connected", host)
+		}
+		if u := "http://" + host + ":" + port + "/h"; !strings.HasPrefix(host, "[") || strings.Contains(host, ".") {
+			if err := strict.Check(u); !errors.Is(err, errRejected) {
+				t.Errorf("Check(%s) = %v, want rejected", u, err)
+			}
+		}
+	}
+	select {
+	case <-accepted:
+		t.Error("a refused address form reached the listener")
+	default:
+	}
 }
 
 func TestTokens(t *testing.T) {
