@@ -47,7 +47,8 @@ type Options struct {
 	// sweep.
 	SweepInterval time.Duration
 	// MaxQueue bounds the streams written to and not yet matched; default
-	// 10000 (beyond, a write is matched by the next sweep only).
+	// 10000. Beyond, a write is dropped and the next full sweep matches
+	// every stream the broker lists (pubsub.Inspector), so no wake is lost.
 	MaxQueue int
 	// RotateEvery is how many records a segment of a subscription's log
 	// holds before the log moves to the next one (the old one is purged);
@@ -86,7 +87,10 @@ type Manager struct {
 
 	qmu   sync.Mutex
 	queue map[string]bool
-	kick  chan struct{}
+	// lost: a write was not matched (the queue was full, or matching
+	// failed); the next full sweep matches every stream (rematch).
+	lost bool
+	kick chan struct{}
 }
 
 // Open returns a Manager over b (which must implement pubsub.Conditional)
@@ -180,6 +184,8 @@ func (m *Manager) Notify(topic string) {
 	m.qmu.Lock()
 	if len(m.queue) < m.o.MaxQueue {
 		m.queue[p] = true
+	} else if !m.queue[p] {
+		m.lost = true
 	}
 	m.qmu.Unlock()
 	select {
@@ -209,6 +215,9 @@ func (m *Manager) Run(ctx context.Context) {
 			m.qmu.Unlock()
 			m.match(ctx, paths)
 		case <-t.C:
+			if n%8 == 0 {
+				m.rematch(ctx)
+			}
 			m.sweep(ctx, n%8 == 0)
 		}
 	}
@@ -220,12 +229,14 @@ func (m *Manager) match(ctx context.Context, paths []string) {
 	ids, err := m.refreshIndex(ctx)
 	if err != nil {
 		m.warn(ctx, "dssub: match", "err", err)
+		m.setLost()
 		return
 	}
 	for _, id := range ids {
 		s, err := m.load(ctx, id)
 		if err != nil {
 			m.warn(ctx, "dssub: match", "subscription", id, "err", err)
+			m.setLost()
 			continue
 		}
 		if s == nil {
@@ -237,6 +248,46 @@ func (m *Manager) match(ctx context.Context, paths []string) {
 			}
 		}
 	}
+}
+
+// setLost records that a write may not have been matched.
+func (m *Manager) setLost() {
+	m.qmu.Lock()
+	m.lost = true
+	m.qmu.Unlock()
+}
+
+// rematch matches every stream the broker holds when a write may not
+// have been matched (lost): the sweep wakes what is pending on the
+// streams a subscription follows already, and this links the new streams
+// its pattern matches. It needs a broker that lists its topics
+// (pubsub.Inspector).
+func (m *Manager) rematch(ctx context.Context) {
+	m.qmu.Lock()
+	lost := m.lost
+	m.lost = false
+	m.qmu.Unlock()
+	if !lost {
+		return
+	}
+	in, ok := m.broker.(pubsub.Inspector)
+	if !ok {
+		m.warn(ctx, "dssub: a write to a stream was not matched (queue full or broker failure) and the broker cannot list its streams: a new stream a pattern matches is linked at its next write")
+		return
+	}
+	topics, err := in.Topics(ctx)
+	if err != nil {
+		m.warn(ctx, "dssub: rematch", "err", err)
+		m.setLost()
+		return
+	}
+	paths := make([]string, 0, len(topics))
+	for _, t := range topics {
+		if p, ok := strings.CutPrefix(t.Topic, m.o.TopicPrefix); ok && p != "" {
+			paths = append(paths, p)
+		}
+	}
+	m.match(ctx, paths)
 }
 
 // touch links the stream at p to the subscription (by its pattern) if it
