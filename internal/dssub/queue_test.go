@@ -62,4 +62,3 @@ func TestQueueOverflowRecovered(t *testing.T) {
 		t.Fatalf("claim: %d %s", r.status, r.body)
 	}
 }
-
