@@ -5,9 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/memory"
 )
 
 func TestGlobMatch(t *testing.T) {
@@ -171,5 +175,42 @@ func TestTokens(t *testing.T) {
 	other := newSigner(append(make([]byte, 31), 1))
 	if _, _, ok := other.checkToken("sub", tok); ok || other.kid == s.kid {
 		t.Error("another key accepts the token, or has the same kid")
+	}
+}
+
+// TestCacheForgetsAbsent: asking for subscriptions that are not there
+// (GET, DELETE of made-up ids) leaves nothing in the cache of logs.
+func TestCacheForgetsAbsent(t *testing.T) {
+	b := memory.New(&memory.Options{Retention: pubsub.Retention{}})
+	defer b.Close()
+	m, err := Open(context.Background(), b, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	for i := range 200 {
+		id := "nosuch-" + strconv.Itoa(i)
+		if s, err := m.load(ctx, id); s != nil || err != nil {
+			t.Fatalf("load(%s) = %v, %v", id, s, err)
+		}
+		if err := m.remove(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := m.update(ctx, "made", func(*sub) (*sub, error) { return &sub{ID: "made", Type: typePullWake}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.remove(ctx, "made"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := m.load(ctx, "made"); s != nil || err != nil {
+		t.Fatalf("load of a deleted subscription = %v, %v", s, err)
+	}
+	m.mu.Lock()
+	n := len(m.logs)
+	m.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d cache entries for subscriptions that are not there", n)
 	}
 }
