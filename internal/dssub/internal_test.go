@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,5 +213,35 @@ func TestCacheForgetsAbsent(t *testing.T) {
 	m.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d cache entries for subscriptions that are not there", n)
+	}
+}
+
+// TestNoDeliveryAfterClose: a wake made while the manager closes (a
+// callback still served during shutdown) starts no delivery that Close
+// would not have waited for.
+func TestNoDeliveryAfterClose(t *testing.T) {
+	b := memory.New(&memory.Options{Retention: pubsub.Retention{}})
+	defer b.Close()
+	m, err := Open(context.Background(), b, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.spawn(func(ctx context.Context) { <-ctx.Done() })
+		}()
+	}
+	m.Close()
+	wg.Wait()
+	m.spawn(func(context.Context) { started <- struct{}{} })
+	m.wg.Wait()
+	select {
+	case <-started:
+		t.Fatal("a delivery started after Close")
+	default:
 	}
 }

@@ -78,6 +78,10 @@ type Manager struct {
 	bg     context.Context // deliveries run under it until Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// closeMu orders spawn's wg.Add before Close's wg.Wait; closed: no
+	// delivery starts any more.
+	closeMu sync.Mutex
+	closed  bool
 
 	mu   sync.Mutex
 	logs map[string]*subLog
@@ -150,6 +154,9 @@ func Open(ctx context.Context, b pubsub.Broker, st Streams, o Options) (*Manager
 
 // Close stops the deliveries in flight and waits for them.
 func (m *Manager) Close() {
+	m.closeMu.Lock()
+	m.closed = true
+	m.closeMu.Unlock()
 	m.cancel()
 	m.wg.Wait()
 	if t, ok := m.client.Transport.(*http.Transport); ok && m.o.Client == nil {
@@ -164,8 +171,15 @@ func (m *Manager) warn(ctx context.Context, msg string, args ...any) {
 	}
 }
 
-// spawn runs f in a goroutine that Close waits for.
+// spawn runs f in a goroutine that Close waits for; once Close has
+// begun (a request still served during shutdown), it runs nothing: the
+// wake's lease runs out and another node's sweep delivers it.
 func (m *Manager) spawn(f func(ctx context.Context)) {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed {
+		return
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
