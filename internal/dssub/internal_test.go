@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -243,5 +244,28 @@ func TestNoDeliveryAfterClose(t *testing.T) {
 	case <-started:
 		t.Fatal("a delivery started after Close")
 	default:
+	}
+}
+
+// TestWebhookClient: the default webhook client dials every connection
+// through the policy, uses no proxy (HTTP_PROXY would connect to an
+// address the check cannot see) and follows no redirect.
+func TestWebhookClient(t *testing.T) {
+	b := memory.New(&memory.Options{Retention: pubsub.Retention{}})
+	defer b.Close()
+	m, err := Open(context.Background(), b, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tr, ok := m.client.Transport.(*http.Transport)
+	if !ok {
+		t.Fatalf("transport %T", m.client.Transport)
+	}
+	if tr.Proxy != nil || tr.DialContext == nil || tr.DialTLSContext != nil || tr.DialTLS != nil || tr.Dial != nil {
+		t.Fatal("the webhook transport uses a proxy or a dialer other than the policy's")
+	}
+	if m.client.CheckRedirect == nil || m.client.CheckRedirect(nil, nil) != http.ErrUseLastResponse {
+		t.Fatal("the webhook client follows redirects")
 	}
 }
