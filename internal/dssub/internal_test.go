@@ -153,6 +153,14 @@ func TestDialRefusesOtherAddressForms(t *testing.T) {
 			}
 		}
 	}
+	// An IDN host (full-width "localhost") is mapped to ASCII by the
+	// client before its dial: still checked.
+	client := &http.Client{Transport: &http.Transport{DialContext: strict.DialContext}}
+	if resp, err := client.Get("http://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54:" + port + "/h"); err == nil {
+		resp.Body.Close()
+		t.Error("an IDN host for localhost connected")
+	}
+	client.CloseIdleConnections()
 	select {
 	case <-accepted:
 		t.Error("a refused address form reached the listener")
