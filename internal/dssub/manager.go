@@ -50,6 +50,10 @@ type Options struct {
 	// 10000. Beyond, a write is dropped and the next full sweep matches
 	// every stream the broker lists (pubsub.Inspector), so no wake is lost.
 	MaxQueue int
+	// MaxLinks bounds the streams one subscription follows (every change
+	// writes them all in one record); default 4096. Beyond, an explicit
+	// link is refused (400) and a stream the pattern matches is not linked.
+	MaxLinks int
 	// RotateEvery is how many records a segment of a subscription's log
 	// holds before the log moves to the next one (the old one is purged);
 	// default 256.
@@ -124,6 +128,9 @@ func Open(ctx context.Context, b pubsub.Broker, st Streams, o Options) (*Manager
 	}
 	if o.MaxQueue <= 0 {
 		o.MaxQueue = 10000
+	}
+	if o.MaxLinks <= 0 {
+		o.MaxLinks = 4096
 	}
 	if o.RotateEvery <= 1 {
 		o.RotateEvery = 256
@@ -316,6 +323,16 @@ func (m *Manager) touch(ctx context.Context, id, p string) {
 		}
 		changed := false
 		if cur.linkOf(p) < 0 {
+			if len(cur.Links) >= m.o.MaxLinks {
+				if cur.Capped {
+					return nil, nil
+				}
+				// Said once (the record keeps it), not at every write.
+				m.log.Warn("dssub: a subscription follows as many streams as it may; streams its pattern matches are not linked any more",
+					"subscription", id, "max_links", m.o.MaxLinks)
+				cur.Capped = true
+				return cur, nil
+			}
 			cur.addLink(p, false, startOffset)
 			changed = true
 		}
