@@ -27,7 +27,9 @@
 //     PublishIf on the empty topic (unless a key file is configured).
 //
 // The node that handles a write to a stream matches it (streams.Options
-// OnWrite feeds a bounded queue drained by one goroutine) and the node
+// OnWrite feeds a bounded queue drained by one goroutine; a write dropped
+// from the full queue, or not matched because the broker failed, makes the
+// next full sweep match every stream the broker lists) and the node
 // whose PublishIf creates the wake delivers it, holding the wake's lease
 // (lease_ttl_ms). A sweeper on every node ends expired leases and wakes
 // subscriptions whose streams have pending data without a wake, so a

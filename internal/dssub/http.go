@@ -235,6 +235,12 @@ func (h *handler) checkPath(p string) (string, error) {
 	if n == "" || strings.HasPrefix(n, "__ds/") || n == "__ds" {
 		return "", invalid("stream path %s: not a stream's path", clip(p))
 	}
+	for _, seg := range strings.Split(n, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			// No URL reaches such a stream (paths are cleaned).
+			return "", invalid("stream path %s: an empty, '.' or '..' segment", clip(p))
+		}
+	}
 	if err := hub.ValidateTopic(h.m.o.TopicPrefix + n); err != nil {
 		return "", invalid("stream path %s: %v", clip(p), err)
 	}

@@ -47,8 +47,13 @@ type Options struct {
 	// sweep.
 	SweepInterval time.Duration
 	// MaxQueue bounds the streams written to and not yet matched; default
-	// 10000 (beyond, a write is matched by the next sweep only).
+	// 10000. Beyond, a write is dropped and the next full sweep matches
+	// every stream the broker lists (pubsub.Inspector), so no wake is lost.
 	MaxQueue int
+	// MaxLinks bounds the streams one subscription follows (every change
+	// writes them all in one record); default 4096. Beyond, an explicit
+	// link is refused (400) and a stream the pattern matches is not linked.
+	MaxLinks int
 	// RotateEvery is how many records a segment of a subscription's log
 	// holds before the log moves to the next one (the old one is purged);
 	// default 256.
@@ -77,6 +82,10 @@ type Manager struct {
 	bg     context.Context // deliveries run under it until Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// closeMu orders spawn's wg.Add before Close's wg.Wait; closed: no
+	// delivery starts any more.
+	closeMu sync.Mutex
+	closed  bool
 
 	mu   sync.Mutex
 	logs map[string]*subLog
@@ -86,7 +95,10 @@ type Manager struct {
 
 	qmu   sync.Mutex
 	queue map[string]bool
-	kick  chan struct{}
+	// lost: a write was not matched (the queue was full, or matching
+	// failed); the next full sweep matches every stream (rematch).
+	lost bool
+	kick chan struct{}
 }
 
 // Open returns a Manager over b (which must implement pubsub.Conditional)
@@ -117,6 +129,9 @@ func Open(ctx context.Context, b pubsub.Broker, st Streams, o Options) (*Manager
 	if o.MaxQueue <= 0 {
 		o.MaxQueue = 10000
 	}
+	if o.MaxLinks <= 0 {
+		o.MaxLinks = 4096
+	}
 	if o.RotateEvery <= 1 {
 		o.RotateEvery = 256
 	}
@@ -146,6 +161,9 @@ func Open(ctx context.Context, b pubsub.Broker, st Streams, o Options) (*Manager
 
 // Close stops the deliveries in flight and waits for them.
 func (m *Manager) Close() {
+	m.closeMu.Lock()
+	m.closed = true
+	m.closeMu.Unlock()
 	m.cancel()
 	m.wg.Wait()
 	if t, ok := m.client.Transport.(*http.Transport); ok && m.o.Client == nil {
@@ -160,8 +178,15 @@ func (m *Manager) warn(ctx context.Context, msg string, args ...any) {
 	}
 }
 
-// spawn runs f in a goroutine that Close waits for.
+// spawn runs f in a goroutine that Close waits for; once Close has
+// begun (a request still served during shutdown), it runs nothing: the
+// wake's lease runs out and another node's sweep delivers it.
 func (m *Manager) spawn(f func(ctx context.Context)) {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed {
+		return
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -180,6 +205,8 @@ func (m *Manager) Notify(topic string) {
 	m.qmu.Lock()
 	if len(m.queue) < m.o.MaxQueue {
 		m.queue[p] = true
+	} else if !m.queue[p] {
+		m.lost = true
 	}
 	m.qmu.Unlock()
 	select {
@@ -209,6 +236,9 @@ func (m *Manager) Run(ctx context.Context) {
 			m.qmu.Unlock()
 			m.match(ctx, paths)
 		case <-t.C:
+			if n%8 == 0 {
+				m.rematch(ctx)
+			}
 			m.sweep(ctx, n%8 == 0)
 		}
 	}
@@ -220,12 +250,14 @@ func (m *Manager) match(ctx context.Context, paths []string) {
 	ids, err := m.refreshIndex(ctx)
 	if err != nil {
 		m.warn(ctx, "dssub: match", "err", err)
+		m.setLost()
 		return
 	}
 	for _, id := range ids {
 		s, err := m.load(ctx, id)
 		if err != nil {
 			m.warn(ctx, "dssub: match", "subscription", id, "err", err)
+			m.setLost()
 			continue
 		}
 		if s == nil {
@@ -237,6 +269,46 @@ func (m *Manager) match(ctx context.Context, paths []string) {
 			}
 		}
 	}
+}
+
+// setLost records that a write may not have been matched.
+func (m *Manager) setLost() {
+	m.qmu.Lock()
+	m.lost = true
+	m.qmu.Unlock()
+}
+
+// rematch matches every stream the broker holds when a write may not
+// have been matched (lost): the sweep wakes what is pending on the
+// streams a subscription follows already, and this links the new streams
+// its pattern matches. It needs a broker that lists its topics
+// (pubsub.Inspector).
+func (m *Manager) rematch(ctx context.Context) {
+	m.qmu.Lock()
+	lost := m.lost
+	m.lost = false
+	m.qmu.Unlock()
+	if !lost {
+		return
+	}
+	in, ok := m.broker.(pubsub.Inspector)
+	if !ok {
+		m.warn(ctx, "dssub: a write to a stream was not matched (queue full or broker failure) and the broker cannot list its streams: a new stream a pattern matches is linked at its next write")
+		return
+	}
+	topics, err := in.Topics(ctx)
+	if err != nil {
+		m.warn(ctx, "dssub: rematch", "err", err)
+		m.setLost()
+		return
+	}
+	paths := make([]string, 0, len(topics))
+	for _, t := range topics {
+		if p, ok := strings.CutPrefix(t.Topic, m.o.TopicPrefix); ok && p != "" {
+			paths = append(paths, p)
+		}
+	}
+	m.match(ctx, paths)
 }
 
 // touch links the stream at p to the subscription (by its pattern) if it
@@ -251,6 +323,16 @@ func (m *Manager) touch(ctx context.Context, id, p string) {
 		}
 		changed := false
 		if cur.linkOf(p) < 0 {
+			if len(cur.Links) >= m.o.MaxLinks {
+				if cur.Capped {
+					return nil, nil
+				}
+				// Said once (the record keeps it), not at every write.
+				m.log.Warn("dssub: a subscription follows as many streams as it may; streams its pattern matches are not linked any more",
+					"subscription", id, "max_links", m.o.MaxLinks)
+				cur.Capped = true
+				return cur, nil
+			}
 			cur.addLink(p, false, startOffset)
 			changed = true
 		}

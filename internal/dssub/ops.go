@@ -49,6 +49,9 @@ func (m *Manager) linkExplicit(ctx context.Context, s *sub, p string) error {
 		s.Links[i].Explicit = true
 		return nil
 	}
+	if len(s.Links) >= m.o.MaxLinks {
+		return refuse(http.StatusBadRequest, "INVALID_REQUEST", "a subscription follows at most %d streams", m.o.MaxLinks)
+	}
 	t, ok, err := m.streams.Tail(ctx, m.o.TopicPrefix+p)
 	if err != nil {
 		return err
@@ -106,6 +109,7 @@ func (m *Manager) removeStream(ctx context.Context, id, p string) error {
 		if !cur.Links[i].Glob {
 			cur.Links = slices.Delete(cur.Links, i, i+1)
 			delete(cur.Snapshot, p)
+			cur.Capped = false
 		}
 		return cur, nil
 	})

@@ -36,11 +36,35 @@ var special = []netip.Prefix{
 	netip.MustParsePrefix("198.18.0.0/15"),
 	netip.MustParsePrefix("240.0.0.0/4"),
 	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("fec0::/10"), // site-local (deprecated, still routed inside some networks)
+	netip.MustParsePrefix("100::/64"),  // discard-only
+}
+
+// Prefixes of IPv6 addresses that carry an IPv4 address a gateway
+// forwards to: NAT64 (RFC 6052, the IPv4 address in the last 32 bits) and
+// 6to4 (RFC 3056, in bits 16 to 47). Such an address is judged as the
+// IPv4 address it carries too.
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
+// embedded returns the IPv4 address a NAT64 or 6to4 address carries.
+func embedded(a netip.Addr) (netip.Addr, bool) {
+	b := a.As16()
+	switch {
+	case nat64.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
 }
 
 // allowed reports whether a is an address a webhook may be delivered to.
 func (p *URLPolicy) allowed(a netip.Addr) bool {
-	a = a.Unmap()
+	// Without its zone: a zoned address is contained in no prefix.
+	a = a.Unmap().WithZone("")
 	for _, n := range p.Allow {
 		if n.Contains(a) {
 			return true
@@ -54,6 +78,9 @@ func (p *URLPolicy) allowed(a netip.Addr) bool {
 		if n.Contains(a) {
 			return false
 		}
+	}
+	if v4, ok := embedded(a); ok {
+		return p.allowed(v4)
 	}
 	return true
 }
@@ -75,12 +102,32 @@ func (p *URLPolicy) Check(raw string) error {
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil && !p.allowed(a) {
 		return fmt.Errorf("%w: webhook.url's address %s is private, loopback, link-local, multicast or unspecified (see --ds-webhook-allow)", errRejected, a)
 	}
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+	if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err != nil && numericHost(host) {
+		// 0177.0.0.1, 2130706433, 0x7f.1: IPv4 in forms some resolvers
+		// read (as inet_aton does) and others look up as names.
+		return fmt.Errorf("%w: webhook.url's host %q ends in a number but is not an IP address in its usual form", errRejected, host)
+	}
+	if name := strings.TrimSuffix(strings.ToLower(host), "."); name == "localhost" || strings.HasSuffix(name, ".localhost") {
 		if !p.allowed(netip.MustParseAddr("127.0.0.1")) {
 			return fmt.Errorf("%w: webhook.url's host is loopback (see --ds-webhook-allow)", errRejected)
 		}
 	}
 	return nil
+}
+
+// numericHost reports whether host's last label is a number (decimal,
+// octal or 0x hexadecimal), as the URL standard reads an IPv4 address.
+func numericHost(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	digits := "0123456789"
+	if l := strings.ToLower(last); strings.HasPrefix(l, "0x") {
+		last, digits = l[2:], "0123456789abcdef"
+	}
+	return strings.Trim(last, digits) == ""
 }
 
 // DialContext resolves addr's host, checks every address it resolves to

@@ -57,6 +57,9 @@ type sub struct {
 	Hash string `json:"hash"` // the configuration's hash (configHash)
 
 	Links []link `json:"links,omitempty"` // sorted by path
+	// Capped: a stream the pattern matches was not linked, Links being
+	// full (Options.MaxLinks).
+	Capped bool `json:"capped,omitempty"`
 
 	// The current wake: its generation (counting every wake made), id
 	// ("" when none), the tails it was made at, its holder (a pull-wake

@@ -149,10 +149,31 @@ func (m *Manager) refresh(ctx context.Context, l *subLog, id string) error {
 	return fmt.Errorf("dssub: read the log of %s: too many segments", id)
 }
 
+// forget drops l, id's cache entry, when the subscription is not there:
+// asking for ids that name nothing (a GET, a DELETE, a deleted
+// subscription's sweep) must not grow the cache. A change in flight on l
+// stays safe: the broker's PublishIf orders it with a change made through
+// a new entry, as it orders two nodes' changes.
+func (m *Manager) forget(id string, l *subLog) {
+	m.mu.Lock()
+	if m.logs[id] == l {
+		delete(m.logs, id)
+	}
+	m.mu.Unlock()
+}
+
 // load returns the subscription's state, read from the broker (nil when
 // there is none, or it was deleted).
 func (m *Manager) load(ctx context.Context, id string) (*sub, error) {
 	l := m.logOf(id)
+	s, err := m.loadLog(ctx, l, id)
+	if s == nil {
+		m.forget(id, l)
+	}
+	return s, err
+}
+
+func (m *Manager) loadLog(ctx context.Context, l *subLog, id string) (*sub, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := m.refresh(ctx, l, id); err != nil {
@@ -171,6 +192,14 @@ func (m *Manager) load(ctx context.Context, id string) (*sub, error) {
 // and fn decides again. It returns the state and whether it wrote it.
 func (m *Manager) update(ctx context.Context, id string, fn func(cur *sub) (*sub, error)) (*sub, bool, error) {
 	l := m.logOf(id)
+	s, wrote, err := m.updateLog(ctx, l, id, fn)
+	if s == nil && !wrote {
+		m.forget(id, l)
+	}
+	return s, wrote, err
+}
+
+func (m *Manager) updateLog(ctx context.Context, l *subLog, id string, fn func(cur *sub) (*sub, error)) (*sub, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for range maxRetries {
