@@ -41,6 +41,9 @@ const (
 	// CodeBodyTimeout: the body did not arrive within --read-body-timeout
 	// (408).
 	CodeBodyTimeout = "body_timeout"
+	// CodeBadPath: a request that changes something named a path with an
+	// empty, "." or ".." segment (400).
+	CodeBadPath = "bad_path"
 )
 
 // Error is Herald's one refusal type: every face returns it and Write

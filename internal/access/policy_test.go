@@ -360,6 +360,27 @@ func TestRouter(t *testing.T) {
 		block <- struct{}{}
 		<-done
 	}
+	// A path not in its clean form is refused, not redirected (a 307 keeps
+	// the method: DELETE /admin/x/.. would become DELETE /admin), except
+	// for GET and HEAD, which the mux redirects as usual.
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"POST", "/admin/purge/x/..", http.StatusBadRequest},
+		{"DELETE", "/admin/purge/./", http.StatusBadRequest},
+		{"PUT", "/admin//purge", http.StatusBadRequest},
+		{"POST", "/admin/purge", http.StatusForbidden}, // clean: reaches the route (remote: refused)
+		{"GET", "/healthz/x/..", http.StatusTemporaryRedirect}, // any redirect
+	} {
+		w := serve(c.method, c.path, req{remote: "203.0.113.9:1"})
+		if got := w.Code; got != c.want && !(c.want == http.StatusTemporaryRedirect && got >= 300 && got < 400) {
+			t.Errorf("%s %s: %d %s, want %d", c.method, c.path, w.Code, w.Body, c.want)
+		}
+		if c.want == http.StatusBadRequest && !strings.Contains(w.Body.String(), access.CodeBadPath) {
+			t.Errorf("%s %s: body %s, want code %s", c.method, c.path, w.Body, access.CodeBadPath)
+		}
+	}
 }
 
 func TestWrite(t *testing.T) {

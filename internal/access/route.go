@@ -3,6 +3,7 @@ package access
 import (
 	"fmt"
 	"net/http"
+	"path"
 	"slices"
 	"sync"
 
@@ -79,7 +80,32 @@ func (rt *Router) Routes() []Entry {
 	return slices.Clone(rt.routes)
 }
 
-func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.mux.ServeHTTP(w, r) }
+// ServeHTTP routes r. A request other than GET or HEAD whose path is not in
+// its clean form (an empty, "." or ".." segment) is refused with 400:
+// http.ServeMux would answer it with a redirect to the cleaned path, which
+// keeps the method (307), so that a client following it would, say,
+// DELETE a subscription where it asked to DELETE one of its streams.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && unclean(r.URL.Path) {
+		Write(w, r, &Error{Status: http.StatusBadRequest, Code: CodeBadPath,
+			Msg: "the path has an empty, '.' or '..' segment: send it in its clean form"})
+		return
+	}
+	rt.mux.ServeHTTP(w, r)
+}
+
+// unclean reports whether p differs from its clean form, as http.ServeMux
+// cleans it (a trailing slash kept).
+func unclean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false // the mux answers these itself
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c != p
+}
 
 func (rt *Router) wrap(pattern string, route Route, h http.Handler) http.Handler {
 	p := rt.p
