@@ -20,6 +20,29 @@ import (
 // number) behind a shard.Broker.
 func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubsub.Broker, error) {
 	n := max(cfg.Broker.Shards, 1)
+	b, err := openShards(ctx, cfg, func(u string, k int) (pubsub.Broker, error) {
+		b, err := openShard(ctx, cfg, u, k, n, log)
+		if err != nil && n > 1 {
+			return nil, fmt.Errorf("shard %d: %w", k, err)
+		}
+		return b, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n > 1 {
+		log.Info("broker shards", "shards", n, "brokers", len(cfg.Broker.All()))
+	}
+	return b, nil
+}
+
+// openShards opens the --broker-shards shards with open (shard k on the
+// k-th --broker URL modulo their number) and joins them: one shard is
+// checked against the count its broker recorded (shard.Check) and
+// returned as it is, several go behind a shard.Broker. The errors of open
+// are returned as they are; on any error, the shards opened are closed.
+func openShards(ctx context.Context, cfg *config.Server, open func(u string, k int) (pubsub.Broker, error)) (pubsub.Broker, error) {
+	n := max(cfg.Broker.Shards, 1)
 	urls := cfg.Broker.All()
 	shards := make([]pubsub.Broker, 0, n)
 	closeAll := func() {
@@ -28,12 +51,9 @@ func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubs
 		}
 	}
 	for k := range n {
-		b, err := openShard(ctx, cfg, urls[k%len(urls)], k, n, log)
+		b, err := open(urls[k%len(urls)], k)
 		if err != nil {
 			closeAll()
-			if n > 1 {
-				return nil, fmt.Errorf("shard %d: %w", k, err)
-			}
 			return nil, err
 		}
 		shards = append(shards, b)
@@ -51,7 +71,6 @@ func openBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubs
 		closeAll()
 		return nil, fmt.Errorf("--broker-shards: %w", err)
 	}
-	log.Info("broker shards", "shards", n, "brokers", len(urls))
 	return sb, nil
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/heraldpush/herald/pubsub/memory"
 	natsbroker "github.com/heraldpush/herald/pubsub/nats"
 	redisbroker "github.com/heraldpush/herald/pubsub/redis"
-	"github.com/heraldpush/herald/pubsub/shard"
 )
 
 // StreamsPrefix is the URL path of Durable Streams.
@@ -133,46 +132,26 @@ func usesNATS(c *config.Server) bool {
 }
 
 // openStreamsBroker opens the streams broker: like the main broker (see
-// openBroker), with its own storage and no history limits.
+// openBroker), with its own storage and no history limits. Its shards
+// record their count like the main broker's (see openShards), so that
+// nodes with different --broker-shards refuse to start rather than look
+// for a stream on another shard.
 func openStreamsBroker(ctx context.Context, cfg *config.Server, log *slog.Logger) (pubsub.Broker, error) {
-	n := max(cfg.Broker.Shards, 1)
-	urls := cfg.Broker.All()
-	shards := make([]pubsub.Broker, 0, n)
-	closeAll := func() {
-		for _, s := range shards {
-			_ = s.Close()
-		}
-	}
-	for k := range n {
-		b, err := openStreamsShard(ctx, cfg, urls[k%len(urls)], k, log)
+	b, err := openShards(ctx, cfg, func(u string, k int) (pubsub.Broker, error) {
+		b, err := openStreamsShard(ctx, cfg, u, k, log)
 		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("durable streams: shard %d: %w", k, err)
+			return nil, fmt.Errorf("shard %d: %w", k, err)
 		}
 		if _, ok := b.(pubsub.Conditional); !ok {
-			shards = append(shards, b)
-			closeAll()
-			return nil, fmt.Errorf("durable streams: broker %T: %w", b, streams.ErrNotConditional)
+			_ = b.Close()
+			return nil, fmt.Errorf("broker %T: %w", b, streams.ErrNotConditional)
 		}
-		shards = append(shards, b)
-	}
-	// The streams' shards record their count like the main broker's, so
-	// that nodes with different --broker-shards refuse to start rather
-	// than look for a stream on another shard.
-	opts := &shard.Options{Reshard: cfg.Broker.Reshard}
-	if n == 1 {
-		if err := shard.Check(ctx, shards[0], opts); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("durable streams: --broker-shards: %w", err)
-		}
-		return shards[0], nil
-	}
-	sb, err := shard.New(ctx, shards, opts)
+		return b, nil
+	})
 	if err != nil {
-		closeAll()
-		return nil, fmt.Errorf("durable streams: --broker-shards: %w", err)
+		return nil, fmt.Errorf("durable streams: %w", err)
 	}
-	return sb, nil
+	return b, nil
 }
 
 // openStreamsShard opens shard k of the streams broker on the broker at

@@ -54,32 +54,17 @@ func (rs *refState) apply(m *pubsub.Message) {
 	}
 }
 
+func (rs *refState) at() pubsub.Position { return rs.tail }
+
+func (rs *refState) reset() { *rs = refState{} }
+
 func refsTopic(topic string) string { return refsName + strings.TrimPrefix(topic, TopicPrefix) }
 
 // refreshRefs brings e.refs up to the stream's references topic. e.mu is
 // held.
 func (s *Service) refreshRefs(ctx context.Context, e *entry, topic string) error {
-	rt := refsTopic(topic)
-	msgs, tail, err := s.cond.ReadTopic(ctx, rt, e.refs.tail, 0)
-	if err == nil {
-		for _, m := range msgs {
-			e.refs.apply(m)
-		}
-		if e.refs.tail == tail {
-			return nil
-		}
-	} else if !errors.Is(err, pubsub.ErrEpochChanged) {
-		return fmt.Errorf("streams: read %s: %w", rt, err)
-	}
-	e.refs = refState{}
-	msgs, _, err = s.cond.ReadTopic(ctx, rt, pubsub.Position{}, 0)
-	if err != nil {
-		return fmt.Errorf("streams: read %s: %w", rt, err)
-	}
-	for _, m := range msgs {
-		e.refs.apply(m)
-	}
-	return nil
+	_, err := s.replay(ctx, refsTopic(topic), &e.refs)
+	return err
 }
 
 // addRef appends one message to the stream's references (on their tail,

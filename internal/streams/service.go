@@ -125,24 +125,9 @@ func (s *Service) entryOf(topic string) *entry {
 // cached tail is not the log's any more (purged, or another epoch). e.mu is
 // held.
 func (s *Service) refresh(ctx context.Context, e *entry, topic string) error {
-	msgs, tail, err := s.cond.ReadTopic(ctx, topic, e.st.tail, 0)
-	if err == nil {
-		for _, m := range msgs {
-			e.st.apply(m)
-		}
-		if e.st.tail == tail {
-			return nil
-		}
-	} else if !errors.Is(err, pubsub.ErrEpochChanged) {
-		return fmt.Errorf("streams: read %s: %w", topic, err)
-	}
-	e.st = state{}
-	msgs, tail, err = s.cond.ReadTopic(ctx, topic, pubsub.Position{}, 0)
+	tail, err := s.replay(ctx, topic, &e.st)
 	if err != nil {
-		return fmt.Errorf("streams: read %s: %w", topic, err)
-	}
-	for _, m := range msgs {
-		e.st.apply(m)
+		return err
 	}
 	if e.st.tail != tail {
 		// Messages kept no more (a broker with history limits): the
@@ -150,6 +135,49 @@ func (s *Service) refresh(ctx context.Context, e *entry, topic string) error {
 		return fmt.Errorf("streams: %s: the log's messages up to %s are gone", topic, tail)
 	}
 	return nil
+}
+
+// replayed is state built by applying a topic's messages in order: a
+// stream's (state) or its references' (refState).
+type replayed interface {
+	// apply updates the state with m, the topic's next message.
+	apply(m *pubsub.Message)
+	// at is the position of the last message applied (zero: none).
+	at() pubsub.Position
+	// reset makes it the state of an empty topic.
+	reset()
+}
+
+func (st *state) at() pubsub.Position { return st.tail }
+
+func (st *state) reset() { *st = state{} }
+
+// replay brings st up to topic's log: it applies the messages after st's
+// position, or, when that position is not the log's any more (purged, or
+// another epoch), resets st and applies the log from its start. It returns
+// the log's tail as last read, which st's position falls short of only
+// when the log's first messages are gone.
+func (s *Service) replay(ctx context.Context, topic string, st replayed) (pubsub.Position, error) {
+	msgs, tail, err := s.cond.ReadTopic(ctx, topic, st.at(), 0)
+	if err == nil {
+		for _, m := range msgs {
+			st.apply(m)
+		}
+		if st.at() == tail {
+			return tail, nil
+		}
+	} else if !errors.Is(err, pubsub.ErrEpochChanged) {
+		return pubsub.Position{}, fmt.Errorf("streams: read %s: %w", topic, err)
+	}
+	st.reset()
+	msgs, tail, err = s.cond.ReadTopic(ctx, topic, pubsub.Position{}, 0)
+	if err != nil {
+		return pubsub.Position{}, fmt.Errorf("streams: read %s: %w", topic, err)
+	}
+	for _, m := range msgs {
+		st.apply(m)
+	}
+	return tail, nil
 }
 
 // presence tells whether a stream is there.

@@ -18,6 +18,7 @@ import (
 	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/nats"
+	"github.com/heraldpush/herald/pubsub/pubsubtest"
 )
 
 // ownNATS is a nats-server process of the test's own, with JetStream, on a
@@ -133,8 +134,8 @@ func TestRecoverAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	h := newHandler()
-	listen(t, b, h)
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
 	ctx := context.Background()
 	probe := func() *pubsub.Message {
 		m := &pubsub.Message{Topics: []string{"r"}, Data: "probe"}
@@ -144,7 +145,7 @@ func TestRecoverAfterKill(t *testing.T) {
 		return m
 	}
 	first := probe()
-	h.wait(t, "the first message", func() bool { return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == first.Pos })
+	h.Wait(t, "the first message", func() bool { return h.LastPos() == first.Pos })
 
 	// Freeze the server, and publish: the request waits for an answer.
 	srv.signal(syscall.SIGSTOP)
@@ -180,13 +181,13 @@ func TestRecoverAfterKill(t *testing.T) {
 	if d := r.at.Sub(restart); d > timeout/2 {
 		t.Errorf("the publish in flight returned %v after the restart: it waited for its deadline, not for the server", d)
 	}
-	h.wait(t, "the publish in flight, live", func() bool { return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == r.m.Pos })
+	h.Wait(t, "the publish in flight, live", func() bool { return h.LastPos() == r.m.Pos })
 	if d := time.Since(r.at); d > 500*time.Millisecond {
 		t.Errorf("live delivery resumed %v after the first publish accepted, want within 500ms", d)
 	}
 	t.Logf("live delivery %v after the first publish accepted", time.Since(r.at).Round(time.Millisecond))
 	last := probe()
-	h.wait(t, "a message after the recovery", func() bool { return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == last.Pos })
+	h.Wait(t, "a message after the recovery", func() bool { return h.LastPos() == last.Pos })
 
 	// Once each in history, in order, with no resync.
 	snap, err := b.Read(ctx, pubsub.Query{Topics: []string{"r"}, After: &pubsub.Position{Epoch: b.Epoch()}})
@@ -200,8 +201,8 @@ func TestRecoverAfterKill(t *testing.T) {
 	if strings.Join(got, ",") != "probe,in flight,probe" || snap.Truncated {
 		t.Errorf("history %q (truncated %v), want probe, in flight, probe", got, snap.Truncated)
 	}
-	if len(h.epochs) != 0 {
-		t.Errorf("the listener resynced %v", h.epochs)
+	if len(h.Epochs()) != 0 {
+		t.Errorf("the listener resynced %v", h.Epochs())
 	}
 	for _, want := range []string{"connection lost", "connection restored", "live delivery interrupted", "live delivery resumed"} {
 		if n := logs.Count(want); n != 1 {

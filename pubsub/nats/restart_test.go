@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/pubsubtest"
 )
 
 // embedded runs an in-process nats-server with JetStream on a fixed port
@@ -67,86 +67,6 @@ func itoa(n int) string {
 	return string(b)
 }
 
-// handler records what Listen delivers.
-type handler struct {
-	mu      sync.Mutex
-	msgs    []*pubsub.Message
-	epochs  []string
-	started bool // HandleStart was called: Listen took effect
-	change  chan struct{}
-}
-
-func newHandler() *handler { return &handler{change: make(chan struct{}, 1)} }
-
-func (h *handler) HandleMessage(m *pubsub.Message) {
-	h.mu.Lock()
-	h.msgs = append(h.msgs, m)
-	h.mu.Unlock()
-	h.signal()
-}
-
-func (h *handler) HandleEpoch(e string) {
-	h.mu.Lock()
-	h.epochs = append(h.epochs, e)
-	h.mu.Unlock()
-	h.signal()
-}
-
-// HandleStart makes handler a pubsub.StartHandler: settle waits for it.
-func (h *handler) HandleStart(pubsub.Position) {
-	h.mu.Lock()
-	h.started = true
-	h.mu.Unlock()
-	h.signal()
-}
-
-func (h *handler) signal() {
-	select {
-	case h.change <- struct{}{}:
-	default:
-	}
-}
-
-// wait waits until cond (called with h.mu held) holds.
-func (h *handler) wait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		h.mu.Lock()
-		ok := cond()
-		h.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-h.change:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-func listen(t *testing.T, b pubsub.Broker, h pubsub.Handler) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Listen(ctx, h) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Listen: %v", err)
-		}
-	})
-}
-
-// settle waits until the listener h took effect (HandleStart): every
-// message published from then on, on any node, reaches h.
-func settle(t *testing.T, h *handler) {
-	t.Helper()
-	h.wait(t, "the listener to take effect (HandleStart)", func() bool { return h.started })
-}
-
 func publish(t *testing.T, b pubsub.Broker, data string, topics ...string) *pubsub.Message {
 	t.Helper()
 	m := &pubsub.Message{Topics: topics, Data: data}
@@ -163,11 +83,11 @@ func TestRestartKeepsEpoch(t *testing.T) {
 	e := startEmbedded(t)
 	b := open(t, e.url(), "RESTART", pubsub.Retention{})
 	defer b.Close()
-	h := newHandler()
-	listen(t, b, h)
-	settle(t, h)
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
+	h.Settle(t)
 	m1 := publish(t, b, "before", "r")
-	h.wait(t, "the first message", func() bool { return len(h.msgs) == 1 })
+	h.Wait(t, "the first message", func() bool { return len(h.Messages()) == 1 })
 
 	e.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -190,9 +110,9 @@ func TestRestartKeepsEpoch(t *testing.T) {
 	if m2.Pos.Epoch != m1.Pos.Epoch || m2.Pos.Offset <= m1.Pos.Offset {
 		t.Fatalf("after the restart: %v, want the same epoch after %v", m2.Pos, m1.Pos)
 	}
-	h.wait(t, "the message published after the restart", func() bool { return len(h.msgs) == 2 })
-	if len(h.epochs) != 0 {
-		t.Errorf("HandleEpoch called %v on a restart that kept the stream", h.epochs)
+	h.Wait(t, "the message published after the restart", func() bool { return len(h.Messages()) == 2 })
+	if len(h.Epochs()) != 0 {
+		t.Errorf("HandleEpoch called %v on a restart that kept the stream", h.Epochs())
 	}
 	snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"r"}, After: &pubsub.Position{Epoch: m1.Pos.Epoch}})
 	if err != nil {
@@ -209,9 +129,9 @@ func TestStorageLost(t *testing.T) {
 	e := startEmbedded(t)
 	b := open(t, e.url(), "LOST", pubsub.Retention{})
 	defer b.Close()
-	h := newHandler()
-	listen(t, b, h)
-	settle(t, h)
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
+	h.Settle(t)
 	m1 := publish(t, b, "before", "l")
 
 	e.stop()
@@ -219,15 +139,15 @@ func TestStorageLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.start()
-	h.wait(t, "HandleEpoch", func() bool { return len(h.epochs) == 1 })
-	if h.epochs[0] == m1.Pos.Epoch {
-		t.Fatalf("HandleEpoch(%q): the old epoch", h.epochs[0])
+	h.Wait(t, "HandleEpoch", func() bool { return len(h.Epochs()) == 1 })
+	if h.Epochs()[0] == m1.Pos.Epoch {
+		t.Fatalf("HandleEpoch(%q): the old epoch", h.Epochs()[0])
 	}
 	m2 := publish(t, b, "after", "l")
-	if m2.Pos.Epoch != h.epochs[0] {
-		t.Fatalf("published at %v, want epoch %q", m2.Pos, h.epochs[0])
+	if m2.Pos.Epoch != h.Epochs()[0] {
+		t.Fatalf("published at %v, want epoch %q", m2.Pos, h.Epochs()[0])
 	}
-	h.wait(t, "the message of the new epoch", func() bool { return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == m2.Pos })
+	h.Wait(t, "the message of the new epoch", func() bool { return h.LastPos() == m2.Pos })
 	snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"l"}, After: &m1.Pos})
 	if err != nil {
 		t.Fatal(err)
@@ -246,17 +166,17 @@ func TestStreamDeleted(t *testing.T) {
 	defer a.Close()
 	b := open(t, natsURL(), name, pubsub.Retention{})
 	defer b.Close()
-	h := newHandler()
-	listen(t, b, h)
-	settle(t, h)
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
+	h.Settle(t)
 	old := publish(t, a, "old", "d")
 	deleteStream(t, natsURL(), name)
-	h.wait(t, "HandleEpoch", func() bool { return len(h.epochs) == 1 })
+	h.Wait(t, "HandleEpoch", func() bool { return len(h.Epochs()) == 1 })
 	m := publish(t, a, "new", "d")
-	if m.Pos.Epoch == old.Pos.Epoch || m.Pos.Epoch != h.epochs[0] {
-		t.Fatalf("published at %v after the stream was deleted; old epoch %q, listener's new epoch %q", m.Pos, old.Pos.Epoch, h.epochs[0])
+	if m.Pos.Epoch == old.Pos.Epoch || m.Pos.Epoch != h.Epochs()[0] {
+		t.Fatalf("published at %v after the stream was deleted; old epoch %q, listener's new epoch %q", m.Pos, old.Pos.Epoch, h.Epochs()[0])
 	}
-	h.wait(t, "the message of the new epoch", func() bool { return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == m.Pos })
+	h.Wait(t, "the message of the new epoch", func() bool { return h.LastPos() == m.Pos })
 }
 
 // TestBucketLost: when the state bucket alone is gone, it is created again

@@ -1,14 +1,11 @@
 package nats_test
 
 import (
-	"context"
-	"errors"
 	"strconv"
 	"testing"
 
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/pubsubtest"
-	"github.com/heraldpush/herald/pubsub/shard"
 )
 
 // TestConformanceShard runs the conformance suite on shard 2 of a
@@ -19,25 +16,11 @@ func TestConformanceShard(t *testing.T) {
 	const n = 3
 	newBroker := func(t *testing.T, r pubsub.Retention) pubsub.Broker {
 		base := uniqueStream(t, natsURL())
-		shards := make([]pubsub.Broker, n)
-		for k := range shards {
-			name := base
-			if k > 0 {
-				name += "_" + strconv.Itoa(k)
-				t.Cleanup(func() { deleteStream(t, natsURL(), name) })
-			}
-			shards[k] = open(t, natsURL(), name, r)
-		}
-		if _, err := shard.New(context.Background(), shards, nil); err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range shards[:n-1] {
-			s.Close()
-		}
+		b := pubsubtest.LastShard(t, openShards(t, base, n, r))
 		streamsMu.Lock()
-		streams[shards[n-1]] = base + "_" + strconv.Itoa(n-1)
+		streams[b] = base + "_" + strconv.Itoa(n-1)
 		streamsMu.Unlock()
-		return shards[n-1]
+		return b
 	}
 	again := func(t *testing.T, b pubsub.Broker) pubsub.Broker {
 		streamsMu.Lock()
@@ -54,53 +37,23 @@ func TestConformanceShard(t *testing.T) {
 func TestShardCountGuard(t *testing.T) {
 	needNATS(t)
 	base := uniqueStream(t, natsURL())
-	ctx := context.Background()
-	openN := func(n int) []pubsub.Broker {
-		shards := make([]pubsub.Broker, n)
-		for k := range shards {
-			name := base
-			if k > 0 {
-				name += "_" + strconv.Itoa(k)
-				t.Cleanup(func() { deleteStream(t, natsURL(), name) })
-			}
-			shards[k] = open(t, natsURL(), name, pubsub.Retention{})
+	pubsubtest.ShardCountGuard(t, func(n int) []pubsub.Broker {
+		return openShards(t, base, n, pubsub.Retention{})
+	})
+}
+
+// openShards opens shards 0 to n-1 of the deployment whose shard 0 is
+// stream base (shard k > 0: stream "<base>_k", deleted when the test
+// ends).
+func openShards(t *testing.T, base string, n int, r pubsub.Retention) []pubsub.Broker {
+	shards := make([]pubsub.Broker, n)
+	for k := range shards {
+		name := base
+		if k > 0 {
+			name += "_" + strconv.Itoa(k)
+			t.Cleanup(func() { deleteStream(t, natsURL(), name) })
 		}
-		return shards
+		shards[k] = open(t, natsURL(), name, r)
 	}
-	closeAll := func(bs []pubsub.Broker) {
-		for _, b := range bs {
-			b.Close()
-		}
-	}
-	first, err := shard.New(ctx, openN(2), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	three := openN(3)
-	if _, err := shard.New(ctx, three, nil); !errors.Is(err, shard.ErrShardCount) {
-		t.Errorf("a node with 3 shards against 2: %v, want ErrShardCount", err)
-	}
-	closeAll(three)
-	one := openN(1)
-	if err := shard.Check(ctx, one[0], nil); !errors.Is(err, shard.ErrShardCount) {
-		t.Errorf("a node with 1 shard against 2: %v, want ErrShardCount", err)
-	}
-	closeAll(one)
-	same, err := shard.New(ctx, openN(2), nil)
-	if err != nil {
-		t.Errorf("a second node with 2 shards: %v", err)
-	} else {
-		same.Close()
-	}
-	re, err := shard.New(ctx, openN(3), &shard.Options{Reshard: true})
-	if err != nil {
-		t.Fatalf("resharding to 3: %v", err)
-	}
-	re.Close()
-	after, err := shard.New(ctx, openN(3), nil)
-	if err != nil {
-		t.Fatalf("a node with 3 shards after resharding to 3: %v", err)
-	}
-	after.Close()
+	return shards
 }

@@ -43,6 +43,11 @@
 // Run the suite's test alone in its package or at least not in parallel
 // with tests that start goroutines: the leak check compares the goroutines
 // alive before and after each broker's life.
+//
+// Besides the suite, the package holds what the brokers' own tests share:
+// [Listener] and [Listen] (a handler that records what Listen delivers, to
+// wait on), [ShardCountGuard] and [LastShard] (a broker's shards under
+// pubsub/shard).
 package pubsubtest
 
 import (

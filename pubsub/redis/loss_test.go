@@ -4,85 +4,13 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/pubsubtest"
 	"github.com/heraldpush/herald/pubsub/redis"
 )
-
-// handler records what Listen delivers.
-type handler struct {
-	mu      sync.Mutex
-	msgs    []*pubsub.Message
-	epochs  []string
-	started bool // HandleStart was called: Listen took effect
-	change  chan struct{}
-}
-
-func newHandler() *handler { return &handler{change: make(chan struct{}, 1000)} }
-
-func (h *handler) HandleMessage(m *pubsub.Message) {
-	h.mu.Lock()
-	h.msgs = append(h.msgs, m)
-	h.mu.Unlock()
-	h.change <- struct{}{}
-}
-
-func (h *handler) HandleEpoch(e string) {
-	h.mu.Lock()
-	h.epochs = append(h.epochs, e)
-	h.mu.Unlock()
-	h.change <- struct{}{}
-}
-
-// HandleStart makes handler a pubsub.StartHandler: settle waits for it.
-func (h *handler) HandleStart(pubsub.Position) {
-	h.mu.Lock()
-	h.started = true
-	h.mu.Unlock()
-	h.change <- struct{}{}
-}
-
-// wait waits until cond (called with h.mu held) holds.
-func (h *handler) wait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		h.mu.Lock()
-		ok := cond()
-		h.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-h.change:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-// settle waits until the listener h took effect (HandleStart): every
-// message published from then on, on any node, reaches h.
-func settle(t *testing.T, h *handler) {
-	t.Helper()
-	h.wait(t, "the listener to take effect (HandleStart)", func() bool { return h.started })
-}
-
-func listen(t *testing.T, b pubsub.Broker, h pubsub.Handler) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Listen(ctx, h) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Listen: %v", err)
-		}
-	})
-}
 
 // TestDataLoss: when Redis loses Herald's keys, the log gets a new epoch,
 // every node's listener is told (HandleEpoch), publishing goes on in the new
@@ -94,17 +22,17 @@ func TestDataLoss(t *testing.T) {
 	defer a.Close()
 	b := open(t, p, pubsub.Retention{})
 	defer b.Close()
-	hb := newHandler()
-	listen(t, b, hb)
+	hb := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, hb)
 
 	ctx := context.Background()
 	old := a.Epoch()
 	m1 := &pubsub.Message{Topics: []string{"x"}, Data: "1"}
-	settle(t, hb)
+	hb.Settle(t)
 	if _, err := a.Publish(ctx, m1); err != nil {
 		t.Fatal(err)
 	}
-	hb.wait(t, "the first message", func() bool { return len(hb.msgs) == 1 })
+	hb.Wait(t, "the first message", func() bool { return len(hb.Messages()) == 1 })
 
 	deleteKeys(t, p) // Redis lost everything (FLUSHDB, restart without persistence)
 
@@ -115,11 +43,11 @@ func TestDataLoss(t *testing.T) {
 	if m2.Pos.Epoch == old || m2.Pos.Offset != 1 {
 		t.Fatalf("first message after the loss at %v, want offset 1 of a new epoch (old %q)", m2.Pos, old)
 	}
-	hb.wait(t, "HandleEpoch and the message of the new epoch", func() bool {
-		return len(hb.epochs) == 1 && len(hb.msgs) == 2
+	hb.Wait(t, "HandleEpoch and the message of the new epoch", func() bool {
+		return len(hb.Epochs()) == 1 && len(hb.Messages()) == 2
 	})
-	if hb.epochs[0] != m2.Pos.Epoch || hb.msgs[1].Pos != m2.Pos {
-		t.Fatalf("epochs %v, messages %v %v; want epoch %q then %v", hb.epochs, hb.msgs[0].Pos, hb.msgs[1].Pos, m2.Pos.Epoch, m2.Pos)
+	if hb.Epochs()[0] != m2.Pos.Epoch || hb.Messages()[1].Pos != m2.Pos {
+		t.Fatalf("epochs %v, messages %v %v; want epoch %q then %v", hb.Epochs(), hb.Messages()[0].Pos, hb.Messages()[1].Pos, m2.Pos.Epoch, m2.Pos)
 	}
 	if b.Epoch() != m2.Pos.Epoch {
 		t.Errorf("node b Epoch() = %q, want %q", b.Epoch(), m2.Pos.Epoch)
@@ -139,14 +67,14 @@ func TestDataLossWithoutPublish(t *testing.T) {
 	p := uniquePrefix(t)
 	b := open(t, p, pubsub.Retention{})
 	defer b.Close()
-	h := newHandler()
-	listen(t, b, h)
-	settle(t, h)
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
+	h.Settle(t)
 	old := b.Epoch()
 	deleteKeys(t, p)
-	h.wait(t, "HandleEpoch", func() bool { return len(h.epochs) == 1 })
-	if h.epochs[0] == old || b.Epoch() != h.epochs[0] {
-		t.Fatalf("HandleEpoch(%q), Epoch() %q; old epoch %q", h.epochs[0], b.Epoch(), old)
+	h.Wait(t, "HandleEpoch", func() bool { return len(h.Epochs()) == 1 })
+	if h.Epochs()[0] == old || b.Epoch() != h.Epochs()[0] {
+		t.Fatalf("HandleEpoch(%q), Epoch() %q; old epoch %q", h.Epochs()[0], b.Epoch(), old)
 	}
 }
 
@@ -178,9 +106,9 @@ func TestGap(t *testing.T) {
 	sub := open(t, p, pubsub.Retention{MaxBytes: 4 << 10})
 	defer sub.Close()
 	ctx := context.Background()
-	h := &slowHandler{handler: newHandler(), gate: make(chan struct{}), blocked: make(chan struct{})}
-	listen(t, sub, h)
-	settle(t, h.handler)
+	h := &slowHandler{Listener: pubsubtest.NewListener(), gate: make(chan struct{}), blocked: make(chan struct{})}
+	pubsubtest.Listen(t, sub, h)
+	h.Settle(t)
 	// The listener blocks in HandleMessage of "block" while far more than
 	// MaxBytes is published: the log drops what it has not read yet.
 	if _, err := pub.Publish(ctx, &pubsub.Message{Topics: []string{"g"}, Data: "block"}); err != nil {
@@ -194,15 +122,15 @@ func TestGap(t *testing.T) {
 		}
 	}
 	close(h.gate)
-	h.wait(t, "a resync (HandleEpoch with the same epoch)", func() bool { return len(h.epochs) > 0 })
-	if h.epochs[0] != sub.Epoch() {
-		t.Fatalf("HandleEpoch(%q), want the unchanged epoch %q", h.epochs[0], sub.Epoch())
+	h.Wait(t, "a resync (HandleEpoch with the same epoch)", func() bool { return len(h.Epochs()) > 0 })
+	if h.Epochs()[0] != sub.Epoch() {
+		t.Fatalf("HandleEpoch(%q), want the unchanged epoch %q", h.Epochs()[0], sub.Epoch())
 	}
 }
 
 // slowHandler blocks on the message "block" until gate is closed.
 type slowHandler struct {
-	*handler
+	*pubsubtest.Listener
 	gate    chan struct{}
 	blocked chan struct{}
 }
@@ -212,5 +140,5 @@ func (h *slowHandler) HandleMessage(m *pubsub.Message) {
 		close(h.blocked)
 		<-h.gate
 	}
-	h.handler.HandleMessage(m)
+	h.Listener.HandleMessage(m)
 }

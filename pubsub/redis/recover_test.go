@@ -12,6 +12,7 @@ import (
 	"github.com/heraldpush/herald/internal/logtest"
 	"github.com/heraldpush/herald/internal/testkit"
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/pubsubtest"
 	"github.com/heraldpush/herald/pubsub/redis"
 )
 
@@ -74,15 +75,15 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	h := newHandler()
-	listen(t, b, h)
-	settle(t, h)
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
+	h.Settle(t)
 	ctx := context.Background()
 	before := &pubsub.Message{Topics: []string{"r"}, Data: "before"}
 	if _, err := b.Publish(ctx, before); err != nil {
 		t.Fatal(err)
 	}
-	h.wait(t, "the message before the kill", func() bool { return len(h.msgs) == 1 })
+	h.Wait(t, "the message before the kill", func() bool { return len(h.Messages()) == 1 })
 
 	srv.kill()
 	testkit.WaitWithin(t, 10*time.Second, "the listener to notice", func() bool { return logs.Count("live delivery interrupted") > 0 })
@@ -112,8 +113,8 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 		after, accepted = m, time.Now()
 		return true
 	})
-	h.wait(t, "the first message accepted after the restart", func() bool {
-		return len(h.msgs) > 0 && h.msgs[len(h.msgs)-1].Pos == after.Pos
+	h.Wait(t, "the first message accepted after the restart", func() bool {
+		return h.LastPos() == after.Pos
 	})
 	d := time.Since(accepted)
 	t.Logf("live delivery %v after the first accepted publish (Redis down %v)", d, accepted.Sub(down).Round(time.Millisecond))
@@ -123,8 +124,8 @@ func TestListenerRecoversAtOnce(t *testing.T) {
 	if after.Pos.Epoch != before.Pos.Epoch || after.Pos.Offset != before.Pos.Offset+1 {
 		t.Errorf("after the restart: %v, want the next offset after %v in the same epoch", after.Pos, before.Pos)
 	}
-	if n := len(h.msgs); n != 2 || len(h.epochs) != 0 {
-		t.Errorf("the listener got %d messages and resyncs %v, want 2 and none", n, h.epochs)
+	if n := len(h.Messages()); n != 2 || len(h.Epochs()) != 0 {
+		t.Errorf("the listener got %d messages and resyncs %v, want 2 and none", n, h.Epochs())
 	}
 	testkit.WaitWithin(t, 5*time.Second, "the resumption to be logged", func() bool { return logs.Count("live delivery resumed") > 0 })
 	if i, r := logs.Count("live delivery interrupted"), logs.Count("live delivery resumed"); i != 1 || r != 1 {

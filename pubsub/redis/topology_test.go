@@ -92,14 +92,14 @@ func TestSentinel(t *testing.T) {
 		t.Fatalf("Open(%s): %v", url, err)
 	}
 	defer b.Close()
-	h := newHandler()
-	listen(t, b, h)
-	settle(t, h)
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
+	h.Settle(t)
 	m := &pubsub.Message{Topics: []string{"s"}, Data: "through the sentinel"}
 	if _, err := b.Publish(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	h.wait(t, "the message", func() bool { return len(h.msgs) == 1 && h.msgs[0].Data == m.Data })
+	h.Wait(t, "the message", func() bool { return len(h.Messages()) == 1 && h.Messages()[0].Data == m.Data })
 	snap, err := b.Read(context.Background(), pubsub.Query{Topics: []string{"s"}, After: &pubsub.Position{Epoch: b.Epoch()}})
 	if err != nil || len(snap.Events) != 1 {
 		t.Fatalf("Read: %d events, %v", len(snap.Events), err)

@@ -215,46 +215,7 @@ end
 if #wmset > 0 then redis.call('HSET', wm, unpack(wmset)) end
 if #topicset > 0 then redis.call('ZADD', topics, unpack(topicset)) end
 `},
-	{name: "3. index lists, lazy topics, no sizes/fair", body: `
-local st = {}
-for _, m in ipairs(plan) do
-  seq = seq + 1
-  redis.call('XADD', log, string.format('%d-0', seq), 't', ms, 'n', m[2], 'm', m[4])
-  bytes = bytes + m[2]
-  local entry = string.format('%d %d', seq, m[2])
-  for j = 5, #m do
-    local i = index[m[j]]
-    local len = redis.call('RPUSH', prefix .. m[j], entry)
-    local ts = st[i]
-    if not ts then
-      ts = {added = 0}
-      st[i] = ts
-    end
-    ts.added, ts.len = ts.added + 1, len
-  end
-end
-local wmset, topicset = {}, {}
-for i, name in ipairs(names) do
-  local ts = st[i]
-  if ts.len == ts.added then
-    topicset[#topicset + 1] = seq
-    topicset[#topicset + 1] = name
-  end
-  local over = ts.len - max_events
-  if over > 0 then
-    local es = redis.call('LPOP', prefix .. name, over)
-    local mark
-    for _, e in ipairs(es) do
-      mark = tonumber(string.match(e, '^(%d+)'))
-      evicted[#evicted + 1] = mark
-    end
-    wmset[#wmset + 1] = name
-    wmset[#wmset + 1] = mark
-  end
-end
-if #wmset > 0 then redis.call('HSET', wm, unpack(wmset)) end
-if #topicset > 0 then redis.call('ZADD', topics, unpack(topicset)) end
-`},
+	{name: "3. index lists, lazy topics, no sizes/fair", body: indexLists("", layoutEntry, "", "over > 0")},
 	{name: "4. index lists, mark in the list, lazy topics", body: `
 local st = {}
 for _, m in ipairs(plan) do
@@ -299,92 +260,12 @@ for i, name in ipairs(names) do
 end
 if #topicset > 0 then redis.call('ZADD', topics, unpack(topicset)) end
 `},
-	{name: "5. index lists, eviction by tenths, lazy topics", body: `
+	{name: "5. index lists, eviction by tenths, lazy topics", body: indexLists(`
 -- A topic's list may hold up to a tenth more than the limit (reads would
 -- skip the oldest extra entries as evicted); it is trimmed back to the
 -- limit when over that, so that the count limit costs once per topic per
--- limit/10 publishes.
-local st = {}
-for _, m in ipairs(plan) do
-  seq = seq + 1
-  redis.call('XADD', log, string.format('%d-0', seq), 't', ms, 'n', m[2], 'm', m[4])
-  bytes = bytes + m[2]
-  local entry = string.format('%d %d', seq, m[2])
-  for j = 5, #m do
-    local i = index[m[j]]
-    local len = redis.call('RPUSH', prefix .. m[j], entry)
-    local ts = st[i]
-    if not ts then
-      ts = {added = 0}
-      st[i] = ts
-    end
-    ts.added, ts.len = ts.added + 1, len
-  end
-end
-local wmset, topicset = {}, {}
-local slack = math.max(1, math.floor(max_events / 10))
-for i, name in ipairs(names) do
-  local ts = st[i]
-  if ts.len == ts.added then
-    topicset[#topicset + 1] = seq
-    topicset[#topicset + 1] = name
-  end
-  local over = ts.len - max_events
-  if over >= slack then
-    local es = redis.call('LPOP', prefix .. name, over)
-    local mark
-    for _, e in ipairs(es) do
-      mark = tonumber(string.match(e, '^(%d+)'))
-      evicted[#evicted + 1] = mark
-    end
-    wmset[#wmset + 1] = name
-    wmset[#wmset + 1] = mark
-  end
-end
-if #wmset > 0 then redis.call('HSET', wm, unpack(wmset)) end
-if #topicset > 0 then redis.call('ZADD', topics, unpack(topicset)) end
-`},
-	{name: "6. the cheapest: one-field log entry, index lists, eviction by tenths", body: `
-local st = {}
-for _, m in ipairs(plan) do
-  seq = seq + 1
-  redis.call('XADD', log, string.format('%d-0', seq), 'm', string.format('%d %d ', ms, m[2]) .. m[4])
-  bytes = bytes + m[2]
-  local entry = string.format('%d %d', seq, m[2])
-  for j = 5, #m do
-    local i = index[m[j]]
-    local len = redis.call('RPUSH', prefix .. m[j], entry)
-    local ts = st[i]
-    if not ts then
-      ts = {added = 0}
-      st[i] = ts
-    end
-    ts.added, ts.len = ts.added + 1, len
-  end
-end
-local wmset, topicset = {}, {}
-local slack = math.max(1, math.floor(max_events / 10))
-for i, name in ipairs(names) do
-  local ts = st[i]
-  if ts.len == ts.added then
-    topicset[#topicset + 1] = seq
-    topicset[#topicset + 1] = name
-  end
-  local over = ts.len - max_events
-  if over >= slack then
-    local es = redis.call('LPOP', prefix .. name, over)
-    local mark
-    for _, e in ipairs(es) do
-      mark = tonumber(string.match(e, '^(%d+)'))
-      evicted[#evicted + 1] = mark
-    end
-    wmset[#wmset + 1] = name
-    wmset[#wmset + 1] = mark
-  end
-end
-if #wmset > 0 then redis.call('HSET', wm, unpack(wmset)) end
-if #topicset > 0 then redis.call('ZADD', topics, unpack(topicset)) end
-`},
+-- limit/10 publishes.`, layoutEntry, layoutSlack, "over >= slack")},
+	{name: "6. the cheapest: one-field log entry, index lists, eviction by tenths", body: indexLists("", layoutEntryOneField, layoutSlack, "over >= slack")},
 	{name: "7. as 6, the log trimmed at its front (XTRIM MINID ~), no XDEL", body: `
 -- Not exact for the count limit: a message evicted from its topics stays
 -- in the log until every older one has left (a cold topic holds the log's
@@ -434,6 +315,67 @@ if #frontset > 0 then
   redis.call('XTRIM', log, 'MINID', '~', string.format('%d-0', tonumber(low[2])))
 end
 `},
+}
+
+// The log entries of the candidates (the fields after the id): three
+// fields as in v1, or one ("<ms> <size> <message>").
+const (
+	layoutEntry         = `'t', ms, 'n', m[2], 'm', m[4]`
+	layoutEntryOneField = `'m', string.format('%d %d ', ms, m[2]) .. m[4]`
+)
+
+// layoutSlack is how far over the count limit a topic's list may go in
+// the candidates that evict by tenths.
+const layoutSlack = `
+local slack = math.max(1, math.floor(max_events / 10))`
+
+// indexLists is the body of the candidates with index lists ("<seq>
+// <size>" entries, one list a topic) and lazy topics (a topic's score set
+// only when its list is new): head (comment lines) first, entry the log
+// entry's fields, slack a line of Lua before the eviction loop and evict
+// the condition on over (how many entries a topic's list holds beyond
+// the count limit) for trimming it back to the limit.
+func indexLists(head, entry, slack, evict string) string {
+	return head + `
+local st = {}
+for _, m in ipairs(plan) do
+  seq = seq + 1
+  redis.call('XADD', log, string.format('%d-0', seq), ` + entry + `)
+  bytes = bytes + m[2]
+  local entry = string.format('%d %d', seq, m[2])
+  for j = 5, #m do
+    local i = index[m[j]]
+    local len = redis.call('RPUSH', prefix .. m[j], entry)
+    local ts = st[i]
+    if not ts then
+      ts = {added = 0}
+      st[i] = ts
+    end
+    ts.added, ts.len = ts.added + 1, len
+  end
+end
+local wmset, topicset = {}, {}` + slack + `
+for i, name in ipairs(names) do
+  local ts = st[i]
+  if ts.len == ts.added then
+    topicset[#topicset + 1] = seq
+    topicset[#topicset + 1] = name
+  end
+  local over = ts.len - max_events
+  if ` + evict + ` then
+    local es = redis.call('LPOP', prefix .. name, over)
+    local mark
+    for _, e in ipairs(es) do
+      mark = tonumber(string.match(e, '^(%d+)'))
+      evicted[#evicted + 1] = mark
+    end
+    wmset[#wmset + 1] = name
+    wmset[#wmset + 1] = mark
+  end
+end
+if #wmset > 0 then redis.call('HSET', wm, unpack(wmset)) end
+if #topicset > 0 then redis.call('ZADD', topics, unpack(topicset)) end
+`
 }
 
 // TestMeasureRedisLayouts is phase 1 of issue 22 item 5 on Redis: it
