@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -261,10 +262,12 @@ func TestHybridSwitchesLosslessly(t *testing.T) {
 	if by["sse"] == 0 || by["websocket"] == 0 {
 		t.Errorf("events by transport %v: want some over each", by)
 	}
-	// Changes alternate by construction; a loaded machine may add a
-	// round trip if a probe of loopback is ever slow.
-	if got := eval[[]string](p, `hybrid.transports`); len(got) < 5 || got[0] != "websocket" || got[len(got)-1] != "websocket" {
-		t.Errorf("transports %v, want websocket, sse, websocket, sse, websocket", got)
+	// Changes alternate by construction, and waitTransport saw each one
+	// happen; a loaded machine may add round trips if a probe of loopback
+	// is slow (even after the last wait: the page may be on SSE again by
+	// now), so only the first five are fixed.
+	if got := eval[[]string](p, `hybrid.transports`); len(got) < 5 || !slices.Equal(got[:5], []string{"websocket", "sse", "websocket", "sse", "websocket"}) {
+		t.Errorf("transports %v, want websocket, sse, websocket, sse, websocket first", got)
 	}
 	checkSent(t, srv, p, "feed-sent", sent)
 	t.Logf("%d events (%v), %d messages sent", n, by, sent)
