@@ -135,11 +135,31 @@ func needPort(t *testing.T, port int, what string) {
 	c.Close()
 }
 
+// logBuffer is a process's output, safe to read while the process writes
+// it (exec copies a non-file writer from a goroutine of its own).
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // node is one `herald serve` process.
 type node struct {
 	URL    string
 	cmd    *exec.Cmd
-	out    *bytes.Buffer
+	out    *logBuffer
 	done   chan struct{}
 	stopMu sync.Mutex
 }
@@ -150,7 +170,7 @@ func startHerald(t *testing.T, flags ...string) *node {
 	t.Helper()
 	port := freePort(t)
 	args := append([]string{"serve", "--addr", "127.0.0.1:" + strconv.Itoa(port), "--log-level", "warn"}, flags...)
-	n := &node{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: new(bytes.Buffer), done: make(chan struct{})}
+	n := &node{URL: "http://127.0.0.1:" + strconv.Itoa(port), out: new(logBuffer), done: make(chan struct{})}
 	n.cmd = exec.Command(herald(t), args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
