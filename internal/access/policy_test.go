@@ -370,7 +370,7 @@ func TestRouter(t *testing.T) {
 		{"POST", "/admin/purge/x/..", http.StatusBadRequest},
 		{"DELETE", "/admin/purge/./", http.StatusBadRequest},
 		{"PUT", "/admin//purge", http.StatusBadRequest},
-		{"POST", "/admin/purge", http.StatusForbidden}, // clean: reaches the route (remote: refused)
+		{"POST", "/admin/purge", http.StatusForbidden},         // clean: reaches the route (remote: refused)
 		{"GET", "/healthz/x/..", http.StatusTemporaryRedirect}, // any redirect
 	} {
 		w := serve(c.method, c.path, req{remote: "203.0.113.9:1"})
