@@ -85,21 +85,7 @@ func TestURLPolicyAddresses(t *testing.T) {
 // address is not dialled (DNS rebinding: the check is at dial time, on
 // what the name resolves to then).
 func TestDialChecksResolvedAddresses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := loopbackListener(t)
 	var strict URLPolicy
 	if err := strict.Check("http://localhost:" + port + "/h"); !errors.Is(err, errRejected) {
 		t.Errorf("Check(localhost) = %v", err)
@@ -120,23 +106,7 @@ func TestDialChecksResolvedAddresses(t *testing.T) {
 // whatever the resolver makes of them (the dial checks what it would
 // connect to).
 func TestDialRefusesOtherAddressForms(t *testing.T) {
-	accepted := make(chan struct{}, 16)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- struct{}{}
-			c.Close()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	port, accepted := loopbackListener(t)
 	var strict URLPolicy
 	for _, host := range []string{"2130706433", "0x7f000001", "017700000001", "0177.0.0.1", "127.1", "0", "0.0.0.0",
 		"[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[64:ff9b::7f00:1]", "localhost."} {
@@ -276,4 +246,32 @@ func TestWebhookClient(t *testing.T) {
 	if m.client.CheckRedirect == nil || m.client.CheckRedirect(nil, nil) != http.ErrUseLastResponse {
 		t.Fatal("the webhook client follows redirects")
 	}
+}
+
+// loopbackListener listens on a free loopback port until the test ends,
+// closing every connection it accepts; accepted receives one value per
+// connection (without blocking the listener: it holds 16).
+func loopbackListener(t *testing.T) (port string, accepted <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port, ch
 }

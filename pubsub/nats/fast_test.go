@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldpush/herald/pubsub"
@@ -29,18 +28,9 @@ type rawMsg struct {
 // rawStream reads every message the stream holds, in order.
 func rawStream(t *testing.T, stream string) []rawMsg {
 	t.Helper()
-	nc, err := natsgo.Connect(natsURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStream(t, ctx, stream)
 	lastSeq := s.CachedInfo().State.LastSeq
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {

@@ -71,19 +71,26 @@ func TestTrimmerCountsExistingHistory(t *testing.T) {
 // consumers returns how many consumers the stream has.
 func consumers(t *testing.T, stream string) int {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return openStream(t, ctx, stream).CachedInfo().State.Consumers
+}
+
+// openStream looks up stream on a connection of its own, closed when the
+// test ends.
+func openStream(t *testing.T, ctx context.Context, stream string) jetstream.Stream {
+	t.Helper()
 	nc, err := natsgo.Connect(natsURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.CachedInfo().State.Consumers
+	return s
 }
 
 // TestTrimmerSleepsBelowHalfTheBound: a node with a byte bound does not
