@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,10 +21,8 @@ import (
 // ErrTopicFinished; the messages before it are stored. It implements
 // pubsub.BatchPublisher.
 //
-// Each topic's bookkeeping (its sizes, eviction mark, retained and final
-// state, the count limit) is done once per topic per batch; a message the
-// batch's limits evict stays in the log until the next publish, so that
-// every node's listener still reads it.
+// Each topic gets one RPUSH of its messages per batch, and the batch is
+// announced to every node's listener in one live-stream entry.
 func (b *Broker) PublishBatch(ctx context.Context, msgs []*pubsub.Message) (int, error) {
 	return b.publishBatch(ctx, msgs, nil)
 }
@@ -61,8 +60,8 @@ func (b *Broker) publishBatch(ctx context.Context, msgs []*pubsub.Message, cond 
 			}
 			condArg = strconv.FormatUint(cond.Offset, 10)
 		}
-		keys := []string{b.meta, b.epochs, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs, k.dead}
-		res, err := publishScript.Run(ctx, b.rdb, keys, epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, flag(r.MaxAge > 0),
+		keys := []string{b.meta, b.epochs, k.live, k.wm, k.topics, k.ret, k.fin, k.pend}
+		res, err := publishScript.Run(ctx, b.rdb, keys, epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, b.o.LiveWindow,
 			k.topicPrefix, k.ids, int(pubsub.DedupeWindow.Seconds()), plan, condArg).Slice()
 		if err != nil {
 			return 0, b.fail(ctx, "publish", err)
@@ -177,4 +176,118 @@ func mpString(p []byte, s string) []byte {
 		p = append(p, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	return append(p, s...)
+}
+
+// decodePlan returns the encoded messages of a plan that encodePlan wrote
+// (the live stream carries it as publish.lua received it).
+func decodePlan(p string) ([]string, error) {
+	r := mpReader{s: p}
+	n := r.array()
+	if r.err != nil || n > len(p) {
+		return nil, fmt.Errorf("redis: plan: %w", cmp.Or(r.err, errPlan))
+	}
+	out := make([]string, 0, n)
+	for range n {
+		fields := r.array()
+		if fields < 5 || fields > len(r.s) {
+			return nil, fmt.Errorf("redis: plan: %w", cmp.Or(r.err, errPlan))
+		}
+		r.uint()
+		r.uint()
+		r.str()
+		blob := r.str()
+		for range fields - 4 {
+			r.str()
+		}
+		if r.err != nil {
+			return nil, fmt.Errorf("redis: plan: %w", r.err)
+		}
+		out = append(out, blob)
+	}
+	if r.s != "" {
+		return nil, fmt.Errorf("redis: plan: %w", errPlan)
+	}
+	return out, nil
+}
+
+var errPlan = errors.New("malformed")
+
+// mpReader reads the MessagePack forms encodePlan writes; the first
+// malformed one sets err, after which every read returns zero.
+type mpReader struct {
+	s   string
+	err error
+}
+
+func (r *mpReader) take(n int) string {
+	if r.err != nil || n < 0 || n > len(r.s) {
+		r.err = cmp.Or(r.err, errPlan)
+		return ""
+	}
+	v := r.s[:n]
+	r.s = r.s[n:]
+	return v
+}
+
+// be reads an n-byte big-endian unsigned integer.
+func (r *mpReader) be(n int) uint64 {
+	var v uint64
+	for _, c := range []byte(r.take(n)) {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+func (r *mpReader) array() int {
+	b := r.be(1)
+	switch {
+	case r.err != nil:
+		return 0
+	case b&0xf0 == 0x90:
+		return int(b & 0x0f)
+	case b == 0xdc:
+		return int(r.be(2))
+	case b == 0xdd:
+		return int(r.be(4))
+	}
+	r.err = errPlan
+	return 0
+}
+
+func (r *mpReader) uint() uint64 {
+	b := r.be(1)
+	switch {
+	case r.err != nil:
+		return 0
+	case b < 0x80:
+		return b
+	case b == 0xcc:
+		return r.be(1)
+	case b == 0xcd:
+		return r.be(2)
+	case b == 0xce:
+		return r.be(4)
+	case b == 0xcf:
+		return r.be(8)
+	}
+	r.err = errPlan
+	return 0
+}
+
+func (r *mpReader) str() string {
+	b := r.be(1)
+	switch {
+	case r.err != nil:
+		return ""
+	case b&0xe0 == 0xa0:
+		return r.take(int(b & 0x1f))
+	case b == 0xd9:
+		return r.take(int(r.be(1)))
+	case b == 0xda:
+		return r.take(int(r.be(2)))
+	case b == 0xdb:
+		return r.take(int(r.be(4)))
+	}
+	r.err = errPlan
+	return ""
 }

@@ -9,49 +9,84 @@ import (
 	"github.com/heraldpush/herald/pubsub"
 )
 
-// TestBatchEvictsAtTheNextPublish: messages that a batch's count limit
-// evicts while publishing them leave their topic's history at once, stay
-// in the log (the listeners have not read them) with their bytes counted
-// out, and leave the log at the next publish.
-func TestBatchEvictsAtTheNextPublish(t *testing.T) {
+// TestCountLimitByTenths: a topic's list may hold up to a tenth more than
+// the count limit (the oldest extra items count as evicted: reads, the
+// tail and Topics leave them out), and is popped back to the limit once it
+// holds that tenth, with the bytes (the items' length) and the eviction
+// mark of what left.
+func TestCountLimitByTenths(t *testing.T) {
 	needRedis(t)
 	p := uniquePrefix(t)
-	b := open(t, p, pubsub.Retention{MaxEvents: 2})
+	const limit = 20 // a tenth: 2
+	b := open(t, p, pubsub.Retention{MaxEvents: limit})
 	defer b.Close()
 	ctx := context.Background()
 	rdb := rawClient(t)
-	base := "{" + p + "}:" + b.Epoch() + ":"
-	var batch []*pubsub.Message
-	for i := range 10 {
-		batch = append(batch, &pubsub.Message{Topics: []string{"a"}, Data: fmt.Sprint(i)})
-	}
-	if n, err := b.PublishBatch(ctx, batch); n != 10 || err != nil {
-		t.Fatalf("PublishBatch = %d, %v", n, err)
-	}
-	if n := rdb.XLen(ctx, base+"t:a").Val(); n != 2 {
-		t.Errorf("topic index holds %d entries, want 2", n)
-	}
-	if n := rdb.XLen(ctx, base+"log").Val(); n != 10 {
-		t.Errorf("log holds %d messages right after the batch, want all 10", n)
-	}
-	if n := rdb.LLen(ctx, base+"dead").Val(); n != 8 {
-		t.Errorf("dead list holds %d offsets, want 8", n)
+	list := "{" + p + "}:" + b.Epoch() + ":t:a"
+	var all []*pubsub.Message
+	publish := func(n int) {
+		t.Helper()
+		var batch []*pubsub.Message
+		for range n {
+			batch = append(batch, &pubsub.Message{Topics: []string{"a"}, Data: fmt.Sprint(len(all) + len(batch))})
+		}
+		if got, err := b.PublishBatch(ctx, batch); got != n || err != nil {
+			t.Fatalf("PublishBatch = %d, %v", got, err)
+		}
+		all = append(all, batch...)
 	}
 	bytes := func() int {
-		v, _ := strconv.Atoi(rdb.HGet(ctx, "{"+p+"}:meta", "bytes").Val())
+		v, _ := strconv.Atoi(rdb.HGet(ctx, "{"+p+"}:v2:meta", "bytes").Val())
 		return v
 	}
-	want := batch[8].Size() + batch[9].Size() - 2*len(b.Epoch()) // sized before they had a position
-	if got := bytes(); got != want {
-		t.Errorf("meta bytes %d after the batch, want %d (the two messages held)", got, want)
+	// held is the bytes of the list's items: what history counts.
+	held := func() int {
+		n := 0
+		for _, it := range rdb.LRange(ctx, list, 0, -1).Val() {
+			n += len(it)
+		}
+		return n
 	}
-	if _, err := b.Publish(ctx, &pubsub.Message{Topics: []string{"b"}, Data: "next"}); err != nil {
-		t.Fatal(err)
+	// check: the list holds n items, history the last limit messages, and
+	// a resume from just before the oldest held is exact while one from
+	// before that is truncated.
+	check := func(n int) {
+		t.Helper()
+		if got := rdb.LLen(ctx, list).Val(); got != int64(n) {
+			t.Errorf("the list holds %d items, want %d", got, n)
+		}
+		if got, want := bytes(), held(); got != want {
+			t.Errorf("meta bytes %d, want %d (the list's items)", got, want)
+		}
+		first := all[len(all)-limit]
+		snap, err := b.Read(ctx, pubsub.Query{Topics: []string{"a"}, After: &pubsub.Position{Epoch: b.Epoch(), Offset: first.Pos.Offset - 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Truncated || len(snap.Events) != limit || snap.Events[0].Data != first.Data {
+			t.Errorf("resume before the oldest held: %d events, truncated %v; want %d from %q", len(snap.Events), snap.Truncated, limit, first.Data)
+		}
+		before := all[len(all)-limit-1]
+		snap, err = b.Read(ctx, pubsub.Query{Topics: []string{"a"}, After: &pubsub.Position{Epoch: b.Epoch(), Offset: before.Pos.Offset - 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !snap.Truncated || len(snap.Events) != limit {
+			t.Errorf("resume before an evicted one: %d events, truncated %v; want %d, truncated", len(snap.Events), snap.Truncated, limit)
+		}
+		msgs, _, err := b.ReadTopic(ctx, "a", pubsub.Position{}, 0)
+		if err != nil || len(msgs) != limit || msgs[0].Pos != first.Pos {
+			t.Errorf("ReadTopic: %d messages, %v; want %d from %v", len(msgs), err, limit, first.Pos)
+		}
+		topics, err := b.Topics(ctx)
+		if err != nil || len(topics) != 1 || topics[0].Messages != limit {
+			t.Errorf("Topics: %+v, %v; want a with %d messages", topics, err, limit)
+		}
 	}
-	if n := rdb.XLen(ctx, base+"log").Val(); n != 3 {
-		t.Errorf("log holds %d messages after the next publish, want 3", n)
-	}
-	if n := rdb.Exists(ctx, base+"dead").Val(); n != 0 {
-		t.Error("dead list still exists after the next publish")
-	}
+	publish(limit + 1)
+	check(limit + 1) // one extra: kept, counted as evicted
+	publish(1)
+	check(limit) // a tenth over: popped back to the limit
+	publish(limit + 5)
+	check(limit)
 }

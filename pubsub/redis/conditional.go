@@ -22,8 +22,8 @@ func (b *Broker) ReadTopic(ctx context.Context, topic string, after pubsub.Posit
 			return nil, pubsub.Position{}, fmt.Errorf("%w: position %v, log %s", pubsub.ErrEpochChanged, after, epoch)
 		}
 		k := b.keys(epoch)
-		res, err := readTopicScr.Run(ctx, b.rdb, []string{b.meta, b.epochs, k.log, k.topicPrefix + topic},
-			epoch, pubsub.NewEpoch(), after.Offset, max(limit, 0)).Slice()
+		res, err := readTopicScr.Run(ctx, b.rdb, []string{b.meta, b.epochs, k.topicPrefix + topic},
+			epoch, pubsub.NewEpoch(), after.Offset, max(limit, 0), b.o.Retention.MaxEvents).Slice()
 		if err != nil {
 			return nil, pubsub.Position{}, b.fail(ctx, "read topic", err)
 		}

@@ -6,27 +6,30 @@
 // # Design
 //
 // One log orders every topic, so a client following several topics resumes
-// from one position. Its messages live in Redis Streams:
+// from one position. Layout 2 (this one; see "Layout 1" below) keeps it as:
 //
 //   - a global counter (a field of the meta hash) gives each message the
-//     next offset; the message is appended to the log stream with the
-//     stream id "<offset>-0", and its offset to one small index stream per
-//     topic (same id, no payload). A message with several topics is stored
-//     once and has one position;
-//   - every node reads the log stream with XREAD BLOCK from the offset it
-//     has delivered: no polling, one reader per node, messages in position
-//     order, each once; the hub fans them out locally;
+//     next offset; the message goes, as one item "<offset> <ms> <encoded
+//     message>", to the end of one Redis list per topic (a message of
+//     several topics to each one's list): one RPUSH per topic per
+//     publish, however many messages the publish holds for it;
+//   - every publish is announced once on a live stream: one entry per
+//     batch, holding the batch as published. Every node reads it with
+//     XREAD BLOCK from the entry it has read: no polling, one reader per
+//     node, messages in position order, each once; the hub fans them out
+//     locally. The live stream is trimmed to Options.LiveWindow bytes;
+//     history is in the topics' lists;
 //   - Publish, Read and Purge are Lua scripts (embedded .lua files), so each
-//     runs atomically: the counter, the log, the indexes, retained and final
-//     state change together, and a snapshot's Head is consistent with its
-//     Events. A Read returns every message of its topics up to Head; every
-//     later message reaches each node's listener after its Head.
-//     PublishBatch publishes a whole batch in one script call (Publish is
-//     a batch of one), each topic's bookkeeping done once per batch;
+//     runs atomically: the counter, the lists, retained and final state and
+//     the live stream change together, and a snapshot's Head is consistent
+//     with its Events. A Read returns every message of its topics up to
+//     Head (from the lists, found by binary search); every later message
+//     reaches each node's listener after its Head. PublishBatch publishes
+//     a whole batch in one script call (Publish is a batch of one).
 //
 // All keys of a deployment start with "{prefix}:" and share one Redis
 // Cluster hash slot, which the scripts need. (Cluster then gives failover,
-// not write scaling: one log is one slot.)
+// not write scaling: one log is one slot; shards, one log each, spread.)
 //
 // # Epochs and data loss
 //
@@ -50,52 +53,58 @@
 //
 // # Retention and truncation
 //
-//   - Retention.MaxEvents: each topic's index is trimmed to that many
-//     entries when the topic is published to, exactly, and the highest
-//     offset trimmed is recorded per topic (the wm hash): truncation is
-//     exact per topic. A message no topic's index holds any more leaves
-//     the log (a message of several topics counts its holders in the refs
-//     hash).
-//   - Retention.MaxBytes: the log's size (by Message.Size) is counted, and
-//     each topic's (the sizes hash; every index entry carries its
-//     message's size). The publish script shares the bound fairly, as
-//     pubsub.Retention says: while the log is over it, it drops the oldest
-//     entry of the topic with the most evictable bytes (the fair sorted
-//     set: all but the topic's newest message), as MaxEvents drops one.
-//     A log written by an older Herald, without sizes, is evicted oldest
-//     first until none of it is left (meta's legacy offset).
-//   - Retention.MaxAge: a clock stream maps time to offsets; a sweeper on
-//     every node (idempotent, every Options.SweepInterval) evicts messages
-//     older than MaxAge from the log.
+//   - Retention.MaxEvents: a topic's list may hold up to a tenth more
+//     than the limit: the oldest extra items count as evicted (reads, the
+//     tail and Topics skip them, and truncation is reported from them), and
+//     the publish that brings the list to a tenth over pops it back to the
+//     limit in one LPOP, recording the highest offset popped per topic (the
+//     wm hash). Truncation is exact per topic.
+//   - Retention.MaxBytes: history's size is counted in the meta hash (as
+//     stored: a message counts the length of its item in each of its
+//     topics' lists, a little more than Message.Size), and each topic's in
+//     the sizes hash. Each publish appends its topics' size changes to a
+//     pending list in one command; the sweeper (every node, idempotent,
+//     every Options.SweepInterval) folds them in, and while history is over
+//     the bound drops the oldest item of the topic with the most evictable
+//     bytes (the fair sorted set: all but the topic's newest message), as
+//     pubsub.Retention says, shortly after the publish rather than during
+//     it.
+//   - Retention.MaxAge: the sweeper drops items older than MaxAge from the
+//     lists' fronts; the topics sorted set holds, per topic, the time of
+//     its oldest item (or earlier), so that it looks only at topics that
+//     may hold old ones.
 //
-// Messages dropped by the count or byte bound leave the log with XDEL;
-// Redis frees a stream's memory by nodes of up to 100 entries
-// (stream-node-max-entries), so with small messages the log may take more
-// memory than its count until age or the next entries empty those nodes.
+// A topic whose list the sweeper empties is forgotten (its final state
+// too, so a finished topic may be used again after MaxAge, as with the
+// memory broker); a topic the broker does not know reports truncation to
+// clients older than the newest forgotten message (a possible spurious
+// reset, never a silent gap). Retained messages of unfinished topics are
+// kept until replaced or purged. With neither MaxAge nor MaxBytes history
+// grows without bound.
 //
-// No offset below the log's floor is in it (age and the legacy bound trim
-// from the front). Index entries below the floor are dropped lazily and
-// count as evicted. Topics whose messages all left the
-// log are forgotten (their final state too, so a finished topic may be
-// used again after MaxAge, as with the memory broker); a topic the broker
-// does not know reports truncation to clients older than the newest
-// forgotten message (a possible spurious reset, never a silent gap).
-// Retained messages of unfinished topics are kept until replaced or purged.
-// With neither MaxAge nor MaxBytes the log grows without bound.
+// # Layout 1
+//
+// Herald releases before layout 2 kept one stream of every message (the
+// log) with an index stream per topic ("{prefix}:meta", "{prefix}:<epoch>:log",
+// ...). This package neither reads nor deletes it: it starts its own epoch
+// (meta and epochs under "{prefix}:v2:"), so that clients resuming from the
+// old log get herald.reset with reason epoch-changed, and it warns at start
+// while the old meta hash exists. Nodes of both layouts must not run
+// together on one prefix (they would keep two logs); docs/deploy.md tells
+// how to upgrade and delete the old keys.
 //
 // # Live delivery
 //
 // Broker implements pubsub.Conditional: PublishIf is publish.lua with a
-// condition (the tail of the message's one topic, the last entry of its
-// index stream, compared in the same script before anything is written),
-// and ReadTopic is read_topic.lua (one script: the tail and a page of the
-// index). A streams broker that must not share keys with the pub/sub log
+// condition (the tail of the message's one topic, the last item of its
+// list, compared in the same script before anything is written), and
+// ReadTopic is read_topic.lua (one script: the tail and a page of the
+// list). A streams broker that must not share keys with the pub/sub log
 // uses its own Options.Prefix (for example "herald-streams"), on the same
 // Redis or another.
 //
-// A node's listener that falls behind (it could not read a message before
-// the bounds evicted it: a node cut off for longer than history lasts, or
-// lagging behind a topic whose whole history the byte bound keeps short)
+// A node's listener that falls behind the live window (cut off from Redis,
+// or stalled, while more than Options.LiveWindow bytes were published)
 // misses messages. It detects it (offsets are consecutive) and calls
 // HandleEpoch with the unchanged epoch, so that subscribers resume from
 // history.

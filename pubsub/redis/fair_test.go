@@ -2,13 +2,14 @@ package redis_test
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/redis"
 )
 
 func rawClient(t *testing.T) *goredis.Client {
@@ -18,10 +19,10 @@ func rawClient(t *testing.T) *goredis.Client {
 	return rdb
 }
 
-// TestMaxEventsFreesTheLog: a message that every topic's count limit has
-// dropped leaves the log (and the byte count), and one that a topic still
-// holds stays in it.
-func TestMaxEventsFreesTheLog(t *testing.T) {
+// TestMessageOfSeveralTopics: a message of two topics is in both topics'
+// lists; one topic's count limit evicts it from that topic only, and a
+// read of both topics returns it once while the other holds it.
+func TestMessageOfSeveralTopics(t *testing.T) {
 	needRedis(t)
 	p := uniquePrefix(t)
 	b := open(t, p, pubsub.Retention{MaxEvents: 2})
@@ -35,91 +36,75 @@ func TestMaxEventsFreesTheLog(t *testing.T) {
 		}
 		return m
 	}
-	rdb := rawClient(t)
-	base := "{" + p + "}:" + b.Epoch() + ":"
-	inLog := func(m *pubsub.Message) bool {
+	read := func(topics ...string) pubsub.Snapshot {
 		t.Helper()
-		n, err := rdb.XRange(ctx, base+"log", fmt.Sprint(m.Pos.Offset, "-0"), fmt.Sprint(m.Pos.Offset, "-0")).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(n) == 1
-	}
-	both := pub("both", "a", "b")
-	pub("a1", "a")
-	pub("a2", "a") // both left a's history, b still holds it
-	if !inLog(both) {
-		t.Fatal("a message that topic b still holds left the log")
-	}
-	pub("b1", "b")
-	pub("b2", "b") // both left b's history too
-	if inLog(both) {
-		t.Fatal("a message no topic holds is still in the log")
-	}
-	if n := rdb.XLen(ctx, base+"log").Val(); n != 4 {
-		t.Errorf("log holds %d messages, want 4 (two per topic)", n)
-	}
-	if n := rdb.HLen(ctx, base+"refs").Val(); n != 0 {
-		t.Errorf("refs holds %d entries, want none", n)
-	}
-}
-
-// TestFairBoundOnLegacyLog: a log written before topics counted their
-// bytes is evicted oldest first by the byte bound until none of it is
-// left; what follows is shared fairly.
-func TestFairBoundOnLegacyLog(t *testing.T) {
-	needRedis(t)
-	p := uniquePrefix(t)
-	b := open(t, p, pubsub.Retention{})
-	ctx := context.Background()
-	chunk := strings.Repeat("x", 4<<10)
-	for i := range 20 {
-		if _, err := b.Publish(ctx, &pubsub.Message{Topics: []string{"old"}, Data: fmt.Sprint(i, chunk)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	epoch := b.Epoch()
-	b.Close()
-	// As an older herald left it: no sizes, no fair set, no legacy mark.
-	rdb := rawClient(t)
-	base := "{" + p + "}:"
-	if err := rdb.Del(ctx, base+epoch+":sizes", base+epoch+":fair", base+epoch+":refs").Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.HDel(ctx, base+"meta", "legacy").Err(); err != nil {
-		t.Fatal(err)
-	}
-
-	const maxBytes = 32 << 10
-	b = open(t, p, pubsub.Retention{MaxBytes: maxBytes})
-	defer b.Close()
-	quiet := &pubsub.Message{Topics: []string{"quiet"}, Data: "the only event"}
-	if _, err := b.Publish(ctx, quiet); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 20 {
-		if _, err := b.Publish(ctx, &pubsub.Message{Topics: []string{"noisy"}, Data: fmt.Sprint(i, chunk)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n, _ := rdb.HGet(ctx, base+"meta", "bytes").Int64(); n > maxBytes {
-		t.Errorf("log holds %d bytes, bound %d", n, maxBytes)
-	}
-	read := func(topic string) pubsub.Snapshot {
-		t.Helper()
-		snap, err := b.Read(ctx, pubsub.Query{Topics: []string{topic}, After: &pubsub.Position{Epoch: epoch}})
+		snap, err := b.Read(ctx, pubsub.Query{Topics: topics, After: &pubsub.Position{Epoch: b.Epoch()}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return snap
 	}
-	if snap := read("old"); len(snap.Events) != 0 || !snap.Truncated {
-		t.Errorf("legacy topic: %d events, truncated %v; want all evicted", len(snap.Events), snap.Truncated)
+	data := func(snap pubsub.Snapshot) string {
+		var out []string
+		for _, m := range snap.Events {
+			out = append(out, m.Data)
+		}
+		return strings.Join(out, " ")
 	}
-	if snap := read("quiet"); len(snap.Events) != 1 || snap.Truncated {
-		t.Errorf("quiet topic: %d events, truncated %v; want its event", len(snap.Events), snap.Truncated)
+	rdb := rawClient(t)
+	base := "{" + p + "}:" + b.Epoch() + ":"
+	pub("both", "a", "b")
+	if snap := read("a", "b"); data(snap) != "both" || snap.Truncated {
+		t.Errorf("a and b: %q, truncated %v; want the message once", data(snap), snap.Truncated)
 	}
-	if snap := read("noisy"); len(snap.Events) == 0 || len(snap.Events) > 8 || !snap.Truncated {
-		t.Errorf("noisy topic: %d events, truncated %v; want its newest few", len(snap.Events), snap.Truncated)
+	pub("a1", "a")
+	pub("a2", "a") // both left a's history, b still holds it
+	if snap := read("a"); data(snap) != "a1 a2" || !snap.Truncated {
+		t.Errorf("a: %q, truncated %v; want a1 a2, truncated", data(snap), snap.Truncated)
+	}
+	if snap := read("b"); data(snap) != "both" || snap.Truncated {
+		t.Errorf("b: %q, truncated %v; want both", data(snap), snap.Truncated)
+	}
+	if snap := read("a", "b"); data(snap) != "both a1 a2" || !snap.Truncated {
+		t.Errorf("a and b: %q, truncated %v; want both a1 a2, truncated (a lost it)", data(snap), snap.Truncated)
+	}
+	if n := rdb.LLen(ctx, base+"t:a").Val(); n != 2 {
+		t.Errorf("a's list holds %d items, want 2", n)
+	}
+}
+
+// TestLayout1IsNotRead: a log of layout 1 under the same prefix (an earlier
+// Herald's) is left alone: the broker starts its own epoch, so that
+// clients resuming from the old one get a reset, and warns once.
+func TestLayout1IsNotRead(t *testing.T) {
+	needRedis(t)
+	p := uniquePrefix(t)
+	ctx := context.Background()
+	rdb := rawClient(t)
+	old := pubsub.NewEpoch()
+	if err := rdb.HSet(ctx, "{"+p+"}:meta", "epoch", old, "seq", 7).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	b, err := redis.Open(ctx, "redis://"+redisAddr()+"/0", &redis.Options{Prefix: p, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Epoch() == old {
+		t.Fatalf("the broker took layout 1's epoch %q", old)
+	}
+	if !strings.Contains(logs.String(), "layout 1") {
+		t.Errorf("no warning about the layout-1 log; logs:\n%s", logs.String())
+	}
+	snap, err := b.Read(ctx, pubsub.Query{Topics: []string{"x"}, After: &pubsub.Position{Epoch: old, Offset: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.EpochChanged {
+		t.Error("a resume from layout 1's epoch is not reported as an epoch change")
+	}
+	if n, _ := rdb.HGet(ctx, "{"+p+"}:meta", "seq").Int(); n != 7 {
+		t.Errorf("layout 1's meta changed: seq %d", n)
 	}
 }

@@ -18,22 +18,23 @@ import (
 // a blocked read), and how often an idle node checks the epoch.
 const listenBlock = time.Second
 
-// listenBatch is the most log entries one XREAD returns.
-const listenBatch = 512
+// listenBatch is the most live-stream entries (published batches) one XREAD
+// returns.
+const listenBatch = 64
 
 // Listen delivers every message published after it took effect, on any
 // node, to h, in position order, until ctx ends or the broker is closed:
 // it reads the log's head (calling h.HandleStart with it, if h has it),
-// then reads the log stream from there with XREAD BLOCK: no polling, one
-// reader per node and shard listened to. While Redis cannot be reached at
+// then reads the live stream (every published batch, in order) from there
+// with XREAD BLOCK: no polling, one reader per node and shard listened to. While Redis cannot be reached at
 // the start it retries, and calls HandleStart once it could read the head.
 //
 // When Redis lost the log (its epoch changed) it calls h.HandleEpoch with
 // the new epoch and delivers the new log from its start. When this node
-// missed messages because the log was trimmed past them while it could not
-// read (it was cut off from Redis for longer than history lasts), it calls
-// h.HandleEpoch with the unchanged epoch: subscribers must resume from
-// history. While Redis cannot be reached it retries with backoff.
+// missed messages because the live stream was trimmed past them while it
+// could not read (it was cut off from Redis, or stalled, for longer than
+// Options.LiveWindow lasts), it calls h.HandleEpoch with the unchanged
+// epoch: subscribers must resume from history. While Redis cannot be reached it retries with backoff.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	if b.closed.Load() {
 		return pubsub.ErrClosed
@@ -51,6 +52,8 @@ type listener struct {
 	h         pubsub.Handler
 	epoch     string
 	cursor    uint64 // offset of the last message delivered (or skipped)
+	live      uint64 // id of the last live-stream entry read ("<live>-0")
+	resync    bool   // the cursor is unknown (an undecodable entry): take the next entry's
 	lastEpoch string // id of the last epoch announcement seen
 	started   bool
 	recheck   bool // the epoch must be checked before the next read
@@ -98,7 +101,7 @@ func (l *listener) step(ctx context.Context) error {
 			return err
 		}
 		if !l.started {
-			l.epoch, l.cursor = st.epoch, st.head
+			l.epoch, l.cursor, l.live = st.epoch, st.head, st.live
 			l.b.setEpoch(st.epoch)
 			if sh, ok := l.h.(pubsub.StartHandler); ok {
 				sh.HandleStart(pubsub.Position{Epoch: st.epoch, Offset: st.head})
@@ -108,7 +111,7 @@ func (l *listener) step(ctx context.Context) error {
 			l.b.o.Logger.Warn("redis: the log's epoch changed: Redis lost Herald's data or the log was recreated", "old", l.epoch, "new", st.epoch)
 			l.b.setEpoch(st.epoch)
 			l.epoch = st.epoch
-			l.cursor = 0 // deliver the new log from its start
+			l.cursor, l.live = 0, 0 // deliver the new log from its start
 			l.h.HandleEpoch(st.epoch)
 		}
 		if !l.started {
@@ -118,7 +121,7 @@ func (l *listener) step(ctx context.Context) error {
 	}
 	k := l.b.keys(l.epoch)
 	streams, err := l.b.rdb.XRead(ctx, &goredis.XReadArgs{
-		Streams: []string{k.log, l.b.epochs, strconv.FormatUint(l.cursor, 10) + "-0", l.lastEpoch},
+		Streams: []string{k.live, l.b.epochs, strconv.FormatUint(l.live, 10) + "-0", l.lastEpoch},
 		Count:   listenBatch,
 		Block:   listenBlock,
 	}).Result()
@@ -146,26 +149,50 @@ func (l *listener) step(ctx context.Context) error {
 	return nil
 }
 
+// deliver delivers the messages of one live-stream entry (a published
+// batch) that are after the cursor.
 func (l *listener) deliver(xm goredis.XMessage) error {
-	seq, err := strconv.ParseUint(strings.TrimSuffix(xm.ID, "-0"), 10, 64)
+	id, err := strconv.ParseUint(strings.TrimSuffix(xm.ID, "-0"), 10, 64)
 	if err != nil {
-		return fmt.Errorf("redis: log entry with id %q", xm.ID)
+		return fmt.Errorf("redis: live entry with id %q", xm.ID)
 	}
-	if seq <= l.cursor {
+	l.live = id
+	seq, err1 := strconv.ParseUint(str(xm.Values["s"]), 10, 64)
+	ms, err2 := strconv.ParseUint(str(xm.Values["t"]), 10, 64)
+	n, err3 := strconv.Atoi(str(xm.Values["n"]))
+	fresh := str(xm.Values["f"])
+	plan, err4 := decodePlan(str(xm.Values["p"]))
+	if err := errors.Join(err1, err2, err3, err4); err != nil || n > len(plan) || (fresh != "" && len(fresh) != n) {
+		// Its offsets are unknown: the node can no longer tell what it missed.
+		l.b.o.Logger.Error("redis: undecodable live entry; ending streams so that clients resume from history", "id", xm.ID, "err", err)
+		l.h.HandleEpoch(l.epoch)
+		l.resync = true
 		return nil
 	}
-	if seq != l.cursor+1 {
-		l.b.o.Logger.Warn("redis: this node missed live messages (the log was trimmed past them); ending streams so that clients resume from history",
-			"from", l.cursor+1, "to", seq-1)
+	if l.resync {
+		// After an undecodable entry: the streams were ended already.
+		l.cursor, l.resync = seq, false
+	}
+	if seq > l.cursor {
+		l.b.o.Logger.Warn("redis: this node missed live messages (the live stream was trimmed past them); ending streams so that clients resume from history",
+			"from", l.cursor+1, "to", seq)
 		l.h.HandleEpoch(l.epoch)
 	}
-	l.cursor = seq
-	ms, _ := strconv.ParseUint(str(xm.Values["t"]), 10, 64)
-	m, err := decode(l.epoch, seq, ms, str(xm.Values["m"]))
-	if err != nil {
-		l.b.o.Logger.Error("redis: skipping an undecodable log entry", "err", err)
-		return nil
+	for i := range n {
+		if fresh != "" && fresh[i] != '1' {
+			continue
+		}
+		seq++
+		if seq <= l.cursor {
+			continue
+		}
+		l.cursor = seq
+		m, err := decode(l.epoch, seq, ms, plan[i])
+		if err != nil {
+			l.b.o.Logger.Error("redis: skipping an undecodable message", "err", err)
+			continue
+		}
+		l.h.HandleMessage(m)
 	}
-	l.h.HandleMessage(m)
 	return nil
 }

@@ -95,22 +95,29 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
-// TestGap: a node that missed messages because the log was trimmed past
-// them (it was cut off for longer than history lasts) tells its handler to
-// resync with HandleEpoch(unchanged epoch).
+// TestGap: a node that missed messages because the live stream was trimmed
+// past them (it was stalled for longer than the live window lasts) tells
+// its handler to resync with HandleEpoch(unchanged epoch).
 func TestGap(t *testing.T) {
 	needRedis(t)
 	p := uniquePrefix(t)
-	pub := open(t, p, pubsub.Retention{MaxBytes: 4 << 10})
+	openSmall := func() *redis.Broker {
+		b, err := redis.Open(context.Background(), "redis://"+redisAddr()+"/0", &redis.Options{Prefix: p, LiveWindow: 4 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pub := openSmall()
 	defer pub.Close()
-	sub := open(t, p, pubsub.Retention{MaxBytes: 4 << 10})
+	sub := openSmall()
 	defer sub.Close()
 	ctx := context.Background()
 	h := &slowHandler{Listener: pubsubtest.NewListener(), gate: make(chan struct{}), blocked: make(chan struct{})}
 	pubsubtest.Listen(t, sub, h)
 	h.Settle(t)
 	// The listener blocks in HandleMessage of "block" while far more than
-	// MaxBytes is published: the log drops what it has not read yet.
+	// the live window is published: the stream drops what it has not read.
 	if _, err := pub.Publish(ctx, &pubsub.Message{Topics: []string{"g"}, Data: "block"}); err != nil {
 		t.Fatal(err)
 	}

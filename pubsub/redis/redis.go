@@ -53,8 +53,14 @@ type Options struct {
 	Prefix string
 	// Retention bounds history. Zero fields mean no limit of that kind.
 	Retention pubsub.Retention
-	// SweepInterval is how often age-based retention runs. Default 1s.
+	// SweepInterval is how often age-based retention and the byte bound
+	// run. Default 1s.
 	SweepInterval time.Duration
+	// LiveWindow is how many bytes of recent batches the live stream,
+	// which every node's listener reads, keeps: a listener that falls
+	// further behind (cut off from Redis, or stalled) resynchronises its
+	// subscribers from history. Default 64 MiB.
+	LiveWindow int64
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -93,6 +99,9 @@ var (
 // DefaultPrefix is the key prefix used when Options.Prefix is empty.
 const DefaultPrefix = "herald"
 
+// DefaultLiveWindow is Options.LiveWindow's default.
+const DefaultLiveWindow = 64 << 20
+
 // New returns a Broker that keeps its log in Redis through rdb, which the
 // caller keeps and closes after the Broker. It creates the log's epoch if
 // the log does not exist. It fails (wrapping pubsub.ErrUnavailable) when
@@ -111,11 +120,14 @@ func New(ctx context.Context, rdb goredis.UniversalClient, opts *Options) (*Brok
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
 	}
+	if o.LiveWindow <= 0 {
+		o.LiveWindow = DefaultLiveWindow
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	base := "{" + o.Prefix + "}"
-	b := &Broker{rdb: rdb, o: o, base: base, meta: base + ":meta", epochs: base + ":epochs", up: make(chan struct{}, 1)}
+	b := &Broker{rdb: rdb, o: o, base: base, meta: base + ":v2:meta", epochs: base + ":v2:epochs", up: make(chan struct{}, 1)}
 	st, err := b.start(ctx)
 	if err != nil {
 		return nil, err
@@ -127,7 +139,20 @@ func New(ctx context.Context, rdb goredis.UniversalClient, opts *Options) (*Brok
 		go b.sweeper()
 	}
 	b.checkEvictionPolicy(ctx)
+	b.checkLayout1(ctx)
 	return b, nil
+}
+
+// checkLayout1 warns when the prefix also holds a log of layout 1 (written
+// by Herald before the per-topic lists): it is not read, and takes memory
+// until deleted.
+func (b *Broker) checkLayout1(ctx context.Context) {
+	n, err := b.rdb.Exists(ctx, b.base+":meta").Result()
+	if err != nil || n == 0 {
+		return
+	}
+	b.o.Logger.Warn("redis: this prefix holds the log of an earlier Herald (Redis layout 1); it is not read (clients resuming from it get herald.reset) and its keys can be deleted once no such node runs: see docs/deploy.md, \"Upgrading from a Herald whose Redis layout was 1\"",
+		"prefix", b.o.Prefix, "meta", b.base+":meta")
 }
 
 // Open connects to the Redis that rawURL names (see NewClient) and returns
@@ -163,21 +188,22 @@ func (b *Broker) Epoch() string { return *b.epoch.Load() }
 
 func (b *Broker) setEpoch(e string) { b.epoch.Store(&e) }
 
-// epochKeys are the keys of one epoch's log.
+// epochKeys are the keys of one epoch's log (see lua/common.lua).
 type epochKeys struct {
-	log, clock, wm, topics, ret, fin, sizes, fair, refs, dead, topicPrefix, ids string
+	live, wm, topics, ret, fin, sizes, fair, pend, topicPrefix, ids string
 }
 
 func (b *Broker) keys(epoch string) epochKeys {
 	p := b.base + ":" + epoch + ":"
-	return epochKeys{log: p + "log", clock: p + "clock", wm: p + "wm", topics: p + "topics", ret: p + "ret", fin: p + "fin",
-		sizes: p + "sizes", fair: p + "fair", refs: p + "refs", dead: p + "dead", topicPrefix: p + "t:", ids: p + "id:"}
+	return epochKeys{live: p + "live", wm: p + "wm", topics: p + "topics", ret: p + "ret", fin: p + "fin",
+		sizes: p + "sizes", fair: p + "fair", pend: p + "pend", topicPrefix: p + "t:", ids: p + "id:"}
 }
 
 type startState struct {
 	epoch     string
 	head      uint64
 	lastEpoch string // stream id of the newest epoch announcement
+	live      uint64 // bytes written to the live stream: its newest entry's id
 }
 
 // start runs init.lua: the epoch (created if missing), the head and where
@@ -187,10 +213,10 @@ func (b *Broker) start(ctx context.Context) (startState, error) {
 	if err != nil {
 		return startState{}, b.fail(ctx, "init", err)
 	}
-	if len(res) != 3 {
+	if len(res) != 4 {
 		return startState{}, fmt.Errorf("redis: init: unexpected reply %v", res)
 	}
-	st := startState{epoch: str(res[0]), head: toUint(res[1]), lastEpoch: str(res[2])}
+	st := startState{epoch: str(res[0]), head: toUint(res[1]), lastEpoch: str(res[2]), live: toUint(res[3])}
 	if !pubsub.ValidEpoch(st.epoch) {
 		return startState{}, fmt.Errorf("redis: init: invalid epoch %q in %s", st.epoch, b.meta)
 	}
@@ -275,8 +301,8 @@ func (b *Broker) Read(ctx context.Context, q pubsub.Query) (pubsub.Snapshot, err
 				mode, epochChanged = "reset", true
 			}
 		}
-		keys := append(make([]string, 0, 7+len(topics)), b.meta, b.epochs, k.log, k.wm, k.topics, k.ret, k.fin)
-		args := append(make([]any, 0, 4+len(topics)), epoch, pubsub.NewEpoch(), mode, after)
+		keys := append(make([]string, 0, 6+len(topics)), b.meta, b.epochs, k.wm, k.topics, k.ret, k.fin)
+		args := append(make([]any, 0, 5+len(topics)), epoch, pubsub.NewEpoch(), mode, after, b.o.Retention.MaxEvents)
 		for _, t := range topics {
 			keys = append(keys, k.topicPrefix+t)
 			args = append(args, t)
@@ -336,7 +362,7 @@ func (b *Broker) Purge(ctx context.Context, topic string) error {
 	}
 	epoch := b.Epoch()
 	k := b.keys(epoch)
-	res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic, k.log, k.sizes, k.fair, k.refs}, epoch, topic).Slice()
+	res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic, k.sizes, k.fair, k.pend}, epoch, topic, k.topicPrefix).Slice()
 	if err != nil {
 		return b.fail(ctx, "purge", err)
 	}
@@ -369,17 +395,21 @@ func (b *Broker) Topics(ctx context.Context) ([]pubsub.TopicInfo, error) {
 	all := slices.Compact(slices.Sorted(slices.Values(append(append(names, rets...), fins...))))
 	out := make([]pubsub.TopicInfo, 0, len(all))
 	for _, t := range all {
-		n, err := b.rdb.XLen(ctx, k.topicPrefix+t).Result()
+		n, err := b.rdb.LLen(ctx, k.topicPrefix+t).Result()
 		if err != nil {
 			return nil, b.fail(ctx, "topics", err)
+		}
+		if max := int64(b.o.Retention.MaxEvents); max > 0 && n > max {
+			n = max // the oldest extra items count as evicted
 		}
 		out = append(out, pubsub.TopicInfo{Topic: t, Messages: int(n), Retained: slices.Contains(rets, t), Finished: slices.Contains(fins, t)})
 	}
 	return out, nil
 }
 
-// sweeper applies age-based retention and forgets topics whose messages all
-// left the log. Every node runs one; the work is idempotent.
+// sweeper folds the topics' pending size changes in, applies age-based
+// retention and the byte bound, and forgets topics whose messages all left
+// history. Every node runs one; the work is idempotent.
 func (b *Broker) sweeper() {
 	defer b.wg.Done()
 	t := time.NewTicker(b.o.SweepInterval)
@@ -407,9 +437,10 @@ func (b *Broker) sweeper() {
 func (b *Broker) sweep(ctx context.Context) error {
 	epoch := b.Epoch()
 	k := b.keys(epoch)
-	keys := []string{b.meta, k.log, k.clock, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.refs, k.dead}
+	keys := []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.sizes, k.fair, k.pend}
+	r := b.o.Retention
 	for range 100 {
-		more, err := sweepScript.Run(ctx, b.rdb, keys, epoch, b.o.Retention.MaxAge.Milliseconds(), 500, k.topicPrefix).Int()
+		more, err := sweepScript.Run(ctx, b.rdb, keys, epoch, r.MaxAge.Milliseconds(), r.MaxBytes, 500, k.topicPrefix).Int()
 		if err != nil {
 			return b.fail(ctx, "sweep", err)
 		}
@@ -435,19 +466,31 @@ func (b *Broker) Close() error {
 	return err
 }
 
-// decodeItems decodes a script's list of messages {offset, ms, encoded
-// message, ...}.
+// decodeItems decodes a script's list of messages, each "<offset> <ms>
+// <encoded message>" (a topic's list item, or a retained message).
 func decodeItems(epoch string, reply any) ([]*pubsub.Message, error) {
 	items, _ := reply.([]any)
-	msgs := make([]*pubsub.Message, 0, len(items)/3)
-	for i := 0; i+2 < len(items); i += 3 {
-		m, err := decode(epoch, toUint(items[i]), toUint(items[i+1]), str(items[i+2]))
+	msgs := make([]*pubsub.Message, 0, len(items))
+	for _, it := range items {
+		m, err := decodeItem(epoch, str(it))
 		if err != nil {
 			return nil, fmt.Errorf("redis: read: %w", err)
 		}
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// decodeItem decodes one item of decodeItems.
+func decodeItem(epoch, item string) (*pubsub.Message, error) {
+	s, rest, ok1 := strings.Cut(item, " ")
+	ms, blob, ok2 := strings.Cut(rest, " ")
+	seq, err1 := strconv.ParseUint(s, 10, 64)
+	t, err2 := strconv.ParseUint(ms, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("malformed item %.40q", item)
+	}
+	return decode(epoch, seq, t, blob)
 }
 
 // retainedSet returns retained messages in position order, each once (a

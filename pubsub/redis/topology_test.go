@@ -107,7 +107,7 @@ func TestSentinel(t *testing.T) {
 	// The data is on the master.
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(mport)})
 	defer rdb.Close()
-	if n, err := rdb.Exists(context.Background(), "{sentinel}:meta").Result(); err != nil || n != 1 {
+	if n, err := rdb.Exists(context.Background(), "{sentinel}:v2:meta").Result(); err != nil || n != 1 {
 		t.Fatalf("meta key on the master: %d, %v", n, err)
 	}
 }

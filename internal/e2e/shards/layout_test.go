@@ -315,6 +315,16 @@ if #frontset > 0 then
   redis.call('XTRIM', log, 'MINID', '~', string.format('%d-0', tonumber(low[2])))
 end
 `},
+	{name: "8. no log: topic lists hold the messages, LPOP at the limit, one PUBLISH a batch", body: dataLists("", "", "over > 0", "")},
+	{name: "10. as 8, eviction by tenths, the batch XADDed to a live stream", body: dataLists("", layoutSlack, "over >= slack", "live")},
+	{name: "9. as 8, with per-topic byte counts (HMGET+HSET sizes a batch)", body: dataLists(`
+local held = redis.call('HMGET', sizes, unpack(names))
+local sizeset = {}
+for i, name in ipairs(names) do
+  sizeset[#sizeset + 1] = name
+  sizeset[#sizeset + 1] = (tonumber(held[i]) or 0) + st[i].bytes - st[i].freed
+end
+redis.call('HSET', sizes, unpack(sizeset))`, "", "over > 0", "")},
 }
 
 // The log entries of the candidates (the fields after the id): three
@@ -323,6 +333,62 @@ const (
 	layoutEntry         = `'t', ms, 'n', m[2], 'm', m[4]`
 	layoutEntryOneField = `'m', string.format('%d %d ', ms, m[2]) .. m[4]`
 )
+
+// dataLists is the body of the candidates without a log: each topic's
+// list holds its messages ("<offset> <ms> <message>"), pushed with one
+// RPUSH a topic a batch, the oldest over the count limit popped with one
+// LPOP (the last popped gives the eviction mark), the batch announced to
+// listeners with one PUBLISH of the plan as received; tail is Lua run
+// before the PUBLISH (st[i].bytes, st[i].freed: bytes added to and popped
+// from topic i), pre Lua run before the topics' loop, evict the condition
+// on over for popping, and live not empty to announce the batch with an
+// XADD to a short stream instead of a PUBLISH.
+func dataLists(tail, pre, evict, live string) string {
+	announce := `redis.call('PUBLISH', log, string.format('%d %d ', seq0, ms) .. ARGV[3])`
+	if live != "" {
+		announce = `redis.call('XADD', log, 'MAXLEN', '~', 1000, '*', 'b', string.format('%d %d ', seq0, ms) .. ARGV[3])`
+	}
+	return `
+local st = {}
+local seq0 = seq
+for _, m in ipairs(plan) do
+  seq = seq + 1
+  local entry = string.format('%d %d ', seq, ms) .. m[4]
+  bytes = bytes + m[2]
+  for j = 5, #m do
+    local i = index[m[j]]
+    local ts = st[i]
+    if not ts then
+      ts = {items = {}, bytes = 0, freed = 0}
+      st[i] = ts
+    end
+    ts.items[#ts.items + 1] = entry
+    ts.bytes = ts.bytes + m[2]
+  end
+end
+local wmset, topicset = {}, {}` + pre + `
+for i, name in ipairs(names) do
+  local ts = st[i]
+  local len = redis.call('RPUSH', prefix .. name, unpack(ts.items))
+  if len == #ts.items then
+    topicset[#topicset + 1] = seq
+    topicset[#topicset + 1] = name
+  end
+  local over = len - max_events
+  if ` + evict + ` then
+    local es = redis.call('LPOP', prefix .. name, over)
+    for _, e in ipairs(es) do
+      ts.freed = ts.freed + #e
+    end
+    wmset[#wmset + 1] = name
+    wmset[#wmset + 1] = tonumber(string.match(es[#es], '^(%d+)'))
+  end
+end
+if #wmset > 0 then redis.call('HSET', wm, unpack(wmset)) end
+if #topicset > 0 then redis.call('ZADD', topics, unpack(topicset)) end` + tail + `
+` + announce + `
+`
+}
 
 // layoutSlack is how far over the count limit a topic's list may go in
 // the candidates that evict by tenths.
@@ -462,14 +528,17 @@ func TestMeasureRedisLayouts(t *testing.T) {
 			}
 		}
 	}
-	open := func(prefix string) *redisbroker.Broker {
-		b, err := redisbroker.Open(ctx, url, &redisbroker.Options{Prefix: prefix, Retention: pubsub.Retention{MaxEvents: limit, MaxAge: time.Hour, MaxBytes: 256 << 20}})
+	defaults := pubsub.Retention{MaxEvents: limit, MaxAge: time.Hour, MaxBytes: 256 << 20}
+	countOnly := pubsub.Retention{MaxEvents: limit}
+	openWith := func(prefix string, r pubsub.Retention) *redisbroker.Broker {
+		b, err := redisbroker.Open(ctx, url, &redisbroker.Options{Prefix: prefix, Retention: r})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = b.Close() })
 		return b
 	}
+	open := func(prefix string) *redisbroker.Broker { return openWith(prefix, defaults) }
 	herald := func(b *redisbroker.Broker) func() {
 		return func() {
 			for i := 0; i < events; i += 100 {
@@ -506,15 +575,18 @@ func TestMeasureRedisLayouts(t *testing.T) {
 		}
 	}
 	phase := func(title string, atLimit bool) {
-		rows := []*row{{name: "XADD pipelined (the baseline)"}, {name: "Herald PublishBatch (v1 layout)"}}
+		rows := []*row{{name: "XADD pipelined (the baseline)"}, {name: "Herald PublishBatch (layout 2)"}, {name: "Herald PublishBatch (layout 2), a count limit only"}}
 		for _, c := range layoutCandidates {
 			rows = append(rows, &row{name: c.name})
 		}
-		var full *redisbroker.Broker
+		const herald0 = 3 // rows before the candidates'
+		var full, fullCount *redisbroker.Broker
 		if atLimit {
 			full = open("herald-full")
+			fullCount = openWith("herald-full-count", countOnly)
 			for range limit * 100 / events {
 				herald(full)()
+				herald(fullCount)()
 				for c := range layoutCandidates {
 					runScript(c, "full", events, 100)
 				}
@@ -525,12 +597,15 @@ func TestMeasureRedisLayouts(t *testing.T) {
 			base := cpu(events, plain)
 			rows[0].per = append(rows[0].per, base)
 			t.Logf("%s, round %d: XADD pipelined %.2f µs per event, of which system %.2f", title, r+1, base, float64((mainThreadSys(t, rdb)-sys0).Nanoseconds())/1000/events)
-			b, tag := full, "full"
+			b, bc, tag := full, fullCount, "full"
 			if !atLimit {
 				b, tag = open(fmt.Sprintf("herald-r%d", r)), fmt.Sprintf("r%d", r)
+				bc = openWith(fmt.Sprintf("herald-count-r%d", r), countOnly)
 			}
 			got := cpu(events, herald(b))
 			rows[1].per, rows[1].ratios = append(rows[1].per, got), append(rows[1].ratios, got/base)
+			got = cpu(events, herald(bc))
+			rows[2].per, rows[2].ratios = append(rows[2].per, got), append(rows[2].ratios, got/base)
 			for c := range layoutCandidates {
 				st0 := commandStats(t, rdb)
 				got := cpu(events, func() { runScript(c, tag, events, 100) })
@@ -538,7 +613,7 @@ func TestMeasureRedisLayouts(t *testing.T) {
 					t.Logf("%s, %s, last round:", title, layoutCandidates[c].name)
 					logCommandStats(t, st0, commandStats(t, rdb), events)
 				}
-				rows[2+c].per, rows[2+c].ratios = append(rows[2+c].per, got), append(rows[2+c].ratios, got/base)
+				rows[herald0+c].per, rows[herald0+c].ratios = append(rows[herald0+c].per, got), append(rows[herald0+c].ratios, got/base)
 			}
 		}
 		report(title, rows)
@@ -547,7 +622,7 @@ func TestMeasureRedisLayouts(t *testing.T) {
 	phase("at the count limit (1,000 per topic: one eviction per topic per batch)", true)
 	singles := func() {
 		const n = 5000
-		rows := []*row{{name: "XADD pipelined (the baseline)"}, {name: "XADD, one a round trip"}, {name: "Herald Publish (v1 layout)"}}
+		rows := []*row{{name: "XADD pipelined (the baseline)"}, {name: "XADD, one a round trip"}, {name: "Herald Publish (layout 2)"}}
 		var cands []int
 		for c, cand := range layoutCandidates {
 			if strings.HasPrefix(cand.name, "log entry only (") || strings.HasPrefix(cand.name, "6. the cheapest") {

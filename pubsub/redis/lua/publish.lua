@@ -1,16 +1,16 @@
--- publish appends a batch of messages to the log, in order, with the
--- effect of publishing each on its own: every message gets the next
--- offset, goes to its topics' indexes, and makes them retained or
--- finished. It is one script call however many messages, and does the
--- bookkeeping of a topic (its sizes, eviction mark, place in the topics
--- set, retained and final state, count limit) once per topic per call;
--- what each message costs is its log entry, one index entry per topic and
--- its ID's key. A single Publish is a batch of one.
--- KEYS: 1 meta, 2 epochs, 3 log, 4 clock, 5 wm, 6 topics, 7 ret, 8 fin,
---       9 sizes, 10 fair, 11 refs, 12 dead
+-- publish appends a batch of messages, in order, with the effect of
+-- publishing each on its own: every message gets the next offset, goes to
+-- its topics' lists, and makes them retained or finished. It is one
+-- script call however many messages; what a message costs is its item in
+-- each of its topics' lists (one RPUSH a topic a batch) and its ID's key.
+-- The batch is announced once, on the live stream; the count limit pops a
+-- topic's oldest items a tenth of the limit at a time; a byte bound's
+-- bookkeeping is one pend entry a batch (the sweep folds it in). A single
+-- Publish is a batch of one.
+-- KEYS: 1 meta, 2 epochs, 3 live, 4 wm, 5 topics, 6 ret, 7 fin, 8 pend
 -- ARGV: 1 expected epoch, 2 candidate epoch, 3 max events per topic,
---       4 max bytes, 5 keep a clock (1/0), 6 prefix of the topics' index
---       keys, 7 prefix of the ID keys, 8 how many seconds an ID is
+--       4 max bytes, 5 the live window (bytes), 6 prefix of the topics'
+--       list keys, 7 prefix of the ID keys, 8 how many seconds an ID is
 --       remembered, 9 the plan: a MessagePack array with one array per
 --       message: {flags (1 retain, 2 final), size, ID ('' for none),
 --       encoded message, topic, topic...}, 10 the condition: '' for
@@ -22,27 +22,23 @@
 -- and status is 'ok'; 'finished' (detail: the topic) when message n+1
 -- goes to a finished topic; 'conflict' (detail: the topic's tail, n 0)
 -- when the condition does not hold; or 'epoch' (detail: the current
--- epoch, n 0) when the caller's epoch is stale. A message whose ID was published
--- within the window (before, or earlier in the batch) is not stored
--- again: its position is the first one's.
-local meta, epochs, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local sizes, fair, refs, dead = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local m0 = redis.call('HMGET', meta, 'epoch', 'seq', 'floor', 'forgotten', 'bytes', 'legacy', 'dead')
+-- epoch, n 0) when the caller's epoch is stale. A message whose ID was
+-- published within the window (before, or earlier in the batch) is not
+-- stored again: its position is the first one's.
+local meta, epochs, live, wm, topics, ret, fin, pend = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local m0 = redis.call('HMGET', meta, 'epoch', 'seq', 'bytes', 'forgotten', 'lb')
 if not m0[1] then
   current_epoch(meta, epochs, ARGV[2])
-  m0 = redis.call('HMGET', meta, 'epoch', 'seq', 'floor', 'forgotten', 'bytes', 'legacy', 'dead')
+  m0 = redis.call('HMGET', meta, 'epoch', 'seq', 'bytes', 'forgotten', 'lb')
 end
 if m0[1] ~= ARGV[1] then
   return {'epoch', 0, m0[1] or '', {}}
-end
-if m0[7] == '1' then
-  reap(log, dead)
 end
 local max_events, max_bytes, prefix, idprefix = num(ARGV[3]), num(ARGV[4]), ARGV[6], ARGV[7]
 local plan = cmsgpack.unpack(ARGV[9])
 local cond = ARGV[10] ~= nil and ARGV[10] ~= '' and tonumber(ARGV[10]) or nil
 
--- The batch's topics, and the IDs it names, each read in one call.
+-- The batch's topics, and the IDs it names.
 local names, index, idkeys = {}, {}, {}
 for _, m in ipairs(plan) do
   for j = 5, #m do
@@ -56,18 +52,21 @@ for _, m in ipairs(plan) do
     idkeys[#idkeys + 1] = idprefix .. m[3]
   end
 end
-local closed = multi('HMGET', fin, names)
+local closed = {}
+if redis.call('EXISTS', fin) == 1 then
+  closed = multi('HMGET', fin, names)
+end
 for i = 1, #names do
-  closed[i] = closed[i] ~= false
+  closed[i] = closed[i] and closed[i] ~= false or false
 end
 local firsts = multi('MGET', nil, idkeys)
 
 -- Decide: which messages are stored, at which offset; where the batch stops.
-local seq0, floor, forgotten = num(m0[2]), num(m0[3]), num(m0[4])
+local seq0 = num(m0[2])
 local seq = seq0
 local status, detail, n = 'ok', '', 0
 local offsets, mss, fresh = {}, {}, {} -- per message of the plan (mss false: this batch's time)
-local seen, idn = {}, 0
+local seen, idn, hits = {}, 0, 0
 for i, m in ipairs(plan) do
   local hit
   if m[3] ~= '' then
@@ -80,6 +79,7 @@ for i, m in ipairs(plan) do
   end
   if hit then
     offsets[i], mss[i] = hit[1], hit[2]
+    hits = hits + 1
   else
     for j = 5, #m do
       if closed[index[m[j]]] then
@@ -88,11 +88,8 @@ for i, m in ipairs(plan) do
       end
     end
     if status == 'ok' and cond and i == 1 then
-      -- Before anything is written: the tail is the topic's newest index
-      -- entry at or above the floor. A message a previous batch evicted
-      -- (in the dead list, still in the log) has left every index, and no
-      -- bound evicts a topic's newest, so the dead list never holds it.
-      local tail = topic_tail(prefix .. m[5], floor)
+      -- Before anything is written.
+      local tail = topic_tail(prefix .. m[5])
       if tail ~= cond then
         status, detail = 'conflict', tail
       end
@@ -120,87 +117,39 @@ if seq == seq0 then
     positions[#positions + 1] = offsets[i]
     positions[#positions + 1] = mss[i]
   end
-  if m0[7] == '1' then
-    redis.call('HSET', meta, 'dead', 0)
-  end
   return {status, n, detail, positions}
 end
 
--- Write.
-local ms
-if ARGV[5] == '1' then
-  -- The clock entry's id gives the messages' time: Redis keeps stream ids
-  -- increasing even if its clock goes back.
-  local cid = redis.call('XADD', clock, '*', 's', seq)
-  ms = tonumber(string.match(cid, '^(%d+)'))
-else
-  local t = redis.call('TIME')
-  ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local marks = multi('HMGET', wm, names)
-local held = multi('HMGET', sizes, names)
-local state = {} -- per topic index: {key, mark, b, l, last, ret, fin}
-
--- topic returns the state of the batch's i-th topic, loading it the first
--- time: its eviction mark and sizes, its index trimmed of the entries
--- whose message left the log by age (lazily, here).
-local function topic(i)
-  local ts = state[i]
-  if ts then
-    return ts
-  end
-  local name = names[i]
-  local key = prefix .. name
-  local mark0 = num(marks[i])
-  local mark = mark0
-  if forgotten > mark and not redis.call('ZSCORE', topics, name) then
-    -- A new (or forgotten) topic: what was forgotten may have been its.
-    mark = forgotten
-  end
-  local b, l = 0, 0
-  if held[i] then
-    local hb, hl = string.match(held[i], '^(%d+) (%d+)$')
-    b, l = num(hb), num(hl)
-  end
-  if floor > 1 then
-    local below = redis.call('XRANGE', key, '-', '(' .. sid(floor))
-    if #below > 0 then
-      mark = math.max(mark, seq_of(below[#below][1]))
-      for _, e in ipairs(below) do
-        b = b - num(field(e[2], 'n'))
-      end
-      redis.call('XTRIM', key, 'MINID', sid(floor))
-    end
-  end
-  ts = {key = key, mark0 = mark0, mark = mark, b = b, l = l}
-  state[i] = ts
-  return ts
-end
-
-local added, refcounts = 0, {}
+-- Write: each topic's items, gathered, then pushed with one RPUSH a topic.
+local ms = now()
+local items = {} -- per topic index: the items to push
+local added = {} -- per topic index: their bytes
+local bytes = num(m0[3])
+local retset, finset = {}, {}
 for i = 1, n do
   local m = plan[i]
   local s = offsets[i]
   positions[#positions + 1] = s
   positions[#positions + 1] = mss[i] or ms
   if fresh[i] then
-    local size, blob = m[2], m[4]
-    redis.call('XADD', log, sid(s), 't', ms, 'n', size, 'm', blob)
-    added = added + size
-    if #m > 5 then
-      refcounts[#refcounts + 1] = s
-      refcounts[#refcounts + 1] = #m - 4
-    end
-    local r = m[1] % 2 == 1
+    local blob = m[4]
+    local item = string.format('%d %d ', s, ms) .. blob
+    local size = #item
     for j = 5, #m do
-      local ts = topic(index[m[j]])
-      redis.call('XADD', ts.key, sid(s), 'n', size)
-      ts.b, ts.l, ts.last = ts.b + size, size, s
-      if r then
-        ts.ret = string.format('%d %d ', s, ms) .. blob
+      local t = index[m[j]]
+      local list = items[t]
+      if list then
+        list[#list + 1] = item
+        added[t] = added[t] + size
+      else
+        items[t], added[t] = {item}, size
+      end
+      bytes = bytes + size
+      if m[1] % 2 == 1 then
+        retset[m[j]] = item
       end
       if m[1] >= 2 then
-        ts.fin = s
+        finset[m[j]] = s
       end
     end
     if m[3] ~= '' then
@@ -208,86 +157,72 @@ for i = 1, n do
     end
   end
 end
-if #refcounts > 0 then
-  redis.call('HSET', refs, unpack(refcounts))
-end
 
--- The count limit, once per topic: the oldest entries over it leave the
--- topic's index in one read and one trim, before its sizes and eviction
--- mark are written (below, with the other topics'); the messages they
--- held are released together after.
-local evicted = {} -- {offset, size}, in the order evicted
-if max_events > 0 then
-  for i = 1, #names do
-    local ts = state[i]
-    if ts then
-      local over = redis.call('XLEN', ts.key) - max_events
-      if over > 0 then
-        -- max_events >= 1: the topic's newest (ts.l) stays.
-        local es = redis.call('XRANGE', ts.key, '-', '+', 'COUNT', over)
-        for _, e in ipairs(es) do
-          local s, size = seq_of(e[1]), num(field(e[2], 'n'))
-          ts.b = ts.b - size
-          evicted[#evicted + 1] = {s, size}
-        end
-        if #es > 0 then
-          local s = seq_of(es[#es][1])
-          -- Exactly the entries read: the index's oldest, up to s.
-          redis.call('XTRIM', ts.key, 'MINID', sid(s + 1))
-          ts.mark = math.max(ts.mark, s)
-        end
+local slack = math.max(1, math.floor(max_events / 10))
+local wmset, pendset = {}, {}
+for t, name in ipairs(names) do
+  local list = items[t]
+  if list then
+    local key = prefix .. name
+    local len = redis.call('RPUSH', key, unpack(list))
+    if len == #list then
+      -- A new topic (or one purged or forgotten): it starts to count for
+      -- the age sweep, and what was forgotten may have been its.
+      local known = redis.call('ZSCORE', topics, name)
+      redis.call('ZADD', topics, ms, name)
+      local forgotten = num(m0[4])
+      if not known and forgotten > 0 and forgotten > num(redis.call('HGET', wm, name)) then
+        wmset[#wmset + 1] = name
+        wmset[#wmset + 1] = forgotten
       end
     end
-  end
-end
-
--- Each topic's bookkeeping, once.
-local wmset, sizeset, fairset, fairdel, topicset, retset, finset = {}, {}, {}, {}, {}, {}, {}
-for i, name in ipairs(names) do
-  local ts = state[i]
-  if ts then
-    if ts.mark > 0 and ts.mark ~= ts.mark0 then
+    local delta = added[t]
+    if max_events > 0 and len - max_events >= slack then
+      -- Back to the limit; the newest item stays (max_events >= 1).
+      local top, freed = drop(key, len - max_events)
       wmset[#wmset + 1] = name
-      wmset[#wmset + 1] = ts.mark
+      wmset[#wmset + 1] = top
+      bytes = bytes - freed
+      delta = delta - freed
     end
-    sizeset[#sizeset + 1] = name
-    sizeset[#sizeset + 1] = string.format('%d %d', ts.b, ts.l)
-    if ts.b > ts.l then
-      fairset[#fairset + 1] = ts.b - ts.l
-      fairset[#fairset + 1] = name
-    else
-      fairdel[#fairdel + 1] = name
-    end
-    topicset[#topicset + 1] = ts.last
-    topicset[#topicset + 1] = name
-    if ts.ret then
-      retset[#retset + 1] = name
-      retset[#retset + 1] = ts.ret
-    end
-    if ts.fin then
-      finset[#finset + 1] = name
-      finset[#finset + 1] = ts.fin
+    if max_bytes > 0 then
+      pendset[#pendset + 1] = name
+      pendset[#pendset + 1] = delta
     end
   end
 end
 multi('HSET', wm, wmset)
-multi('HSET', sizes, sizeset)
-multi('ZADD', fair, fairset)
-multi('ZREM', fair, fairdel)
-multi('ZADD', topics, topicset)
-multi('HSET', ret, retset)
-multi('HSET', fin, finset)
+if #pendset > 0 then
+  redis.call('RPUSH', pend, cmsgpack.pack(pendset))
+end
+local rs, fs = {}, {}
+for name, v in pairs(retset) do
+  rs[#rs + 1] = name
+  rs[#rs + 1] = v
+end
+for name, v in pairs(finset) do
+  fs[#fs + 1] = name
+  fs[#fs + 1] = v
+end
+multi('HSET', ret, rs)
+multi('HSET', fin, fs)
 
--- The bounds. A message of this batch that they evict stays in the log
--- (not in its topics' indexes) until the next call, so that listeners
--- reading the log get it (see release).
-defer = {from = seq0 + 1, key = dead}
-local bytes = num(m0[5]) + added
-if #evicted > 0 then
-  bytes = bytes - release_all(log, refs, dead, evicted, num(m0[6]))
+-- Announce the batch to the nodes' listeners: one entry, its id the live
+-- stream's bytes so far, so that trimming it to the window is by bytes.
+local mask = ''
+if hits > 0 or n < #plan then
+  local f = {}
+  for i = 1, n do
+    f[i] = fresh[i] and '1' or '0'
+  end
+  mask = table.concat(f)
 end
-if max_bytes > 0 then
-  bytes, floor = enforce_bytes(log, refs, sizes, fair, wm, prefix, max_bytes, seq, bytes, floor, num(m0[6]))
+local lb = num(m0[5]) + #ARGV[9] + 64
+local window = num(ARGV[5])
+if window > 0 and lb > window then
+  redis.call('XADD', live, 'MINID', '~', lb - window, lb .. '-0', 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
+else
+  redis.call('XADD', live, lb .. '-0', 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
 end
-redis.call('HSET', meta, 'seq', seq, 'bytes', math.max(bytes, 0), 'floor', floor, 'dead', defer.used and 1 or 0)
+redis.call('HSET', meta, 'seq', seq, 'bytes', math.max(bytes, 0), 'lb', lb)
 return {status, n, detail, positions}

@@ -1,23 +1,23 @@
 -- read returns a consistent snapshot for a subscriber.
--- KEYS: 1 meta, 2 epochs, 3 log, 4 wm, 5 topics, 6 ret, 7 fin,
---       8.. the topics' index streams (in the order of the names in ARGV)
+-- KEYS: 1 meta, 2 epochs, 3 wm, 4 topics, 5 ret, 6 fin,
+--       7.. the topics' lists (in the order of the names in ARGV)
 -- ARGV: 1 expected epoch, 2 candidate epoch, 3 'new', 'resume' or
 --       'reset' (a resume from another epoch), 4 offset to resume after,
---       5.. topic names
+--       5 max events per topic (0: no limit), 6.. topic names
 -- Returns {'epoch', current} when the caller's epoch is stale, else
--- {'ok', head, truncated (0/1), finals {name, offset, ...},
---  items {offset, ms, encoded message, ...}, retained {same}} where items
--- are the retained messages ('new') or the history after the offset, and
--- retained, after a reset (another epoch, or truncated history), the
--- retained messages.
-local meta, epochs, log, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+-- {'ok', head, truncated (0/1), finals {name, offset, ...}, items,
+-- retained} where items ("<offset> <ms> <encoded message>" each) are the
+-- retained messages ('new') or the history after the offset (in offset
+-- order), and retained, after a reset (another epoch, or truncated
+-- history), the retained messages.
+local meta, epochs, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local cur = current_epoch(meta, epochs, ARGV[2])
 if cur ~= ARGV[1] then
   return {'epoch', cur}
 end
 local head = num(redis.call('HGET', meta, 'seq'))
 local names = {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   names[#names + 1] = ARGV[i]
 end
 local finals = {}
@@ -35,54 +35,57 @@ local function retained_of()
   for _, name in ipairs(names) do
     local r = redis.call('HGET', ret, name)
     if r then
-      local s, ms, m = string.match(r, '^(%d+) (%d+) (.*)$')
-      out[#out + 1] = s
-      out[#out + 1] = ms
-      out[#out + 1] = m
+      out[#out + 1] = r
     end
   end
   return out
 end
 
-local items = {}
 if ARGV[3] == 'new' then
   return {'ok', head, 0, finals, retained_of(), {}}
 end
 
-local after = num(ARGV[4])
-local floor = num(redis.call('HGET', meta, 'floor'))
+local after, max_events = num(ARGV[4]), num(ARGV[5])
 local forgotten = num(redis.call('HGET', meta, 'forgotten'))
 local truncated = 0
-local wanted, seqs = {}, {}
+local lists = {}
 for i, name in ipairs(names) do
+  local key = KEYS[6 + i]
+  local mark
   if redis.call('ZSCORE', topics, name) then
-    if after < num(redis.call('HGET', wm, name)) then
-      truncated = 1
-    end
-  elseif after < forgotten then
+    mark = num(redis.call('HGET', wm, name))
+  else
+    mark = forgotten
+  end
+  local len = redis.call('LLEN', key)
+  local first, over = window(key, len, max_events)
+  if after < math.max(mark, over) then
     truncated = 1
   end
-  local ids = redis.call('XRANGE', KEYS[7 + i], '(' .. sid(after), '+')
-  for _, e in ipairs(ids) do
-    local s = seq_of(e[1])
-    if s < floor then
-      -- Its message left the log; the index is trimmed lazily.
-      truncated = 1
-    elseif not wanted[s] then
-      wanted[s] = true
-      seqs[#seqs + 1] = s
-    end
+  local from = search(key, first, len, after)
+  if from < len then
+    lists[#lists + 1] = redis.call('LRANGE', key, from, -1)
   end
 end
-table.sort(seqs)
-for _, s in ipairs(seqs) do
-  local e = redis.call('XRANGE', log, sid(s), sid(s))[1]
-  if e then
-    items[#items + 1] = s
-    items[#items + 1] = field(e[2], 't')
-    items[#items + 1] = field(e[2], 'm')
-  else
-    truncated = 1
+
+local items = {}
+if #lists == 1 then
+  items = lists[1]
+elseif #lists > 1 then
+  -- Merge by offset; a message of several topics is in each one's list.
+  local seen, all = {}, {}
+  for _, l in ipairs(lists) do
+    for _, it in ipairs(l) do
+      local s = offset_of(it)
+      if not seen[s] then
+        seen[s] = true
+        all[#all + 1] = {s, it}
+      end
+    end
+  end
+  table.sort(all, function(a, b) return a[1] < b[1] end)
+  for k, e in ipairs(all) do
+    items[k] = e[2]
   end
 end
 local retained = {}

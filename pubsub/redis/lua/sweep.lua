@@ -1,64 +1,115 @@
--- sweep applies age-based retention to the log, and forgets topics whose
--- every message has left the log. It does at most limit items of each kind
--- of work and returns 1 when there is more to do.
--- KEYS: 1 meta, 2 log, 3 clock, 4 wm, 5 topics, 6 ret, 7 fin, 8 sizes,
---       9 fair, 10 refs, 11 dead
--- ARGV: 1 expected epoch, 2 max age in ms (0: no age limit), 3 limit,
---       4 prefix of the topics' index keys
-local meta, log, clock, wm, topics, ret, fin = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local sizes, fair, refs = KEYS[8], KEYS[9], KEYS[10]
+-- sweep folds the pending changes of the topics' sizes in, applies
+-- age-based retention and the byte bound, and forgets topics whose every
+-- message has left history. It does at most limit items of each kind of
+-- work and returns 1 when there is more to do.
+-- KEYS: 1 meta, 2 wm, 3 topics, 4 ret, 5 fin, 6 sizes, 7 fair, 8 pend
+-- ARGV: 1 expected epoch, 2 max age in ms (0: no age limit), 3 max bytes
+--       (0: no bound), 4 limit, 5 prefix of the topics' list keys
+local meta, wm, topics, ret, fin, sizes, fair, pend = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 if redis.call('HGET', meta, 'epoch') ~= ARGV[1] then
   return -1
 end
-reap(log, KEYS[11])
-local max_age, limit = num(ARGV[2]), num(ARGV[3])
-local floor = num(redis.call('HGET', meta, 'floor'))
+local max_age, max_bytes, limit, prefix = num(ARGV[2]), num(ARGV[3]), num(ARGV[4]), ARGV[5]
 local bytes = num(redis.call('HGET', meta, 'bytes'))
 local forgotten = num(redis.call('HGET', meta, 'forgotten'))
 local more = 0
-
-if max_age > 0 then
-  local t = redis.call('TIME')
-  local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - max_age
-  -- The newest offset written before the cutoff.
-  local c = redis.call('XREVRANGE', clock, '(' .. string.format('%d-0', cutoff), '-', 'COUNT', 1)[1]
-  if c then
-    local upto = num(field(c[2], 's'))
-    if upto >= floor then
-      local old = redis.call('XRANGE', log, sid(floor), sid(upto), 'COUNT', limit)
-      for _, e in ipairs(old) do
-        bytes = bytes - num(field(e[2], 'n'))
-        redis.call('HDEL', refs, seq_of(e[1]))
-      end
-      if #old > 0 then
-        floor = seq_of(old[#old][1]) + 1
-      end
-      if #old == limit then
-        more = 1
-      else
-        floor = math.max(floor, upto + 1)
-      end
-      redis.call('XTRIM', log, 'MINID', sid(floor))
-    end
-    if more == 0 then
-      redis.call('XTRIM', clock, 'MINID', c[1])
-    end
-  end
+local bounded = max_bytes > 0 or redis.call('EXISTS', pend) == 1
+if bounded and fold(pend, sizes, fair, prefix, limit) then
+  more = 1
 end
 
-local gone = redis.call('ZRANGEBYSCORE', topics, '-inf', '(' .. floor, 'LIMIT', 0, limit)
-for _, name in ipairs(gone) do
-  forgotten = math.max(forgotten, num(redis.call('ZSCORE', topics, name)), num(redis.call('HGET', wm, name)))
-  redis.call('DEL', ARGV[4] .. name)
+-- forget drops what is left of a topic whose list is empty.
+local function forget(name, last)
+  forgotten = math.max(forgotten, last, num(redis.call('HGET', wm, name)))
   redis.call('HDEL', wm, name)
   redis.call('ZREM', topics, name)
-  set_sizes(sizes, fair, name, 0, 0)
+  redis.call('HDEL', sizes, name)
+  redis.call('ZREM', fair, name)
   if redis.call('HDEL', fin, name) == 1 then
     redis.call('HDEL', ret, name)
   end
 end
-if #gone == limit then
-  more = 1
+
+-- resize records a topic's bytes after freed left it (sizes and fair
+-- set, when they are kept).
+local function resize(name, key, freed)
+  if not bounded then
+    return
+  end
+  local b = num(redis.call('HGET', sizes, name)) - freed
+  local last = redis.call('LINDEX', key, -1)
+  if b > 0 and last then
+    redis.call('HSET', sizes, name, b)
+    redis.call('ZADD', fair, b - #last, name)
+  else
+    redis.call('HDEL', sizes, name)
+    redis.call('ZREM', fair, name)
+  end
 end
-redis.call('HSET', meta, 'floor', floor, 'bytes', math.max(bytes, 0), 'forgotten', forgotten)
+
+if max_age > 0 then
+  local cutoff = now() - max_age
+  -- Topics whose oldest message may be older than the cutoff.
+  local old = redis.call('ZRANGEBYSCORE', topics, '-inf', '(' .. cutoff, 'LIMIT', 0, limit)
+  for _, name in ipairs(old) do
+    local key = prefix .. name
+    local len = redis.call('LLEN', key)
+    -- How many of its oldest items are older than the cutoff.
+    local lo, hi = 0, len
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      local _, ms = parse(redis.call('LINDEX', key, mid))
+      if ms < cutoff then
+        lo = mid + 1
+      else
+        hi = mid
+      end
+    end
+    if lo > 0 then
+      local top, freed = drop(key, lo)
+      bytes = bytes - freed
+      redis.call('HSET', wm, name, top)
+      if lo == len then
+        forget(name, top)
+      else
+        resize(name, key, freed)
+      end
+    elseif len == 0 then
+      forget(name, 0)
+    end
+    if lo < len then
+      local _, ms = parse(redis.call('LINDEX', key, 0))
+      redis.call('ZADD', topics, ms, name)
+    end
+  end
+  if #old == limit then
+    more = 1
+  end
+end
+
+if max_bytes > 0 and more == 0 then
+  -- Fairly: the oldest message of the topic with the most evictable bytes.
+  local n = 0
+  while bytes > max_bytes and n < limit do
+    local top = redis.call('ZREVRANGE', fair, 0, 0, 'WITHSCORES')
+    if #top == 0 or num(top[2]) <= 0 then
+      break -- only the topics' newest messages are left
+    end
+    local name = top[1]
+    local key = prefix .. name
+    if redis.call('LLEN', key) < 2 then
+      redis.call('ZREM', fair, name) -- stale
+    else
+      local s, freed = drop(key, 1)
+      bytes = bytes - freed
+      redis.call('HSET', wm, name, s)
+      resize(name, key, freed)
+    end
+    n = n + 1
+  end
+  if bytes > max_bytes and n == limit then
+    more = 1
+  end
+end
+redis.call('HSET', meta, 'bytes', math.max(bytes, 0), 'forgotten', forgotten)
 return more
