@@ -1,8 +1,8 @@
 package redis
 
 import (
-	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -48,7 +48,7 @@ func (b *Broker) publishBatch(ctx context.Context, msgs []*pubsub.Message, cond 
 	if valid == 0 {
 		return 0, errors.New("redis: publish: no topic")
 	}
-	plan := encodePlan(msgs[:valid], cond == nil)
+	tail, live := encodeBatch(msgs[:valid], cond == nil)
 	r := b.o.Retention
 	for range maxEpochRetries {
 		epoch := b.Epoch()
@@ -61,13 +61,14 @@ func (b *Broker) publishBatch(ctx context.Context, msgs []*pubsub.Message, cond 
 			condArg = strconv.FormatUint(cond.Offset, 10)
 		}
 		keys := []string{b.meta, b.epochs, k.live, k.wm, k.topics, k.ret, k.fin, k.pend}
-		res, err := publishScript.Run(ctx, b.rdb, keys, epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, b.o.LiveWindow,
-			k.topicPrefix, k.ids, int(pubsub.DedupeWindow.Seconds()), plan, condArg).Slice()
+		args := append([]any{epoch, pubsub.NewEpoch(), r.MaxEvents, r.MaxBytes, b.o.LiveWindow,
+			k.topicPrefix, k.ids, int(pubsub.DedupeWindow.Seconds()), live, condArg}, tail...)
+		res, err := publishScript.Run(ctx, b.rdb, keys, args...).Slice()
 		if err != nil {
 			return 0, b.fail(ctx, "publish", err)
 		}
 		b.reachable()
-		if len(res) != 4 {
+		if len(res) != 6 {
 			return 0, fmt.Errorf("redis: publish: unexpected reply %v", res)
 		}
 		status, n, detail := str(res[0]), int(toUint(res[1])), str(res[2])
@@ -75,13 +76,8 @@ func (b *Broker) publishBatch(ctx context.Context, msgs []*pubsub.Message, cond 
 			b.setEpoch(detail)
 			continue
 		}
-		pos, _ := res[3].([]any)
-		if n > valid || len(pos) != 2*n {
+		if n > valid || !b.positions(epoch, msgs[:n], toUint(res[3]), toUint(res[4]), res[5]) {
 			return 0, fmt.Errorf("redis: publish: unexpected reply %v", res)
-		}
-		for i, m := range msgs[:n] {
-			m.Pos = pubsub.Position{Epoch: epoch, Offset: toUint(pos[2*i])}
-			m.Time = time.UnixMilli(int64(toUint(pos[2*i+1])))
 		}
 		switch status {
 		case "ok":
@@ -103,191 +99,99 @@ func (b *Broker) publishBatch(ctx context.Context, msgs []*pubsub.Message, cond 
 	return 0, fmt.Errorf("%w: redis: publish: the epoch keeps changing", pubsub.ErrUnavailable)
 }
 
-// encodePlan encodes msgs for publish.lua: a MessagePack array holding,
-// for each message, the array {flags (1 retain, 2 final), size, ID,
-// encoded message, topic...}, its topics without duplicates. Without ids
-// every message's ID in the plan is empty (not deduplicated); the encoded
-// message keeps it.
-func encodePlan(msgs []*pubsub.Message, ids bool) string {
-	n := 5
-	for _, m := range msgs {
-		n += 32 + len(m.ID) + len(m.Data) + len(m.Type) + 16*len(m.Topics)
-		for _, t := range m.Topics {
-			n += len(t)
-		}
+// positions sets the position and time of the published msgs from
+// publish.lua's reply: the stored ones have offsets first, first+1, ...
+// and time ms; hits ({message number, offset, ms, ...}, numbers from 1,
+// ascending) are those deduplicated. It reports whether the reply fits
+// msgs.
+func (b *Broker) positions(epoch string, msgs []*pubsub.Message, first, ms uint64, hits any) bool {
+	h, _ := hits.([]any)
+	if len(h)%3 != 0 {
+		return false
 	}
-	p := make([]byte, 0, n)
-	p = mpArray(p, len(msgs))
+	next := first
+	for i, m := range msgs {
+		if len(h) > 0 && toUint(h[0]) == uint64(i+1) {
+			m.Pos = pubsub.Position{Epoch: epoch, Offset: toUint(h[1])}
+			m.Time = time.UnixMilli(int64(toUint(h[2])))
+			h = h[3:]
+			continue
+		}
+		m.Pos = pubsub.Position{Epoch: epoch, Offset: next}
+		m.Time = time.UnixMilli(int64(ms))
+		next++
+	}
+	return len(h) == 0
+}
+
+// encodeBatch returns publish.lua's arguments for msgs from its 11th on
+// (the batch's topics, then each message's head, ID, encoded message and
+// topic numbers) and its 9th (the encoded messages for the live stream, as
+// encodeBlobs frames them). Without ids every message's ID argument is
+// empty (not deduplicated); the encoded message keeps it.
+func encodeBatch(msgs []*pubsub.Message, ids bool) (args []any, live string) {
+	var names []string
+	index := make(map[string]int)
+	blobs := make([]string, len(msgs))
 	var blob []byte
-	for _, m := range msgs {
-		topics := dedupe(m.Topics)
-		p = mpArray(p, 4+len(topics))
-		p = mpUint(p, uint64(flag(m.Retain)|2*flag(m.Final)))
-		p = mpUint(p, uint64(m.Size()))
-		if ids {
-			p = mpString(p, m.ID)
-		} else {
-			p = mpString(p, "")
+	per := make([][]int, len(msgs))
+	for i, m := range msgs {
+		for _, t := range dedupe(m.Topics) {
+			n, ok := index[t]
+			if !ok {
+				names = append(names, t)
+				n = len(names)
+				index[t] = n
+			}
+			per[i] = append(per[i], n)
 		}
 		blob = codec.Encode(blob[:0], m)
-		p = mpString(p, string(blob))
-		for _, t := range topics {
-			p = mpString(p, t)
+		blobs[i] = string(blob)
+	}
+	args = make([]any, 0, 1+len(names)+4*len(msgs))
+	args = append(args, len(names))
+	for _, t := range names {
+		args = append(args, t)
+	}
+	for i, m := range msgs {
+		id := ""
+		if ids {
+			id = m.ID
 		}
+		args = append(args, flag(m.Retain)|2*flag(m.Final)|4*len(per[i]), id, blobs[i])
+		for _, n := range per[i] {
+			args = append(args, n)
+		}
+	}
+	return args, encodeBlobs(blobs)
+}
+
+// encodeBlobs frames encoded messages for the live stream: each as its
+// length (uvarint) and its bytes.
+func encodeBlobs(blobs []string) string {
+	n := 0
+	for _, b := range blobs {
+		n += binary.MaxVarintLen64 + len(b)
+	}
+	p := make([]byte, 0, n)
+	for _, b := range blobs {
+		p = binary.AppendUvarint(p, uint64(len(b)))
+		p = append(p, b...)
 	}
 	return string(p)
 }
 
-// MessagePack, the few forms encodePlan needs (Redis's Lua reads them with
-// cmsgpack).
-
-func mpArray(p []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(p, 0x90|byte(n))
-	case n < 1<<16:
-		return append(p, 0xdc, byte(n>>8), byte(n))
-	}
-	return append(p, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-func mpUint(p []byte, v uint64) []byte {
-	switch {
-	case v < 128:
-		return append(p, byte(v))
-	case v < 1<<16:
-		return append(p, 0xcd, byte(v>>8), byte(v))
-	case v < 1<<32:
-		return append(p, 0xce, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-	}
-	return append(p, 0xcf, byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
-}
-
-func mpString(p []byte, s string) []byte {
-	n := len(s)
-	switch {
-	case n < 32:
-		p = append(p, 0xa0|byte(n))
-	case n < 1<<8:
-		p = append(p, 0xd9, byte(n))
-	case n < 1<<16:
-		p = append(p, 0xda, byte(n>>8), byte(n))
-	default:
-		p = append(p, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(p, s...)
-}
-
-// decodePlan returns the encoded messages of a plan that encodePlan wrote
-// (the live stream carries it as publish.lua received it).
-func decodePlan(p string) ([]string, error) {
-	r := mpReader{s: p}
-	n := r.array()
-	if r.err != nil || n > len(p) {
-		return nil, fmt.Errorf("redis: plan: %w", cmp.Or(r.err, errPlan))
-	}
-	out := make([]string, 0, n)
-	for range n {
-		fields := r.array()
-		if fields < 5 || fields > len(r.s) {
-			return nil, fmt.Errorf("redis: plan: %w", cmp.Or(r.err, errPlan))
+// decodeBlobs returns the encoded messages that encodeBlobs framed, or an
+// error (a live-stream entry it did not write).
+func decodeBlobs(p string) ([]string, error) {
+	var out []string
+	for len(p) > 0 {
+		n, k := binary.Uvarint([]byte(p[:min(len(p), binary.MaxVarintLen64)]))
+		if k <= 0 || n > uint64(len(p)-k) {
+			return nil, errors.New("redis: live entry: malformed batch")
 		}
-		r.uint()
-		r.uint()
-		r.str()
-		blob := r.str()
-		for range fields - 4 {
-			r.str()
-		}
-		if r.err != nil {
-			return nil, fmt.Errorf("redis: plan: %w", r.err)
-		}
-		out = append(out, blob)
-	}
-	if r.s != "" {
-		return nil, fmt.Errorf("redis: plan: %w", errPlan)
+		out = append(out, p[k:k+int(n)])
+		p = p[k+int(n):]
 	}
 	return out, nil
-}
-
-var errPlan = errors.New("malformed")
-
-// mpReader reads the MessagePack forms encodePlan writes; the first
-// malformed one sets err, after which every read returns zero.
-type mpReader struct {
-	s   string
-	err error
-}
-
-func (r *mpReader) take(n int) string {
-	if r.err != nil || n < 0 || n > len(r.s) {
-		r.err = cmp.Or(r.err, errPlan)
-		return ""
-	}
-	v := r.s[:n]
-	r.s = r.s[n:]
-	return v
-}
-
-// be reads an n-byte big-endian unsigned integer.
-func (r *mpReader) be(n int) uint64 {
-	var v uint64
-	for _, c := range []byte(r.take(n)) {
-		v = v<<8 | uint64(c)
-	}
-	return v
-}
-
-func (r *mpReader) array() int {
-	b := r.be(1)
-	switch {
-	case r.err != nil:
-		return 0
-	case b&0xf0 == 0x90:
-		return int(b & 0x0f)
-	case b == 0xdc:
-		return int(r.be(2))
-	case b == 0xdd:
-		return int(r.be(4))
-	}
-	r.err = errPlan
-	return 0
-}
-
-func (r *mpReader) uint() uint64 {
-	b := r.be(1)
-	switch {
-	case r.err != nil:
-		return 0
-	case b < 0x80:
-		return b
-	case b == 0xcc:
-		return r.be(1)
-	case b == 0xcd:
-		return r.be(2)
-	case b == 0xce:
-		return r.be(4)
-	case b == 0xcf:
-		return r.be(8)
-	}
-	r.err = errPlan
-	return 0
-}
-
-func (r *mpReader) str() string {
-	b := r.be(1)
-	switch {
-	case r.err != nil:
-		return ""
-	case b&0xe0 == 0xa0:
-		return r.take(int(b & 0x1f))
-	case b == 0xd9:
-		return r.take(int(r.be(1)))
-	case b == 0xda:
-		return r.take(int(r.be(2)))
-	case b == 0xdb:
-		return r.take(int(r.be(4)))
-	}
-	r.err = errPlan
-	return ""
 }

@@ -161,8 +161,8 @@ func (l *listener) deliver(xm goredis.XMessage) error {
 	ms, err2 := strconv.ParseUint(str(xm.Values["t"]), 10, 64)
 	n, err3 := strconv.Atoi(str(xm.Values["n"]))
 	fresh := str(xm.Values["f"])
-	plan, err4 := decodePlan(str(xm.Values["p"]))
-	if err := errors.Join(err1, err2, err3, err4); err != nil || n > len(plan) || (fresh != "" && len(fresh) != n) {
+	blobs, err4 := decodeBlobs(str(xm.Values["p"]))
+	if err := errors.Join(err1, err2, err3, err4); err != nil || n > len(blobs) || (fresh != "" && len(fresh) != n) {
 		// Its offsets are unknown: the node can no longer tell what it missed.
 		l.b.o.Logger.Error("redis: undecodable live entry; ending streams so that clients resume from history", "id", xm.ID, "err", err)
 		l.h.HandleEpoch(l.epoch)
@@ -187,7 +187,7 @@ func (l *listener) deliver(xm goredis.XMessage) error {
 			continue
 		}
 		l.cursor = seq
-		m, err := decode(l.epoch, seq, ms, plan[i])
+		m, err := decode(l.epoch, seq, ms, blobs[i])
 		if err != nil {
 			l.b.o.Logger.Error("redis: skipping an undecodable message", "err", err)
 			continue

@@ -11,20 +11,23 @@
 -- ARGV: 1 expected epoch, 2 candidate epoch, 3 max events per topic,
 --       4 max bytes, 5 the live window (bytes), 6 prefix of the topics'
 --       list keys, 7 prefix of the ID keys, 8 how many seconds an ID is
---       remembered, 9 the plan: a MessagePack array with one array per
---       message: {flags (1 retain, 2 final), size, ID ('' for none),
---       encoded message, topic, topic...}, 10 the condition: '' for
---       none, else the offset the tail of the first message's only topic
---       must be at (0: the topic has no message); PublishIf sends it with
---       a batch of one
--- Returns {status, n, detail, positions} where n is how many messages (in
--- order) were published, positions holds {offset, ms} for each of them,
--- and status is 'ok'; 'finished' (detail: the topic) when message n+1
--- goes to a finished topic; 'conflict' (detail: the topic's tail, n 0)
--- when the condition does not hold; or 'epoch' (detail: the current
--- epoch, n 0) when the caller's epoch is stale. A message whose ID was
--- published within the window (before, or earlier in the batch) is not
--- stored again: its position is the first one's.
+--       remembered, 9 the batch's encoded messages for the live stream,
+--       10 the condition: '' for none, else the offset the tail of the
+--       first message's only topic must be at (0: the topic has no
+--       message); PublishIf sends it with a batch of one, 11 how many
+--       topics the batch names (t), 12 .. 11+t the topics, then for each
+--       message: its head (flags + 4 × its number of topics k; flags: 1
+--       retain, 2 final), its ID ('' for none), its encoded message, and
+--       k topic numbers (1 .. t)
+-- Returns {status, n, detail, first, ms, hits} where n is how many
+-- messages (in order) were published; the stored ones have the offsets
+-- first, first+1, ... and the time ms, except those whose ID was
+-- published within the window (before, or earlier in the batch): they are
+-- not stored again, and hits holds {message number, offset, ms} for each.
+-- status is 'ok'; 'finished' (detail: the topic) when message n+1 goes to
+-- a finished topic; 'conflict' (detail: the topic's tail, n 0) when the
+-- condition does not hold; or 'epoch' (detail: the current epoch, n 0)
+-- when the caller's epoch is stale.
 local meta, epochs, live, wm, topics, ret, fin, pend = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local m0 = redis.call('HMGET', meta, 'epoch', 'seq', 'bytes', 'forgotten', 'lb')
 if not m0[1] then
@@ -32,64 +35,67 @@ if not m0[1] then
   m0 = redis.call('HMGET', meta, 'epoch', 'seq', 'bytes', 'forgotten', 'lb')
 end
 if m0[1] ~= ARGV[1] then
-  return {'epoch', 0, m0[1] or '', {}}
+  return {'epoch', 0, m0[1] or '', 0, 0, {}}
 end
 local max_events, max_bytes, prefix, idprefix = num(ARGV[3]), num(ARGV[4]), ARGV[6], ARGV[7]
-local plan = cmsgpack.unpack(ARGV[9])
-local cond = ARGV[10] ~= nil and ARGV[10] ~= '' and tonumber(ARGV[10]) or nil
-
--- The batch's topics, and the IDs it names.
-local names, index, idkeys = {}, {}, {}
-for _, m in ipairs(plan) do
-  for j = 5, #m do
-    local name = m[j]
-    if not index[name] then
-      names[#names + 1] = name
-      index[name] = #names
-    end
-  end
-  if m[3] ~= '' then
-    idkeys[#idkeys + 1] = idprefix .. m[3]
-  end
+local cond = ARGV[10] ~= '' and tonumber(ARGV[10]) or nil
+local t = tonumber(ARGV[11])
+local names = {}
+for i = 1, t do
+  names[i] = ARGV[11 + i]
 end
 local closed = {}
 if redis.call('EXISTS', fin) == 1 then
   closed = multi('HMGET', fin, names)
 end
-for i = 1, #names do
-  closed[i] = closed[i] and closed[i] ~= false or false
+for i = 1, t do
+  closed[i] = closed[i] and true or false
 end
-local firsts = multi('MGET', nil, idkeys)
-
--- Decide: which messages are stored, at which offset; where the batch stops.
+local ms = now()
 local seq0 = num(m0[2])
 local seq = seq0
 local status, detail, n = 'ok', '', 0
-local offsets, mss, fresh = {}, {}, {} -- per message of the plan (mss false: this batch's time)
-local seen, idn, hits = {}, 0, 0
-for i, m in ipairs(plan) do
+local items, added = {}, {} -- per topic number: the items to push, their bytes
+local bytes = num(m0[3])
+local retset, finset = {}, {}
+local seen, hits = {}, {}
+local msprefix = string.format(' %d ', ms)
+
+-- One pass: each message is stored (its items gathered per topic) or,
+-- its ID seen within the window, answered with the first one's position,
+-- until one goes to a finished topic.
+local p = 12 + t
+while p <= #ARGV do
+  local head, id, blob = tonumber(ARGV[p]), ARGV[p + 1], ARGV[p + 2]
+  local flags, k = head % 4, math.floor(head / 4)
+  local first, last = p + 3, p + 2 + k
+  p = last + 1
   local hit
-  if m[3] ~= '' then
-    idn = idn + 1
-    hit = seen[m[3]]
-    if not hit and firsts[idn] then
-      local s, ms = string.match(firsts[idn], '^(%d+) (%d+)$')
-      hit = {tonumber(s), tonumber(ms)}
+  if id ~= '' then
+    hit = seen[id]
+    if not hit then
+      local v = redis.call('GET', idprefix .. id)
+      if v then
+        local s, vms = string.match(v, '^(%d+) (%d+)$')
+        hit = {tonumber(s), tonumber(vms)}
+      end
     end
   end
   if hit then
-    offsets[i], mss[i] = hit[1], hit[2]
-    hits = hits + 1
+    hits[#hits + 1] = n + 1
+    hits[#hits + 1] = hit[1]
+    hits[#hits + 1] = hit[2]
   else
-    for j = 5, #m do
-      if closed[index[m[j]]] then
-        status, detail = 'finished', m[j]
+    for j = first, last do
+      local tn = tonumber(ARGV[j])
+      if closed[tn] then
+        status, detail = 'finished', names[tn]
         break
       end
     end
-    if status == 'ok' and cond and i == 1 then
-      -- Before anything is written.
-      local tail = topic_tail(prefix .. m[5])
+    if status == 'ok' and cond then
+      -- Before anything is written (a batch of one).
+      local tail = topic_tail(prefix .. names[1])
       if tail ~= cond then
         status, detail = 'conflict', tail
       end
@@ -98,73 +104,51 @@ for i, m in ipairs(plan) do
       break
     end
     seq = seq + 1
-    offsets[i], mss[i], fresh[i] = seq, false, true
-    if m[1] >= 2 then
-      for j = 5, #m do
-        closed[index[m[j]]] = true
-      end
-    end
-    if m[3] ~= '' then
-      seen[m[3]] = {seq, false}
-    end
-  end
-  n = i
-end
-
-local positions = {}
-if seq == seq0 then
-  for i = 1, n do
-    positions[#positions + 1] = offsets[i]
-    positions[#positions + 1] = mss[i]
-  end
-  return {status, n, detail, positions}
-end
-
--- Write: each topic's items, gathered, then pushed with one RPUSH a topic.
-local ms = now()
-local items = {} -- per topic index: the items to push
-local added = {} -- per topic index: their bytes
-local bytes = num(m0[3])
-local retset, finset = {}, {}
-for i = 1, n do
-  local m = plan[i]
-  local s = offsets[i]
-  positions[#positions + 1] = s
-  positions[#positions + 1] = mss[i] or ms
-  if fresh[i] then
-    local blob = m[4]
-    local item = string.format('%d %d ', s, ms) .. blob
+    -- (Lua writes numbers with 14 digits: beyond, string.format.)
+    local item = (seq < 1e14 and seq or string.format('%d', seq)) .. msprefix .. blob
     local size = #item
-    for j = 5, #m do
-      local t = index[m[j]]
-      local list = items[t]
+    for j = first, last do
+      local tn = tonumber(ARGV[j])
+      local list = items[tn]
       if list then
         list[#list + 1] = item
-        added[t] = added[t] + size
+        added[tn] = added[tn] + size
       else
-        items[t], added[t] = {item}, size
+        items[tn], added[tn] = {item}, size
       end
       bytes = bytes + size
-      if m[1] % 2 == 1 then
-        retset[m[j]] = item
+      if flags % 2 == 1 then
+        retset[tn] = item
       end
-      if m[1] >= 2 then
-        finset[m[j]] = s
+      if flags >= 2 then
+        finset[tn] = seq
+        closed[tn] = true
       end
     end
-    if m[3] ~= '' then
-      redis.call('SET', idprefix .. m[3], string.format('%d %d', s, ms), 'EX', ARGV[8])
+    if id ~= '' then
+      seen[id] = {seq, ms}
+      redis.call('SET', idprefix .. id, string.format('%d %d', seq, ms), 'EX', ARGV[8])
     end
   end
+  n = n + 1
+end
+if seq == seq0 then
+  return {status, n, detail, 0, 0, hits}
 end
 
+-- Each topic's items, pushed with one RPUSH (in chunks: Lua's unpack has a
+-- limit), then its count limit.
 local slack = math.max(1, math.floor(max_events / 10))
 local wmset, pendset = {}, {}
-for t, name in ipairs(names) do
-  local list = items[t]
+for tn = 1, t do
+  local list = items[tn]
   if list then
+    local name = names[tn]
     local key = prefix .. name
-    local len = redis.call('RPUSH', key, unpack(list))
+    local len = 0
+    for i = 1, #list, 1000 do
+      len = redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list)))
+    end
     if len == #list then
       -- A new topic (or one purged or forgotten): it starts to count for
       -- the age sweep, and what was forgotten may have been its.
@@ -176,7 +160,7 @@ for t, name in ipairs(names) do
         wmset[#wmset + 1] = forgotten
       end
     end
-    local delta = added[t]
+    local delta = added[tn]
     if max_events > 0 and len - max_events >= slack then
       -- Back to the limit; the newest item stays (max_events >= 1).
       local top, freed = drop(key, len - max_events)
@@ -196,12 +180,12 @@ if #pendset > 0 then
   redis.call('RPUSH', pend, cmsgpack.pack(pendset))
 end
 local rs, fs = {}, {}
-for name, v in pairs(retset) do
-  rs[#rs + 1] = name
+for tn, v in pairs(retset) do
+  rs[#rs + 1] = names[tn]
   rs[#rs + 1] = v
 end
-for name, v in pairs(finset) do
-  fs[#fs + 1] = name
+for tn, v in pairs(finset) do
+  fs[#fs + 1] = names[tn]
   fs[#fs + 1] = v
 end
 multi('HSET', ret, rs)
@@ -210,19 +194,25 @@ multi('HSET', fin, fs)
 -- Announce the batch to the nodes' listeners: one entry, its id the live
 -- stream's bytes so far, so that trimming it to the window is by bytes.
 local mask = ''
-if hits > 0 or n < #plan then
-  local f = {}
+if #hits > 0 then
+  local f, h = {}, 1
   for i = 1, n do
-    f[i] = fresh[i] and '1' or '0'
+    if hits[h] == i then
+      f[i] = '0'
+      h = h + 3
+    else
+      f[i] = '1'
+    end
   end
   mask = table.concat(f)
 end
 local lb = num(m0[5]) + #ARGV[9] + 64
 local window = num(ARGV[5])
+local id = string.format('%d-0', lb)
 if window > 0 and lb > window then
-  redis.call('XADD', live, 'MINID', '~', lb - window, lb .. '-0', 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
+  redis.call('XADD', live, 'MINID', '~', string.format('%d', lb - window), id, 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
 else
-  redis.call('XADD', live, lb .. '-0', 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
+  redis.call('XADD', live, id, 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
 end
 redis.call('HSET', meta, 'seq', seq, 'bytes', math.max(bytes, 0), 'lb', lb)
-return {status, n, detail, positions}
+return {status, n, detail, seq0 + 1, ms, hits}
