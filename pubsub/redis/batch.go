@@ -125,8 +125,9 @@ func (b *Broker) positions(epoch string, msgs []*pubsub.Message, first, ms uint6
 }
 
 // encodeBatch returns publish.lua's arguments for msgs from its 11th on
-// (the batch's topics, then each message's head, ID, encoded message and
-// topic numbers) and its 9th (the encoded messages for the live stream, as
+// (the batch's topics, then each message's topic number and encoded
+// message, or minus its head, its ID, its encoded message and its topic
+// numbers) and its 9th (the encoded messages for the live stream, as
 // encodeBlobs frames them). Without ids every message's ID argument is
 // empty (not deduplicated); the encoded message keeps it.
 func encodeBatch(msgs []*pubsub.Message, ids bool) (args []any, live string) {
@@ -158,7 +159,11 @@ func encodeBatch(msgs []*pubsub.Message, ids bool) (args []any, live string) {
 		if ids {
 			id = m.ID
 		}
-		args = append(args, flag(m.Retain)|2*flag(m.Final)|4*len(per[i]), id, blobs[i])
+		if id == "" && !m.Retain && !m.Final && len(per[i]) == 1 {
+			args = append(args, per[i][0], blobs[i])
+			continue
+		}
+		args = append(args, -(flag(m.Retain) | 2*flag(m.Final) | 4*len(per[i])), id, blobs[i])
 		for _, n := range per[i] {
 			args = append(args, n)
 		}

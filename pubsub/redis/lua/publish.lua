@@ -16,9 +16,11 @@
 --       first message's only topic must be at (0: the topic has no
 --       message); PublishIf sends it with a batch of one, 11 how many
 --       topics the batch names (t), 12 .. 11+t the topics, then for each
---       message: its head (flags + 4 × its number of topics k; flags: 1
+--       message either its topic number (1 .. t) and its encoded message
+--       (a message of one topic, no ID, neither retained nor final), or
+--       minus its head (flags + 4 × its number of topics k; flags: 1
 --       retain, 2 final), its ID ('' for none), its encoded message, and
---       k topic numbers (1 .. t)
+--       k topic numbers
 -- Returns {status, n, detail, first, ms, hits} where n is how many
 -- messages (in order) were published; the stored ones have the offsets
 -- first, first+1, ... and the time ms, except those whose ID was
@@ -60,16 +62,29 @@ local bytes = num(m0[3])
 local retset, finset = {}, {}
 local seen, hits = {}, {}
 local msprefix = string.format(' %d ', ms)
+-- An item's offset is written as its hundreds and its last two digits,
+-- each formatted once a call (formatting numbers is most of what building
+-- an item costs).
+local hi0, histr, lo2 = -1, '', {}
+local one = {0} -- the topic number of a message of one topic
 
 -- One pass: each message is stored (its items gathered per topic) or,
 -- its ID seen within the window, answered with the first one's position,
 -- until one goes to a finished topic.
 local p = 12 + t
 while p <= #ARGV do
-  local head, id, blob = tonumber(ARGV[p]), ARGV[p + 1], ARGV[p + 2]
-  local flags, k = head % 4, math.floor(head / 4)
-  local first, last = p + 3, p + 2 + k
-  p = last + 1
+  local head = tonumber(ARGV[p])
+  local flags, id, blob, tns, first, last = 0, '', nil, ARGV, 0, 0
+  if head > 0 then
+    one[1] = head
+    blob, tns, first, last = ARGV[p + 1], one, 1, 1
+    p = p + 2
+  else
+    local k = math.floor(-head / 4)
+    flags, id, blob = -head % 4, ARGV[p + 1], ARGV[p + 2]
+    first, last = p + 3, p + 2 + k
+    p = last + 1
+  end
   local hit
   if id ~= '' then
     hit = seen[id]
@@ -87,7 +102,7 @@ while p <= #ARGV do
     hits[#hits + 1] = hit[2]
   else
     for j = first, last do
-      local tn = tonumber(ARGV[j])
+      local tn = tonumber(tns[j])
       if closed[tn] then
         status, detail = 'finished', names[tn]
         break
@@ -104,11 +119,24 @@ while p <= #ARGV do
       break
     end
     seq = seq + 1
-    -- (Lua writes numbers with 14 digits: beyond, string.format.)
-    local item = (seq < 1e14 and seq or string.format('%d', seq)) .. msprefix .. blob
+    local hi, lo = math.floor(seq / 100), seq % 100
+    local item
+    if hi == 0 then
+      item = string.format('%d', seq) .. msprefix .. blob
+    else
+      if hi ~= hi0 then
+        hi0, histr = hi, string.format('%d', hi)
+      end
+      local l = lo2[lo]
+      if not l then
+        l = string.format('%02d', lo)
+        lo2[lo] = l
+      end
+      item = histr .. l .. msprefix .. blob
+    end
     local size = #item
     for j = first, last do
-      local tn = tonumber(ARGV[j])
+      local tn = tonumber(tns[j])
       local list = items[tn]
       if list then
         list[#list + 1] = item
