@@ -164,7 +164,11 @@ for t, name in ipairs(names) do
   local list = items[t]
   if list then
     local key = prefix .. name
-    local len = redis.call('RPUSH', key, unpack(list))
+    -- In chunks: unpack() spreads at most about 8000 values.
+    local len
+    for i = 1, #list, 1000 do
+      len = redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list)))
+    end
     if len == #list then
       -- A new topic (or one purged or forgotten): it starts to count for
       -- the age sweep, and what was forgotten may have been its.
@@ -217,12 +221,15 @@ if hits > 0 or n < #plan then
   end
   mask = table.concat(f)
 end
+-- (string.format, not '..': Lua writes a number of 15 digits or more as
+-- "1e+14", which no stream id is.)
 local lb = num(m0[5]) + #ARGV[9] + 64
+local id = string.format('%d-0', lb)
 local window = num(ARGV[5])
 if window > 0 and lb > window then
-  redis.call('XADD', live, 'MINID', '~', lb - window, lb .. '-0', 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
+  redis.call('XADD', live, 'MINID', '~', string.format('%d', lb - window), id, 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
 else
-  redis.call('XADD', live, lb .. '-0', 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
+  redis.call('XADD', live, id, 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
 end
 redis.call('HSET', meta, 'seq', seq, 'bytes', math.max(bytes, 0), 'lb', lb)
 return {status, n, detail, positions}
