@@ -156,12 +156,14 @@ func (l *listener) deliver(xm goredis.XMessage) error {
 	if err != nil {
 		return fmt.Errorf("redis: live entry with id %q", xm.ID)
 	}
+	prev := l.live
 	l.live = id
 	seq, err1 := strconv.ParseUint(str(xm.Values["s"]), 10, 64)
 	ms, err2 := strconv.ParseUint(str(xm.Values["t"]), 10, 64)
 	n, err3 := strconv.Atoi(str(xm.Values["n"]))
 	fresh := str(xm.Values["f"])
-	plan, err4 := decodePlan(str(xm.Values["p"]))
+	raw := str(xm.Values["p"])
+	plan, err4 := decodePlan(raw)
 	if err := errors.Join(err1, err2, err3, err4); err != nil || n > len(plan) || (fresh != "" && len(fresh) != n) {
 		// Its offsets are unknown: the node can no longer tell what it missed.
 		l.b.o.Logger.Error("redis: undecodable live entry; ending streams so that clients resume from history", "id", xm.ID, "err", err)
@@ -170,7 +172,16 @@ func (l *listener) deliver(xm goredis.XMessage) error {
 		return nil
 	}
 	if l.resync {
-		// After an undecodable entry: the streams were ended already.
+		// After an undecodable entry: the streams were ended already, and
+		// the cursor is unknown. This entry follows it directly when its
+		// id is the undecodable one's plus what it adds (publish.lua: its
+		// plan's length and 64); otherwise the stream was trimmed past
+		// the entries between, published after the subscribers resynced.
+		if id != prev+uint64(len(raw))+64 {
+			l.b.o.Logger.Warn("redis: this node missed live messages after an undecodable entry (the live stream was trimmed past them); ending streams so that clients resume from history",
+				"to", seq)
+			l.h.HandleEpoch(l.epoch)
+		}
 		l.cursor, l.resync = seq, false
 	}
 	if seq > l.cursor {

@@ -3,10 +3,15 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/heraldpush/herald/pubsub"
 	"github.com/heraldpush/herald/pubsub/pubsubtest"
+	"github.com/heraldpush/herald/pubsub/redis"
 )
 
 // TestHugeBatchOneTopic: a batch of more messages for one topic than Lua's
@@ -61,4 +66,80 @@ func TestLiveIDsPast1e14(t *testing.T) {
 	if e := h.Epochs(); len(e) != 0 {
 		t.Fatalf("HandleEpoch(%v): the listener saw a gap", e)
 	}
+}
+
+// TestGapAfterUndecodableEntry: after an undecodable live entry the
+// listener cannot tell the next entry's offsets from the cursor; when the
+// stream was trimmed past the entries right after it (the node stalled),
+// the node must resync its subscribers again: they resynced at the
+// undecodable entry, and the messages published since are not delivered.
+// Without the trim (a large window) it resyncs them once.
+func TestGapAfterUndecodableEntry(t *testing.T) {
+	needRedis(t)
+	t.Run("trimmed", func(t *testing.T) { testGapAfterUndecodable(t, 4<<10, 2) })
+	t.Run("kept", func(t *testing.T) { testGapAfterUndecodable(t, 1<<20, 1) })
+}
+
+func testGapAfterUndecodable(t *testing.T, window int64, resyncs int) {
+	p := uniquePrefix(t)
+	openSmall := func() *redis.Broker {
+		b, err := redis.Open(context.Background(), "redis://"+redisAddr()+"/0", &redis.Options{Prefix: p, LiveWindow: window})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pub := openSmall()
+	defer pub.Close()
+	sub := openSmall()
+	defer sub.Close()
+	ctx := context.Background()
+	h := &stallOnEpoch{Listener: pubsubtest.NewListener(), gate: make(chan struct{}), blocked: make(chan struct{})}
+	pubsubtest.Listen(t, sub, h)
+	h.Settle(t)
+	// An entry the listener cannot decode, where the next publish follows.
+	rdb := rawClient(t)
+	meta := "{" + p + "}:v2:meta"
+	lb, err := rdb.HGet(ctx, meta, "lb").Uint64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb += 100
+	live := "{" + p + "}:" + pub.Epoch() + ":live"
+	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: live, ID: fmt.Sprintf("%d-0", lb), Values: []any{"s", "?"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, meta, "lb", lb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	<-h.blocked // the listener resyncs its subscribers, then stalls
+	big := strings.Repeat("x", 1000)
+	var last *pubsub.Message
+	for range 40 {
+		last = &pubsub.Message{Topics: []string{"g"}, Data: big}
+		if _, err := pub.Publish(ctx, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(h.gate)
+	h.Wait(t, "the last message", func() bool { return h.LastPos() == last.Pos })
+	if n := len(h.Epochs()); n != resyncs {
+		t.Fatalf("HandleEpoch called %d times, want %d", n, resyncs)
+	}
+}
+
+// stallOnEpoch blocks in its first HandleEpoch until gate is closed.
+type stallOnEpoch struct {
+	*pubsubtest.Listener
+	gate    chan struct{}
+	blocked chan struct{}
+	once    sync.Once
+}
+
+func (h *stallOnEpoch) HandleEpoch(e string) {
+	h.Listener.HandleEpoch(e)
+	h.once.Do(func() {
+		close(h.blocked)
+		<-h.gate
+	})
 }
