@@ -143,3 +143,39 @@ func (h *stallOnEpoch) HandleEpoch(e string) {
 		<-h.gate
 	})
 }
+
+// TestForeignLiveEntry: an entry on the live stream whose id publish.lua
+// would not write ("<n>-5", added by hand or by another program) is
+// undecodable: the listener resyncs its subscribers and reads on past it,
+// rather than failing on it again and again (live delivery stopped).
+func TestForeignLiveEntry(t *testing.T) {
+	needRedis(t)
+	p := uniquePrefix(t)
+	b := open(t, p, pubsub.Retention{})
+	defer b.Close()
+	ctx := context.Background()
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
+	h.Settle(t)
+	rdb := rawClient(t)
+	meta := "{" + p + "}:v2:meta"
+	lb, err := rdb.HGet(ctx, meta, "lb").Uint64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := "{" + p + "}:" + b.Epoch() + ":live"
+	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: live, ID: fmt.Sprintf("%d-5", lb+100), Values: []any{"x", "y"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, meta, "lb", lb+200).Err(); err != nil {
+		t.Fatal(err)
+	}
+	m := &pubsub.Message{Topics: []string{"x"}, Data: "after"}
+	if _, err := b.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	h.Wait(t, "the message after the foreign entry", func() bool { return h.LastPos() == m.Pos })
+	if len(h.Epochs()) == 0 {
+		t.Error("no resync (HandleEpoch) for the foreign entry")
+	}
+}
