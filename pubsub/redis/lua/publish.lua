@@ -182,8 +182,9 @@ for t, name in ipairs(names) do
     end
     local delta = added[t]
     if max_events > 0 and len - max_events >= slack then
-      -- Back to the limit; the newest item stays (max_events >= 1).
-      local top, freed = drop(key, len - max_events)
+      -- Back to the limit (a long excess a part at a time: reads skip
+      -- what is left of it); the newest item stays (max_events >= 1).
+      local top, freed = drop(key, math.min(len - max_events, math.max(#list, max_drop)))
       wmset[#wmset + 1] = name
       wmset[#wmset + 1] = top
       bytes = bytes - freed
