@@ -360,17 +360,24 @@ func (b *Broker) Purge(ctx context.Context, topic string) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	epoch := b.Epoch()
-	k := b.keys(epoch)
-	res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic, k.sizes, k.fair, k.pend}, epoch, topic, k.topicPrefix).Slice()
-	if err != nil {
-		return b.fail(ctx, "purge", err)
-	}
-	if str(res[0]) == "epoch" {
+	for range maxEpochRetries {
+		epoch := b.Epoch()
+		k := b.keys(epoch)
+		res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic, k.sizes, k.fair, k.pend}, epoch, topic, k.topicPrefix).Slice()
+		if err != nil {
+			return b.fail(ctx, "purge", err)
+		}
+		b.reachable()
+		if str(res[0]) != "epoch" {
+			return nil
+		}
+		if str(res[1]) == "" {
+			return nil // no log at all: nothing to purge
+		}
+		// The topic may have been published to in the new epoch already.
 		b.setEpoch(str(res[1]))
-		// Nothing of the topic exists in the new epoch.
 	}
-	return nil
+	return fmt.Errorf("%w: redis: purge: the epoch keeps changing", pubsub.ErrUnavailable)
 }
 
 // Topics describes every topic held in history. It implements

@@ -179,3 +179,35 @@ func TestForeignLiveEntry(t *testing.T) {
 		t.Error("no resync (HandleEpoch) for the foreign entry")
 	}
 }
+
+// TestPurgeAfterEpochChange: a node that has not seen the new epoch yet
+// purges the topic in the new epoch (it was published to there), rather
+// than returning success having purged nothing.
+func TestPurgeAfterEpochChange(t *testing.T) {
+	needRedis(t)
+	p := uniquePrefix(t)
+	a := open(t, p, pubsub.Retention{})
+	defer a.Close()
+	b := open(t, p, pubsub.Retention{}) // no listener: it learns of epochs from its calls
+	defer b.Close()
+	ctx := context.Background()
+	old := b.Epoch()
+	deleteKeys(t, p) // Redis lost the log
+	m := &pubsub.Message{Topics: []string{"x"}, Data: "new epoch", Retain: true}
+	if _, err := a.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Pos.Epoch == old || b.Epoch() != old {
+		t.Fatalf("epochs: message %q, node b %q, old %q", m.Pos.Epoch, b.Epoch(), old)
+	}
+	if err := b.Purge(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := a.Read(ctx, pubsub.Query{Topics: []string{"x"}, After: &pubsub.Position{Epoch: m.Pos.Epoch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Events) != 0 || len(snap.Retained) != 0 {
+		t.Fatalf("after Purge: %d events, %d retained; want none", len(snap.Events), len(snap.Retained))
+	}
+}
