@@ -188,6 +188,21 @@ func (b *Broker) Epoch() string { return *b.epoch.Load() }
 
 func (b *Broker) setEpoch(e string) { b.epoch.Store(&e) }
 
+// refreshEpoch reads the log's epoch from Redis into the node's, for a
+// position of another epoch than the node last saw: the node may be the
+// one behind (its listener has not noticed the change yet).
+func (b *Broker) refreshEpoch(ctx context.Context) error {
+	e, err := b.rdb.HGet(ctx, b.meta, "epoch").Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return nil
+	case err != nil:
+		return b.fail(ctx, "epoch", err)
+	}
+	b.setEpoch(e)
+	return nil
+}
+
 // epochKeys are the keys of one epoch's log (see lua/common.lua).
 type epochKeys struct {
 	live, wm, topics, ret, fin, sizes, fair, pend, topicPrefix, ids string

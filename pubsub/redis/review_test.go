@@ -211,3 +211,32 @@ func TestPurgeAfterEpochChange(t *testing.T) {
 		t.Fatalf("after Purge: %d events, %d retained; want none", len(snap.Events), len(snap.Retained))
 	}
 }
+
+// TestConditionalOnStaleNode: a node that has not seen the new epoch yet
+// takes a position of the new epoch (from another node) as current: it
+// reads and appends after it, rather than reporting the epoch changed.
+func TestConditionalOnStaleNode(t *testing.T) {
+	needRedis(t)
+	p := uniquePrefix(t)
+	a := open(t, p, pubsub.Retention{})
+	defer a.Close()
+	b := open(t, p, pubsub.Retention{}) // no listener: it learns of epochs from its calls
+	defer b.Close()
+	ctx := context.Background()
+	old := b.Epoch()
+	deleteKeys(t, p) // Redis lost the log
+	m := &pubsub.Message{Topics: []string{"x"}, Data: "1"}
+	if _, err := a.Publish(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Pos.Epoch == old || b.Epoch() != old {
+		t.Fatalf("epochs: message %q, node b %q, old %q", m.Pos.Epoch, b.Epoch(), old)
+	}
+	msgs, tail, err := b.ReadTopic(ctx, "x", m.Pos, 0)
+	if err != nil || len(msgs) != 0 || tail != m.Pos {
+		t.Fatalf("ReadTopic after %v on the stale node: %d messages, tail %v, %v", m.Pos, len(msgs), tail, err)
+	}
+	if _, err := b.PublishIf(ctx, m.Pos, &pubsub.Message{Topics: []string{"x"}, Data: "2"}); err != nil {
+		t.Fatalf("PublishIf after %v on the stale node: %v", m.Pos, err)
+	}
+}
