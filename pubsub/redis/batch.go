@@ -56,7 +56,13 @@ func (b *Broker) publishBatch(ctx context.Context, msgs []*pubsub.Message, cond 
 		condArg := ""
 		if cond != nil {
 			if cond.Offset != 0 && cond.Epoch != epoch {
-				return 0, fmt.Errorf("%w: %w: tail %v, log %s", pubsub.ErrConflict, pubsub.ErrEpochChanged, *cond, epoch)
+				if err := b.refreshEpoch(ctx); err != nil {
+					return 0, err
+				}
+				if epoch = b.Epoch(); cond.Epoch != epoch {
+					return 0, fmt.Errorf("%w: %w: tail %v, log %s", pubsub.ErrConflict, pubsub.ErrEpochChanged, *cond, epoch)
+				}
+				k = b.keys(epoch)
 			}
 			condArg = strconv.FormatUint(cond.Offset, 10)
 		}

@@ -19,7 +19,12 @@ func (b *Broker) ReadTopic(ctx context.Context, topic string, after pubsub.Posit
 	for range maxEpochRetries {
 		epoch := b.Epoch()
 		if !after.IsZero() && after.Epoch != epoch {
-			return nil, pubsub.Position{}, fmt.Errorf("%w: position %v, log %s", pubsub.ErrEpochChanged, after, epoch)
+			if err := b.refreshEpoch(ctx); err != nil {
+				return nil, pubsub.Position{}, err
+			}
+			if epoch = b.Epoch(); after.Epoch != epoch {
+				return nil, pubsub.Position{}, fmt.Errorf("%w: position %v, log %s", pubsub.ErrEpochChanged, after, epoch)
+			}
 		}
 		k := b.keys(epoch)
 		res, err := readTopicScr.Run(ctx, b.rdb, []string{b.meta, b.epochs, k.topicPrefix + topic},

@@ -58,7 +58,9 @@
 //     tail and Topics skip them, and truncation is reported from them), and
 //     the publish that brings the list to a tenth over pops it back to the
 //     limit in one LPOP, recording the highest offset popped per topic (the
-//     wm hash). Truncation is exact per topic.
+//     wm hash). Truncation is exact per topic. (A longer excess, the limit
+//     set or lowered on a long list, leaves 10000 items a publish: no
+//     script pops more than that, or than its batch brought, at once.)
 //   - Retention.MaxBytes: history's size is counted in the meta hash (as
 //     stored: a message counts the length of its item in each of its
 //     topics' lists, a little more than Message.Size), and each topic's in
@@ -72,7 +74,7 @@
 //   - Retention.MaxAge: the sweeper drops items older than MaxAge from the
 //     lists' fronts; the topics sorted set holds, per topic, the time of
 //     its oldest item (or earlier), so that it looks only at topics that
-//     may hold old ones.
+//     may hold old ones; it drops at most 10000 items a script call.
 //
 // A topic whose list the sweeper empties is forgotten (its final state
 // too, so a finished topic may be used again after MaxAge, as with the

@@ -52,7 +52,8 @@ type listener struct {
 	h         pubsub.Handler
 	epoch     string
 	cursor    uint64 // offset of the last message delivered (or skipped)
-	live      uint64 // id of the last live-stream entry read ("<live>-0")
+	live      uint64 // id of the last live-stream entry read ("<live>-<liveSeq>")
+	liveSeq   uint64 // 0 but after an entry publish.lua did not write
 	resync    bool   // the cursor is unknown (an undecodable entry): take the next entry's
 	lastEpoch string // id of the last epoch announcement seen
 	started   bool
@@ -101,7 +102,7 @@ func (l *listener) step(ctx context.Context) error {
 			return err
 		}
 		if !l.started {
-			l.epoch, l.cursor, l.live = st.epoch, st.head, st.live
+			l.epoch, l.cursor, l.live, l.liveSeq = st.epoch, st.head, st.live, 0
 			l.b.setEpoch(st.epoch)
 			if sh, ok := l.h.(pubsub.StartHandler); ok {
 				sh.HandleStart(pubsub.Position{Epoch: st.epoch, Offset: st.head})
@@ -111,7 +112,7 @@ func (l *listener) step(ctx context.Context) error {
 			l.b.o.Logger.Warn("redis: the log's epoch changed: Redis lost Herald's data or the log was recreated", "old", l.epoch, "new", st.epoch)
 			l.b.setEpoch(st.epoch)
 			l.epoch = st.epoch
-			l.cursor, l.live = 0, 0 // deliver the new log from its start
+			l.cursor, l.live, l.liveSeq = 0, 0, 0 // deliver the new log from its start
 			l.h.HandleEpoch(st.epoch)
 		}
 		if !l.started {
@@ -121,7 +122,7 @@ func (l *listener) step(ctx context.Context) error {
 	}
 	k := l.b.keys(l.epoch)
 	streams, err := l.b.rdb.XRead(ctx, &goredis.XReadArgs{
-		Streams: []string{k.live, l.b.epochs, strconv.FormatUint(l.live, 10) + "-0", l.lastEpoch},
+		Streams: []string{k.live, l.b.epochs, strconv.FormatUint(l.live, 10) + "-" + strconv.FormatUint(l.liveSeq, 10), l.lastEpoch},
 		Count:   listenBatch,
 		Block:   listenBlock,
 	}).Result()
@@ -152,16 +153,25 @@ func (l *listener) step(ctx context.Context) error {
 // deliver delivers the messages of one live-stream entry (a published
 // batch) that are after the cursor.
 func (l *listener) deliver(xm goredis.XMessage) error {
-	id, err := strconv.ParseUint(strings.TrimSuffix(xm.ID, "-0"), 10, 64)
-	if err != nil {
-		return fmt.Errorf("redis: live entry with id %q", xm.ID)
+	ms0, sq0, _ := strings.Cut(xm.ID, "-")
+	id, err := strconv.ParseUint(ms0, 10, 64)
+	sq, errSeq := strconv.ParseUint(sq0, 10, 64)
+	if err != nil || errSeq != nil {
+		return fmt.Errorf("redis: live entry with id %q", xm.ID) // not a stream id
 	}
-	l.live = id
+	prev := l.live
+	l.live, l.liveSeq = id, sq
 	seq, err1 := strconv.ParseUint(str(xm.Values["s"]), 10, 64)
 	ms, err2 := strconv.ParseUint(str(xm.Values["t"]), 10, 64)
 	n, err3 := strconv.Atoi(str(xm.Values["n"]))
 	fresh := str(xm.Values["f"])
-	blobs, err4 := decodeBlobs(str(xm.Values["p"]))
+	raw := str(xm.Values["p"])
+	blobs, err4 := decodeBlobs(raw)
+	if sq != 0 {
+		// Not written by publish.lua (its ids are "<bytes>-0"): read on
+		// past it.
+		err1 = fmt.Errorf("id %q", xm.ID)
+	}
 	if err := errors.Join(err1, err2, err3, err4); err != nil || n > len(blobs) || (fresh != "" && len(fresh) != n) {
 		// Its offsets are unknown: the node can no longer tell what it missed.
 		l.b.o.Logger.Error("redis: undecodable live entry; ending streams so that clients resume from history", "id", xm.ID, "err", err)
@@ -170,7 +180,16 @@ func (l *listener) deliver(xm goredis.XMessage) error {
 		return nil
 	}
 	if l.resync {
-		// After an undecodable entry: the streams were ended already.
+		// After an undecodable entry: the streams were ended already, and
+		// the cursor is unknown. This entry follows it directly when its
+		// id is the undecodable one's plus what it adds (publish.lua: its
+		// batch payload's length and 64); otherwise the stream was trimmed past
+		// the entries between, published after the subscribers resynced.
+		if id != prev+uint64(len(raw))+64 {
+			l.b.o.Logger.Warn("redis: this node missed live messages after an undecodable entry (the live stream was trimmed past them); ending streams so that clients resume from history",
+				"to", seq)
+			l.h.HandleEpoch(l.epoch)
+		}
 		l.cursor, l.resync = seq, false
 	}
 	if seq > l.cursor {

@@ -188,6 +188,21 @@ func (b *Broker) Epoch() string { return *b.epoch.Load() }
 
 func (b *Broker) setEpoch(e string) { b.epoch.Store(&e) }
 
+// refreshEpoch reads the log's epoch from Redis into the node's, for a
+// position of another epoch than the node last saw: the node may be the
+// one behind (its listener has not noticed the change yet).
+func (b *Broker) refreshEpoch(ctx context.Context) error {
+	e, err := b.rdb.HGet(ctx, b.meta, "epoch").Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return nil
+	case err != nil:
+		return b.fail(ctx, "epoch", err)
+	}
+	b.setEpoch(e)
+	return nil
+}
+
 // epochKeys are the keys of one epoch's log (see lua/common.lua).
 type epochKeys struct {
 	live, wm, topics, ret, fin, sizes, fair, pend, topicPrefix, ids string
@@ -360,17 +375,24 @@ func (b *Broker) Purge(ctx context.Context, topic string) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	epoch := b.Epoch()
-	k := b.keys(epoch)
-	res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic, k.sizes, k.fair, k.pend}, epoch, topic, k.topicPrefix).Slice()
-	if err != nil {
-		return b.fail(ctx, "purge", err)
-	}
-	if str(res[0]) == "epoch" {
+	for range maxEpochRetries {
+		epoch := b.Epoch()
+		k := b.keys(epoch)
+		res, err := purgeScript.Run(ctx, b.rdb, []string{b.meta, k.wm, k.topics, k.ret, k.fin, k.topicPrefix + topic, k.sizes, k.fair, k.pend}, epoch, topic, k.topicPrefix).Slice()
+		if err != nil {
+			return b.fail(ctx, "purge", err)
+		}
+		b.reachable()
+		if str(res[0]) != "epoch" {
+			return nil
+		}
+		if str(res[1]) == "" {
+			return nil // no log at all: nothing to purge
+		}
+		// The topic may have been published to in the new epoch already.
 		b.setEpoch(str(res[1]))
-		// Nothing of the topic exists in the new epoch.
 	}
-	return nil
+	return fmt.Errorf("%w: redis: purge: the epoch keeps changing", pubsub.ErrUnavailable)
 }
 
 // Topics describes every topic held in history. It implements

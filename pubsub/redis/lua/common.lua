@@ -168,6 +168,12 @@ local function fold(pend, sizes, fair, prefix, limit)
   return #batches == limit
 end
 
+-- max_drop bounds how many items one script pops from lists by retention
+-- (beyond the items a publish brings): a backlog of millions (MaxAge or
+-- MaxEvents set or lowered on a long history) goes over several calls, not
+-- in one LPOP that blocks Redis and copies them all into the script.
+local max_drop = 10000
+
 -- drop removes the count oldest items of a topic's list (key), which
 -- holds count items or more, and returns the highest offset among them
 -- (the topic's new eviction mark: items leave a list from its front, so it

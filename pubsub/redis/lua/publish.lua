@@ -173,6 +173,7 @@ for tn = 1, t do
   if list then
     local name = names[tn]
     local key = prefix .. name
+    -- In chunks: unpack() spreads at most about 8000 values.
     local len = 0
     for i = 1, #list, 1000 do
       len = redis.call('RPUSH', key, unpack(list, i, math.min(i + 999, #list)))
@@ -190,8 +191,9 @@ for tn = 1, t do
     end
     local delta = added[tn]
     if max_events > 0 and len - max_events >= slack then
-      -- Back to the limit; the newest item stays (max_events >= 1).
-      local top, freed = drop(key, len - max_events)
+      -- Back to the limit (a long excess a part at a time: reads skip
+      -- what is left of it); the newest item stays (max_events >= 1).
+      local top, freed = drop(key, math.min(len - max_events, math.max(#list, max_drop)))
       wmset[#wmset + 1] = name
       wmset[#wmset + 1] = top
       bytes = bytes - freed
@@ -234,7 +236,10 @@ if #hits > 0 then
   end
   mask = table.concat(f)
 end
+-- (string.format, not '..': Lua writes a number of 15 digits or more as
+-- "1e+14", which no stream id is.)
 local lb = num(m0[5]) + #ARGV[9] + 64
+local id = string.format('%d-0', lb)
 local window = num(ARGV[5])
 local id = string.format('%d-0', lb)
 if window > 0 and lb > window then

@@ -51,7 +51,12 @@ if max_age > 0 then
   local cutoff = now() - max_age
   -- Topics whose oldest message may be older than the cutoff.
   local old = redis.call('ZRANGEBYSCORE', topics, '-inf', '(' .. cutoff, 'LIMIT', 0, limit)
+  local budget = max_drop
   for _, name in ipairs(old) do
+    if budget == 0 then
+      more = 1
+      break
+    end
     local key = prefix .. name
     local len = redis.call('LLEN', key)
     -- How many of its oldest items are older than the cutoff.
@@ -65,6 +70,10 @@ if max_age > 0 then
         hi = mid
       end
     end
+    if lo > budget then
+      lo, more = budget, 1 -- the rest in the next call
+    end
+    budget = budget - lo
     if lo > 0 then
       local top, freed = drop(key, lo)
       bytes = bytes - freed
