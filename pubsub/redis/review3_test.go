@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldpush/herald/pubsub"
+	"github.com/heraldpush/herald/pubsub/pubsubtest"
 	"github.com/heraldpush/herald/pubsub/redis"
 )
 
@@ -119,6 +120,9 @@ func TestMixedBatchPositions(t *testing.T) {
 	p := uniquePrefix(t)
 	b := open(t, p, pubsub.Retention{})
 	defer b.Close()
+	h := pubsubtest.NewListener()
+	pubsubtest.Listen(t, b, h)
+	h.Settle(t)
 	first := &pubsub.Message{Topics: []string{"c"}, Data: "first", ID: "d1"}
 	if _, err := b.Publish(ctx, first); err != nil {
 		t.Fatal(err)
@@ -155,6 +159,14 @@ func TestMixedBatchPositions(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[0:first 1:1 2:2 3:3 4:4 5:5]" {
 		t.Errorf("history %v", got)
+	}
+	h.Wait(t, "the stored messages live", func() bool { return len(h.Messages()) >= 6 })
+	got = nil
+	for _, m := range h.Messages() {
+		got = append(got, fmt.Sprintf("%d:%s", m.Pos.Offset-o, m.Data))
+	}
+	if fmt.Sprint(got) != "[0:first 1:1 2:2 3:3 4:4 5:5]" || len(h.Epochs()) != 0 {
+		t.Errorf("live %v, epochs %v", got, h.Epochs())
 	}
 }
 
