@@ -113,11 +113,11 @@ if max_bytes > 0 and more == 0 then
     local name, score = top[1], num(top[2])
     local lead = score - num(top[4])
     local key = prefix .. name
+    -- Its 64 oldest items and one more: the list's last item is its
+    -- newest, which stays (of 65 items read, 64 may go, of fewer all but
+    -- the last).
     local old = redis.call('LRANGE', key, 0, 64)
-    local avail = #old
-    if avail <= 64 then
-      avail = avail - 1 -- the list's last item is its newest: it stays
-    end
+    local avail = #old - 1
     if avail < 1 then
       redis.call('ZREM', fair, name) -- stale
       n = n + 1
