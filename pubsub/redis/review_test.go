@@ -184,22 +184,9 @@ func TestForeignLiveEntry(t *testing.T) {
 // purges the topic in the new epoch (it was published to there), rather
 // than returning success having purged nothing.
 func TestPurgeAfterEpochChange(t *testing.T) {
-	needRedis(t)
-	p := uniquePrefix(t)
-	a := open(t, p, pubsub.Retention{})
-	defer a.Close()
-	b := open(t, p, pubsub.Retention{}) // no listener: it learns of epochs from its calls
-	defer b.Close()
-	ctx := context.Background()
-	old := b.Epoch()
-	deleteKeys(t, p) // Redis lost the log
 	m := &pubsub.Message{Topics: []string{"x"}, Data: "new epoch", Retain: true}
-	if _, err := a.Publish(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	if m.Pos.Epoch == old || b.Epoch() != old {
-		t.Fatalf("epochs: message %q, node b %q, old %q", m.Pos.Epoch, b.Epoch(), old)
-	}
+	a, b := staleNode(t, m)
+	ctx := context.Background()
 	if err := b.Purge(ctx, "x"); err != nil {
 		t.Fatal(err)
 	}
@@ -216,22 +203,9 @@ func TestPurgeAfterEpochChange(t *testing.T) {
 // takes a position of the new epoch (from another node) as current: it
 // reads and appends after it, rather than reporting the epoch changed.
 func TestConditionalOnStaleNode(t *testing.T) {
-	needRedis(t)
-	p := uniquePrefix(t)
-	a := open(t, p, pubsub.Retention{})
-	defer a.Close()
-	b := open(t, p, pubsub.Retention{}) // no listener: it learns of epochs from its calls
-	defer b.Close()
-	ctx := context.Background()
-	old := b.Epoch()
-	deleteKeys(t, p) // Redis lost the log
 	m := &pubsub.Message{Topics: []string{"x"}, Data: "1"}
-	if _, err := a.Publish(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	if m.Pos.Epoch == old || b.Epoch() != old {
-		t.Fatalf("epochs: message %q, node b %q, old %q", m.Pos.Epoch, b.Epoch(), old)
-	}
+	_, b := staleNode(t, m)
+	ctx := context.Background()
 	msgs, tail, err := b.ReadTopic(ctx, "x", m.Pos, 0)
 	if err != nil || len(msgs) != 0 || tail != m.Pos {
 		t.Fatalf("ReadTopic after %v on the stale node: %d messages, tail %v, %v", m.Pos, len(msgs), tail, err)
@@ -239,4 +213,26 @@ func TestConditionalOnStaleNode(t *testing.T) {
 	if _, err := b.PublishIf(ctx, m.Pos, &pubsub.Message{Topics: []string{"x"}, Data: "2"}); err != nil {
 		t.Fatalf("PublishIf after %v on the stale node: %v", m.Pos, err)
 	}
+}
+
+// staleNode returns two nodes on one prefix after Redis lost the log: a
+// published m in the new epoch; b, without a listener, still holds the old
+// one (it learns of epochs from its calls). The test closes both.
+func staleNode(t *testing.T, m *pubsub.Message) (a, b *redis.Broker) {
+	t.Helper()
+	needRedis(t)
+	p := uniquePrefix(t)
+	a = open(t, p, pubsub.Retention{})
+	t.Cleanup(func() { a.Close() })
+	b = open(t, p, pubsub.Retention{})
+	t.Cleanup(func() { b.Close() })
+	old := b.Epoch()
+	deleteKeys(t, p) // Redis lost the log
+	if _, err := a.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Pos.Epoch == old || b.Epoch() != old {
+		t.Fatalf("epochs: message %q, node b %q, old %q", m.Pos.Epoch, b.Epoch(), old)
+	}
+	return a, b
 }

@@ -241,7 +241,6 @@ end
 local lb = num(m0[5]) + #ARGV[9] + 64
 local id = string.format('%d-0', lb)
 local window = num(ARGV[5])
-local id = string.format('%d-0', lb)
 if window > 0 and lb > window then
   redis.call('XADD', live, 'MINID', '~', string.format('%d', lb - window), id, 's', seq0, 't', ms, 'n', n, 'f', mask, 'p', ARGV[9])
 else
