@@ -26,15 +26,17 @@ const listenBatch = 64
 // node, to h, in position order, until ctx ends or the broker is closed:
 // it reads the log's head (calling h.HandleStart with it, if h has it),
 // then reads the live stream (every published batch, in order) from there
-// with XREAD BLOCK: no polling, one reader per node and shard listened to. While Redis cannot be reached at
-// the start it retries, and calls HandleStart once it could read the head.
+// with XREAD BLOCK: no polling, one reader per node and shard listened to.
+// While Redis cannot be reached at the start it retries, and calls
+// HandleStart once it could read the head.
 //
 // When Redis lost the log (its epoch changed) it calls h.HandleEpoch with
 // the new epoch and delivers the new log from its start. When this node
 // missed messages because the live stream was trimmed past them while it
 // could not read (it was cut off from Redis, or stalled, for longer than
 // Options.LiveWindow lasts), it calls h.HandleEpoch with the unchanged
-// epoch: subscribers must resume from history. While Redis cannot be reached it retries with backoff.
+// epoch: subscribers must resume from history. While Redis cannot be
+// reached it retries with backoff.
 func (b *Broker) Listen(ctx context.Context, h pubsub.Handler) error {
 	if b.closed.Load() {
 		return pubsub.ErrClosed
@@ -54,7 +56,7 @@ type listener struct {
 	cursor    uint64 // offset of the last message delivered (or skipped)
 	live      uint64 // id of the last live-stream entry read ("<live>-<liveSeq>")
 	liveSeq   uint64 // 0 but after an entry publish.lua did not write
-	resync    bool   // the cursor is unknown (an undecodable entry): take the next entry's
+	resync    bool   // the cursor is unknown (after an undecodable entry): the next entry sets it
 	lastEpoch string // id of the last epoch announcement seen
 	started   bool
 	recheck   bool // the epoch must be checked before the next read
@@ -183,8 +185,9 @@ func (l *listener) deliver(xm goredis.XMessage) error {
 		// After an undecodable entry: the streams were ended already, and
 		// the cursor is unknown. This entry follows it directly when its
 		// id is the undecodable one's plus what it adds (publish.lua: its
-		// batch payload's length and 64); otherwise the stream was trimmed past
-		// the entries between, published after the subscribers resynced.
+		// batch payload's length and 64); otherwise the stream was
+		// trimmed past the entries between, published after the
+		// subscribers resynced.
 		if id != prev+uint64(len(raw))+64 {
 			l.b.o.Logger.Warn("redis: this node missed live messages after an undecodable entry (the live stream was trimmed past them); ending streams so that clients resume from history",
 				"to", seq)

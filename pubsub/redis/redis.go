@@ -421,8 +421,8 @@ func (b *Broker) Topics(ctx context.Context) ([]pubsub.TopicInfo, error) {
 		if err != nil {
 			return nil, b.fail(ctx, "topics", err)
 		}
-		if max := int64(b.o.Retention.MaxEvents); max > 0 && n > max {
-			n = max // the oldest extra items count as evicted
+		if limit := int64(b.o.Retention.MaxEvents); limit > 0 && n > limit {
+			n = limit // the oldest extra items count as evicted
 		}
 		out = append(out, pubsub.TopicInfo{Topic: t, Messages: int(n), Retained: slices.Contains(rets, t), Finished: slices.Contains(fins, t)})
 	}
