@@ -98,20 +98,7 @@ func testGapAfterUndecodable(t *testing.T, window int64, resyncs int) {
 	pubsubtest.Listen(t, sub, h)
 	h.Settle(t)
 	// An entry the listener cannot decode, where the next publish follows.
-	rdb := rawClient(t)
-	meta := "{" + p + "}:v2:meta"
-	lb, err := rdb.HGet(ctx, meta, "lb").Uint64()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb += 100
-	live := "{" + p + "}:" + pub.Epoch() + ":live"
-	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: live, ID: fmt.Sprintf("%d-0", lb), Values: []any{"s", "?"}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.HSet(ctx, meta, "lb", lb).Err(); err != nil {
-		t.Fatal(err)
-	}
+	addLiveEntry(t, p, pub.Epoch(), 100, "0", 0, "s", "?")
 	<-h.blocked // the listener resyncs its subscribers, then stalls
 	big := strings.Repeat("x", 1000)
 	var last *pubsub.Message
@@ -157,19 +144,7 @@ func TestForeignLiveEntry(t *testing.T) {
 	h := pubsubtest.NewListener()
 	pubsubtest.Listen(t, b, h)
 	h.Settle(t)
-	rdb := rawClient(t)
-	meta := "{" + p + "}:v2:meta"
-	lb, err := rdb.HGet(ctx, meta, "lb").Uint64()
-	if err != nil {
-		t.Fatal(err)
-	}
-	live := "{" + p + "}:" + b.Epoch() + ":live"
-	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: live, ID: fmt.Sprintf("%d-5", lb+100), Values: []any{"x", "y"}}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.HSet(ctx, meta, "lb", lb+200).Err(); err != nil {
-		t.Fatal(err)
-	}
+	addLiveEntry(t, p, b.Epoch(), 100, "5", 100, "x", "y")
 	m := &pubsub.Message{Topics: []string{"x"}, Data: "after"}
 	if _, err := b.Publish(ctx, m); err != nil {
 		t.Fatal(err)
@@ -235,4 +210,26 @@ func staleNode(t *testing.T, m *pubsub.Message) (a, b *redis.Broker) {
 		t.Fatalf("epochs: message %q, node b %q, old %q", m.Pos.Epoch, b.Epoch(), old)
 	}
 	return a, b
+}
+
+// addLiveEntry adds an entry publish.lua did not write to the live stream
+// of prefix p's epoch: its id is "<the live stream's bytes + ahead>-<seq>"
+// and the bytes move on to it plus after, so that the next publish
+// follows it.
+func addLiveEntry(t *testing.T, p, epoch string, ahead uint64, seq string, after uint64, values ...any) {
+	t.Helper()
+	ctx := context.Background()
+	rdb := rawClient(t)
+	meta := "{" + p + "}:v2:meta"
+	lb, err := rdb.HGet(ctx, meta, "lb").Uint64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := "{" + p + "}:" + epoch + ":live"
+	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: live, ID: fmt.Sprintf("%d-%s", lb+ahead, seq), Values: values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, meta, "lb", lb+ahead+after).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
